@@ -1,0 +1,226 @@
+//! Generic key commands: DEL EXISTS TYPE, TTLs, RENAME, KEYS SCAN RANDOMKEY, DBSIZE, FLUSH*.
+
+use bytes::Bytes;
+
+use super::{int_arg, text, Ctx, SYNTAX};
+use crate::keyspace::glob_match;
+use crate::resp::Reply;
+use crate::tri;
+
+fn eq(arg: &[u8], word: &str) -> bool {
+    arg.eq_ignore_ascii_case(word.as_bytes())
+}
+
+/// DEL and UNLINK (memory is freed at once either way: values are refcounted buffers).
+pub fn del(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let now = ctx.now;
+    let db = ctx.db();
+    Reply::Int(args[1..].iter().filter(|k| db.delete(k, now)).count() as i64)
+}
+
+/// EXISTS and TOUCH: how many of the keys exist, duplicates counted each time.
+pub fn exists(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let now = ctx.now;
+    let db = ctx.db();
+    Reply::Int(args[1..].iter().filter(|k| db.contains(k, now)).count() as i64)
+}
+
+pub fn type_(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let now = ctx.now;
+    Reply::simple(ctx.db().get(&args[1], now).map_or("none", |e| e.value.type_name()))
+}
+
+/// EXPIRE / PEXPIRE / EXPIREAT / PEXPIREAT key time [NX|XX|GT|LT]
+fn expire_generic(ctx: &mut Ctx, args: &[Bytes], unit: i64, absolute: bool, name: &str) -> Reply {
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    for a in &args[3..] {
+        match () {
+            _ if eq(a, "nx") => nx = true,
+            _ if eq(a, "xx") => xx = true,
+            _ if eq(a, "gt") => gt = true,
+            _ if eq(a, "lt") => lt = true,
+            _ => return Reply::error(format!("ERR Unsupported option {}", text(a))),
+        }
+    }
+    if nx && (xx || gt || lt) {
+        return Reply::err("ERR NX and XX, GT or LT options at the same time are not compatible");
+    }
+    if gt && lt {
+        return Reply::err("ERR GT and LT options at the same time are not compatible");
+    }
+    let amount = tri!(int_arg(&args[2]));
+    let at = tri!(super::expire_at(amount, unit, absolute, ctx.now, name, true));
+    let now = ctx.now;
+    let key = &args[1];
+    let db = ctx.db();
+    let Some(entry) = db.get(key, now) else { return Reply::Int(0) };
+    let current = entry.expire_at;
+    let allowed = match current {
+        None => !(xx || gt),
+        Some(cur) => !nx && !(gt && at as u64 <= cur) && !(lt && at as u64 >= cur),
+    };
+    if !allowed {
+        return Reply::Int(0);
+    }
+    if at <= now as i64 {
+        db.remove(key);
+    } else {
+        db.set_expire(key, at as u64, now);
+    }
+    Reply::Int(1)
+}
+
+pub fn expire(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    expire_generic(ctx, args, 1000, false, "expire")
+}
+pub fn pexpire(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    expire_generic(ctx, args, 1, false, "pexpire")
+}
+pub fn expireat(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    expire_generic(ctx, args, 1000, true, "expireat")
+}
+pub fn pexpireat(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    expire_generic(ctx, args, 1, true, "pexpireat")
+}
+
+/// TTL family: -2 when there is no key, -1 when it has no TTL.
+fn ttl_generic(ctx: &mut Ctx, key: &[u8], show: impl Fn(u64, u64) -> i64) -> Reply {
+    let now = ctx.now;
+    match ctx.db().get(key, now) {
+        None => Reply::Int(-2),
+        Some(e) => Reply::Int(e.expire_at.map_or(-1, |at| show(at, now))),
+    }
+}
+
+pub fn ttl(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    ttl_generic(ctx, &args[1], |at, now| ((at.saturating_sub(now) + 500) / 1000) as i64)
+}
+pub fn pttl(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    ttl_generic(ctx, &args[1], |at, now| at.saturating_sub(now) as i64)
+}
+pub fn expiretime(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    ttl_generic(ctx, &args[1], |at, _| (at / 1000) as i64)
+}
+pub fn pexpiretime(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    ttl_generic(ctx, &args[1], |at, _| at as i64)
+}
+
+pub fn persist(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let now = ctx.now;
+    Reply::Int(ctx.db().persist(&args[1], now) as i64)
+}
+
+/// Moves `from` to `to`, keeping the TTL. Returns false when `from` does not exist.
+fn rename_generic(ctx: &mut Ctx, from: &[u8], to: &[u8], nx: bool) -> Result<bool, Reply> {
+    let now = ctx.now;
+    let db = ctx.db();
+    if !db.contains(from, now) {
+        return Err(Reply::err("ERR no such key"));
+    }
+    if from == to {
+        return Ok(!nx);
+    }
+    if nx && db.contains(to, now) {
+        return Ok(false);
+    }
+    let entry = db.remove(from).expect("checked above");
+    db.set(to, entry.value, entry.expire_at);
+    Ok(true)
+}
+
+pub fn rename(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    tri!(rename_generic(ctx, &args[1], &args[2], false));
+    Reply::Ok
+}
+
+pub fn renamenx(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    Reply::Int(tri!(rename_generic(ctx, &args[1], &args[2], true)) as i64)
+}
+
+pub fn keys(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let now = ctx.now;
+    let pattern = &args[1];
+    let all = pattern.as_ref() == b"*";
+    let mut out = Vec::new();
+    ctx.db().for_each_live(now, |k, _| {
+        if all || glob_match(pattern, k) {
+            out.push(Reply::Bulk(k.clone()));
+        }
+    });
+    Reply::Array(out)
+}
+
+/// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]
+pub fn scan(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let cursor = match std::str::from_utf8(&args[1]).ok().and_then(|s| s.parse::<u64>().ok()) {
+        Some(c) if !args[1].starts_with(b"+") => c,
+        _ => return Reply::err("ERR invalid cursor"),
+    };
+    let (mut pattern, mut count, mut type_filter): (Option<&Bytes>, usize, Option<&Bytes>) = (None, 10, None);
+    let mut i = 2;
+    while i < args.len() {
+        let Some(value) = args.get(i + 1) else { return Reply::err(SYNTAX) };
+        match () {
+            _ if eq(&args[i], "match") => pattern = Some(value).filter(|p| p.as_ref() != b"*"),
+            _ if eq(&args[i], "count") => {
+                let n = tri!(int_arg(value));
+                if n < 1 {
+                    return Reply::err(SYNTAX);
+                }
+                count = n as usize;
+            }
+            _ if eq(&args[i], "type") => type_filter = Some(value),
+            _ => return Reply::err(SYNTAX),
+        }
+        i += 2;
+    }
+    let now = ctx.now;
+    let mut keys = Vec::new();
+    let next = ctx.db().scan(cursor, count, now, |k, e| {
+        let type_ok = type_filter.is_none_or(|t| t.eq_ignore_ascii_case(e.value.type_name().as_bytes()));
+        if type_ok && pattern.is_none_or(|p| glob_match(p, k)) {
+            keys.push(Reply::Bulk(k.clone()));
+        }
+    });
+    let mut c = itoa::Buffer::new();
+    Reply::Array(vec![Reply::bulk(Bytes::copy_from_slice(c.format(next).as_bytes())), Reply::Array(keys)])
+}
+
+pub fn randomkey(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+    let now = ctx.now;
+    let state = &mut *ctx.state;
+    let db = &mut state.keyspace.dbs[ctx.client.db];
+    db.random_key(&mut state.keyspace.rng, now).into()
+}
+
+pub fn dbsize(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+    Reply::Int(ctx.db().len() as i64)
+}
+
+/// The optional ASYNC|SYNC of FLUSHDB and FLUSHALL. Both flush at once: dropping refcounted
+/// buffers is cheap enough not to need a background thread yet.
+fn flush_mode_ok(args: &[Bytes]) -> bool {
+    match args.len() {
+        1 => true,
+        2 => eq(&args[1], "async") || eq(&args[1], "sync"),
+        _ => false,
+    }
+}
+
+pub fn flushdb(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    if !flush_mode_ok(args) {
+        return Reply::err(SYNTAX);
+    }
+    ctx.db().flush();
+    Reply::Ok
+}
+
+pub fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    if !flush_mode_ok(args) {
+        return Reply::err(SYNTAX);
+    }
+    ctx.state.keyspace.dbs.iter_mut().for_each(|db| {
+        db.flush();
+    });
+    Reply::Ok
+}

@@ -1,0 +1,386 @@
+//! Commands: one table ([`table::COMMANDS`]) declares every command once (name, arity,
+//! flags, key positions, docs, handler). Dispatch checks arity, authentication and MULTI from
+//! it; `COMMAND` prints it; the proxy and replication will read key positions and the write
+//! flag from it.
+//!
+//! A handler takes the parsed arguments and a [`Ctx`] and returns a [`Reply`]. It never sees
+//! a socket, so the same handler serves a client, a queued MULTI, and (later) a replica
+//! applying the replication stream.
+
+pub mod connection;
+pub mod introspection;
+pub mod keys;
+pub mod server;
+pub mod strings;
+pub mod table;
+pub mod transactions;
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+
+use crate::keyspace::Db;
+use crate::resp::parser::parse_i64;
+use crate::resp::Reply;
+use crate::server::{ClientHandle, Server, State};
+
+pub use table::COMMANDS;
+
+/// Command flags, as Redis names them in `COMMAND INFO`.
+pub mod flags {
+    pub const WRITE: u32 = 1 << 0;
+    pub const READONLY: u32 = 1 << 1;
+    pub const DENYOOM: u32 = 1 << 2;
+    pub const ADMIN: u32 = 1 << 3;
+    pub const NOSCRIPT: u32 = 1 << 4;
+    pub const LOADING: u32 = 1 << 5;
+    pub const STALE: u32 = 1 << 6;
+    pub const FAST: u32 = 1 << 7;
+    pub const NO_AUTH: u32 = 1 << 8;
+    pub const NO_MULTI: u32 = 1 << 9;
+    pub const ALLOW_BUSY: u32 = 1 << 10;
+    pub const SKIP_SLOWLOG: u32 = 1 << 11;
+    pub const SENTINEL: u32 = 1 << 12;
+
+    /// Names in the order `COMMAND INFO` prints them.
+    pub const NAMES: &[(u32, &str)] = &[
+        (WRITE, "write"),
+        (READONLY, "readonly"),
+        (DENYOOM, "denyoom"),
+        (ADMIN, "admin"),
+        (NOSCRIPT, "noscript"),
+        (LOADING, "loading"),
+        (STALE, "stale"),
+        (SKIP_SLOWLOG, "skip_slowlog"),
+        (FAST, "fast"),
+        (NO_AUTH, "no_auth"),
+        (NO_MULTI, "no_multi"),
+        (ALLOW_BUSY, "allow_busy"),
+        (SENTINEL, "sentinel"),
+    ];
+}
+
+pub type Handler = fn(&mut Ctx, &[Bytes]) -> Reply;
+
+/// One command (or one subcommand of a container command such as CONFIG).
+pub struct Command {
+    /// Lower-case name, as COMMAND reports it.
+    pub name: &'static str,
+    /// Redis's arity: N means exactly N arguments (name included), -N at least N.
+    pub arity: i32,
+    pub flags: u32,
+    /// Key positions: first key, last key (negative counts from the end), step. 0 = no keys.
+    pub first_key: i32,
+    pub last_key: i32,
+    pub step: i32,
+    /// Redis's command group: string, generic, connection, server, transactions.
+    pub group: &'static str,
+    pub since: &'static str,
+    pub summary: &'static str,
+    pub complexity: &'static str,
+    /// The argument syntax, as Redis's docs print it (`key value [NX|XX]`); COMMAND DOCS
+    /// turns it into argument descriptions for redis-cli's hints.
+    pub syntax: &'static str,
+    pub handler: Handler,
+    pub subcommands: &'static [Command],
+}
+
+impl Command {
+    pub fn has(&self, flag: u32) -> bool {
+        self.flags & flag != 0
+    }
+
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let argc = argc as i64;
+        let arity = self.arity as i64;
+        if arity >= 0 {
+            argc == arity
+        } else {
+            argc >= -arity
+        }
+    }
+
+    /// Positions of the key arguments of a call with `argc` arguments.
+    pub fn key_positions(&self, argc: usize) -> impl Iterator<Item = usize> {
+        let (first, step) = (self.first_key.max(0) as usize, self.step.max(1) as usize);
+        let last = if self.last_key < 0 { argc as i64 + self.last_key as i64 } else { self.last_key as i64 };
+        let end = if first == 0 { 0 } else { (last.max(0) as usize + 1).min(argc) };
+        (first..end).step_by(step).filter(move |_| first != 0)
+    }
+
+    /// Finds a subcommand by name, case-insensitively.
+    pub fn subcommand(&self, name: &[u8]) -> Option<&'static Command> {
+        self.subcommands.iter().find(|c| c.name.as_bytes().eq_ignore_ascii_case(name))
+    }
+}
+
+fn index() -> &'static HashMap<&'static str, &'static Command> {
+    static INDEX: OnceLock<HashMap<&'static str, &'static Command>> = OnceLock::new();
+    INDEX.get_or_init(|| COMMANDS.iter().map(|c| (c.name, c)).collect())
+}
+
+/// Finds a command by name, case-insensitively, without allocating.
+pub fn lookup(name: &[u8]) -> Option<&'static Command> {
+    let mut buf = [0u8; 32];
+    let lower = buf.get_mut(..name.len())?;
+    for (d, s) in lower.iter_mut().zip(name) {
+        *d = s.to_ascii_lowercase();
+    }
+    index().get(std::str::from_utf8(lower).ok()?).copied()
+}
+
+/// A transaction being queued between MULTI and EXEC.
+#[derive(Default)]
+pub struct Multi {
+    pub queued: Vec<Vec<Bytes>>,
+    /// A command was refused while queuing: EXEC must answer EXECABORT.
+    pub aborted: bool,
+}
+
+/// The per-connection state that commands read and change.
+pub struct Client {
+    pub id: u64,
+    pub db: usize,
+    /// RESP version in use: 2 or 3.
+    pub proto: u8,
+    pub authenticated: bool,
+    pub multi: Option<Multi>,
+    /// WATCHed keys: (db, key, version at WATCH).
+    pub watched: Vec<(usize, Bytes, u64)>,
+    /// Close the connection once this batch's replies are written (QUIT, CLIENT KILL self).
+    pub close: bool,
+    /// What CLIENT LIST and CLIENT KILL see of this connection.
+    pub handle: Arc<ClientHandle>,
+}
+
+impl Client {
+    pub fn new(handle: Arc<ClientHandle>, authenticated: bool) -> Self {
+        Client {
+            id: handle.id,
+            db: 0,
+            proto: 2,
+            authenticated,
+            multi: None,
+            watched: Vec::new(),
+            close: false,
+            handle,
+        }
+    }
+}
+
+/// What a handler works with: the locked server state, its own connection, the server.
+pub struct Ctx<'a> {
+    pub state: &'a mut State,
+    pub client: &'a mut Client,
+    pub server: &'a Server,
+    /// The time of this batch of commands, in Unix milliseconds.
+    pub now: u64,
+}
+
+impl Ctx<'_> {
+    /// The client's selected database.
+    pub fn db(&mut self) -> &mut Db {
+        &mut self.state.keyspace.dbs[self.client.db]
+    }
+}
+
+// Error replies shared by many commands, with Redis's exact texts.
+pub const SYNTAX: &str = "ERR syntax error";
+pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
+pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+
+pub fn wrong_arity(name: &str) -> Reply {
+    Reply::error(format!("ERR wrong number of arguments for '{name}' command"))
+}
+
+/// Parses an integer argument, or gives the reply Redis sends for a bad one.
+pub fn int_arg(arg: &[u8]) -> Result<i64, Reply> {
+    parse_i64(arg).ok_or(Reply::err(NOT_INTEGER))
+}
+
+/// Lossy text of an argument, for error messages.
+pub fn text(arg: &[u8]) -> String {
+    String::from_utf8_lossy(arg).into_owned()
+}
+
+/// Unwraps a `Result<T, Reply>` inside a handler, returning the error reply.
+#[macro_export]
+macro_rules! tri {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(reply) => return reply,
+        }
+    };
+}
+
+fn unknown_command(args: &[Bytes]) -> Reply {
+    let mut rest = String::new();
+    for arg in &args[1..] {
+        if rest.len() >= 128 {
+            break;
+        }
+        let room = 128 - rest.len();
+        let t = text(arg);
+        let cut: String = t.chars().take(room).collect();
+        rest.push_str(&format!("'{cut}' "));
+    }
+    let name: String = text(&args[0]).chars().take(128).collect();
+    Reply::error(format!("ERR unknown command '{name}', with args beginning with: {rest}"))
+}
+
+/// Commands that run right away even between MULTI and EXEC.
+fn runs_inside_multi(name: &str) -> bool {
+    matches!(name, "exec" | "discard" | "multi" | "watch" | "quit" | "reset")
+}
+
+/// Resolves `args` to its command (or subcommand), checking existence and arity. The error
+/// replies are Redis's.
+pub fn resolve(args: &[Bytes]) -> Result<&'static Command, Reply> {
+    let cmd = lookup(&args[0]).ok_or_else(|| unknown_command(args))?;
+    if !cmd.arity_ok(args.len()) {
+        return Err(wrong_arity(cmd.name));
+    }
+    if cmd.subcommands.is_empty() || args.len() < 2 {
+        return Ok(cmd);
+    }
+    let Some(sub) = cmd.subcommand(&args[1]) else {
+        return Err(Reply::error(format!(
+            "ERR unknown subcommand '{}'. Try {} HELP.",
+            text(&args[1]).chars().take(128).collect::<String>(),
+            cmd.name.to_ascii_uppercase()
+        )));
+    };
+    if !sub.arity_ok(args.len()) {
+        return Err(wrong_arity(&format!("{}|{}", cmd.name, sub.name)));
+    }
+    Ok(sub)
+}
+
+/// Runs one command for a client: lookup, checks, MULTI queuing, then the handler.
+pub fn dispatch(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let cmd = match resolve(args) {
+        Ok(cmd) => cmd,
+        Err(reply) => {
+            if let Some(multi) = &mut ctx.client.multi {
+                multi.aborted = true;
+            }
+            return reply;
+        }
+    };
+    if !ctx.client.authenticated && !cmd.has(flags::NO_AUTH) {
+        if let Some(multi) = &mut ctx.client.multi {
+            multi.aborted = true;
+        }
+        return Reply::err("NOAUTH Authentication required.");
+    }
+    if let Some(multi) = &mut ctx.client.multi {
+        if !runs_inside_multi(cmd.name) {
+            if cmd.has(flags::NO_MULTI) {
+                multi.aborted = true;
+                return Reply::err("ERR Command not allowed inside a transaction");
+            }
+            multi.queued.push(args.to_vec());
+            return Reply::simple("QUEUED");
+        }
+    }
+    ctx.client.handle.set_last_command(cmd);
+    ctx.state.stats.commands += 1;
+    (cmd.handler)(ctx, args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_is_case_insensitive() {
+        assert_eq!(lookup(b"GeT").unwrap().name, "get");
+        assert!(lookup(b"nosuchcommand").is_none());
+        assert!(lookup(&[b'a'; 100]).is_none());
+    }
+
+    #[test]
+    fn table_is_consistent() {
+        let mut names = std::collections::HashSet::new();
+        for c in COMMANDS {
+            assert!(names.insert(c.name), "duplicate {}", c.name);
+            assert_eq!(c.name, c.name.to_ascii_lowercase());
+            assert!(c.arity != 0, "{}", c.name);
+            assert!(!(c.has(flags::WRITE) && c.has(flags::READONLY)), "{}", c.name);
+            assert!(!c.summary.is_empty() && !c.since.is_empty(), "{}", c.name);
+            for s in c.subcommands {
+                assert!(s.arity.unsigned_abs() >= 2, "{}|{}", c.name, s.name);
+            }
+        }
+    }
+
+    #[test]
+    fn key_positions() {
+        let keys = |name: &str, argc| lookup(name.as_bytes()).unwrap().key_positions(argc).collect::<Vec<_>>();
+        assert_eq!(keys("get", 2), [1]);
+        assert_eq!(keys("mset", 7), [1, 3, 5]);
+        assert_eq!(keys("del", 4), [1, 2, 3]);
+        assert_eq!(keys("ping", 1), Vec::<usize>::new());
+        assert_eq!(keys("rename", 3), [1, 2]);
+    }
+
+    #[test]
+    fn arity() {
+        let get = lookup(b"get").unwrap();
+        assert!(get.arity_ok(2) && !get.arity_ok(1) && !get.arity_ok(3));
+        let del = lookup(b"del").unwrap();
+        assert!(del.arity_ok(2) && del.arity_ok(10) && !del.arity_ok(1));
+    }
+}
+
+impl Ctx<'_> {
+    /// The string at `key` (None when there is none), or WRONGTYPE. Counts a keyspace hit or
+    /// miss, as INFO reports.
+    pub fn get_str(&mut self, key: &[u8]) -> Result<Option<Bytes>, Reply> {
+        let now = self.now;
+        let found = match self.db().get(key, now) {
+            None => None,
+            Some(entry) => match &entry.value {
+                crate::keyspace::Value::Str(b) => Some(b.clone()),
+                #[allow(unreachable_patterns)]
+                _ => return Err(Reply::err(WRONGTYPE)),
+            },
+        };
+        if found.is_some() {
+            self.state.stats.keyspace_hits += 1;
+        } else {
+            self.state.stats.keyspace_misses += 1;
+        }
+        Ok(found)
+    }
+
+    /// The largest string a command may create (proto-max-bulk-len).
+    pub fn max_string(&self) -> usize {
+        self.state.config.proto_max_bulk_len()
+    }
+}
+
+/// An absolute expiry time in Unix ms from a relative or absolute amount in a unit, or
+/// Redis's "invalid expire time" error for `cmd`. `allow_nonpositive` is for EXPIRE, where a
+/// time in the past deletes the key.
+pub fn expire_at(
+    amount: i64,
+    unit_ms: i64,
+    absolute: bool,
+    now: u64,
+    cmd: &str,
+    allow_nonpositive: bool,
+) -> Result<i64, Reply> {
+    let invalid = || Reply::error(format!("ERR invalid expire time in '{cmd}' command"));
+    if amount <= 0 && !allow_nonpositive {
+        return Err(invalid());
+    }
+    let ms = amount.checked_mul(unit_ms).ok_or_else(invalid)?;
+    if absolute {
+        Ok(ms)
+    } else {
+        ms.checked_add(now as i64).ok_or_else(invalid)
+    }
+}

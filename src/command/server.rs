@@ -1,0 +1,261 @@
+//! Server commands: INFO CONFIG TIME, and the FUNCTION/SCRIPT FLUSH that tools send.
+
+
+use bytes::Bytes;
+
+use super::{text, Ctx, SYNTAX};
+use crate::alloc::{rss, used_memory};
+use crate::resp::Reply;
+use crate::server::REDIS_VERSION;
+
+fn human(bytes: usize) -> String {
+    let b = bytes as f64;
+    match bytes {
+        n if n < 1024 => format!("{n}B"),
+        n if n < 1024 * 1024 => format!("{:.2}K", b / 1024.0),
+        n if n < 1024 * 1024 * 1024 => format!("{:.2}M", b / 1048576.0),
+        _ => format!("{:.2}G", b / 1073741824.0),
+    }
+}
+
+const DEFAULT_SECTIONS: &[&str] =
+    &["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "cluster", "keyspace"];
+
+fn cpu_seconds() -> (f64, f64) {
+    // utime and stime, fields 14 and 15 of /proc/self/stat, in clock ticks (100 per second).
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / 100.0;
+    (ticks(11), ticks(12))
+}
+
+fn section(ctx: &mut Ctx, name: &str, out: &mut String) {
+    let state = &*ctx.state;
+    let server = ctx.server;
+    let mut w = |line: String| {
+        out.push_str(&line);
+        out.push_str("\r\n");
+    };
+    match name {
+        "server" => {
+            let uptime = server.started.elapsed().as_secs();
+            w("# Server".into());
+            w(format!("redis_version:{REDIS_VERSION}"));
+            w(format!("rust_edis_version:{}", env!("CARGO_PKG_VERSION")));
+            w("redis_git_sha1:00000000".into());
+            w("redis_git_dirty:0".into());
+            w("redis_mode:standalone".into());
+            w(format!("os:{} {}", std::env::consts::OS, std::env::consts::ARCH));
+            w(format!("arch_bits:{}", usize::BITS));
+            w("multiplexing_api:epoll".into());
+            w(format!("process_id:{}", std::process::id()));
+            w(format!("run_id:{}", server.run_id));
+            w(format!("tcp_port:{}", server.local_addr.port()));
+            w(format!("server_time_usec:{}", ctx.now * 1000));
+            w(format!("uptime_in_seconds:{uptime}"));
+            w(format!("uptime_in_days:{}", uptime / 86400));
+            w(format!("hz:{}", state.config.hz()));
+            w(format!("configured_hz:{}", state.config.hz()));
+            let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default();
+            w(format!("executable:{exe}"));
+            let file = state.config.file.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+            w(format!("config_file:{file}"));
+        }
+        "clients" => {
+            w("# Clients".into());
+            w(format!("connected_clients:{}", server.clients().len()));
+            w("cluster_connections:0".into());
+            w(format!("maxclients:{}", state.config.maxclients()));
+            w("blocked_clients:0".into());
+            w("tracking_clients:0".into());
+            w("clients_in_timeout_table:0".into());
+        }
+        "memory" => {
+            let (used, rss) = (used_memory(), rss());
+            let max: usize = state.config.get("maxmemory").parse().unwrap_or(0);
+            w("# Memory".into());
+            w(format!("used_memory:{used}"));
+            w(format!("used_memory_human:{}", human(used)));
+            w(format!("used_memory_rss:{rss}"));
+            w(format!("used_memory_rss_human:{}", human(rss)));
+            w(format!("maxmemory:{max}"));
+            w(format!("maxmemory_human:{}", human(max)));
+            w(format!("maxmemory_policy:{}", state.config.get("maxmemory-policy")));
+            w(format!("mem_fragmentation_ratio:{:.2}", rss as f64 / used.max(1) as f64));
+            w("mem_allocator:libc".into());
+        }
+        "persistence" => {
+            w("# Persistence".into());
+            w("loading:0".into());
+            w("async_loading:0".into());
+            w("rdb_bgsave_in_progress:0".into());
+            w("aof_enabled:0".into());
+            w("aof_rewrite_in_progress:0".into());
+        }
+        "stats" => {
+            let s = &state.stats;
+            w("# Stats".into());
+            w(format!("total_connections_received:{}", s.connections));
+            w(format!("total_commands_processed:{}", s.commands));
+            w(format!("instantaneous_ops_per_sec:{}", s.ops_per_sec()));
+            w(format!("total_net_input_bytes:{}", s.net_input_bytes));
+            w(format!("total_net_output_bytes:{}", s.net_output_bytes));
+            w(format!("rejected_connections:{}", s.rejected_connections));
+            w(format!("expired_keys:{}", s.expired_keys));
+            w("evicted_keys:0".into());
+            w(format!("keyspace_hits:{}", s.keyspace_hits));
+            w(format!("keyspace_misses:{}", s.keyspace_misses));
+            w("pubsub_channels:0".into());
+            w("pubsub_patterns:0".into());
+        }
+        "replication" => {
+            w("# Replication".into());
+            w("role:master".into());
+            w("connected_slaves:0".into());
+            w("master_failover_state:no-failover".into());
+            w(format!("master_replid:{}", server.run_id));
+            w("master_replid2:0000000000000000000000000000000000000000".into());
+            w("master_repl_offset:0".into());
+            w("second_repl_offset:-1".into());
+            w("repl_backlog_active:0".into());
+            w(format!("repl_backlog_size:{}", state.config.get("repl-backlog-size")));
+            w("repl_backlog_first_byte_offset:0".into());
+            w("repl_backlog_histlen:0".into());
+        }
+        "cpu" => {
+            let (user, sys) = cpu_seconds();
+            w("# CPU".into());
+            w(format!("used_cpu_sys:{sys:.6}"));
+            w(format!("used_cpu_user:{user:.6}"));
+        }
+        "cluster" => {
+            w("# Cluster".into());
+            w("cluster_enabled:0".into());
+        }
+        "keyspace" => {
+            w("# Keyspace".into());
+            let now = ctx.now;
+            for (i, db) in state.keyspace.dbs.iter().enumerate() {
+                if !db.is_empty() {
+                    w(format!("db{i}:keys={},expires={},avg_ttl={}", db.len(), db.expires_len(), db.avg_ttl(now)));
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// INFO [section ...]: sections as Redis names them; `all`, `everything` and `default`.
+pub fn info(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let mut wanted: Vec<String> = Vec::new();
+    for a in &args[1..] {
+        match text(a).to_ascii_lowercase().as_str() {
+            "all" | "everything" | "default" => wanted.extend(DEFAULT_SECTIONS.iter().map(|s| s.to_string())),
+            s => wanted.push(s.to_string()),
+        }
+    }
+    if wanted.is_empty() {
+        wanted = DEFAULT_SECTIONS.iter().map(|s| s.to_string()).collect();
+    }
+    let mut out = String::new();
+    let mut done: Vec<&str> = Vec::new();
+    for name in DEFAULT_SECTIONS {
+        if wanted.iter().any(|w| w == name) && !done.contains(name) {
+            if !out.is_empty() {
+                out.push_str("\r\n");
+            }
+            section(ctx, name, &mut out);
+            done.push(name);
+        }
+    }
+    Reply::Verbatim(Bytes::from(out))
+}
+
+pub fn config_get(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let patterns: Vec<&[u8]> = args[2..].iter().map(|a| a.as_ref()).collect();
+    let pairs = ctx.state.config.get_matching(&patterns);
+    Reply::Map(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (Reply::Bulk(Bytes::from(k)), Reply::Bulk(Bytes::from(v))))
+            .collect(),
+    )
+}
+
+pub fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    if args.len() % 2 != 0 {
+        return super::wrong_arity("config|set");
+    }
+    let pairs: Vec<(String, String)> = args[2..].chunks(2).map(|p| (text(&p[0]), text(&p[1]))).collect();
+    match ctx.state.config.set_runtime(&pairs) {
+        Ok(()) => Reply::Ok,
+        Err(e) => Reply::error(e),
+    }
+}
+
+pub fn config_resetstat(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+    ctx.state.stats = Default::default();
+    Reply::Ok
+}
+
+fn help(lines: &[&'static str]) -> Reply {
+    Reply::Array(lines.iter().map(|l| Reply::simple(l)).collect())
+}
+
+pub fn config_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+    help(&[
+        "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "GET <pattern>",
+        "    Return parameters matching the glob-like <pattern> and their values.",
+        "SET <directive> <value>",
+        "    Set the configuration <directive> to <value>.",
+        "RESETSTAT",
+        "    Reset statistics reported by the INFO command.",
+        "HELP",
+        "    Print this help.",
+    ])
+}
+
+pub fn time(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+    let _ = ctx;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    Reply::Array(vec![
+        Reply::bulk(Bytes::from(now.as_secs().to_string())),
+        Reply::bulk(Bytes::from(now.subsec_micros().to_string())),
+    ])
+}
+
+/// FUNCTION FLUSH and SCRIPT FLUSH [ASYNC|SYNC]: there are no functions or scripts to drop,
+/// but test suites and tools send them to get a clean server.
+pub fn flush_scripts(_ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    match args.len() {
+        2 => Reply::Ok,
+        3 if args[2].eq_ignore_ascii_case(b"async") || args[2].eq_ignore_ascii_case(b"sync") => Reply::Ok,
+        _ => Reply::err(SYNTAX),
+    }
+}
+
+pub fn client_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+    help(&[
+        "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "GETNAME",
+        "    Return the name of the current connection.",
+        "ID",
+        "    Return the ID of the current connection.",
+        "INFO",
+        "    Return information about the current client connection.",
+        "KILL <ip:port>",
+        "    Kill connection made from <ip:port>.",
+        "KILL <option> <value> [<option> <value> [...]]",
+        "    Kill connections. Options are: ID, ADDR, LADDR, SKIPME (yes|no).",
+        "LIST [options ...]",
+        "    Return information about client connections. Options: TYPE, ID.",
+        "SETINFO <option> <value>",
+        "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
+        "SETNAME <name>",
+        "    Assign the name <name> to the current connection.",
+        "HELP",
+        "    Print this help.",
+    ])
+}

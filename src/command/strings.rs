@@ -1,0 +1,382 @@
+//! String commands: GET SET and the rest of Redis's string family.
+
+use bytes::{Bytes, BytesMut};
+
+use super::{expire_at, int_arg, Ctx, NOT_INTEGER, SYNTAX};
+use crate::keyspace::Value;
+use crate::resp::parser::parse_i64;
+use crate::resp::reply::format_double;
+use crate::resp::Reply;
+use crate::tri;
+
+fn eq(arg: &[u8], word: &str) -> bool {
+    arg.eq_ignore_ascii_case(word.as_bytes())
+}
+
+fn str_value(v: &[u8]) -> Value {
+    Value::Str(Bytes::copy_from_slice(v))
+}
+
+fn too_long() -> Reply {
+    Reply::err("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
+}
+
+pub fn get(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    tri!(ctx.get_str(&args[1])).into()
+}
+
+/// The expiry options SET and GETEX share.
+#[derive(Clone, Copy, PartialEq)]
+enum Ttl {
+    Keep,
+    Persist,
+    /// (amount, unit in ms, absolute)
+    At(i64, i64, bool),
+}
+
+/// Parses `EX s | PX ms | EXAT s | PXAT ms` at `args[*i]`, advancing past its value.
+fn ttl_option(args: &[Bytes], i: &mut usize) -> Option<Result<Ttl, Reply>> {
+    let (unit, absolute) = match () {
+        _ if eq(&args[*i], "ex") => (1000, false),
+        _ if eq(&args[*i], "px") => (1, false),
+        _ if eq(&args[*i], "exat") => (1000, true),
+        _ if eq(&args[*i], "pxat") => (1, true),
+        _ => return None,
+    };
+    let Some(value) = args.get(*i + 1) else { return Some(Err(Reply::err(SYNTAX))) };
+    *i += 1;
+    Some(int_arg(value).map(|n| Ttl::At(n, unit, absolute)))
+}
+
+/// SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]
+pub fn set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let (mut nx, mut xx, mut get) = (false, false, false);
+    let mut ttl: Option<Ttl> = None;
+    let mut bad_number = None;
+    let mut i = 3;
+    while i < args.len() {
+        let a = &args[i];
+        if eq(a, "nx") && !xx {
+            nx = true;
+        } else if eq(a, "xx") && !nx {
+            xx = true;
+        } else if eq(a, "get") {
+            get = true;
+        } else if eq(a, "keepttl") && ttl.is_none() {
+            ttl = Some(Ttl::Keep);
+        } else if ttl.is_none() {
+            match ttl_option(args, &mut i) {
+                Some(Ok(t)) => ttl = Some(t),
+                // Redis reports a malformed number only once the options parsed.
+                Some(Err(e)) if e == Reply::err(NOT_INTEGER) => {
+                    bad_number = Some(e);
+                    ttl = Some(Ttl::Keep);
+                }
+                _ => return Reply::err(SYNTAX),
+            }
+        } else {
+            return Reply::err(SYNTAX);
+        }
+        i += 1;
+    }
+    if let Some(e) = bad_number {
+        return e;
+    }
+    let at = match ttl {
+        Some(Ttl::At(n, unit, abs)) => Some(tri!(expire_at(n, unit, abs, ctx.now, "set", false))),
+        _ => None,
+    };
+    let (key, now) = (&args[1], ctx.now);
+    let old = if get { tri!(ctx.get_str(key)) } else { None };
+    let exists = if get { old.is_some() } else { ctx.db().contains(key, now) };
+    if (nx && exists) || (xx && !exists) {
+        return if get { old.into() } else { Reply::Nil };
+    }
+    let value = str_value(&args[2]);
+    let db = ctx.db();
+    match (ttl, at) {
+        (Some(Ttl::Keep), _) => db.set_keep_ttl(key, value, now),
+        (_, at) => db.set(key, value, at.map(|t| t.max(0) as u64)),
+    }
+    if get {
+        old.into()
+    } else {
+        Reply::Ok
+    }
+}
+
+pub fn setnx(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let now = ctx.now;
+    let db = ctx.db();
+    if db.contains(&args[1], now) {
+        return Reply::Int(0);
+    }
+    db.set(&args[1], str_value(&args[2]), None);
+    Reply::Int(1)
+}
+
+fn set_with_ttl(ctx: &mut Ctx, args: &[Bytes], unit: i64, name: &str) -> Reply {
+    let n = tri!(int_arg(&args[2]));
+    let at = tri!(expire_at(n, unit, false, ctx.now, name, false));
+    ctx.db().set(&args[1], str_value(&args[3]), Some(at as u64));
+    Reply::Ok
+}
+
+pub fn setex(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    set_with_ttl(ctx, args, 1000, "setex")
+}
+
+pub fn psetex(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    set_with_ttl(ctx, args, 1, "psetex")
+}
+
+pub fn getset(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let old = tri!(ctx.get_str(&args[1]));
+    ctx.db().set(&args[1], str_value(&args[2]), None);
+    old.into()
+}
+
+pub fn getdel(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let old = tri!(ctx.get_str(&args[1]));
+    if old.is_some() {
+        ctx.db().remove(&args[1]);
+    }
+    old.into()
+}
+
+/// GETEX key [EX s|PX ms|EXAT s|PXAT ms|PERSIST]
+pub fn getex(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let mut ttl = None;
+    let mut i = 2;
+    while i < args.len() {
+        if eq(&args[i], "persist") && ttl.is_none() {
+            ttl = Some(Ttl::Persist);
+        } else if ttl.is_none() {
+            match ttl_option(args, &mut i) {
+                Some(Ok(t)) => ttl = Some(t),
+                Some(Err(e)) if e == Reply::err(NOT_INTEGER) => return e,
+                _ => return Reply::err(SYNTAX),
+            }
+        } else {
+            return Reply::err(SYNTAX);
+        }
+        i += 1;
+    }
+    let at = match ttl {
+        Some(Ttl::At(n, unit, abs)) => Some(tri!(expire_at(n, unit, abs, ctx.now, "getex", false))),
+        _ => None,
+    };
+    let value = tri!(ctx.get_str(&args[1]));
+    if value.is_some() {
+        let now = ctx.now;
+        let db = ctx.db();
+        match (ttl, at) {
+            (Some(Ttl::Persist), _) => {
+                db.persist(&args[1], now);
+            }
+            (_, Some(at)) if at as u64 <= now => {
+                db.remove(&args[1]);
+            }
+            (_, Some(at)) => {
+                db.set_expire(&args[1], at as u64, now);
+            }
+            _ => {}
+        }
+    }
+    value.into()
+}
+
+pub fn mget(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let now = ctx.now;
+    let db = ctx.db();
+    Reply::Array(
+        args[1..]
+            .iter()
+            .map(|k| match db.get(k, now) {
+                Some(e) => match &e.value {
+                    Value::Str(b) => Reply::Bulk(b.clone()),
+                },
+                None => Reply::Nil,
+            })
+            .collect(),
+    )
+}
+
+pub fn mset(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    if args.len() % 2 == 0 {
+        return super::wrong_arity("mset");
+    }
+    let db = ctx.db();
+    for pair in args[1..].chunks(2) {
+        db.set(&pair[0], str_value(&pair[1]), None);
+    }
+    Reply::Ok
+}
+
+pub fn msetnx(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    if args.len() % 2 == 0 {
+        return super::wrong_arity("msetnx");
+    }
+    let now = ctx.now;
+    let db = ctx.db();
+    if args[1..].chunks(2).any(|pair| db.contains(&pair[0], now)) {
+        return Reply::Int(0);
+    }
+    for pair in args[1..].chunks(2) {
+        db.set(&pair[0], str_value(&pair[1]), None);
+    }
+    Reply::Int(1)
+}
+
+/// Adds `by` to the integer at `key`, keeping its TTL.
+fn incr_by(ctx: &mut Ctx, key: &[u8], by: i64) -> Reply {
+    let current = match tri!(ctx.get_str(key)) {
+        None => 0,
+        Some(v) => match parse_i64(&v) {
+            Some(n) => n,
+            None => return Reply::err(NOT_INTEGER),
+        },
+    };
+    let Some(new) = current.checked_add(by) else {
+        return Reply::err("ERR increment or decrement would overflow");
+    };
+    let mut buf = itoa::Buffer::new();
+    let value = str_value(buf.format(new).as_bytes());
+    let now = ctx.now;
+    let db = ctx.db();
+    match db.get_mut(key, now) {
+        Some(entry) => entry.value = value,
+        None => db.set(key, value, None),
+    }
+    Reply::Int(new)
+}
+
+pub fn incr(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    incr_by(ctx, &args[1], 1)
+}
+
+pub fn decr(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    incr_by(ctx, &args[1], -1)
+}
+
+pub fn incrby(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let by = tri!(int_arg(&args[2]));
+    incr_by(ctx, &args[1], by)
+}
+
+pub fn decrby(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let by = tri!(int_arg(&args[2]));
+    let Some(by) = by.checked_neg() else {
+        return Reply::err("ERR decrement would overflow");
+    };
+    incr_by(ctx, &args[1], by)
+}
+
+/// Parses a float as Redis's `string2ld`: no blanks, no NaN.
+fn parse_float(arg: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(arg).ok()?;
+    if s.is_empty() || s.starts_with(|c: char| c.is_whitespace()) || s.ends_with(|c: char| c.is_whitespace()) {
+        return None;
+    }
+    let v: f64 = s.parse().ok()?;
+    (!v.is_nan()).then_some(v)
+}
+
+pub fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let not_float = || Reply::err("ERR value is not a valid float");
+    let current = match tri!(ctx.get_str(&args[1])) {
+        None => 0.0,
+        Some(v) => match parse_float(&v) {
+            Some(f) => f,
+            None => return not_float(),
+        },
+    };
+    let Some(by) = parse_float(&args[2]) else { return not_float() };
+    let new = current + by;
+    if !new.is_finite() {
+        return Reply::err("ERR increment would produce NaN or Infinity");
+    }
+    let text = Bytes::from(format_double(new));
+    let now = ctx.now;
+    let db = ctx.db();
+    match db.get_mut(&args[1], now) {
+        Some(entry) => entry.value = Value::Str(text.clone()),
+        None => db.set(&args[1], Value::Str(text.clone()), None),
+    }
+    Reply::Bulk(text)
+}
+
+pub fn append(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let current = tri!(ctx.get_str(&args[1])).unwrap_or_default();
+    if current.len() + args[2].len() > ctx.max_string() {
+        return too_long();
+    }
+    let mut joined = BytesMut::with_capacity(current.len() + args[2].len());
+    joined.extend_from_slice(&current);
+    joined.extend_from_slice(&args[2]);
+    let len = joined.len() as i64;
+    let now = ctx.now;
+    let db = ctx.db();
+    let value = Value::Str(joined.freeze());
+    match db.get_mut(&args[1], now) {
+        Some(entry) => entry.value = value,
+        None => db.set(&args[1], value, None),
+    }
+    Reply::Int(len)
+}
+
+pub fn strlen(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    Reply::Int(tri!(ctx.get_str(&args[1])).map_or(0, |v| v.len() as i64))
+}
+
+pub fn getrange(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let (mut start, mut end) = (tri!(int_arg(&args[2])), tri!(int_arg(&args[3])));
+    let value = tri!(ctx.get_str(&args[1])).unwrap_or_default();
+    let len = value.len() as i64;
+    if start < 0 && end < 0 && start > end {
+        return Reply::bulk_str("");
+    }
+    if start < 0 {
+        start += len;
+    }
+    if end < 0 {
+        end += len;
+    }
+    start = start.max(0);
+    end = end.max(0).min(len - 1);
+    if len == 0 || start > end {
+        return Reply::bulk_str("");
+    }
+    Reply::Bulk(value.slice(start as usize..=end as usize))
+}
+
+pub fn setrange(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let offset = tri!(int_arg(&args[2]));
+    if offset < 0 {
+        return Reply::err("ERR offset is out of range");
+    }
+    let patch = &args[3];
+    let current = tri!(ctx.get_str(&args[1]));
+    let current_len = current.as_ref().map_or(0, |v| v.len());
+    if patch.is_empty() {
+        return Reply::Int(current_len as i64);
+    }
+    let offset = offset as usize;
+    if offset.saturating_add(patch.len()) > ctx.max_string() {
+        return too_long();
+    }
+    let mut value = BytesMut::from(current.as_deref().unwrap_or_default());
+    if value.len() < offset + patch.len() {
+        value.resize(offset + patch.len(), 0);
+    }
+    value[offset..offset + patch.len()].copy_from_slice(patch);
+    let len = value.len() as i64;
+    let now = ctx.now;
+    let db = ctx.db();
+    let value = Value::Str(value.freeze());
+    match db.get_mut(&args[1], now) {
+        Some(entry) => entry.value = value,
+        None => db.set(&args[1], value, None),
+    }
+    Reply::Int(len)
+}

@@ -1,0 +1,171 @@
+//! The command table: every command this server knows, declared once.
+
+use super::flags::*;
+use super::{connection as conn, introspection as intro, keys, server as srv, strings, transactions as tx};
+use super::{Command, Handler};
+
+/// Declares a command. Keys are (first, last, step) as in Redis's legacy key positions.
+#[allow(clippy::too_many_arguments)]
+const fn c(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    keys: (i32, i32, i32),
+    group: &'static str,
+    since: &'static str,
+    summary: &'static str,
+    complexity: &'static str,
+    syntax: &'static str,
+    handler: Handler,
+) -> Command {
+    Command {
+        name,
+        arity,
+        flags,
+        first_key: keys.0,
+        last_key: keys.1,
+        step: keys.2,
+        group,
+        since,
+        summary,
+        complexity,
+        syntax,
+        handler,
+        subcommands: &[],
+    }
+}
+
+/// A container command (CONFIG, CLIENT, COMMAND ...) dispatching to `subs`.
+const fn container(
+    name: &'static str,
+    arity: i32,
+    group: &'static str,
+    since: &'static str,
+    summary: &'static str,
+    handler: Handler,
+    subs: &'static [Command],
+) -> Command {
+    Command { subcommands: subs, ..c(name, arity, 0, NOKEYS, group, since, summary, "Depends on subcommand.", "", handler) }
+}
+
+const NOKEYS: (i32, i32, i32) = (0, 0, 0);
+const KEY1: (i32, i32, i32) = (1, 1, 1);
+const ALLKEYS: (i32, i32, i32) = (1, -1, 1);
+const O1: &str = "O(1)";
+const ON: &str = "O(N) where N is the number of keys.";
+const W: u32 = WRITE;
+const WD: u32 = WRITE | DENYOOM;
+const WDF: u32 = WRITE | DENYOOM | FAST;
+const WF: u32 = WRITE | FAST;
+const RF: u32 = READONLY | FAST;
+const CONN: u32 = NOSCRIPT | LOADING | STALE | FAST;
+
+fn container_usage(_ctx: &mut super::Ctx, args: &[bytes::Bytes]) -> crate::resp::Reply {
+    // Reached only for a container called with no subcommand where the arity allows it.
+    super::wrong_arity(&String::from_utf8_lossy(&args[0]).to_ascii_lowercase())
+}
+
+static CONFIG_SUBS: &[Command] = &[
+    c("get", -3, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "server", "2.0.0", "Returns the effective values of configuration parameters.", "O(N) when N is the number of configuration parameters provided", "parameter [parameter ...]", srv::config_get),
+    c("set", -4, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "server", "2.0.0", "Sets configuration parameters in-flight.", "O(N) when N is the number of configuration parameters provided", "parameter value [parameter value ...]", srv::config_set),
+    c("resetstat", 2, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "server", "2.0.0", "Resets the server's statistics.", O1, "", srv::config_resetstat),
+    c("help", 2, LOADING | STALE, NOKEYS, "server", "5.0.0", "Returns helpful text about the different subcommands.", O1, "", srv::config_help),
+];
+
+static CLIENT_SUBS: &[Command] = &[
+    c("id", 2, CONN, NOKEYS, "connection", "5.0.0", "Returns the unique client ID of the connection.", O1, "", conn::client_id),
+    c("setname", 3, CONN, NOKEYS, "connection", "2.6.9", "Sets the connection name.", O1, "connection-name", conn::client_setname),
+    c("getname", 2, CONN, NOKEYS, "connection", "2.6.9", "Returns the name of the connection.", O1, "", conn::client_getname),
+    c("info", 2, CONN, NOKEYS, "connection", "6.2.0", "Returns information about the connection.", O1, "", conn::client_info),
+    c("list", -2, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "connection", "2.4.0", "Lists open connections.", "O(N) where N is the number of client connections", "[TYPE NORMAL|MASTER|REPLICA|PUBSUB] [ID client-id [client-id ...]]", conn::client_list),
+    c("setinfo", 4, CONN, NOKEYS, "connection", "7.2.0", "Sets information specific to the client or connection.", O1, "LIB-NAME libname|LIB-VER libver", conn::client_setinfo),
+    c("kill", -3, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "connection", "2.4.0", "Terminates open connections.", "O(N) where N is the number of client connections", "[ID client-id] [ADDR ip:port] [LADDR ip:port] [SKIPME yes/no]", conn::client_kill),
+    c("help", 2, LOADING | STALE, NOKEYS, "connection", "5.0.0", "Returns helpful text about the different subcommands.", O1, "", srv::client_help),
+];
+
+static COMMAND_SUBS: &[Command] = &[
+    c("count", 2, LOADING | STALE, NOKEYS, "server", "2.8.13", "Returns a count of commands.", O1, "", intro::count),
+    c("info", -2, LOADING | STALE, NOKEYS, "server", "2.8.13", "Returns information about one, multiple or all commands.", "O(N) where N is the number of commands to look up", "[command-name [command-name ...]]", intro::info),
+    c("docs", -2, LOADING | STALE, NOKEYS, "server", "7.0.0", "Returns documentary information about one, multiple or all commands.", "O(N) where N is the number of commands to look up", "[command-name [command-name ...]]", intro::docs),
+    c("list", -2, LOADING | STALE, NOKEYS, "server", "7.0.0", "Returns a list of command names.", "O(N) where N is the total number of Redis commands", "", intro::list),
+    c("getkeys", -3, LOADING | STALE, NOKEYS, "server", "2.8.13", "Extracts the key names from an arbitrary command.", "O(N) where N is the number of arguments to the command", "command [arg [arg ...]]", intro::getkeys),
+    c("help", 2, LOADING | STALE, NOKEYS, "server", "5.0.0", "Returns helpful text about the different subcommands.", O1, "", intro::help),
+];
+
+static FUNCTION_SUBS: &[Command] = &[
+    c("flush", -2, WRITE | NOSCRIPT, NOKEYS, "scripting", "7.0.0", "Deletes all libraries and functions.", "O(N) where N is the number of functions deleted", "[ASYNC|SYNC]", srv::flush_scripts),
+];
+
+static SCRIPT_SUBS: &[Command] = &[
+    c("flush", -2, NOSCRIPT, NOKEYS, "scripting", "2.6.0", "Removes all server-side Lua scripts from the script cache.", "O(N) with N being the number of scripts in cache", "[ASYNC|SYNC]", srv::flush_scripts),
+];
+
+/// Every top-level command.
+pub static COMMANDS: &[Command] = &[
+    // strings
+    c("get", 2, RF, KEY1, "string", "1.0.0", "Returns the string value of a key.", O1, "key", strings::get),
+    c("set", -3, WD, KEY1, "string", "1.0.0", "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.", O1, "key value [NX|XX] [GET] [EX seconds|PX milliseconds|EXAT unix-time-seconds|PXAT unix-time-milliseconds|KEEPTTL]", strings::set),
+    c("setnx", 3, WDF, KEY1, "string", "1.0.0", "Set the string value of a key only when the key doesn't exist.", O1, "key value", strings::setnx),
+    c("setex", 4, WD, KEY1, "string", "2.0.0", "Sets the string value and expiration time of a key. Creates the key if it doesn't exist.", O1, "key seconds value", strings::setex),
+    c("psetex", 4, WD, KEY1, "string", "2.6.0", "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist.", O1, "key milliseconds value", strings::psetex),
+    c("getset", 3, WDF, KEY1, "string", "1.0.0", "Returns the previous string value of a key after setting it to a new value.", O1, "key value", strings::getset),
+    c("getdel", 2, WF, KEY1, "string", "6.2.0", "Returns the string value of a key after deleting the key.", O1, "key", strings::getdel),
+    c("getex", -2, WF, KEY1, "string", "6.2.0", "Returns the string value of a key after setting its expiration time.", O1, "key [EX seconds|PX milliseconds|EXAT unix-time-seconds|PXAT unix-time-milliseconds|PERSIST]", strings::getex),
+    c("mget", -2, RF, ALLKEYS, "string", "1.0.0", "Atomically returns the string values of one or more keys.", ON, "key [key ...]", strings::mget),
+    c("mset", -3, WD, (1, -1, 2), "string", "1.0.1", "Atomically creates or modifies the string values of one or more keys.", ON, "key value [key value ...]", strings::mset),
+    c("msetnx", -3, WD, (1, -1, 2), "string", "1.0.1", "Atomically modifies the string values of one or more keys only when all keys don't exist.", ON, "key value [key value ...]", strings::msetnx),
+    c("incr", 2, WDF, KEY1, "string", "1.0.0", "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", O1, "key", strings::incr),
+    c("decr", 2, WDF, KEY1, "string", "1.0.0", "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", O1, "key", strings::decr),
+    c("incrby", 3, WDF, KEY1, "string", "1.0.0", "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist.", O1, "key increment", strings::incrby),
+    c("decrby", 3, WDF, KEY1, "string", "1.0.0", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.", O1, "key decrement", strings::decrby),
+    c("incrbyfloat", 3, WDF, KEY1, "string", "2.6.0", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.", O1, "key increment", strings::incrbyfloat),
+    c("append", 3, WDF, KEY1, "string", "2.0.0", "Appends a string to the value of a key. Creates the key if it doesn't exist.", O1, "key value", strings::append),
+    c("strlen", 2, RF, KEY1, "string", "2.2.0", "Returns the length of a string value.", O1, "key", strings::strlen),
+    c("getrange", 4, READONLY, KEY1, "string", "2.4.0", "Returns a substring of the string stored at a key.", "O(N) where N is the length of the returned string.", "key start end", strings::getrange),
+    c("setrange", 4, WD, KEY1, "string", "2.2.0", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.", O1, "key offset value", strings::setrange),
+    // keys
+    c("del", -2, W, ALLKEYS, "generic", "1.0.0", "Deletes one or more keys.", ON, "key [key ...]", keys::del),
+    c("unlink", -2, WF, ALLKEYS, "generic", "4.0.0", "Asynchronously deletes one or more keys.", ON, "key [key ...]", keys::del),
+    c("exists", -2, RF, ALLKEYS, "generic", "1.0.0", "Determines whether one or more keys exist.", ON, "key [key ...]", keys::exists),
+    c("touch", -2, RF, ALLKEYS, "generic", "3.2.1", "Returns the number of existing keys out of those specified after updating the time they were last accessed.", ON, "key [key ...]", keys::exists),
+    c("type", 2, RF, KEY1, "generic", "1.0.0", "Determines the type of value stored at a key.", O1, "key", keys::type_),
+    c("expire", -3, WF, KEY1, "generic", "1.0.0", "Sets the expiration time of a key in seconds.", O1, "key seconds [NX|XX|GT|LT]", keys::expire),
+    c("pexpire", -3, WF, KEY1, "generic", "2.6.0", "Sets the expiration time of a key in milliseconds.", O1, "key milliseconds [NX|XX|GT|LT]", keys::pexpire),
+    c("expireat", -3, WF, KEY1, "generic", "1.2.0", "Sets the expiration time of a key to a Unix timestamp.", O1, "key unix-time-seconds [NX|XX|GT|LT]", keys::expireat),
+    c("pexpireat", -3, WF, KEY1, "generic", "2.6.0", "Sets the expiration time of a key to a Unix milliseconds timestamp.", O1, "key unix-time-milliseconds [NX|XX|GT|LT]", keys::pexpireat),
+    c("ttl", 2, RF, KEY1, "generic", "1.0.0", "Returns the expiration time in seconds of a key.", O1, "key", keys::ttl),
+    c("pttl", 2, RF, KEY1, "generic", "2.6.0", "Returns the expiration time in milliseconds of a key.", O1, "key", keys::pttl),
+    c("expiretime", 2, RF, KEY1, "generic", "7.0.0", "Returns the expiration time of a key as a Unix timestamp.", O1, "key", keys::expiretime),
+    c("pexpiretime", 2, RF, KEY1, "generic", "7.0.0", "Returns the expiration time of a key as a Unix milliseconds timestamp.", O1, "key", keys::pexpiretime),
+    c("persist", 2, WF, KEY1, "generic", "2.2.0", "Removes the expiration time of a key.", O1, "key", keys::persist),
+    c("rename", 3, W, (1, 2, 1), "generic", "1.0.0", "Renames a key and overwrites the destination.", O1, "key newkey", keys::rename),
+    c("renamenx", 3, WF, (1, 2, 1), "generic", "1.0.0", "Renames a key only when the target key name doesn't exist.", O1, "key newkey", keys::renamenx),
+    c("keys", 2, READONLY, NOKEYS, "generic", "1.0.0", "Returns all key names that match a pattern.", "O(N) with N being the number of keys in the database", "pattern", keys::keys),
+    c("scan", -2, READONLY, NOKEYS, "generic", "2.8.0", "Iterates over the key names in the database.", "O(1) for every call. O(N) for a complete iteration.", "cursor [MATCH pattern] [COUNT count] [TYPE type]", keys::scan),
+    c("randomkey", 1, READONLY, NOKEYS, "generic", "1.0.0", "Returns a random key name from the database.", O1, "", keys::randomkey),
+    c("dbsize", 1, RF, NOKEYS, "server", "1.0.0", "Returns the number of keys in the database.", O1, "", keys::dbsize),
+    c("flushdb", -1, W, NOKEYS, "server", "1.0.0", "Remove all keys from the current database.", "O(N) where N is the number of keys in the selected database", "[ASYNC|SYNC]", keys::flushdb),
+    c("flushall", -1, W, NOKEYS, "server", "1.0.0", "Removes all keys from all databases.", "O(N) where N is the total number of keys in all databases", "[ASYNC|SYNC]", keys::flushall),
+    // transactions
+    c("multi", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, NOKEYS, "transactions", "1.2.0", "Starts a transaction.", O1, "", tx::multi),
+    c("exec", 1, NOSCRIPT | LOADING | STALE | SKIP_SLOWLOG, NOKEYS, "transactions", "1.2.0", "Executes all commands in a transaction.", "Depends on commands in the transaction", "", tx::exec),
+    c("discard", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, NOKEYS, "transactions", "2.0.0", "Discards a transaction.", "O(N), when N is the number of queued commands", "", tx::discard),
+    c("watch", -2, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, ALLKEYS, "transactions", "2.2.0", "Monitors changes to keys to determine the execution of a transaction.", "O(1) for every key.", "key [key ...]", tx::watch),
+    c("unwatch", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, NOKEYS, "transactions", "2.2.0", "Forgets about watched keys of a transaction.", O1, "", tx::unwatch),
+    // connection
+    c("ping", -1, FAST, NOKEYS, "connection", "1.0.0", "Returns the server's liveliness response.", O1, "[message]", conn::ping),
+    c("echo", 2, FAST, NOKEYS, "connection", "1.0.0", "Returns the given string.", O1, "message", conn::echo),
+    c("hello", -1, CONN | NO_AUTH | ALLOW_BUSY, NOKEYS, "connection", "6.0.0", "Handshakes with the Redis server.", O1, "[protover [AUTH username password] [SETNAME clientname]]", conn::hello),
+    c("auth", -2, CONN | NO_AUTH | ALLOW_BUSY, NOKEYS, "connection", "1.0.0", "Authenticates the connection.", "O(N) where N is the number of passwords defined for the user", "[username] password", conn::auth),
+    c("select", 2, LOADING | STALE | FAST, NOKEYS, "connection", "1.0.0", "Changes the selected database.", O1, "index", conn::select),
+    c("quit", -1, CONN | NO_AUTH | ALLOW_BUSY, NOKEYS, "connection", "1.0.0", "Closes the connection.", O1, "", conn::quit),
+    c("reset", 1, CONN | NO_AUTH | ALLOW_BUSY, NOKEYS, "connection", "6.2.0", "Resets the connection.", O1, "", conn::reset),
+    container("client", -2, "connection", "2.4.0", "A container for client connection commands.", container_usage, CLIENT_SUBS),
+    // server
+    c("time", 1, LOADING | STALE | FAST, NOKEYS, "server", "2.6.0", "Returns the server time.", O1, "", srv::time),
+    c("info", -1, LOADING | STALE, NOKEYS, "server", "1.0.0", "Returns information and statistics about the server.", O1, "[section [section ...]]", srv::info),
+    container("config", -2, "server", "2.0.0", "A container for server configuration commands.", container_usage, CONFIG_SUBS),
+    container("command", -1, "server", "2.8.13", "Returns detailed information about all commands.", intro::command, COMMAND_SUBS),
+    container("function", -2, "scripting", "7.0.0", "A container for function commands.", container_usage, FUNCTION_SUBS),
+    container("script", -2, "scripting", "2.6.0", "A container for Lua scripts management commands.", container_usage, SCRIPT_SUBS),
+];

@@ -1,0 +1,371 @@
+//! Configuration: one table of parameters with their defaults ([`PARAMS`]), read from a
+//! redis.conf-style file, overridden by command-line flags, and read and changed at run time
+//! by CONFIG GET / CONFIG SET.
+//!
+//! Some parameters steer Redis features we do not have (encoding thresholds such as
+//! `hash-max-listpack-entries`, `save`). Tools and client libraries set them at start-up, so
+//! they are accepted, validated and reported back like any other.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::keyspace::glob::glob_match_nocase;
+use crate::resp::split::split_args;
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    /// An integer within bounds.
+    Int(i64, i64),
+    /// Bytes, with optional units (`1mb`, `512k`).
+    Memory,
+    Bool,
+    Enum(&'static [&'static str]),
+    Str,
+}
+
+struct Param {
+    name: &'static str,
+    default: &'static str,
+    kind: Kind,
+    /// Fixed for the life of the process (CONFIG SET refuses it).
+    immutable: bool,
+    /// Old names that still work, as Redis 7 keeps them.
+    alias: Option<&'static str>,
+}
+
+const fn p(name: &'static str, default: &'static str, kind: Kind) -> Param {
+    Param { name, default, kind, immutable: false, alias: None }
+}
+const fn fixed(name: &'static str, default: &'static str, kind: Kind) -> Param {
+    Param { name, default, kind, immutable: true, alias: None }
+}
+const fn aka(name: &'static str, alias: &'static str, default: &'static str, kind: Kind) -> Param {
+    Param { name, default, kind, immutable: false, alias: Some(alias) }
+}
+
+const I64: Kind = Kind::Int(i64::MIN, i64::MAX);
+const NONNEG: Kind = Kind::Int(0, i64::MAX);
+const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning", "nothing"];
+
+/// Every parameter, with its default: the one place defaults live.
+static PARAMS: &[Param] = &[
+    fixed("bind", "127.0.0.1", Kind::Str),
+    fixed("port", "6379", Kind::Int(0, 65535)),
+    fixed("databases", "16", Kind::Int(1, 1_000_000)),
+    fixed("daemonize", "no", Kind::Bool),
+    p("dir", ".", Kind::Str),
+    p("requirepass", "", Kind::Str),
+    p("loglevel", "notice", Kind::Enum(LOGLEVELS)),
+    p("logfile", "", Kind::Str),
+    p("hz", "10", Kind::Int(1, 500)),
+    p("maxclients", "10000", Kind::Int(1, 1_000_000)),
+    p("timeout", "0", NONNEG),
+    p("tcp-keepalive", "300", NONNEG),
+    p("proto-max-bulk-len", "536870912", Kind::Memory),
+    p("client-query-buffer-limit", "1073741824", Kind::Memory),
+    p("maxmemory", "0", Kind::Memory),
+    p(
+        "maxmemory-policy",
+        "noeviction",
+        Kind::Enum(&[
+            "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl", "allkeys-lru",
+            "allkeys-lfu", "allkeys-random", "noeviction",
+        ]),
+    ),
+    p("maxmemory-samples", "5", Kind::Int(1, 64)),
+    p("save", "", Kind::Str),
+    p("appendonly", "no", Kind::Bool),
+    p("appendfsync", "everysec", Kind::Enum(&["always", "everysec", "no"])),
+    p("appendfilename", "appendonly.aof", Kind::Str),
+    p("dbfilename", "dump.rdb", Kind::Str),
+    p("replica-read-only", "yes", Kind::Bool),
+    p("repl-backlog-size", "1048576", Kind::Memory),
+    p("min-replicas-to-write", "0", NONNEG),
+    p("cluster-enabled", "no", Kind::Bool),
+    p("protected-mode", "yes", Kind::Bool),
+    p("io-threads", "1", Kind::Int(1, 128)),
+    p("slowlog-log-slower-than", "10000", I64),
+    p("slowlog-max-len", "128", NONNEG),
+    p("latency-monitor-threshold", "0", NONNEG),
+    p("notify-keyspace-events", "", Kind::Str),
+    p("lazyfree-lazy-eviction", "no", Kind::Bool),
+    p("lazyfree-lazy-expire", "no", Kind::Bool),
+    p("lazyfree-lazy-server-del", "no", Kind::Bool),
+    p("lazyfree-lazy-user-del", "no", Kind::Bool),
+    p("lazyfree-lazy-user-flush", "no", Kind::Bool),
+    p("activerehashing", "yes", Kind::Bool),
+    p("active-expire-effort", "1", Kind::Int(1, 10)),
+    aka("busy-reply-threshold", "lua-time-limit", "5000", NONNEG),
+    aka("hash-max-listpack-entries", "hash-max-ziplist-entries", "128", NONNEG),
+    aka("hash-max-listpack-value", "hash-max-ziplist-value", "64", NONNEG),
+    aka("list-max-listpack-size", "list-max-ziplist-size", "-2", I64),
+    p("list-compress-depth", "0", NONNEG),
+    p("set-max-intset-entries", "512", NONNEG),
+    p("set-max-listpack-entries", "128", NONNEG),
+    p("set-max-listpack-value", "64", NONNEG),
+    aka("zset-max-listpack-entries", "zset-max-ziplist-entries", "128", NONNEG),
+    aka("zset-max-listpack-value", "zset-max-ziplist-value", "64", NONNEG),
+    p("stream-node-max-bytes", "4096", Kind::Memory),
+    p("stream-node-max-entries", "100", NONNEG),
+    p("hll-sparse-max-bytes", "3000", Kind::Memory),
+    p("lfu-log-factor", "10", NONNEG),
+    p("lfu-decay-time", "1", NONNEG),
+    p(
+        "client-output-buffer-limit",
+        "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
+        Kind::Str,
+    ),
+];
+
+fn find(name: &str) -> Option<&'static Param> {
+    PARAMS.iter().find(|p| p.name.eq_ignore_ascii_case(name) || p.alias.is_some_and(|a| a.eq_ignore_ascii_case(name)))
+}
+
+/// Parses a memory amount as Redis's `memtoull`: a number with an optional unit
+/// (`k`, `kb`, `m`, `mb`, `g`, `gb`; `k` is 1000 and `kb` 1024).
+pub fn parse_memory(s: &str) -> Option<i64> {
+    let lower = s.to_ascii_lowercase();
+    let split = lower.find(|c: char| !c.is_ascii_digit() && c != '-').unwrap_or(lower.len());
+    let (num, unit) = lower.split_at(split);
+    let mul: i64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    num.parse::<i64>().ok()?.checked_mul(mul)
+}
+
+/// Why a value was refused; the text is what Redis puts after the parameter name.
+fn validate(param: &Param, value: &str) -> Result<String, String> {
+    match param.kind {
+        Kind::Int(lo, hi) => {
+            let n: i64 = value.parse().map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+            if n < lo || n > hi {
+                return Err(format!("argument must be between {lo} and {hi} inclusive"));
+            }
+            Ok(n.to_string())
+        }
+        Kind::Memory => {
+            let n = parse_memory(value).ok_or("argument must be a memory value")?;
+            if n < 0 {
+                return Err("argument must be a memory value".into());
+            }
+            Ok(n.to_string())
+        }
+        Kind::Bool => match value.to_ascii_lowercase().as_str() {
+            "yes" | "no" => Ok(value.to_ascii_lowercase()),
+            _ => Err("argument must be 'yes' or 'no'".into()),
+        },
+        Kind::Enum(options) => {
+            let v = value.to_ascii_lowercase();
+            if options.contains(&v.as_str()) {
+                Ok(v)
+            } else {
+                Err(format!("argument(s) must be one of the following: {}", options.join(", ")))
+            }
+        }
+        Kind::Str => Ok(value.to_string()),
+    }
+}
+
+/// An error in a configuration file or flag, reported at start-up.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The values of every parameter, by canonical name.
+#[derive(Debug, Clone)]
+pub struct Config {
+    values: BTreeMap<&'static str, String>,
+    /// The file the configuration was read from, for INFO's config_file.
+    pub file: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { values: PARAMS.iter().map(|p| (p.name, p.default.to_string())).collect(), file: None }
+    }
+}
+
+impl Config {
+    /// Reads a redis.conf-style file over the defaults: `name value...` per line, `#` comments.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+        let mut config = Config::parse(&text)?;
+        config.file = Some(path.to_path_buf());
+        Ok(config)
+    }
+
+    /// Parses configuration text over the defaults.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let mut config = Config::default();
+        for (n, line) in text.lines().enumerate() {
+            let trimmed = line.trim();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            let fail = |why: &str| ConfigError(format!("config line {}: '{trimmed}': {why}", n + 1));
+            let args = split_args(trimmed.as_bytes()).map_err(|_| fail("unbalanced quotes"))?;
+            let args: Vec<String> = args.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+            let Some((name, rest)) = args.split_first() else { continue };
+            if rest.is_empty() && name != "save" {
+                return Err(fail("Bad directive or wrong number of arguments"));
+            }
+            config.set_startup(name, &rest.join(" ")).map_err(|e| fail(&e))?;
+        }
+        Ok(config)
+    }
+
+    /// Sets a parameter at start-up (file or flag), where immutable ones may still change.
+    pub fn set_startup(&mut self, name: &str, value: &str) -> Result<(), String> {
+        let param = find(name).ok_or("Bad directive or wrong number of arguments")?;
+        let value = validate(param, value)?;
+        self.values.insert(param.name, value);
+        Ok(())
+    }
+
+    /// CONFIG SET of name/value pairs: all or nothing, as in Redis 7. The error is the reply's
+    /// full text.
+    pub fn set_runtime(&mut self, pairs: &[(String, String)]) -> Result<(), String> {
+        let mut staged = Vec::with_capacity(pairs.len());
+        for (name, value) in pairs {
+            let Some(param) = find(name) else {
+                return Err(format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'"));
+            };
+            if staged.iter().any(|(n, _)| *n == param.name) {
+                return Err(format!("ERR CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter"));
+            }
+            if param.immutable {
+                return Err(format!("ERR CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"));
+            }
+            let value = validate(param, value)
+                .map_err(|why| format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"))?;
+            staged.push((param.name, value));
+        }
+        self.values.extend(staged);
+        Ok(())
+    }
+
+    /// CONFIG GET: every (name, value) whose name, or alias, matches one of the patterns. An
+    /// alias is reported only when asked for by its exact name, as Redis does.
+    pub fn get_matching(&self, patterns: &[&[u8]]) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for param in PARAMS {
+            let value = &self.values[param.name];
+            let mut names = vec![param.name];
+            names.extend(param.alias);
+            for name in names {
+                let hit = patterns.iter().any(|pat| {
+                    let is_glob = pat.iter().any(|c| b"*?[".contains(c));
+                    if Some(name) == param.alias && is_glob {
+                        return false;
+                    }
+                    glob_match_nocase(pat, name.as_bytes())
+                });
+                if hit && !out.iter().any(|(n, _)| n == name) {
+                    out.push((name.to_string(), value.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// The value of a parameter by canonical name.
+    pub fn get(&self, name: &str) -> &str {
+        self.values.get(name).map(String::as_str).unwrap_or("")
+    }
+
+    fn int(&self, name: &str) -> i64 {
+        self.get(name).parse().unwrap_or(0)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.int("port") as u16
+    }
+    pub fn bind(&self) -> &str {
+        self.get("bind").split_whitespace().next().unwrap_or("127.0.0.1")
+    }
+    pub fn databases(&self) -> usize {
+        self.int("databases") as usize
+    }
+    pub fn hz(&self) -> u64 {
+        self.int("hz").clamp(1, 500) as u64
+    }
+    pub fn maxclients(&self) -> usize {
+        self.int("maxclients") as usize
+    }
+    pub fn proto_max_bulk_len(&self) -> usize {
+        self.int("proto-max-bulk-len") as usize
+    }
+    /// The password clients must give, if any.
+    pub fn requirepass(&self) -> Option<&str> {
+        Some(self.get("requirepass")).filter(|p| !p.is_empty())
+    }
+    pub fn dir(&self) -> PathBuf {
+        PathBuf::from(self.get("dir"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_file() {
+        let c = Config::parse("# a comment\nport 7001\n\nrequirepass \"s3 cret\"\nsave \"\"\nhash-max-ziplist-entries 10\n").unwrap();
+        assert_eq!(c.port(), 7001);
+        assert_eq!(c.requirepass(), Some("s3 cret"));
+        assert_eq!(c.get("save"), "");
+        assert_eq!(c.get("hash-max-listpack-entries"), "10");
+        assert_eq!(c.databases(), 16);
+    }
+
+    #[test]
+    fn file_errors() {
+        assert!(Config::parse("nosuch 1").unwrap_err().0.contains("Bad directive"));
+        assert!(Config::parse("port").unwrap_err().0.contains("Bad directive"));
+        assert!(Config::parse("port abc").unwrap_err().0.contains("integer"));
+        assert!(Config::parse("port \"7").unwrap_err().0.contains("unbalanced"));
+    }
+
+    #[test]
+    fn runtime_set_is_validated_and_atomic() {
+        let mut c = Config::default();
+        let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+        assert!(c.set_runtime(&[pair("maxmemory", "1mb"), pair("hz", "20")]).is_ok());
+        assert_eq!(c.get("maxmemory"), "1048576");
+        let err = c.set_runtime(&[pair("hz", "30"), pair("nosuch", "1")]).unwrap_err();
+        assert_eq!(err, "ERR Unknown option or number of arguments for CONFIG SET - 'nosuch'");
+        assert_eq!(c.get("hz"), "20");
+        let err = c.set_runtime(&[pair("hz", "abc")]).unwrap_err();
+        assert_eq!(err, "ERR CONFIG SET failed (possibly related to argument 'hz') - argument couldn't be parsed into an integer");
+        assert!(c.set_runtime(&[pair("port", "1")]).unwrap_err().contains("immutable"));
+        assert!(c.set_runtime(&[pair("appendonly", "maybe")]).unwrap_err().contains("'yes' or 'no'"));
+    }
+
+    #[test]
+    fn get_by_glob() {
+        let c = Config::default();
+        let names: Vec<String> = c.get_matching(&[b"maxmemory*"]).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["maxmemory", "maxmemory-policy", "maxmemory-samples"]);
+        assert!(c.get_matching(&[b"nosuch"]).is_empty());
+        assert_eq!(c.get_matching(&[b"hash-max-ziplist-entries"]), [("hash-max-ziplist-entries".to_string(), "128".to_string())]);
+        assert!(!c.get_matching(&[b"*"]).iter().any(|(n, _)| n.contains("ziplist")));
+        assert_eq!(parse_memory("1gb"), Some(1 << 30));
+        assert_eq!(parse_memory("10k"), Some(10_000));
+        assert_eq!(parse_memory("x"), None);
+    }
+}

@@ -1,0 +1,527 @@
+//! The keyspace engine shared by the write and read roles: binary-safe keys and values,
+//! millisecond TTLs with lazy expiry on access and active expiry by sampling, and the
+//! per-key versions that WATCH compares.
+//!
+//! Time is always passed in (`now`, Unix milliseconds), so expiry logic is deterministic
+//! under test. Each database is an `IndexMap`: O(1) lookups like a hash table, plus positions,
+//! which give RANDOMKEY and expiry sampling in O(1) and a SCAN cursor that never misses a key
+//! (see [`Db::scan`]).
+
+pub mod glob;
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use indexmap::{IndexMap, IndexSet};
+
+pub use glob::glob_match;
+
+/// Current time in Unix milliseconds.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A stored value. Strings only for now; every other type is a new variant here.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Str(Bytes),
+}
+
+impl Value {
+    /// The name TYPE reports.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Str(_) => "string",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub value: Value,
+    /// Absolute expiry time in Unix milliseconds.
+    pub expire_at: Option<u64>,
+}
+
+impl Entry {
+    fn is_expired(&self, now: u64) -> bool {
+        self.expire_at.is_some_and(|at| at <= now)
+    }
+}
+
+/// A tiny xorshift generator: sampling needs speed and spread, not cryptographic quality.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed | 1)
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n.max(1) as u64) as usize
+    }
+}
+
+/// One numbered database.
+#[derive(Debug, Default)]
+pub struct Db {
+    entries: IndexMap<Bytes, Entry>,
+    /// Keys that have a TTL, so active expiry samples only those.
+    expires: IndexSet<Bytes>,
+    /// Versions of watched keys: (version, number of watchers). A write to a watched key bumps
+    /// its version; EXEC compares. Empty unless someone WATCHes, so writes pay one branch.
+    watched: HashMap<Bytes, (u64, u32)>,
+    /// Whether an expired key is deleted when found. A replica only hides it: its primary
+    /// sends the DEL.
+    delete_expired: bool,
+    /// Keys deleted because they expired, since the last time the caller took the count.
+    pub expired: u64,
+}
+
+/// Outcome of one active-expiry pass over a database.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ExpireStats {
+    pub sampled: usize,
+    pub expired: usize,
+}
+
+impl Db {
+    pub fn new() -> Self {
+        Db { delete_expired: true, ..Default::default() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn expires_len(&self) -> usize {
+        self.expires.len()
+    }
+
+    /// Average remaining TTL of a sample of keys with a TTL, as INFO keyspace's avg_ttl.
+    pub fn avg_ttl(&self, now: u64) -> u64 {
+        let n = self.expires.len().min(64);
+        if n == 0 {
+            return 0;
+        }
+        let total: u64 = (0..n)
+            .filter_map(|i| self.expires.get_index(i))
+            .filter_map(|k| self.entries.get(k).and_then(|e| e.expire_at))
+            .map(|at| at.saturating_sub(now))
+            .sum();
+        total / n as u64
+    }
+
+    fn touch(&mut self, key: &[u8]) {
+        if !self.watched.is_empty() {
+            if let Some((version, _)) = self.watched.get_mut(key) {
+                *version += 1;
+            }
+        }
+    }
+
+    /// Deletes `key` if its TTL has passed (or hides it on a replica). Returns whether the key
+    /// is live afterwards.
+    fn expire_if_needed(&mut self, key: &[u8], now: u64) -> bool {
+        match self.entries.get(key) {
+            None => false,
+            Some(e) if !e.is_expired(now) => true,
+            Some(_) => {
+                if self.delete_expired {
+                    self.remove(key);
+                    self.expired += 1;
+                }
+                false
+            }
+        }
+    }
+
+    /// The live entry for `key`, for reading.
+    pub fn get(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
+        if !self.expire_if_needed(key, now) {
+            return None;
+        }
+        self.entries.get(key)
+    }
+
+    /// The live entry for `key`, for changing in place. Counts as a write for WATCH.
+    pub fn get_mut(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
+        if !self.expire_if_needed(key, now) {
+            return None;
+        }
+        self.touch(key);
+        self.entries.get_mut(key)
+    }
+
+    pub fn contains(&mut self, key: &[u8], now: u64) -> bool {
+        self.expire_if_needed(key, now)
+    }
+
+    /// Stores `value` under `key` with the given expiry (None: no TTL), replacing any value.
+    pub fn set(&mut self, key: &[u8], value: Value, expire_at: Option<u64>) {
+        self.touch(key);
+        match self.entries.get_full_mut(key) {
+            Some((_, stored_key, entry)) => {
+                match (entry.expire_at.is_some(), expire_at.is_some()) {
+                    (false, true) => {
+                        self.expires.insert(stored_key.clone());
+                    }
+                    (true, false) => {
+                        self.expires.swap_remove(key);
+                    }
+                    _ => {}
+                }
+                *entry = Entry { value, expire_at };
+            }
+            None => {
+                // Copy the key out of the request buffer so the buffer is not pinned.
+                let key = Bytes::copy_from_slice(key);
+                if expire_at.is_some() {
+                    self.expires.insert(key.clone());
+                }
+                self.entries.insert(key, Entry { value, expire_at });
+            }
+        }
+    }
+
+    /// Replaces the value of `key`, keeping its TTL if it has one (SET ... KEEPTTL).
+    pub fn set_keep_ttl(&mut self, key: &[u8], value: Value, now: u64) {
+        let ttl = self.get(key, now).and_then(|e| e.expire_at);
+        self.set(key, value, ttl);
+    }
+
+    /// Removes `key` whether or not it has expired; returns the entry if there was one.
+    pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let entry = self.entries.swap_remove(key)?;
+        self.touch(key);
+        if entry.expire_at.is_some() {
+            self.expires.swap_remove(key);
+        }
+        Some(entry)
+    }
+
+    /// Removes a live key; returns whether it existed.
+    pub fn delete(&mut self, key: &[u8], now: u64) -> bool {
+        self.expire_if_needed(key, now) && self.remove(key).is_some()
+    }
+
+    /// Sets the absolute expiry of a live key; returns false when there is no such key.
+    pub fn set_expire(&mut self, key: &[u8], at: u64, now: u64) -> bool {
+        if !self.expire_if_needed(key, now) {
+            return false;
+        }
+        self.touch(key);
+        let Some((_, stored_key, entry)) = self.entries.get_full_mut(key) else { return false };
+        if entry.expire_at.is_none() {
+            self.expires.insert(stored_key.clone());
+        }
+        entry.expire_at = Some(at);
+        true
+    }
+
+    /// Removes the TTL of a live key; returns whether it had one.
+    pub fn persist(&mut self, key: &[u8], now: u64) -> bool {
+        if !self.expire_if_needed(key, now) {
+            return false;
+        }
+        let Some(entry) = self.entries.get_mut(key) else { return false };
+        if entry.expire_at.take().is_none() {
+            return false;
+        }
+        self.expires.swap_remove(key);
+        self.touch(key);
+        true
+    }
+
+    /// Removes every key; returns how many there were.
+    pub fn flush(&mut self) -> usize {
+        let n = self.entries.len();
+        if !self.watched.is_empty() {
+            let keys: Vec<Bytes> =
+                self.watched.keys().filter(|k| self.entries.contains_key(*k)).cloned().collect();
+            keys.iter().for_each(|k| self.touch(k));
+        }
+        self.entries = IndexMap::new();
+        self.expires = IndexSet::new();
+        n
+    }
+
+    /// A random live key, or None when the database is empty. Gives up after a bounded number
+    /// of expired picks, as Redis does, and then returns the expired key's neighbour search
+    /// result as None rather than looping.
+    pub fn random_key(&mut self, rng: &mut Rng, now: u64) -> Option<Bytes> {
+        for _ in 0..100 {
+            if self.entries.is_empty() {
+                return None;
+            }
+            let i = rng.below(self.entries.len());
+            let (key, entry) = self.entries.get_index(i)?;
+            if !entry.is_expired(now) {
+                return Some(key.clone());
+            }
+            let key = key.clone();
+            self.expire_if_needed(&key, now);
+            if !self.delete_expired {
+                // A replica cannot delete; return the hidden key's absence honestly.
+                continue;
+            }
+        }
+        None
+    }
+
+    /// Visits up to `count` positions going down from `cursor` (0 starts at the top) and
+    /// returns the next cursor (0 when done).
+    ///
+    /// Why this never misses a key that stays present: removal moves the last entry into the
+    /// hole (`swap_remove`) and insertion appends. Walking from the top down, a hole below the
+    /// cursor is filled from above it (already visited: at worst visited twice), and new keys
+    /// land above it (SCAN need not return them).
+    pub fn scan(
+        &mut self,
+        cursor: u64,
+        count: usize,
+        now: u64,
+        mut f: impl FnMut(&Bytes, &Entry),
+    ) -> u64 {
+        let mut pos = if cursor == 0 { self.entries.len() } else { (cursor as usize).min(self.entries.len()) };
+        let mut visited = 0;
+        while pos > 0 && visited < count {
+            pos -= 1;
+            visited += 1;
+            if let Some((k, e)) = self.entries.get_index(pos) {
+                if !e.is_expired(now) {
+                    f(k, e);
+                }
+            }
+        }
+        pos as u64
+    }
+
+    /// Calls `f` on every live key.
+    pub fn for_each_live(&self, now: u64, mut f: impl FnMut(&Bytes, &Entry)) {
+        for (k, e) in &self.entries {
+            if !e.is_expired(now) {
+                f(k, e);
+            }
+        }
+    }
+
+    /// One round of active expiry: samples up to `sample` keys with a TTL and deletes the
+    /// expired ones. The caller repeats while a large share of the sample was expired.
+    pub fn expire_sample(&mut self, sample: usize, rng: &mut Rng, now: u64) -> ExpireStats {
+        let mut stats = ExpireStats::default();
+        if !self.delete_expired {
+            return stats;
+        }
+        for _ in 0..sample.min(self.expires.len()) {
+            let i = rng.below(self.expires.len());
+            let Some(key) = self.expires.get_index(i).cloned() else { break };
+            stats.sampled += 1;
+            if !self.expire_if_needed(&key, now) {
+                stats.expired += 1;
+            }
+            if self.expires.is_empty() {
+                break;
+            }
+        }
+        stats
+    }
+
+    /// Starts watching `key`; returns the version to compare at EXEC.
+    pub fn watch(&mut self, key: &Bytes) -> u64 {
+        let slot = self.watched.entry(key.clone()).or_insert((0, 0));
+        slot.1 += 1;
+        slot.0
+    }
+
+    /// Stops one watch of `key`.
+    pub fn unwatch(&mut self, key: &[u8]) {
+        if let Some(slot) = self.watched.get_mut(key) {
+            slot.1 -= 1;
+            if slot.1 == 0 {
+                self.watched.remove(key);
+            }
+        }
+    }
+
+    /// Whether `key` changed since WATCH returned `version`. A watched key that has expired
+    /// by now also counts as changed, as in Redis.
+    pub fn watch_changed(&self, key: &[u8], version: u64, now: u64) -> bool {
+        let expired = self.entries.get(key).is_some_and(|e| e.is_expired(now));
+        expired || self.watched.get(key).map_or(true, |(v, _)| *v != version)
+    }
+}
+
+/// All numbered databases of one server.
+#[derive(Debug)]
+pub struct Keyspace {
+    pub dbs: Vec<Db>,
+    pub rng: Rng,
+}
+
+impl Keyspace {
+    pub fn new(databases: usize) -> Self {
+        Keyspace {
+            dbs: (0..databases.max(1)).map(|_| Db::new()).collect(),
+            rng: Rng::new(now_ms() ^ std::process::id() as u64),
+        }
+    }
+
+    /// Active expiry over every database, bounded by `budget` sampled keys in all. Returns
+    /// the number of keys deleted. Mirrors Redis: sample 20, repeat while over 25% expired.
+    pub fn active_expire(&mut self, now: u64, budget: usize) -> usize {
+        let mut expired = 0;
+        let mut spent = 0;
+        for db in &mut self.dbs {
+            loop {
+                let s = db.expire_sample(20, &mut self.rng, now);
+                expired += s.expired;
+                spent += s.sampled.max(1);
+                if s.sampled == 0 || s.expired * 4 <= s.sampled || spent >= budget {
+                    break;
+                }
+            }
+            if spent >= budget {
+                break;
+            }
+        }
+        expired
+    }
+
+    /// Count of keys deleted by lazy or active expiry since the last call.
+    pub fn take_expired(&mut self) -> u64 {
+        self.dbs.iter_mut().map(|db| std::mem::take(&mut db.expired)).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &str) -> Value {
+        Value::Str(Bytes::copy_from_slice(v.as_bytes()))
+    }
+
+    #[test]
+    fn lazy_expiry() {
+        let mut db = Db::new();
+        db.set(b"k", s("v"), Some(1_000));
+        assert!(db.get(b"k", 999).is_some());
+        assert!(db.get(b"k", 1_000).is_none());
+        assert_eq!(db.len(), 0);
+        assert_eq!(db.expires_len(), 0);
+        assert_eq!(db.expired, 1);
+    }
+
+    #[test]
+    fn ttl_bookkeeping() {
+        let mut db = Db::new();
+        db.set(b"k", s("v"), None);
+        assert_eq!(db.expires_len(), 0);
+        assert!(db.set_expire(b"k", 5_000, 0));
+        assert_eq!(db.expires_len(), 1);
+        db.set_keep_ttl(b"k", s("w"), 0);
+        assert_eq!(db.get(b"k", 0).unwrap().expire_at, Some(5_000));
+        db.set(b"k", s("x"), None);
+        assert_eq!(db.expires_len(), 0);
+        assert!(!db.persist(b"k", 0));
+        db.set(b"k", s("x"), Some(9));
+        assert!(db.persist(b"k", 0));
+        assert_eq!(db.expires_len(), 0);
+        assert!(db.delete(b"k", 0));
+        assert!(!db.delete(b"k", 0));
+    }
+
+    #[test]
+    fn replica_hides_but_keeps_expired_keys() {
+        let mut db = Db::new();
+        db.delete_expired = false;
+        db.set(b"k", s("v"), Some(10));
+        assert!(db.get(b"k", 20).is_none());
+        assert_eq!(db.len(), 1);
+    }
+
+    #[test]
+    fn active_expiry_samples_until_few_expired() {
+        let mut ks = Keyspace::new(2);
+        for i in 0..1000 {
+            ks.dbs[0].set(format!("t{i}").as_bytes(), s("v"), Some(100));
+            ks.dbs[1].set(format!("p{i}").as_bytes(), s("v"), None);
+        }
+        let mut total = 0;
+        for _ in 0..100 {
+            total += ks.active_expire(200, 10_000);
+            if ks.dbs[0].is_empty() {
+                break;
+            }
+        }
+        assert!(total >= 990, "expired {total}");
+        assert_eq!(ks.dbs[1].len(), 1000);
+        // Nothing due: a pass stops after one sample.
+        assert_eq!(ks.active_expire(200, 10_000), ks.dbs[0].len());
+    }
+
+    #[test]
+    fn scan_never_misses_keys_present_throughout() {
+        let mut db = Db::new();
+        for i in 0..500 {
+            db.set(format!("k{i}").as_bytes(), s("v"), None);
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = 0;
+        let mut round = 0;
+        loop {
+            cursor = db.scan(cursor, 10, 0, |k, _| {
+                seen.insert(k.clone());
+            });
+            // Churn between calls: delete some keys (never the even ones), add new ones.
+            round += 1;
+            db.delete(format!("k{}", (round * 7) % 500 | 1).as_bytes(), 0);
+            db.set(format!("new{round}").as_bytes(), s("v"), None);
+            if cursor == 0 {
+                break;
+            }
+        }
+        for i in (0..500).step_by(2) {
+            assert!(seen.contains(format!("k{i}").as_bytes()), "missed k{i}");
+        }
+    }
+
+    #[test]
+    fn watch_versions() {
+        let mut db = Db::new();
+        let key = Bytes::from_static(b"w");
+        let v = db.watch(&key);
+        assert!(!db.watch_changed(b"w", v, 0));
+        db.set(b"other", s("1"), None);
+        assert!(!db.watch_changed(b"w", v, 0));
+        db.set(b"w", s("1"), None);
+        assert!(db.watch_changed(b"w", v, 0));
+        db.unwatch(b"w");
+        assert!(db.watched.is_empty());
+        let v = db.watch(&key);
+        db.flush();
+        assert!(db.watch_changed(b"w", v, 0));
+    }
+
+    #[test]
+    fn random_key() {
+        let mut db = Db::new();
+        let mut rng = Rng::new(7);
+        assert_eq!(db.random_key(&mut rng, 0), None);
+        db.set(b"a", s("1"), None);
+        assert_eq!(db.random_key(&mut rng, 0).as_deref(), Some(&b"a"[..]));
+        db.set(b"a", s("1"), Some(5));
+        assert_eq!(db.random_key(&mut rng, 10), None);
+    }
+}

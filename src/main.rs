@@ -1,0 +1,131 @@
+//! The `rust-edis` binary: flags, logging, and the role to run.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
+use rust_edis::config::Config;
+use tokio::net::TcpListener;
+use tracing::{error, info};
+
+/// The roles this build can run. The info, read, proxy and all-in-one roles come next; until
+/// then asking for one is refused with this list.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Role {
+    /// A write shard; without --info, a standalone server that owns every slot.
+    Write,
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "rust-edis", version, about = "A distributed key-value store that speaks the Redis protocol")]
+struct Cli {
+    /// Which role this process plays.
+    #[arg(long, value_enum, default_value = "write")]
+    role: Role,
+    /// A redis.conf-style configuration file; flags override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long)]
+    bind: Option<String>,
+    /// Port to listen on (0: any free port).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Directory where the role keeps its files.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Password clients must AUTH with.
+    #[arg(long)]
+    requirepass: Option<String>,
+    /// Log level: debug, verbose, notice, warning, nothing (Redis's names). RUST_LOG, when
+    /// set, takes precedence with tracing's target=level syntax.
+    #[arg(long)]
+    loglevel: Option<String>,
+}
+
+fn build_config(cli: &Cli) -> Result<Config, String> {
+    let mut config = match &cli.config {
+        Some(path) => Config::from_file(path).map_err(|e| e.to_string())?,
+        None => Config::default(),
+    };
+    let mut set = |name: &str, value: Option<String>| -> Result<(), String> {
+        match value {
+            Some(v) => config.set_startup(name, &v).map_err(|e| format!("--{name} {v}: {e}")),
+            None => Ok(()),
+        }
+    };
+    set("bind", cli.bind.clone())?;
+    set("port", cli.port.map(|p| p.to_string()))?;
+    set("dir", cli.dir.as_ref().map(|d| d.display().to_string()))?;
+    set("requirepass", cli.requirepass.clone())?;
+    set("loglevel", cli.loglevel.clone())?;
+    Ok(config)
+}
+
+fn init_logging(loglevel: &str) {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
+    let level = match loglevel {
+        "debug" => LevelFilter::DEBUG,
+        "verbose" => LevelFilter::DEBUG,
+        "warning" => LevelFilter::WARN,
+        "nothing" => LevelFilter::OFF,
+        _ => LevelFilter::INFO,
+    };
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(level));
+    tracing_subscriber::registry().with(tracing_subscriber::fmt::layer().with_target(false)).with(filter).init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match build_config(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rust-edis: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(config.get("loglevel"));
+    let dir = config.dir();
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        eprintln!("rust-edis: cannot use --dir {}: {e}", dir.display());
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rust-edis: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let addr = format!("{}:{}", config.bind(), config.port());
+        let listener = match TcpListener::bind(&addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                error!(%addr, error = %e, "cannot listen");
+                return ExitCode::FAILURE;
+            }
+        };
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            info!("received Ctrl-C, shutting down");
+            let _ = tx.send(true);
+        });
+        info!(role = ?cli.role, %addr, "rust-edis starting");
+        let result = match cli.role {
+            Role::Write => rust_edis::roles::write::run(config, listener, rx).await,
+        };
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                error!(error = %e, "server stopped");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}

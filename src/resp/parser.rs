@@ -1,0 +1,388 @@
+//! The request parser: turns the bytes a client sent into commands (lists of arguments).
+//!
+//! Why our own and not redis-protocol's decoder (see shared/DEPENDENCIES.md): requests need
+//! inline commands, Redis's limits checked before anything is allocated, bulk-only arguments,
+//! and resumption: a 3 MB SET arriving in 16 KB reads must not be re-scanned from its start
+//! on every read. The parser keeps its place between calls; arguments are zero-copy slices of
+//! the received buffer.
+//!
+//! Semantics follow Redis's `processMultibulkBuffer` / `processInlineBuffer`, including the
+//! error texts, which a client sees as `-ERR Protocol error: ...` before the server closes the
+//! connection.
+
+use bytes::{Bytes, BytesMut};
+use memchr::memchr;
+
+use super::split::split_args;
+
+/// Longest inline command or `*`/`$` header line, as Redis's PROTO_INLINE_MAX_SIZE.
+pub const INLINE_MAX: usize = 64 * 1024;
+/// Default largest bulk argument (Redis's proto-max-bulk-len).
+pub const DEFAULT_MAX_BULK: usize = 512 * 1024 * 1024;
+/// Most argument slots reserved up front, whatever count the client claims.
+const MAX_PREALLOC_ARGS: usize = 1024;
+
+/// A malformed request. The text is what Redis puts after `ERR Protocol error: `.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtocolError(pub String);
+
+impl std::fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Protocol error: {}", self.0)
+    }
+}
+
+fn perr(msg: impl Into<String>) -> ProtocolError {
+    ProtocolError(msg.into())
+}
+
+/// Parses Redis's integer syntax strictly (as `string2ll`): optional `-`, digits, no `+`, no
+/// blanks, no leading zeros.
+pub fn parse_i64(s: &[u8]) -> Option<i64> {
+    let (neg, digits) = match s {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, s),
+    };
+    if digits.is_empty() || digits.len() > 19 || (digits[0] == b'0' && (s.len() > 1)) {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        let d = (d - b'0') as i64;
+        v = v.checked_mul(10)?;
+        v = if neg { v.checked_sub(d)? } else { v.checked_add(d)? };
+    }
+    Some(v)
+}
+
+#[derive(Debug, Default)]
+enum State {
+    /// Between commands.
+    #[default]
+    Start,
+    /// Inside a multibulk: `pos` bytes of the buffer belong to this command so far,
+    /// `remaining` arguments are still to come.
+    Multibulk { pos: usize, remaining: usize },
+}
+
+/// Resumable request parser; one per connection.
+#[derive(Debug)]
+pub struct RequestParser {
+    state: State,
+    /// Argument ranges (relative to the buffer start) of the command being parsed.
+    spans: Vec<(usize, usize)>,
+    /// Bytes still missing for the bulk argument being received, a hint for buffer sizing.
+    missing: usize,
+    max_bulk: usize,
+    /// Before AUTH (when a password is required), Redis caps request sizes much lower.
+    authenticated: bool,
+}
+
+impl Default for RequestParser {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_BULK)
+    }
+}
+
+impl RequestParser {
+    pub fn new(max_bulk: usize) -> Self {
+        Self { state: State::Start, spans: Vec::new(), missing: 0, max_bulk, authenticated: true }
+    }
+
+    pub fn set_authenticated(&mut self, yes: bool) {
+        self.authenticated = yes;
+    }
+
+    pub fn set_max_bulk(&mut self, max_bulk: usize) {
+        self.max_bulk = max_bulk;
+    }
+
+    /// How many more bytes the command in progress needs at least (0 when unknown), so the
+    /// caller can grow its buffer by what has been promised and is arriving, not by a claim.
+    pub fn missing(&self) -> usize {
+        self.missing
+    }
+
+    /// Parse the next complete command at the front of `buf`, appending its arguments to
+    /// `args` and removing its bytes from `buf`. Returns the number of arguments appended, or
+    /// `None` when more bytes are needed. Empty commands (`*0`, blank inline lines) are
+    /// skipped.
+    pub fn next(
+        &mut self,
+        buf: &mut BytesMut,
+        args: &mut Vec<Bytes>,
+    ) -> Result<Option<usize>, ProtocolError> {
+        loop {
+            if let State::Start = self.state {
+                if buf.is_empty() {
+                    return Ok(None);
+                }
+                if buf[0] != b'*' {
+                    match self.inline(buf, args)? {
+                        Some(0) => continue,
+                        other => return Ok(other),
+                    }
+                }
+                let Some(cr) = memchr(b'\r', buf) else {
+                    if buf.len() > INLINE_MAX {
+                        return Err(perr("too big mbulk count string"));
+                    }
+                    return Ok(None);
+                };
+                if cr + 1 >= buf.len() {
+                    return Ok(None);
+                }
+                let count = parse_i64(&buf[1..cr])
+                    .filter(|&n| n <= i32::MAX as i64)
+                    .ok_or_else(|| perr("invalid multibulk length"))?;
+                if !self.authenticated && count > 10 {
+                    return Err(perr("unauthenticated multibulk length"));
+                }
+                if count <= 0 {
+                    let _ = buf.split_to(cr + 2);
+                    continue;
+                }
+                self.spans.clear();
+                self.spans.reserve((count as usize).min(MAX_PREALLOC_ARGS));
+                self.state = State::Multibulk { pos: cr + 2, remaining: count as usize };
+            }
+            return self.multibulk(buf, args);
+        }
+    }
+
+    fn multibulk(
+        &mut self,
+        buf: &mut BytesMut,
+        args: &mut Vec<Bytes>,
+    ) -> Result<Option<usize>, ProtocolError> {
+        let State::Multibulk { mut pos, mut remaining } = self.state else {
+            unreachable!("multibulk called between commands")
+        };
+        while remaining > 0 {
+            if pos >= buf.len() {
+                break;
+            }
+            if buf[pos] != b'$' {
+                return Err(perr(format!("expected '$', got '{}'", buf[pos] as char)));
+            }
+            let Some(off) = memchr(b'\r', &buf[pos..]) else {
+                if buf.len() - pos > INLINE_MAX {
+                    return Err(perr("too big bulk count string"));
+                }
+                break;
+            };
+            let cr = pos + off;
+            if cr + 1 >= buf.len() {
+                break;
+            }
+            let len = parse_i64(&buf[pos + 1..cr])
+                .filter(|&n| n >= 0 && n as u64 <= self.max_bulk as u64)
+                .ok_or_else(|| perr("invalid bulk length"))? as usize;
+            if !self.authenticated && len > 16384 {
+                return Err(perr("unauthenticated bulk length"));
+            }
+            let start = cr + 2;
+            let end = start + len;
+            if buf.len() < end + 2 {
+                self.missing = end + 2 - buf.len();
+                break;
+            }
+            self.spans.push((start, end));
+            pos = end + 2;
+            remaining -= 1;
+        }
+        if remaining > 0 {
+            self.state = State::Multibulk { pos, remaining };
+            return Ok(None);
+        }
+        self.state = State::Start;
+        self.missing = 0;
+        let frame = buf.split_to(pos).freeze();
+        args.extend(self.spans.iter().map(|&(a, b)| frame.slice(a..b)));
+        Ok(Some(self.spans.len()))
+    }
+
+    fn inline(
+        &mut self,
+        buf: &mut BytesMut,
+        args: &mut Vec<Bytes>,
+    ) -> Result<Option<usize>, ProtocolError> {
+        let Some(nl) = memchr(b'\n', buf) else {
+            if buf.len() > INLINE_MAX {
+                return Err(perr("too big inline request"));
+            }
+            return Ok(None);
+        };
+        let line = buf.split_to(nl + 1);
+        let line = line[..nl].strip_suffix(b"\r").unwrap_or(&line[..nl]);
+        let parts = split_args(line).map_err(|_| perr("unbalanced quotes in request"))?;
+        let n = parts.len();
+        args.extend(parts.into_iter().map(Bytes::from));
+        Ok(Some(n))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_all(input: &[u8]) -> (Vec<Vec<String>>, Option<ProtocolError>, usize) {
+        let mut p = RequestParser::default();
+        let mut buf = BytesMut::from(input);
+        let mut cmds = Vec::new();
+        loop {
+            let mut args = Vec::new();
+            match p.next(&mut buf, &mut args) {
+                Ok(Some(_)) => cmds.push(
+                    args.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect(),
+                ),
+                Ok(None) => return (cmds, None, buf.len()),
+                Err(e) => return (cmds, Some(e), buf.len()),
+            }
+        }
+    }
+
+    #[test]
+    fn integers_are_strict() {
+        assert_eq!(parse_i64(b"0"), Some(0));
+        assert_eq!(parse_i64(b"-12"), Some(-12));
+        assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
+        for bad in [&b""[..], b"-", b"+1", b" 1", b"1 ", b"01", b"-0", b"9223372036854775808", b"1a"] {
+            assert_eq!(parse_i64(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn multibulk_and_pipeline() {
+        let (cmds, err, rest) = parse_all(b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n*1\r\n$4\r\nPING\r\n");
+        assert_eq!(cmds, vec![vec!["GET", "a"], vec!["PING"]]);
+        assert!(err.is_none());
+        assert_eq!(rest, 0);
+    }
+
+    #[test]
+    fn binary_and_empty_args() {
+        let (cmds, _, _) = parse_all(b"*3\r\n$3\r\nSET\r\n$0\r\n\r\n$4\r\na\r\nb\r\n");
+        assert_eq!(cmds, vec![vec!["SET", "", "a\r\nb"]]);
+    }
+
+    #[test]
+    fn inline_commands() {
+        let (cmds, err, _) = parse_all(b"PING\r\nset a \"b c\"\n\r\n   \r\necho x\r\n");
+        assert_eq!(cmds, vec![vec!["PING"], vec!["set", "a", "b c"], vec!["echo", "x"]]);
+        assert!(err.is_none());
+    }
+
+    #[test]
+    fn empty_multibulk_is_skipped() {
+        let (cmds, _, _) = parse_all(b"*0\r\n*-1\r\n*1\r\n$4\r\nPING\r\n");
+        assert_eq!(cmds, vec![vec!["PING"]]);
+    }
+
+    #[test]
+    fn resumes_byte_by_byte() {
+        let input = b"*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$10\r\n0123456789\r\nPING\r\n";
+        let mut p = RequestParser::default();
+        let mut buf = BytesMut::new();
+        let mut args = Vec::new();
+        let mut done = Vec::new();
+        for &b in input.iter() {
+            buf.extend_from_slice(&[b]);
+            while let Some(n) = p.next(&mut buf, &mut args).unwrap() {
+                done.push(n);
+            }
+        }
+        assert_eq!(done, vec![3, 1]);
+        assert_eq!(args, vec!["SET", "key", "0123456789", "PING"]);
+    }
+
+    #[test]
+    fn tracks_missing_bytes_of_a_large_bulk() {
+        let mut p = RequestParser::default();
+        let mut buf = BytesMut::from(&b"*2\r\n$3\r\nSET\r\n$1000000\r\nabc"[..]);
+        let mut args = Vec::new();
+        assert_eq!(p.next(&mut buf, &mut args).unwrap(), None);
+        assert_eq!(p.missing(), 1_000_000 - 3 + 2);
+        assert!(buf.capacity() < 1000, "a claim alone must not allocate");
+    }
+
+    #[test]
+    fn protocol_errors() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"*abc\r\n", "invalid multibulk length"),
+            (b"*3000000000\r\n", "invalid multibulk length"),
+            (b"*1\r\n:5\r\n", "expected '$', got ':'"),
+            (b"*1\r\n*1\r\n", "expected '$', got '*'"),
+            (b"*1\r\n$-1\r\n", "invalid bulk length"),
+            (b"*1\r\n$x\r\n", "invalid bulk length"),
+            (b"*1\r\n$536870913\r\n", "invalid bulk length"),
+            (b"set \"a\r\n", "unbalanced quotes in request"),
+        ];
+        for (input, msg) in cases {
+            let (_, err, _) = parse_all(input);
+            assert_eq!(err, Some(ProtocolError(msg.to_string())), "{:?}", String::from_utf8_lossy(input));
+        }
+        let (_, err, _) = parse_all(&vec![b'a'; INLINE_MAX + 1]);
+        assert_eq!(err.unwrap().0, "too big inline request");
+        let mut big = b"*".to_vec();
+        big.extend(vec![b'1'; INLINE_MAX + 1]);
+        assert_eq!(parse_all(&big).1.unwrap().0, "too big mbulk count string");
+        let mut big = b"*1\r\n$".to_vec();
+        big.extend(vec![b'1'; INLINE_MAX + 1]);
+        assert_eq!(parse_all(&big).1.unwrap().0, "too big bulk count string");
+    }
+
+    #[test]
+    fn unauthenticated_limits() {
+        let mut p = RequestParser::default();
+        p.set_authenticated(false);
+        let mut args = Vec::new();
+        let err = p.next(&mut BytesMut::from(&b"*11\r\n"[..]), &mut args).unwrap_err();
+        assert_eq!(err.0, "unauthenticated multibulk length");
+        let mut p = RequestParser::default();
+        p.set_authenticated(false);
+        let err = p.next(&mut BytesMut::from(&b"*1\r\n$16385\r\n"[..]), &mut args).unwrap_err();
+        assert_eq!(err.0, "unauthenticated bulk length");
+    }
+
+    #[test]
+    fn agrees_with_redis_protocol_on_well_formed_requests() {
+        use redis_protocol::resp2::{decode::decode_bytes_mut, types::BytesFrame};
+        let mut x: u32 = 12345;
+        for _ in 0..500 {
+            let mut wire = BytesMut::new();
+            let mut expected = Vec::new();
+            for _ in 0..(x % 5 + 1) {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                let n = (x >> 16) % 4 + 1;
+                wire.extend_from_slice(format!("*{n}\r\n").as_bytes());
+                for a in 0..n {
+                    let arg: Vec<u8> = (0..(x >> (a * 3)) % 40).map(|i| (i as u8) ^ (x as u8)).collect();
+                    wire.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+                    wire.extend_from_slice(&arg);
+                    wire.extend_from_slice(b"\r\n");
+                    expected.push(arg);
+                }
+            }
+            let mut oracle = wire.clone();
+            let mut oracle_args = Vec::new();
+            while let Some((frame, _, _)) = decode_bytes_mut(&mut oracle).unwrap() {
+                let BytesFrame::Array(items) = frame else { panic!("not an array") };
+                for item in items {
+                    let BytesFrame::BulkString(b) = item else { panic!("not a bulk") };
+                    oracle_args.push(b.to_vec());
+                }
+            }
+            let mut p = RequestParser::default();
+            let mut args = Vec::new();
+            while p.next(&mut wire, &mut args).unwrap().is_some() {}
+            let ours: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
+            assert_eq!(ours, oracle_args);
+            assert_eq!(ours, expected);
+        }
+    }
+}

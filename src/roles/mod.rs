@@ -1,0 +1,4 @@
+//! Roles: thin compositions of the server core. Each exposes `run(config, listener,
+//! shutdown)`; `main` and the tests call the same function.
+
+pub mod write;

@@ -1,0 +1,300 @@
+//! The server core every data role runs: shared state, the client registry, the accept loop
+//! and the background cron (active expiry, ops/sec sampling).
+//!
+//! Concurrency: all data lives in one [`State`] behind a std `Mutex`. A connection takes the
+//! lock once per batch of pipelined commands, not per command, runs the batch, and releases it
+//! before any I/O. That makes every command (and every EXEC) atomic like Redis's single
+//! thread, keeps apply order equal to log order for replication, and costs one uncontended
+//! lock per read() on the hot path.
+
+pub mod session;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Notify};
+use tracing::{debug, info, warn};
+
+use crate::command::{Command, COMMANDS};
+use crate::config::Config;
+use crate::keyspace::{now_ms, Keyspace};
+
+/// The Redis version whose behaviour we follow. Clients gate features on it (HELLO, INFO).
+pub const REDIS_VERSION: &str = "7.0.15";
+
+/// Counters INFO stats reports; CONFIG RESETSTAT zeroes them.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub commands: u64,
+    pub connections: u64,
+    pub rejected_connections: u64,
+    pub net_input_bytes: u64,
+    pub net_output_bytes: u64,
+    pub expired_keys: u64,
+    pub keyspace_hits: u64,
+    pub keyspace_misses: u64,
+    /// Recent (time ms, commands) samples for instantaneous_ops_per_sec.
+    pub ops_samples: std::collections::VecDeque<(u64, u64)>,
+}
+
+impl Stats {
+    pub fn ops_per_sec(&self) -> u64 {
+        match (self.ops_samples.front(), self.ops_samples.back()) {
+            (Some(&(t0, c0)), Some(&(t1, c1))) if t1 > t0 => (c1 - c0) * 1000 / (t1 - t0),
+            _ => 0,
+        }
+    }
+}
+
+/// Everything commands read and change, behind the server's one lock.
+pub struct State {
+    pub keyspace: Keyspace,
+    pub stats: Stats,
+    pub config: Config,
+}
+
+/// What the rest of the server can see of one connection (CLIENT LIST, CLIENT KILL). The
+/// connection updates the atomics as it goes; nobody else takes a lock on its hot path.
+pub struct ClientHandle {
+    pub id: u64,
+    pub addr: SocketAddr,
+    pub laddr: SocketAddr,
+    pub created: Instant,
+    /// Millis since `created` of the last command, for `idle=`.
+    pub last_active: AtomicU64,
+    pub db: AtomicUsize,
+    pub proto: AtomicU8,
+    /// Address of the `&'static Command` last run (0: none yet).
+    last_command: AtomicUsize,
+    /// Commands queued in MULTI, or -1 outside one, for `multi=`.
+    pub multi: std::sync::atomic::AtomicI64,
+    /// Name, lib-name, lib-ver: changed rarely, read by CLIENT LIST.
+    pub meta: Mutex<ClientMeta>,
+    /// Signalled by CLIENT KILL or shutdown; the connection closes.
+    pub kill: Notify,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct ClientMeta {
+    pub name: Option<Bytes>,
+    pub lib_name: String,
+    pub lib_ver: String,
+}
+
+impl ClientHandle {
+    pub fn new(id: u64, addr: SocketAddr, laddr: SocketAddr) -> Self {
+        ClientHandle {
+            id,
+            addr,
+            laddr,
+            created: Instant::now(),
+            last_active: AtomicU64::new(0),
+            db: AtomicUsize::new(0),
+            proto: AtomicU8::new(2),
+            last_command: AtomicUsize::new(0),
+            multi: std::sync::atomic::AtomicI64::new(-1),
+            meta: Mutex::new(ClientMeta::default()),
+            kill: Notify::new(),
+        }
+    }
+
+    pub fn set_last_command(&self, cmd: &'static Command) {
+        self.last_command.store(cmd as *const Command as usize, Ordering::Relaxed);
+    }
+
+    /// The last command's name as CLIENT LIST prints it (`get`, `client|list`).
+    pub fn last_command(&self) -> String {
+        let addr = self.last_command.load(Ordering::Relaxed);
+        for c in COMMANDS {
+            if c as *const Command as usize == addr {
+                return c.name.to_string();
+            }
+            for s in c.subcommands {
+                if s as *const Command as usize == addr {
+                    return format!("{}|{}", c.name, s.name);
+                }
+            }
+        }
+        "NULL".to_string()
+    }
+
+    pub fn meta(&self) -> MutexGuard<'_, ClientMeta> {
+        self.meta.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One line of CLIENT LIST / CLIENT INFO, with Redis's field names.
+    pub fn info_line(&self) -> String {
+        let meta = self.meta().clone();
+        let now = self.created.elapsed();
+        let idle = now.as_millis() as u64 - self.last_active.load(Ordering::Relaxed).min(now.as_millis() as u64);
+        let multi = self.multi.load(Ordering::Relaxed);
+        format!(
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 \
+             multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 \
+             tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            self.id,
+            self.addr,
+            self.laddr,
+            meta.name.as_deref().map(String::from_utf8_lossy).unwrap_or_default(),
+            now.as_secs(),
+            idle / 1000,
+            if multi >= 0 { "x" } else { "N" },
+            self.db.load(Ordering::Relaxed),
+            multi,
+            self.last_command(),
+            self.proto.load(Ordering::Relaxed),
+            meta.lib_name,
+            meta.lib_ver,
+        )
+    }
+}
+
+/// One server: the state, the clients, and facts INFO reports.
+pub struct Server {
+    pub state: Mutex<State>,
+    /// Live connections by id. Locked on connect, disconnect, CLIENT LIST/KILL only.
+    pub clients: Mutex<HashMap<u64, Arc<ClientHandle>>>,
+    pub next_client_id: AtomicU64,
+    pub started: Instant,
+    /// 40 hex characters, new on every start, as Redis's run_id.
+    pub run_id: String,
+    pub local_addr: SocketAddr,
+}
+
+/// 40 random-looking hex characters (Redis's run_id and, later, replication ids).
+pub fn random_hex40() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = String::with_capacity(40);
+    while out.len() < 40 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(Instant::now().elapsed().as_nanos() ^ now_ms() as u128);
+        out.push_str(&format!("{:016x}", h.finish()));
+    }
+    out.truncate(40);
+    out
+}
+
+impl Server {
+    pub fn new(config: Config, local_addr: SocketAddr) -> Self {
+        Server {
+            state: Mutex::new(State {
+                keyspace: Keyspace::new(config.databases()),
+                stats: Stats::default(),
+                config,
+            }),
+            clients: Mutex::new(HashMap::new()),
+            next_client_id: AtomicU64::new(1),
+            started: Instant::now(),
+            run_id: random_hex40(),
+            local_addr,
+        }
+    }
+
+    /// The state lock. A panic in a handler must not take every later client down with it,
+    /// so a poisoned lock is recovered: handlers leave the state consistent between steps.
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn clients(&self) -> MutexGuard<'_, HashMap<u64, Arc<ClientHandle>>> {
+        self.clients.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One cron tick: active expiry within a bounded budget, and an ops/sec sample.
+    fn cron(&self) {
+        let now = now_ms();
+        let mut state = self.state();
+        state.keyspace.active_expire(now, 200);
+        let expired = state.keyspace.take_expired();
+        let stats = &mut state.stats;
+        stats.expired_keys += expired;
+        let commands = stats.commands;
+        stats.ops_samples.push_back((now, commands));
+        while stats.ops_samples.len() > 16 {
+            stats.ops_samples.pop_front();
+        }
+    }
+}
+
+/// Runs a server on `listener` until `shutdown` turns true (or its sender is dropped).
+pub async fn serve(server: Arc<Server>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+    let hz = server.state().config.hz();
+    let cron = {
+        let server = server.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(1000 / hz));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                server.cron();
+            }
+        })
+    };
+    // The cron stops with the server, whichever way this function ends.
+    let _cron = AbortOnDrop(cron);
+    info!(addr = %server.local_addr, "ready to accept connections");
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => accept(&server, stream, peer, shutdown.clone()),
+                Err(e) => {
+                    // Out of descriptors and similar: back off instead of spinning.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    break;
+                }
+            }
+        }
+    }
+    info!(addr = %server.local_addr, "shutting down");
+    for client in server.clients().values() {
+        client.kill.notify_one();
+    }
+}
+
+fn accept(server: &Arc<Server>, stream: tokio::net::TcpStream, peer: SocketAddr, shutdown: watch::Receiver<bool>) {
+    let _ = stream.set_nodelay(true);
+    let (maxclients, requirepass) = {
+        let mut state = server.state();
+        state.stats.connections += 1;
+        (state.config.maxclients(), state.config.requirepass().is_some())
+    };
+    let laddr = stream.local_addr().unwrap_or(server.local_addr);
+    let id = server.next_client_id.fetch_add(1, Ordering::Relaxed);
+    let handle = Arc::new(ClientHandle::new(id, peer, laddr));
+    {
+        let mut clients = server.clients();
+        if clients.len() >= maxclients {
+            drop(clients);
+            server.state().stats.rejected_connections += 1;
+            tokio::spawn(session::refuse(stream, "ERR max number of clients reached"));
+            return;
+        }
+        clients.insert(id, handle.clone());
+    }
+    debug!(peer = %peer, id, "client connected");
+    let server = server.clone();
+    tokio::spawn(async move {
+        session::run(&server, stream, handle, !requirepass, shutdown).await;
+        server.clients().remove(&id);
+        debug!(peer = %peer, id, "client disconnected");
+    });
+}
+
+/// Aborts a task when dropped: background tasks end with their owner.
+pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

@@ -1,0 +1,154 @@
+//! One client connection: read, frame, run a batch under one lock, write the batch's replies
+//! in one write. This is the only code that touches a client's socket.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tracing::debug;
+
+use super::{ClientHandle, Server};
+use crate::command::{dispatch, Client, Ctx};
+use crate::keyspace::now_ms;
+use crate::resp::{Reply, RequestParser};
+
+/// Read buffer growth step.
+const READ_CHUNK: usize = 16 * 1024;
+/// Most commands run under one lock acquisition, so a huge pipeline cannot starve others.
+const MAX_BATCH: usize = 1024;
+/// Replies buffered before they are written even if more input is waiting.
+const OUT_FLUSH: usize = 64 * 1024;
+
+/// Answers a connection we will not serve with one error and closes it.
+pub async fn refuse(mut stream: TcpStream, why: &'static str) {
+    let mut out = BytesMut::new();
+    Reply::err(why).encode(2, &mut out);
+    let _ = stream.write_all(&out).await;
+}
+
+pub async fn run(
+    server: &Arc<Server>,
+    mut stream: TcpStream,
+    handle: Arc<ClientHandle>,
+    authenticated: bool,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let max_bulk = server.state().config.proto_max_bulk_len();
+    let mut parser = RequestParser::new(max_bulk);
+    parser.set_authenticated(authenticated);
+    let mut client = Client::new(handle.clone(), authenticated);
+    let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
+    let mut out = BytesMut::with_capacity(READ_CHUNK);
+    // Arguments of the batch, flat, and where each command's arguments end.
+    let mut args: Vec<Bytes> = Vec::new();
+    let mut ends: Vec<usize> = Vec::new();
+
+    'conn: loop {
+        // Grow by what the command in progress still needs (bounded by what has arrived:
+        // the parser reports only bytes of a bulk whose header came in), at least a chunk.
+        let want = parser.missing().clamp(READ_CHUNK, READ_CHUNK.max(inbuf.len()));
+        if inbuf.capacity() - inbuf.len() < want {
+            inbuf.reserve(want);
+        }
+        let n = tokio::select! {
+            read = stream.read_buf(&mut inbuf) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            },
+            _ = handle.kill.notified() => break,
+            _ = shutdown.changed() => break,
+        };
+        let mut input_bytes = n as u64;
+
+        loop {
+            let mut protocol_error = None;
+            // Set when parsing stopped with complete commands possibly still buffered.
+            let mut more = false;
+            while ends.len() < MAX_BATCH {
+                match parser.next(&mut inbuf, &mut args) {
+                    Ok(Some(_)) => ends.push(args.len()),
+                    Ok(None) => break,
+                    Err(e) => {
+                        protocol_error = Some(e);
+                        break;
+                    }
+                }
+                // Before AUTH, run each command before parsing the next: AUTH changes the
+                // limits the parser applies.
+                if !client.authenticated {
+                    more = true;
+                    break;
+                }
+            }
+            more |= ends.len() == MAX_BATCH;
+            if !ends.is_empty() {
+                run_batch(server, &mut client, &args, &ends, &mut out, input_bytes);
+                input_bytes = 0;
+                parser.set_authenticated(client.authenticated);
+                args.clear();
+                ends.clear();
+            }
+            if let Some(e) = protocol_error {
+                debug!(peer = %handle.addr, error = %e, "protocol error, closing");
+                Reply::error(format!("ERR {e}")).encode(client.proto, &mut out);
+                let _ = stream.write_all(&out).await;
+                break 'conn;
+            }
+            let flush = client.close || !more || out.len() >= OUT_FLUSH;
+            if flush && !out.is_empty() {
+                if stream.write_all(&out).await.is_err() {
+                    break 'conn;
+                }
+                out.clear();
+            }
+            if client.close {
+                break 'conn;
+            }
+            if !more {
+                break;
+            }
+        }
+    }
+    // Release watched keys so their versions stop being tracked.
+    if !client.watched.is_empty() {
+        let mut state = server.state();
+        for (db, key, _) in client.watched.drain(..) {
+            state.keyspace.dbs[db].unwatch(&key);
+        }
+    }
+}
+
+/// Runs parsed commands under one acquisition of the state lock, encoding replies into `out`.
+fn run_batch(
+    server: &Server,
+    client: &mut Client,
+    args: &[Bytes],
+    ends: &[usize],
+    out: &mut BytesMut,
+    input_bytes: u64,
+) {
+    let before = out.len();
+    let now = now_ms();
+    let mut state = server.state();
+    state.stats.net_input_bytes += input_bytes;
+    let mut ctx = Ctx { state: &mut state, client, server, now };
+    let mut start = 0;
+    for &end in ends {
+        let reply = dispatch(&mut ctx, &args[start..end]);
+        reply.encode(ctx.client.proto, out);
+        start = end;
+        if ctx.client.close {
+            break;
+        }
+    }
+    state.stats.net_output_bytes += (out.len() - before) as u64;
+    drop(state);
+    let handle = &client.handle;
+    handle.last_active.store(handle.created.elapsed().as_millis() as u64, Ordering::Relaxed);
+    handle.db.store(client.db, Ordering::Relaxed);
+    handle.proto.store(client.proto, Ordering::Relaxed);
+    handle.multi.store(client.multi.as_ref().map_or(-1, |m| m.queued.len() as i64), Ordering::Relaxed);
+}
