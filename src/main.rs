@@ -17,7 +17,11 @@ enum Role {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "rust-edis", version, about = "A distributed key-value store that speaks the Redis protocol")]
+#[command(
+    name = "rust-edis",
+    version,
+    about = "A distributed key-value store that speaks the Redis protocol"
+)]
 struct Cli {
     /// Which role this process plays.
     #[arg(long, value_enum, default_value = "write")]
@@ -50,7 +54,9 @@ fn build_config(cli: &Cli) -> Result<Config, String> {
     };
     let mut set = |name: &str, value: Option<String>| -> Result<(), String> {
         match value {
-            Some(v) => config.set_startup(name, &v).map_err(|e| format!("--{name} {v}: {e}")),
+            Some(v) => config
+                .set_startup(name, &v)
+                .map_err(|e| format!("--{name} {v}: {e}")),
             None => Ok(()),
         }
     };
@@ -76,7 +82,10 @@ fn init_logging(loglevel: &str) {
         .ok()
         .and_then(|v| v.parse::<Targets>().ok())
         .unwrap_or_else(|| Targets::new().with_default(level));
-    tracing_subscriber::registry().with(tracing_subscriber::fmt::layer().with_target(false)).with(filter).init();
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_target(false))
+        .with(filter)
+        .init();
 }
 
 fn main() -> ExitCode {
@@ -94,7 +103,10 @@ fn main() -> ExitCode {
         eprintln!("rust-edis: cannot use --dir {}: {e}", dir.display());
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("rust-edis: cannot start the runtime: {e}");

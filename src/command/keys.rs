@@ -27,7 +27,11 @@ pub fn exists(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 pub fn type_(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let now = ctx.now;
-    Reply::simple(ctx.db().get(&args[1], now).map_or("none", |e| e.value.type_name()))
+    Reply::simple(
+        ctx.db()
+            .get(&args[1], now)
+            .map_or("none", |e| e.value.type_name()),
+    )
 }
 
 /// EXPIRE / PEXPIRE / EXPIREAT / PEXPIREAT key time [NX|XX|GT|LT]
@@ -49,11 +53,15 @@ fn expire_generic(ctx: &mut Ctx, args: &[Bytes], unit: i64, absolute: bool, name
         return Reply::err("ERR GT and LT options at the same time are not compatible");
     }
     let amount = tri!(int_arg(&args[2]));
-    let at = tri!(super::expire_at(amount, unit, absolute, ctx.now, name, true));
+    let at = tri!(super::expire_at(
+        amount, unit, absolute, ctx.now, name, true
+    ));
     let now = ctx.now;
     let key = &args[1];
     let db = ctx.db();
-    let Some(entry) = db.get(key, now) else { return Reply::Int(0) };
+    let Some(entry) = db.get(key, now) else {
+        return Reply::Int(0);
+    };
     let current = entry.expire_at;
     let allowed = match current {
         None => !(xx || gt),
@@ -93,7 +101,9 @@ fn ttl_generic(ctx: &mut Ctx, key: &[u8], show: impl Fn(u64, u64) -> i64) -> Rep
 }
 
 pub fn ttl(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    ttl_generic(ctx, &args[1], |at, now| ((at.saturating_sub(now) + 500) / 1000) as i64)
+    ttl_generic(ctx, &args[1], |at, now| {
+        ((at.saturating_sub(now) + 500) / 1000) as i64
+    })
 }
 pub fn pttl(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     ttl_generic(ctx, &args[1], |at, now| at.saturating_sub(now) as i64)
@@ -150,16 +160,33 @@ pub fn keys(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     Reply::Array(out)
 }
 
+/// A cursor as Redis reads it (`strtoul`): an optional sign, digits, nothing else. A negative
+/// number wraps around, so `SCAN -1` starts at the top like any cursor past the end.
+fn parse_cursor(arg: &[u8]) -> Option<u64> {
+    let (neg, digits) = match arg {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        _ => (false, arg),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(if neg { n.wrapping_neg() } else { n })
+}
+
 /// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]
 pub fn scan(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let cursor = match std::str::from_utf8(&args[1]).ok().and_then(|s| s.parse::<u64>().ok()) {
-        Some(c) if !args[1].starts_with(b"+") => c,
-        _ => return Reply::err("ERR invalid cursor"),
+    let Some(cursor) = parse_cursor(&args[1]) else {
+        return Reply::err("ERR invalid cursor");
     };
-    let (mut pattern, mut count, mut type_filter): (Option<&Bytes>, usize, Option<&Bytes>) = (None, 10, None);
+    let (mut pattern, mut count, mut type_filter): (Option<&Bytes>, usize, Option<&Bytes>) =
+        (None, 10, None);
     let mut i = 2;
     while i < args.len() {
-        let Some(value) = args.get(i + 1) else { return Reply::err(SYNTAX) };
+        let Some(value) = args.get(i + 1) else {
+            return Reply::err(SYNTAX);
+        };
         match () {
             _ if eq(&args[i], "match") => pattern = Some(value).filter(|p| p.as_ref() != b"*"),
             _ if eq(&args[i], "count") => {
@@ -177,13 +204,17 @@ pub fn scan(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let now = ctx.now;
     let mut keys = Vec::new();
     let next = ctx.db().scan(cursor, count, now, |k, e| {
-        let type_ok = type_filter.is_none_or(|t| t.eq_ignore_ascii_case(e.value.type_name().as_bytes()));
+        let type_ok =
+            type_filter.is_none_or(|t| t.eq_ignore_ascii_case(e.value.type_name().as_bytes()));
         if type_ok && pattern.is_none_or(|p| glob_match(p, k)) {
             keys.push(Reply::Bulk(k.clone()));
         }
     });
     let mut c = itoa::Buffer::new();
-    Reply::Array(vec![Reply::bulk(Bytes::copy_from_slice(c.format(next).as_bytes())), Reply::Array(keys)])
+    Reply::Array(vec![
+        Reply::bulk(Bytes::copy_from_slice(c.format(next).as_bytes())),
+        Reply::Array(keys),
+    ])
 }
 
 pub fn randomkey(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {

@@ -1,6 +1,5 @@
 //! Server commands: INFO CONFIG TIME, and the FUNCTION/SCRIPT FLUSH that tools send.
 
-
 use bytes::Bytes;
 
 use super::{text, Ctx, SYNTAX};
@@ -18,15 +17,30 @@ fn human(bytes: usize) -> String {
     }
 }
 
-const DEFAULT_SECTIONS: &[&str] =
-    &["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "cluster", "keyspace"];
+const DEFAULT_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "cluster",
+    "keyspace",
+];
 
 fn cpu_seconds() -> (f64, f64) {
     // utime and stime, fields 14 and 15 of /proc/self/stat, in clock ticks (100 per second).
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / 100.0;
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 100.0
+    };
     (ticks(11), ticks(12))
 }
 
@@ -46,7 +60,11 @@ fn section(ctx: &mut Ctx, name: &str, out: &mut String) {
             w("redis_git_sha1:00000000".into());
             w("redis_git_dirty:0".into());
             w("redis_mode:standalone".into());
-            w(format!("os:{} {}", std::env::consts::OS, std::env::consts::ARCH));
+            w(format!(
+                "os:{} {}",
+                std::env::consts::OS,
+                std::env::consts::ARCH
+            ));
             w(format!("arch_bits:{}", usize::BITS));
             w("multiplexing_api:epoll".into());
             w(format!("process_id:{}", std::process::id()));
@@ -57,9 +75,16 @@ fn section(ctx: &mut Ctx, name: &str, out: &mut String) {
             w(format!("uptime_in_days:{}", uptime / 86400));
             w(format!("hz:{}", state.config.hz()));
             w(format!("configured_hz:{}", state.config.hz()));
-            let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default();
+            let exe = std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
             w(format!("executable:{exe}"));
-            let file = state.config.file.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+            let file = state
+                .config
+                .file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
             w(format!("config_file:{file}"));
         }
         "clients" => {
@@ -81,8 +106,14 @@ fn section(ctx: &mut Ctx, name: &str, out: &mut String) {
             w(format!("used_memory_rss_human:{}", human(rss)));
             w(format!("maxmemory:{max}"));
             w(format!("maxmemory_human:{}", human(max)));
-            w(format!("maxmemory_policy:{}", state.config.get("maxmemory-policy")));
-            w(format!("mem_fragmentation_ratio:{:.2}", rss as f64 / used.max(1) as f64));
+            w(format!(
+                "maxmemory_policy:{}",
+                state.config.get("maxmemory-policy")
+            ));
+            w(format!(
+                "mem_fragmentation_ratio:{:.2}",
+                rss as f64 / used.max(1) as f64
+            ));
             w("mem_allocator:libc".into());
         }
         "persistence" => {
@@ -119,7 +150,10 @@ fn section(ctx: &mut Ctx, name: &str, out: &mut String) {
             w("master_repl_offset:0".into());
             w("second_repl_offset:-1".into());
             w("repl_backlog_active:0".into());
-            w(format!("repl_backlog_size:{}", state.config.get("repl-backlog-size")));
+            w(format!(
+                "repl_backlog_size:{}",
+                state.config.get("repl-backlog-size")
+            ));
             w("repl_backlog_first_byte_offset:0".into());
             w("repl_backlog_histlen:0".into());
         }
@@ -138,7 +172,12 @@ fn section(ctx: &mut Ctx, name: &str, out: &mut String) {
             let now = ctx.now;
             for (i, db) in state.keyspace.dbs.iter().enumerate() {
                 if !db.is_empty() {
-                    w(format!("db{i}:keys={},expires={},avg_ttl={}", db.len(), db.expires_len(), db.avg_ttl(now)));
+                    w(format!(
+                        "db{i}:keys={},expires={},avg_ttl={}",
+                        db.len(),
+                        db.expires_len(),
+                        db.avg_ttl(now)
+                    ));
                 }
             }
         }
@@ -151,7 +190,9 @@ pub fn info(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let mut wanted: Vec<String> = Vec::new();
     for a in &args[1..] {
         match text(a).to_ascii_lowercase().as_str() {
-            "all" | "everything" | "default" => wanted.extend(DEFAULT_SECTIONS.iter().map(|s| s.to_string())),
+            "all" | "everything" | "default" => {
+                wanted.extend(DEFAULT_SECTIONS.iter().map(|s| s.to_string()))
+            }
             s => wanted.push(s.to_string()),
         }
     }
@@ -185,9 +226,12 @@ pub fn config_get(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 pub fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     if args.len() % 2 != 0 {
-        return super::wrong_arity("config|set");
+        return Reply::err(SYNTAX);
     }
-    let pairs: Vec<(String, String)> = args[2..].chunks(2).map(|p| (text(&p[0]), text(&p[1]))).collect();
+    let pairs: Vec<(String, String)> = args[2..]
+        .chunks(2)
+        .map(|p| (text(&p[0]), text(&p[1])))
+        .collect();
     match ctx.state.config.set_runtime(&pairs) {
         Ok(()) => Reply::Ok,
         Err(e) => Reply::error(e),
@@ -219,7 +263,9 @@ pub fn config_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
 
 pub fn time(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     let _ = ctx;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     Reply::Array(vec![
         Reply::bulk(Bytes::from(now.as_secs().to_string())),
         Reply::bulk(Bytes::from(now.subsec_micros().to_string())),
@@ -228,12 +274,26 @@ pub fn time(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
 
 /// FUNCTION FLUSH and SCRIPT FLUSH [ASYNC|SYNC]: there are no functions or scripts to drop,
 /// but test suites and tools send them to get a clean server.
-pub fn flush_scripts(_ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    match args.len() {
-        2 => Reply::Ok,
-        3 if args[2].eq_ignore_ascii_case(b"async") || args[2].eq_ignore_ascii_case(b"sync") => Reply::Ok,
-        _ => Reply::err(SYNTAX),
+fn flush_scripts(args: &[Bytes], error: &'static str) -> Reply {
+    match args.get(2) {
+        None => Reply::Ok,
+        Some(mode) if mode.eq_ignore_ascii_case(b"async") || mode.eq_ignore_ascii_case(b"sync") => {
+            if args.len() == 3 {
+                Reply::Ok
+            } else {
+                Reply::err(SYNTAX)
+            }
+        }
+        Some(_) => Reply::err(error),
     }
+}
+
+pub fn function_flush(_ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    flush_scripts(args, "ERR FUNCTION FLUSH only supports SYNC|ASYNC option")
+}
+
+pub fn script_flush(_ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    flush_scripts(args, "ERR SCRIPT FLUSH only support SYNC|ASYNC option")
 }
 
 pub fn client_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {

@@ -43,7 +43,9 @@ fn ttl_option(args: &[Bytes], i: &mut usize) -> Option<Result<Ttl, Reply>> {
         _ if eq(&args[*i], "pxat") => (1, true),
         _ => return None,
     };
-    let Some(value) = args.get(*i + 1) else { return Some(Err(Reply::err(SYNTAX))) };
+    let Some(value) = args.get(*i + 1) else {
+        return Some(Err(Reply::err(SYNTAX)));
+    };
     *i += 1;
     Some(int_arg(value).map(|n| Ttl::At(n, unit, absolute)))
 }
@@ -88,7 +90,11 @@ pub fn set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     };
     let (key, now) = (&args[1], ctx.now);
     let old = if get { tri!(ctx.get_str(key)) } else { None };
-    let exists = if get { old.is_some() } else { ctx.db().contains(key, now) };
+    let exists = if get {
+        old.is_some()
+    } else {
+        ctx.db().contains(key, now)
+    };
     if (nx && exists) || (xx && !exists) {
         return if get { old.into() } else { Reply::Nil };
     }
@@ -275,7 +281,10 @@ pub fn decrby(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 /// Parses a float as Redis's `string2ld`: no blanks, no NaN.
 fn parse_float(arg: &[u8]) -> Option<f64> {
     let s = std::str::from_utf8(arg).ok()?;
-    if s.is_empty() || s.starts_with(|c: char| c.is_whitespace()) || s.ends_with(|c: char| c.is_whitespace()) {
+    if s.is_empty()
+        || s.starts_with(|c: char| c.is_whitespace())
+        || s.ends_with(|c: char| c.is_whitespace())
+    {
         return None;
     }
     let v: f64 = s.parse().ok()?;
@@ -291,7 +300,9 @@ pub fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             None => return not_float(),
         },
     };
-    let Some(by) = parse_float(&args[2]) else { return not_float() };
+    let Some(by) = parse_float(&args[2]) else {
+        return not_float();
+    };
     let new = current + by;
     if !new.is_finite() {
         return Reply::err("ERR increment would produce NaN or Infinity");

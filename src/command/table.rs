@@ -1,7 +1,9 @@
 //! The command table: every command this server knows, declared once.
 
 use super::flags::*;
-use super::{connection as conn, introspection as intro, keys, server as srv, strings, transactions as tx};
+use super::{
+    connection as conn, introspection as intro, keys, server as srv, strings, transactions as tx,
+};
 use super::{Command, Handler};
 
 /// Declares a command. Keys are (first, last, step) as in Redis's legacy key positions.
@@ -45,7 +47,21 @@ const fn container(
     handler: Handler,
     subs: &'static [Command],
 ) -> Command {
-    Command { subcommands: subs, ..c(name, arity, 0, NOKEYS, group, since, summary, "Depends on subcommand.", "", handler) }
+    Command {
+        subcommands: subs,
+        ..c(
+            name,
+            arity,
+            0,
+            NOKEYS,
+            group,
+            since,
+            summary,
+            "Depends on subcommand.",
+            "",
+            handler,
+        )
+    }
 }
 
 const NOKEYS: (i32, i32, i32) = (0, 0, 0);
@@ -66,39 +82,255 @@ fn container_usage(_ctx: &mut super::Ctx, args: &[bytes::Bytes]) -> crate::resp:
 }
 
 static CONFIG_SUBS: &[Command] = &[
-    c("get", -3, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "server", "2.0.0", "Returns the effective values of configuration parameters.", "O(N) when N is the number of configuration parameters provided", "parameter [parameter ...]", srv::config_get),
-    c("set", -4, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "server", "2.0.0", "Sets configuration parameters in-flight.", "O(N) when N is the number of configuration parameters provided", "parameter value [parameter value ...]", srv::config_set),
-    c("resetstat", 2, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "server", "2.0.0", "Resets the server's statistics.", O1, "", srv::config_resetstat),
-    c("help", 2, LOADING | STALE, NOKEYS, "server", "5.0.0", "Returns helpful text about the different subcommands.", O1, "", srv::config_help),
+    c(
+        "get",
+        -3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NOKEYS,
+        "server",
+        "2.0.0",
+        "Returns the effective values of configuration parameters.",
+        "O(N) when N is the number of configuration parameters provided",
+        "parameter [parameter ...]",
+        srv::config_get,
+    ),
+    c(
+        "set",
+        -4,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NOKEYS,
+        "server",
+        "2.0.0",
+        "Sets configuration parameters in-flight.",
+        "O(N) when N is the number of configuration parameters provided",
+        "parameter value [parameter value ...]",
+        srv::config_set,
+    ),
+    c(
+        "resetstat",
+        2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NOKEYS,
+        "server",
+        "2.0.0",
+        "Resets the server's statistics.",
+        O1,
+        "",
+        srv::config_resetstat,
+    ),
+    c(
+        "help",
+        2,
+        LOADING | STALE,
+        NOKEYS,
+        "server",
+        "5.0.0",
+        "Returns helpful text about the different subcommands.",
+        O1,
+        "",
+        srv::config_help,
+    ),
 ];
 
 static CLIENT_SUBS: &[Command] = &[
-    c("id", 2, CONN, NOKEYS, "connection", "5.0.0", "Returns the unique client ID of the connection.", O1, "", conn::client_id),
-    c("setname", 3, CONN, NOKEYS, "connection", "2.6.9", "Sets the connection name.", O1, "connection-name", conn::client_setname),
-    c("getname", 2, CONN, NOKEYS, "connection", "2.6.9", "Returns the name of the connection.", O1, "", conn::client_getname),
-    c("info", 2, CONN, NOKEYS, "connection", "6.2.0", "Returns information about the connection.", O1, "", conn::client_info),
-    c("list", -2, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "connection", "2.4.0", "Lists open connections.", "O(N) where N is the number of client connections", "[TYPE NORMAL|MASTER|REPLICA|PUBSUB] [ID client-id [client-id ...]]", conn::client_list),
-    c("setinfo", 4, CONN, NOKEYS, "connection", "7.2.0", "Sets information specific to the client or connection.", O1, "LIB-NAME libname|LIB-VER libver", conn::client_setinfo),
-    c("kill", -3, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "connection", "2.4.0", "Terminates open connections.", "O(N) where N is the number of client connections", "[ID client-id] [ADDR ip:port] [LADDR ip:port] [SKIPME yes/no]", conn::client_kill),
-    c("help", 2, LOADING | STALE, NOKEYS, "connection", "5.0.0", "Returns helpful text about the different subcommands.", O1, "", srv::client_help),
+    c(
+        "id",
+        2,
+        CONN,
+        NOKEYS,
+        "connection",
+        "5.0.0",
+        "Returns the unique client ID of the connection.",
+        O1,
+        "",
+        conn::client_id,
+    ),
+    c(
+        "setname",
+        3,
+        CONN,
+        NOKEYS,
+        "connection",
+        "2.6.9",
+        "Sets the connection name.",
+        O1,
+        "connection-name",
+        conn::client_setname,
+    ),
+    c(
+        "getname",
+        2,
+        CONN,
+        NOKEYS,
+        "connection",
+        "2.6.9",
+        "Returns the name of the connection.",
+        O1,
+        "",
+        conn::client_getname,
+    ),
+    c(
+        "info",
+        2,
+        CONN,
+        NOKEYS,
+        "connection",
+        "6.2.0",
+        "Returns information about the connection.",
+        O1,
+        "",
+        conn::client_info,
+    ),
+    c(
+        "list",
+        -2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NOKEYS,
+        "connection",
+        "2.4.0",
+        "Lists open connections.",
+        "O(N) where N is the number of client connections",
+        "[TYPE NORMAL|MASTER|REPLICA|PUBSUB] [ID client-id [client-id ...]]",
+        conn::client_list,
+    ),
+    c(
+        "setinfo",
+        4,
+        CONN,
+        NOKEYS,
+        "connection",
+        "7.2.0",
+        "Sets information specific to the client or connection.",
+        O1,
+        "LIB-NAME libname|LIB-VER libver",
+        conn::client_setinfo,
+    ),
+    c(
+        "kill",
+        -3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NOKEYS,
+        "connection",
+        "2.4.0",
+        "Terminates open connections.",
+        "O(N) where N is the number of client connections",
+        "[ID client-id] [ADDR ip:port] [LADDR ip:port] [SKIPME yes/no]",
+        conn::client_kill,
+    ),
+    c(
+        "help",
+        2,
+        LOADING | STALE,
+        NOKEYS,
+        "connection",
+        "5.0.0",
+        "Returns helpful text about the different subcommands.",
+        O1,
+        "",
+        srv::client_help,
+    ),
 ];
 
 static COMMAND_SUBS: &[Command] = &[
-    c("count", 2, LOADING | STALE, NOKEYS, "server", "2.8.13", "Returns a count of commands.", O1, "", intro::count),
-    c("info", -2, LOADING | STALE, NOKEYS, "server", "2.8.13", "Returns information about one, multiple or all commands.", "O(N) where N is the number of commands to look up", "[command-name [command-name ...]]", intro::info),
-    c("docs", -2, LOADING | STALE, NOKEYS, "server", "7.0.0", "Returns documentary information about one, multiple or all commands.", "O(N) where N is the number of commands to look up", "[command-name [command-name ...]]", intro::docs),
-    c("list", -2, LOADING | STALE, NOKEYS, "server", "7.0.0", "Returns a list of command names.", "O(N) where N is the total number of Redis commands", "", intro::list),
-    c("getkeys", -3, LOADING | STALE, NOKEYS, "server", "2.8.13", "Extracts the key names from an arbitrary command.", "O(N) where N is the number of arguments to the command", "command [arg [arg ...]]", intro::getkeys),
-    c("help", 2, LOADING | STALE, NOKEYS, "server", "5.0.0", "Returns helpful text about the different subcommands.", O1, "", intro::help),
+    c(
+        "count",
+        2,
+        LOADING | STALE,
+        NOKEYS,
+        "server",
+        "2.8.13",
+        "Returns a count of commands.",
+        O1,
+        "",
+        intro::count,
+    ),
+    c(
+        "info",
+        -2,
+        LOADING | STALE,
+        NOKEYS,
+        "server",
+        "2.8.13",
+        "Returns information about one, multiple or all commands.",
+        "O(N) where N is the number of commands to look up",
+        "[command-name [command-name ...]]",
+        intro::info,
+    ),
+    c(
+        "docs",
+        -2,
+        LOADING | STALE,
+        NOKEYS,
+        "server",
+        "7.0.0",
+        "Returns documentary information about one, multiple or all commands.",
+        "O(N) where N is the number of commands to look up",
+        "[command-name [command-name ...]]",
+        intro::docs,
+    ),
+    c(
+        "list",
+        -2,
+        LOADING | STALE,
+        NOKEYS,
+        "server",
+        "7.0.0",
+        "Returns a list of command names.",
+        "O(N) where N is the total number of Redis commands",
+        "",
+        intro::list,
+    ),
+    c(
+        "getkeys",
+        -4,
+        LOADING | STALE,
+        NOKEYS,
+        "server",
+        "2.8.13",
+        "Extracts the key names from an arbitrary command.",
+        "O(N) where N is the number of arguments to the command",
+        "command [arg [arg ...]]",
+        intro::getkeys,
+    ),
+    c(
+        "help",
+        2,
+        LOADING | STALE,
+        NOKEYS,
+        "server",
+        "5.0.0",
+        "Returns helpful text about the different subcommands.",
+        O1,
+        "",
+        intro::help,
+    ),
 ];
 
-static FUNCTION_SUBS: &[Command] = &[
-    c("flush", -2, WRITE | NOSCRIPT, NOKEYS, "scripting", "7.0.0", "Deletes all libraries and functions.", "O(N) where N is the number of functions deleted", "[ASYNC|SYNC]", srv::flush_scripts),
-];
+static FUNCTION_SUBS: &[Command] = &[c(
+    "flush",
+    -2,
+    WRITE | NOSCRIPT,
+    NOKEYS,
+    "scripting",
+    "7.0.0",
+    "Deletes all libraries and functions.",
+    "O(N) where N is the number of functions deleted",
+    "[ASYNC|SYNC]",
+    srv::function_flush,
+)];
 
-static SCRIPT_SUBS: &[Command] = &[
-    c("flush", -2, NOSCRIPT, NOKEYS, "scripting", "2.6.0", "Removes all server-side Lua scripts from the script cache.", "O(N) with N being the number of scripts in cache", "[ASYNC|SYNC]", srv::flush_scripts),
-];
+static SCRIPT_SUBS: &[Command] = &[c(
+    "flush",
+    -2,
+    NOSCRIPT,
+    NOKEYS,
+    "scripting",
+    "2.6.0",
+    "Removes all server-side Lua scripts from the script cache.",
+    "O(N) with N being the number of scripts in cache",
+    "[ASYNC|SYNC]",
+    srv::script_flush,
+)];
 
 /// Every top-level command.
 pub static COMMANDS: &[Command] = &[

@@ -93,7 +93,10 @@ pub struct ExpireStats {
 
 impl Db {
     pub fn new() -> Self {
-        Db { delete_expired: true, ..Default::default() }
+        Db {
+            delete_expired: true,
+            ..Default::default()
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -221,7 +224,9 @@ impl Db {
             return false;
         }
         self.touch(key);
-        let Some((_, stored_key, entry)) = self.entries.get_full_mut(key) else { return false };
+        let Some((_, stored_key, entry)) = self.entries.get_full_mut(key) else {
+            return false;
+        };
         if entry.expire_at.is_none() {
             self.expires.insert(stored_key.clone());
         }
@@ -234,7 +239,9 @@ impl Db {
         if !self.expire_if_needed(key, now) {
             return false;
         }
-        let Some(entry) = self.entries.get_mut(key) else { return false };
+        let Some(entry) = self.entries.get_mut(key) else {
+            return false;
+        };
         if entry.expire_at.take().is_none() {
             return false;
         }
@@ -247,8 +254,12 @@ impl Db {
     pub fn flush(&mut self) -> usize {
         let n = self.entries.len();
         if !self.watched.is_empty() {
-            let keys: Vec<Bytes> =
-                self.watched.keys().filter(|k| self.entries.contains_key(*k)).cloned().collect();
+            let keys: Vec<Bytes> = self
+                .watched
+                .keys()
+                .filter(|k| self.entries.contains_key(*k))
+                .cloned()
+                .collect();
             keys.iter().for_each(|k| self.touch(k));
         }
         self.entries = IndexMap::new();
@@ -293,7 +304,11 @@ impl Db {
         now: u64,
         mut f: impl FnMut(&Bytes, &Entry),
     ) -> u64 {
-        let mut pos = if cursor == 0 { self.entries.len() } else { (cursor as usize).min(self.entries.len()) };
+        let mut pos = if cursor == 0 {
+            self.entries.len()
+        } else {
+            (cursor as usize).min(self.entries.len())
+        };
         let mut visited = 0;
         while pos > 0 && visited < count {
             pos -= 1;
@@ -325,7 +340,9 @@ impl Db {
         }
         for _ in 0..sample.min(self.expires.len()) {
             let i = rng.below(self.expires.len());
-            let Some(key) = self.expires.get_index(i).cloned() else { break };
+            let Some(key) = self.expires.get_index(i).cloned() else {
+                break;
+            };
             stats.sampled += 1;
             if !self.expire_if_needed(&key, now) {
                 stats.expired += 1;
@@ -400,7 +417,10 @@ impl Keyspace {
 
     /// Count of keys deleted by lazy or active expiry since the last call.
     pub fn take_expired(&mut self) -> u64 {
-        self.dbs.iter_mut().map(|db| std::mem::take(&mut db.expired)).sum()
+        self.dbs
+            .iter_mut()
+            .map(|db| std::mem::take(&mut db.expired))
+            .sum()
     }
 }
 

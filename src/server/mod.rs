@@ -104,7 +104,8 @@ impl ClientHandle {
     }
 
     pub fn set_last_command(&self, cmd: &'static Command) {
-        self.last_command.store(cmd as *const Command as usize, Ordering::Relaxed);
+        self.last_command
+            .store(cmd as *const Command as usize, Ordering::Relaxed);
     }
 
     /// The last command's name as CLIENT LIST prints it (`get`, `client|list`).
@@ -131,7 +132,11 @@ impl ClientHandle {
     pub fn info_line(&self) -> String {
         let meta = self.meta().clone();
         let now = self.created.elapsed();
-        let idle = now.as_millis() as u64 - self.last_active.load(Ordering::Relaxed).min(now.as_millis() as u64);
+        let idle = now.as_millis() as u64
+            - self
+                .last_active
+                .load(Ordering::Relaxed)
+                .min(now.as_millis() as u64);
         let multi = self.multi.load(Ordering::Relaxed);
         format!(
             "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 \
@@ -222,7 +227,11 @@ impl Server {
 }
 
 /// Runs a server on `listener` until `shutdown` turns true (or its sender is dropped).
-pub async fn serve(server: Arc<Server>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    server: Arc<Server>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let hz = server.state().config.hz();
     let cron = {
         let server = server.clone();
@@ -261,12 +270,20 @@ pub async fn serve(server: Arc<Server>, listener: TcpListener, mut shutdown: wat
     }
 }
 
-fn accept(server: &Arc<Server>, stream: tokio::net::TcpStream, peer: SocketAddr, shutdown: watch::Receiver<bool>) {
+fn accept(
+    server: &Arc<Server>,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    shutdown: watch::Receiver<bool>,
+) {
     let _ = stream.set_nodelay(true);
     let (maxclients, requirepass) = {
         let mut state = server.state();
         state.stats.connections += 1;
-        (state.config.maxclients(), state.config.requirepass().is_some())
+        (
+            state.config.maxclients(),
+            state.config.requirepass().is_some(),
+        )
     };
     let laddr = stream.local_addr().unwrap_or(server.local_addr);
     let id = server.next_client_id.fetch_add(1, Ordering::Relaxed);

@@ -49,7 +49,9 @@ pub async fn run(
     'conn: loop {
         // Grow by what the command in progress still needs (bounded by what has arrived:
         // the parser reports only bytes of a bulk whose header came in), at least a chunk.
-        let want = parser.missing().clamp(READ_CHUNK, READ_CHUNK.max(inbuf.len()));
+        let want = parser
+            .missing()
+            .clamp(READ_CHUNK, READ_CHUNK.max(inbuf.len()));
         if inbuf.capacity() - inbuf.len() < want {
             inbuf.reserve(want);
         }
@@ -134,7 +136,12 @@ fn run_batch(
     let now = now_ms();
     let mut state = server.state();
     state.stats.net_input_bytes += input_bytes;
-    let mut ctx = Ctx { state: &mut state, client, server, now };
+    let mut ctx = Ctx {
+        state: &mut state,
+        client,
+        server,
+        now,
+    };
     let mut start = 0;
     for &end in ends {
         let reply = dispatch(&mut ctx, &args[start..end]);
@@ -147,8 +154,14 @@ fn run_batch(
     state.stats.net_output_bytes += (out.len() - before) as u64;
     drop(state);
     let handle = &client.handle;
-    handle.last_active.store(handle.created.elapsed().as_millis() as u64, Ordering::Relaxed);
+    handle.last_active.store(
+        handle.created.elapsed().as_millis() as u64,
+        Ordering::Relaxed,
+    );
     handle.db.store(client.db, Ordering::Relaxed);
     handle.proto.store(client.proto, Ordering::Relaxed);
-    handle.multi.store(client.multi.as_ref().map_or(-1, |m| m.queued.len() as i64), Ordering::Relaxed);
+    handle.multi.store(
+        client.multi.as_ref().map_or(-1, |m| m.queued.len() as i64),
+        Ordering::Relaxed,
+    );
 }

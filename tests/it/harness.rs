@@ -1,0 +1,211 @@
+//! Test helpers: a server started in-process on 127.0.0.1:0 that shuts down on drop, a redis
+//! crate connection to it, and a raw socket for byte-exact protocol checks. Waiting is always
+//! polling a condition with a deadline.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use redis::aio::MultiplexedConnection;
+use redis::Value;
+use rust_edis::config::Config;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::with_config(Config::default()).await
+    }
+
+    pub async fn with_config(config: Config) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (shutdown, rx) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            rust_edis::roles::write::run(config, listener, rx)
+                .await
+                .expect("server");
+        });
+        TestServer {
+            addr,
+            shutdown,
+            task,
+        }
+    }
+
+    /// Starts a server whose configuration is the given redis.conf text.
+    pub async fn with_conf(text: &str) -> Self {
+        Self::with_config(Config::parse(text).expect("config")).await
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://{}/", self.addr)
+    }
+
+    pub async fn conn(&self) -> MultiplexedConnection {
+        redis::Client::open(self.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect")
+    }
+
+    pub async fn conn3(&self) -> MultiplexedConnection {
+        let url = format!("{}?protocol=resp3", self.url());
+        redis::Client::open(url)
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect resp3")
+    }
+
+    pub async fn raw(&self) -> Raw {
+        Raw {
+            stream: TcpStream::connect(self.addr).await.expect("raw connect"),
+            buf: BytesMut::new(),
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        self.task.abort();
+    }
+}
+
+/// Builds a command from string-ish arguments.
+pub fn cmd(args: &[&str]) -> redis::Cmd {
+    let mut c = redis::cmd(args[0]);
+    for a in &args[1..] {
+        c.arg(*a);
+    }
+    c
+}
+
+/// Runs a command and returns its reply, whatever it is.
+pub async fn q(con: &mut MultiplexedConnection, args: &[&str]) -> Value {
+    match cmd(args).query_async::<Value>(con).await {
+        Ok(v) => v,
+        Err(e) => panic!("{args:?} failed: {e}"),
+    }
+}
+
+/// Runs a command that must fail; returns the error as the server sent it: "CODE detail".
+pub async fn err(con: &mut MultiplexedConnection, args: &[&str]) -> String {
+    match cmd(args).query_async::<Value>(con).await {
+        Ok(v) => panic!("{args:?} should fail, got {v:?}"),
+        Err(e) => match e.detail() {
+            Some(d) => format!("{} {}", e.code().unwrap_or("?"), d),
+            None => e.code().unwrap_or("?").to_string(),
+        },
+    }
+}
+
+pub fn bulk(s: &str) -> Value {
+    Value::BulkString(s.as_bytes().to_vec())
+}
+
+pub fn int(n: i64) -> Value {
+    Value::Int(n)
+}
+
+/// Polls `cond` every few milliseconds until it holds or `deadline` passes.
+pub async fn eventually<F, Fut>(deadline: Duration, mut cond: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        if cond().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= until {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A raw connection: bytes in, whole RESP replies out, as text.
+pub struct Raw {
+    pub stream: TcpStream,
+    buf: BytesMut,
+}
+
+impl Raw {
+    pub async fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.expect("write");
+    }
+
+    /// Reads one complete RESP2 or RESP3 reply and returns its exact bytes as text.
+    pub async fn reply(&mut self) -> String {
+        let read = async {
+            loop {
+                if !self.buf.is_empty() {
+                    // RESP2's nulls are not RESP3, and RESP3's types are not RESP2: try both.
+                    let used = match redis_protocol::resp2::decode::decode(&self.buf) {
+                        Ok(Some((_, used))) => Some(used),
+                        _ => match redis_protocol::resp3::decode::complete::decode(&self.buf) {
+                            Ok(Some((_, used))) => Some(used),
+                            _ => None,
+                        },
+                    };
+                    if let Some(used) = used {
+                        let frame = self.buf.split_to(used);
+                        return String::from_utf8_lossy(&frame).into_owned();
+                    }
+                }
+                let n = self.stream.read_buf(&mut self.buf).await.expect("read");
+                assert!(
+                    n > 0,
+                    "connection closed while waiting for a reply; have {:?}",
+                    self.buf
+                );
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), read)
+            .await
+            .expect("reply within 10s")
+    }
+
+    /// Sends `bytes` and returns the one reply.
+    pub async fn call(&mut self, bytes: &[u8]) -> String {
+        self.send(bytes).await;
+        self.reply().await
+    }
+
+    /// Whether the server closes the connection (EOF) within a few seconds.
+    pub async fn closed(&mut self) -> bool {
+        let wait = async {
+            let mut scratch = [0u8; 1024];
+            loop {
+                match self.stream.read(&mut scratch).await {
+                    Ok(0) | Err(_) => return true,
+                    Ok(_) => continue,
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), wait)
+            .await
+            .unwrap_or(false)
+    }
+}
+
+/// Encodes a command as a RESP multibulk.
+pub fn resp(args: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+    }
+    out
+}
