@@ -34,31 +34,13 @@ struct Param {
 }
 
 const fn p(name: &'static str, default: &'static str, kind: Kind) -> Param {
-    Param {
-        name,
-        default,
-        kind,
-        immutable: false,
-        alias: None,
-    }
+    Param { name, default, kind, immutable: false, alias: None }
 }
 const fn fixed(name: &'static str, default: &'static str, kind: Kind) -> Param {
-    Param {
-        name,
-        default,
-        kind,
-        immutable: true,
-        alias: None,
-    }
+    Param { name, default, kind, immutable: true, alias: None }
 }
 const fn aka(name: &'static str, alias: &'static str, default: &'static str, kind: Kind) -> Param {
-    Param {
-        name,
-        default,
-        kind,
-        immutable: false,
-        alias: Some(alias),
-    }
+    Param { name, default, kind, immutable: false, alias: Some(alias) }
 }
 
 const I64: Kind = Kind::Int(i64::MIN, i64::MAX);
@@ -99,11 +81,7 @@ static PARAMS: &[Param] = &[
     p("maxmemory-samples", "5", Kind::Int(1, 64)),
     p("save", "", Kind::Str),
     p("appendonly", "no", Kind::Bool),
-    p(
-        "appendfsync",
-        "everysec",
-        Kind::Enum(&["always", "everysec", "no"]),
-    ),
+    p("appendfsync", "everysec", Kind::Enum(&["always", "everysec", "no"])),
     p("appendfilename", "appendonly.aof", Kind::Str),
     p("dbfilename", "dump.rdb", Kind::Str),
     p("replica-read-only", "yes", Kind::Bool),
@@ -124,35 +102,15 @@ static PARAMS: &[Param] = &[
     p("activerehashing", "yes", Kind::Bool),
     p("active-expire-effort", "1", Kind::Int(1, 10)),
     aka("busy-reply-threshold", "lua-time-limit", "5000", NONNEG),
-    aka(
-        "hash-max-listpack-entries",
-        "hash-max-ziplist-entries",
-        "128",
-        NONNEG,
-    ),
-    aka(
-        "hash-max-listpack-value",
-        "hash-max-ziplist-value",
-        "64",
-        NONNEG,
-    ),
+    aka("hash-max-listpack-entries", "hash-max-ziplist-entries", "128", NONNEG),
+    aka("hash-max-listpack-value", "hash-max-ziplist-value", "64", NONNEG),
     aka("list-max-listpack-size", "list-max-ziplist-size", "-2", I64),
     p("list-compress-depth", "0", NONNEG),
     p("set-max-intset-entries", "512", NONNEG),
     p("set-max-listpack-entries", "128", NONNEG),
     p("set-max-listpack-value", "64", NONNEG),
-    aka(
-        "zset-max-listpack-entries",
-        "zset-max-ziplist-entries",
-        "128",
-        NONNEG,
-    ),
-    aka(
-        "zset-max-listpack-value",
-        "zset-max-ziplist-value",
-        "64",
-        NONNEG,
-    ),
+    aka("zset-max-listpack-entries", "zset-max-ziplist-entries", "128", NONNEG),
+    aka("zset-max-listpack-value", "zset-max-ziplist-value", "64", NONNEG),
     p("stream-node-max-bytes", "4096", Kind::Memory),
     p("stream-node-max-entries", "100", NONNEG),
     p("hll-sparse-max-bytes", "3000", Kind::Memory),
@@ -166,18 +124,16 @@ static PARAMS: &[Param] = &[
 ];
 
 fn find(name: &str) -> Option<&'static Param> {
-    PARAMS.iter().find(|p| {
-        p.name.eq_ignore_ascii_case(name) || p.alias.is_some_and(|a| a.eq_ignore_ascii_case(name))
-    })
+    PARAMS
+        .iter()
+        .find(|p| p.name.eq_ignore_ascii_case(name) || p.alias.is_some_and(|a| a.eq_ignore_ascii_case(name)))
 }
 
 /// Parses a memory amount as Redis's `memtoull`: a number with an optional unit
 /// (`k`, `kb`, `m`, `mb`, `g`, `gb`; `k` is 1000 and `kb` 1024).
 pub fn parse_memory(s: &str) -> Option<i64> {
     let lower = s.to_ascii_lowercase();
-    let split = lower
-        .find(|c: char| !c.is_ascii_digit() && c != '-')
-        .unwrap_or(lower.len());
+    let split = lower.find(|c: char| !c.is_ascii_digit() && c != '-').unwrap_or(lower.len());
     let (num, unit) = lower.split_at(split);
     let mul: i64 = match unit {
         "" | "b" => 1,
@@ -196,9 +152,8 @@ pub fn parse_memory(s: &str) -> Option<i64> {
 fn validate(param: &Param, value: &str) -> Result<String, String> {
     match param.kind {
         Kind::Int(lo, hi) => {
-            let n: i64 = value
-                .parse()
-                .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+            let n: i64 =
+                value.parse().map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
             if n < lo || n > hi {
                 return Err(format!("argument must be between {lo} and {hi} inclusive"));
             }
@@ -220,10 +175,7 @@ fn validate(param: &Param, value: &str) -> Result<String, String> {
             if options.contains(&v.as_str()) {
                 Ok(v)
             } else {
-                Err(format!(
-                    "argument(s) must be one of the following: {}",
-                    options.join(", ")
-                ))
+                Err(format!("argument(s) must be one of the following: {}", options.join(", ")))
             }
         }
         Kind::Str => Ok(value.to_string()),
@@ -252,13 +204,7 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config {
-            values: PARAMS
-                .iter()
-                .map(|p| (p.name, p.default.to_string()))
-                .collect(),
-            file: None,
-        }
+        Config { values: PARAMS.iter().map(|p| (p.name, p.default.to_string())).collect(), file: None }
     }
 }
 
@@ -280,22 +226,16 @@ impl Config {
             if trimmed.is_empty() || trimmed.starts_with('#') {
                 continue;
             }
-            let fail =
-                |why: &str| ConfigError(format!("config line {}: '{trimmed}': {why}", n + 1));
+            let fail = |why: &str| ConfigError(format!("config line {}: '{trimmed}': {why}", n + 1));
             let args = split_args(trimmed.as_bytes()).map_err(|_| fail("unbalanced quotes"))?;
-            let args: Vec<String> = args
-                .iter()
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
+            let args: Vec<String> = args.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect();
             let Some((name, rest)) = args.split_first() else {
                 continue;
             };
             if rest.is_empty() && name != "save" {
                 return Err(fail("Bad directive or wrong number of arguments"));
             }
-            config
-                .set_startup(name, &rest.join(" "))
-                .map_err(|e| fail(&e))?;
+            config.set_startup(name, &rest.join(" ")).map_err(|e| fail(&e))?;
         }
         Ok(config)
     }
@@ -314,12 +254,12 @@ impl Config {
         let mut staged = Vec::with_capacity(pairs.len());
         for (name, value) in pairs {
             let Some(param) = find(name) else {
-                return Err(format!(
-                    "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
-                ));
+                return Err(format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'"));
             };
             if staged.iter().any(|(n, _)| *n == param.name) {
-                return Err(format!("ERR CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter"));
+                return Err(format!(
+                    "ERR CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter"
+                ));
             }
             if param.immutable {
                 return Err(format!("ERR CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"));
@@ -370,10 +310,7 @@ impl Config {
         self.int("port") as u16
     }
     pub fn bind(&self) -> &str {
-        self.get("bind")
-            .split_whitespace()
-            .next()
-            .unwrap_or("127.0.0.1")
+        self.get("bind").split_whitespace().next().unwrap_or("127.0.0.1")
     }
     pub fn databases(&self) -> usize {
         self.int("databases") as usize
@@ -402,7 +339,10 @@ mod tests {
 
     #[test]
     fn defaults_and_file() {
-        let c = Config::parse("# a comment\nport 7001\n\nrequirepass \"s3 cret\"\nsave \"\"\nhash-max-ziplist-entries 10\n").unwrap();
+        let c = Config::parse(
+            "# a comment\nport 7001\n\nrequirepass \"s3 cret\"\nsave \"\"\nhash-max-ziplist-entries 10\n",
+        )
+        .unwrap();
         assert_eq!(c.port(), 7001);
         assert_eq!(c.requirepass(), Some("s3 cret"));
         assert_eq!(c.get("save"), "");
@@ -412,70 +352,38 @@ mod tests {
 
     #[test]
     fn file_errors() {
-        assert!(Config::parse("nosuch 1")
-            .unwrap_err()
-            .0
-            .contains("Bad directive"));
-        assert!(Config::parse("port")
-            .unwrap_err()
-            .0
-            .contains("Bad directive"));
+        assert!(Config::parse("nosuch 1").unwrap_err().0.contains("Bad directive"));
+        assert!(Config::parse("port").unwrap_err().0.contains("Bad directive"));
         assert!(Config::parse("port abc").unwrap_err().0.contains("integer"));
-        assert!(Config::parse("port \"7")
-            .unwrap_err()
-            .0
-            .contains("unbalanced"));
+        assert!(Config::parse("port \"7").unwrap_err().0.contains("unbalanced"));
     }
 
     #[test]
     fn runtime_set_is_validated_and_atomic() {
         let mut c = Config::default();
         let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
-        assert!(c
-            .set_runtime(&[pair("maxmemory", "1mb"), pair("hz", "20")])
-            .is_ok());
+        assert!(c.set_runtime(&[pair("maxmemory", "1mb"), pair("hz", "20")]).is_ok());
         assert_eq!(c.get("maxmemory"), "1048576");
-        let err = c
-            .set_runtime(&[pair("hz", "30"), pair("nosuch", "1")])
-            .unwrap_err();
-        assert_eq!(
-            err,
-            "ERR Unknown option or number of arguments for CONFIG SET - 'nosuch'"
-        );
+        let err = c.set_runtime(&[pair("hz", "30"), pair("nosuch", "1")]).unwrap_err();
+        assert_eq!(err, "ERR Unknown option or number of arguments for CONFIG SET - 'nosuch'");
         assert_eq!(c.get("hz"), "20");
         let err = c.set_runtime(&[pair("hz", "abc")]).unwrap_err();
         assert_eq!(err, "ERR CONFIG SET failed (possibly related to argument 'hz') - argument couldn't be parsed into an integer");
-        assert!(c
-            .set_runtime(&[pair("port", "1")])
-            .unwrap_err()
-            .contains("immutable"));
-        assert!(c
-            .set_runtime(&[pair("appendonly", "maybe")])
-            .unwrap_err()
-            .contains("'yes' or 'no'"));
+        assert!(c.set_runtime(&[pair("port", "1")]).unwrap_err().contains("immutable"));
+        assert!(c.set_runtime(&[pair("appendonly", "maybe")]).unwrap_err().contains("'yes' or 'no'"));
     }
 
     #[test]
     fn get_by_glob() {
         let c = Config::default();
-        let names: Vec<String> = c
-            .get_matching(&[b"maxmemory*"])
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect();
-        assert_eq!(
-            names,
-            ["maxmemory", "maxmemory-policy", "maxmemory-samples"]
-        );
+        let names: Vec<String> = c.get_matching(&[b"maxmemory*"]).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["maxmemory", "maxmemory-policy", "maxmemory-samples"]);
         assert!(c.get_matching(&[b"nosuch"]).is_empty());
         assert_eq!(
             c.get_matching(&[b"hash-max-ziplist-entries"]),
             [("hash-max-ziplist-entries".to_string(), "128".to_string())]
         );
-        assert!(!c
-            .get_matching(&[b"*"])
-            .iter()
-            .any(|(n, _)| n.contains("ziplist")));
+        assert!(!c.get_matching(&[b"*"]).iter().any(|(n, _)| n.contains("ziplist")));
         assert_eq!(parse_memory("1gb"), Some(1 << 30));
         assert_eq!(parse_memory("10k"), Some(10_000));
         assert_eq!(parse_memory("x"), None);

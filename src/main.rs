@@ -54,9 +54,7 @@ fn build_config(cli: &Cli) -> Result<Config, String> {
     };
     let mut set = |name: &str, value: Option<String>| -> Result<(), String> {
         match value {
-            Some(v) => config
-                .set_startup(name, &v)
-                .map_err(|e| format!("--{name} {v}: {e}")),
+            Some(v) => config.set_startup(name, &v).map_err(|e| format!("--{name} {v}: {e}")),
             None => Ok(()),
         }
     };
@@ -103,10 +101,7 @@ fn main() -> ExitCode {
         eprintln!("rust-edis: cannot use --dir {}: {e}", dir.display());
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("rust-edis: cannot start the runtime: {e}");
@@ -140,4 +135,29 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = std::env::temp_dir().join(format!("rust-edis-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("test.conf");
+        std::fs::write(&file, "port 7001\nrequirepass fromfile\nhz 20\n").unwrap();
+        let cli = Cli::parse_from(["rust-edis", "--config", file.to_str().unwrap(), "--port", "7002"]);
+        let config = build_config(&cli).unwrap();
+        assert_eq!(config.port(), 7002, "the flag wins");
+        assert_eq!(config.requirepass(), Some("fromfile"), "the file fills the rest");
+        assert_eq!(config.hz(), 20);
+        let cli = Cli::parse_from(["rust-edis", "--loglevel", "loud"]);
+        assert!(build_config(&cli).unwrap_err().contains("--loglevel loud"));
+        assert!(
+            Cli::try_parse_from(["rust-edis", "--role", "proxy"]).is_err(),
+            "only built roles are offered"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

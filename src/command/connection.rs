@@ -37,9 +37,7 @@ fn check_password(ctx: &mut Ctx, user: Option<&[u8]>, pass: &[u8]) -> Result<(),
         ctx.client.authenticated = true;
         Ok(())
     } else {
-        Err(Reply::err(
-            "WRONGPASS invalid username-password pair or user is disabled.",
-        ))
+        Err(Reply::err("WRONGPASS invalid username-password pair or user is disabled."))
     }
 }
 
@@ -64,9 +62,7 @@ fn valid_name(name: &[u8]) -> bool {
 
 fn set_name(ctx: &mut Ctx, name: &Bytes) -> Result<(), Reply> {
     if !valid_name(name) {
-        return Err(Reply::err(
-            "ERR Client names cannot contain spaces, newlines or special characters.",
-        ));
+        return Err(Reply::err("ERR Client names cannot contain spaces, newlines or special characters."));
     }
     ctx.client.handle.meta().name = (!name.is_empty()).then(|| name.clone());
     Ok(())
@@ -95,10 +91,7 @@ pub fn hello(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             setname = Some(&args[i + 1]);
             i += 2;
         } else {
-            return Reply::error(format!(
-                "ERR Syntax error in HELLO option '{}'",
-                text(&args[i])
-            ));
+            return Reply::error(format!("ERR Syntax error in HELLO option '{}'", text(&args[i])));
         }
     }
     if let Some((user, pass)) = auth {
@@ -169,8 +162,7 @@ fn sync_handle(ctx: &Ctx) {
     let h = &ctx.client.handle;
     h.db.store(ctx.client.db, Ordering::Relaxed);
     h.proto.store(ctx.client.proto, Ordering::Relaxed);
-    h.last_active
-        .store(h.created.elapsed().as_millis() as u64, Ordering::Relaxed);
+    h.last_active.store(h.created.elapsed().as_millis() as u64, Ordering::Relaxed);
 }
 
 pub fn client_info(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
@@ -186,10 +178,7 @@ pub fn client_list(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     if args.len() > 2 {
         if eq(&args[2], "type") && args.len() == 4 {
             let t = &args[3];
-            if !["normal", "master", "replica", "slave", "pubsub"]
-                .iter()
-                .any(|w| eq(t, w))
-            {
+            if !["normal", "master", "replica", "slave", "pubsub"].iter().any(|w| eq(t, w)) {
                 return Reply::error(format!("ERR Unknown client type '{}'", text(t)));
             }
             only_normal = eq(t, "normal");
@@ -228,9 +217,7 @@ pub fn client_setinfo(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     }
     if !valid_name(value) {
         let which = if is_name { "lib-name" } else { "lib-ver" };
-        return Reply::error(format!(
-            "ERR {which} cannot contain spaces, newlines or special characters."
-        ));
+        return Reply::error(format!("ERR {which} cannot contain spaces, newlines or special characters."));
     }
     let mut meta = ctx.client.handle.meta();
     if is_name {
@@ -291,7 +278,7 @@ pub fn client_kill(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         if c.id == ctx.client.id {
             ctx.client.close = true;
         } else {
-            c.kill.notify_one();
+            c.kill();
         }
         killed += 1;
     }

@@ -41,11 +41,7 @@ fn acl_categories(cmd: &Command) -> Vec<&'static str> {
     if cmd.has(flags::ADMIN) {
         cats.push("@admin");
     }
-    cats.push(if cmd.has(flags::FAST) {
-        "@fast"
-    } else {
-        "@slow"
-    });
+    cats.push(if cmd.has(flags::FAST) { "@fast" } else { "@slow" });
     if cmd.has(flags::ADMIN) {
         cats.push("@dangerous");
     }
@@ -54,31 +50,17 @@ fn acl_categories(cmd: &Command) -> Vec<&'static str> {
 
 fn key_specs(cmd: &Command) -> Reply {
     if cmd.first_key <= 0 {
-        return Reply::Array(vec![]);
+        return Reply::Set(vec![]);
     }
-    let access: &[&str] = if cmd.has(flags::WRITE) {
-        &["RW", "update"]
-    } else {
-        &["RO", "access"]
-    };
-    let lastkey = if cmd.last_key < 0 {
-        cmd.last_key as i64
-    } else {
-        (cmd.last_key - cmd.first_key) as i64
-    };
-    Reply::Array(vec![Reply::Map(vec![
-        (
-            s("flags"),
-            Reply::Set(access.iter().map(|f| status(f)).collect()),
-        ),
+    let access: &[&str] = if cmd.has(flags::WRITE) { &["RW", "update"] } else { &["RO", "access"] };
+    let lastkey = if cmd.last_key < 0 { cmd.last_key as i64 } else { (cmd.last_key - cmd.first_key) as i64 };
+    Reply::Set(vec![Reply::Map(vec![
+        (s("flags"), Reply::Set(access.iter().map(|f| status(f)).collect())),
         (
             s("begin_search"),
             Reply::Map(vec![
                 (s("type"), s("index")),
-                (
-                    s("spec"),
-                    Reply::Map(vec![(s("index"), Reply::Int(cmd.first_key as i64))]),
-                ),
+                (s("spec"), Reply::Map(vec![(s("index"), Reply::Int(cmd.first_key as i64))])),
             ]),
         ),
         (
@@ -100,11 +82,7 @@ fn key_specs(cmd: &Command) -> Reply {
 
 /// One COMMAND INFO entry, in Redis 7's ten-element shape.
 fn info_entry(parent: Option<&Command>, cmd: &Command) -> Reply {
-    let flag_names = flags::NAMES
-        .iter()
-        .filter(|(f, _)| cmd.has(*f))
-        .map(|(_, n)| status(n))
-        .collect();
+    let flag_names = flags::NAMES.iter().filter(|(f, _)| cmd.has(*f)).map(|(_, n)| status(n)).collect();
     Reply::Array(vec![
         s(&full_name(parent, cmd)),
         Reply::Int(cmd.arity as i64),
@@ -115,12 +93,7 @@ fn info_entry(parent: Option<&Command>, cmd: &Command) -> Reply {
         Reply::Set(acl_categories(cmd).into_iter().map(status).collect()),
         Reply::Set(vec![]),
         key_specs(cmd),
-        Reply::Array(
-            cmd.subcommands
-                .iter()
-                .map(|sub| info_entry(Some(cmd), sub))
-                .collect(),
-        ),
+        Reply::Set(cmd.subcommands.iter().map(|sub| info_entry(Some(cmd), sub)).collect()),
     ])
 }
 
@@ -137,14 +110,7 @@ struct Arg {
 
 impl Arg {
     fn leaf(name: &str, kind: &'static str) -> Arg {
-        Arg {
-            name: name.to_string(),
-            kind,
-            token: None,
-            optional: false,
-            multiple: false,
-            children: vec![],
-        }
+        Arg { name: name.to_string(), kind, token: None, optional: false, multiple: false, children: vec![] }
     }
 
     fn reply(&self) -> Reply {
@@ -163,10 +129,7 @@ impl Arg {
             fields.push((s("flags"), Reply::Array(flag_list)));
         }
         if !self.children.is_empty() {
-            fields.push((
-                s("arguments"),
-                Reply::Array(self.children.iter().map(Arg::reply).collect()),
-            ));
+            fields.push((s("arguments"), Reply::Array(self.children.iter().map(Arg::reply).collect())));
         }
         Reply::Map(fields)
     }
@@ -177,8 +140,8 @@ fn value_kind(name: &str) -> &'static str {
         "key" | "newkey" | "destination" | "source" => "key",
         "pattern" => "pattern",
         "unix-time-seconds" | "unix-time-milliseconds" => "unix-time",
-        "seconds" | "milliseconds" | "count" | "offset" | "start" | "end" | "increment"
-        | "decrement" | "index" | "cursor" | "protover" | "client-id" => "integer",
+        "seconds" | "milliseconds" | "count" | "offset" | "start" | "end" | "increment" | "decrement"
+        | "index" | "cursor" | "protover" | "client-id" => "integer",
         _ => "string",
     }
 }
@@ -189,10 +152,7 @@ fn is_token(word: &str) -> bool {
 
 /// Parses a syntax line such as `key value [NX|XX] [EX seconds|KEEPTTL] [key ...]`.
 fn parse_syntax(syntax: &str) -> Vec<Arg> {
-    let spaced = syntax
-        .replace('[', " [ ")
-        .replace(']', " ] ")
-        .replace('|', " | ");
+    let spaced = syntax.replace('[', " [ ").replace(']', " ] ").replace('|', " | ");
     let tokens: Vec<&str> = spaced.split_whitespace().collect();
     let mut pos = 0;
     let mut alts = parse_alternatives(&tokens, &mut pos);
@@ -216,9 +176,8 @@ fn parse_alternatives(tokens: &[&str], pos: &mut usize) -> Vec<Vec<Arg>> {
             "[" => {
                 let mut inner = parse_alternatives(tokens, pos);
                 // `[field value ...]`: the ellipsis repeats the whole group.
-                let repeat = inner.len() == 1
-                    && inner[0].len() > 1
-                    && inner[0].last().is_some_and(|a| a.multiple);
+                let repeat =
+                    inner.len() == 1 && inner[0].len() > 1 && inner[0].last().is_some_and(|a| a.multiple);
                 if repeat {
                     inner[0].last_mut().expect("checked").multiple = false;
                 }
@@ -227,9 +186,7 @@ fn parse_alternatives(tokens: &[&str], pos: &mut usize) -> Vec<Vec<Arg>> {
                 arg.optional = true;
                 // `key [key ...]` is one argument that repeats.
                 if arg.multiple
-                    && seq
-                        .last()
-                        .is_some_and(|prev| prev.name == arg.name && prev.token == arg.token)
+                    && seq.last().is_some_and(|prev| prev.name == arg.name && prev.token == arg.token)
                 {
                     seq.last_mut().expect("checked").multiple = true;
                     continue;
@@ -237,10 +194,8 @@ fn parse_alternatives(tokens: &[&str], pos: &mut usize) -> Vec<Vec<Arg>> {
                 seq.push(arg);
             }
             word if is_token(word) => {
-                let next = tokens
-                    .get(*pos)
-                    .copied()
-                    .filter(|n| !is_token(n) && !["[", "]", "|", "..."].contains(n));
+                let next =
+                    tokens.get(*pos).copied().filter(|n| !is_token(n) && !["[", "]", "|", "..."].contains(n));
                 let mut arg = match next {
                     Some(value) => {
                         *pos += 1;
@@ -263,30 +218,16 @@ fn group(mut alts: Vec<Vec<Arg>>) -> Arg {
         if seq.len() == 1 {
             seq.into_iter().next().expect("one")
         } else {
-            let name = seq
-                .iter()
-                .map(|a| a.name.as_str())
-                .collect::<Vec<_>>()
-                .join("-");
-            Arg {
-                children: seq,
-                ..Arg::leaf(&name, "block")
-            }
+            let name = seq.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join("-");
+            Arg { children: seq, ..Arg::leaf(&name, "block") }
         }
     };
     if alts.len() == 1 {
         return block(alts.pop().expect("one"));
     }
     let children: Vec<Arg> = alts.into_iter().map(block).collect();
-    let name = children
-        .iter()
-        .map(|a| a.name.as_str())
-        .collect::<Vec<_>>()
-        .join("-");
-    Arg {
-        children,
-        ..Arg::leaf(&name, "oneof")
-    }
+    let name = children.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join("-");
+    Arg { children, ..Arg::leaf(&name, "oneof") }
 }
 
 fn docs_entry(cmd: &Command, parent: Option<&Command>) -> Reply {
@@ -298,10 +239,7 @@ fn docs_entry(cmd: &Command, parent: Option<&Command>) -> Reply {
     ];
     let args = parse_syntax(cmd.syntax);
     if !args.is_empty() {
-        fields.push((
-            s("arguments"),
-            Reply::Array(args.iter().map(Arg::reply).collect()),
-        ));
+        fields.push((s("arguments"), Reply::Array(args.iter().map(Arg::reply).collect())));
     }
     if !cmd.subcommands.is_empty() {
         let subs = cmd
@@ -330,9 +268,7 @@ fn find(name: &[u8]) -> Option<(Option<&'static Command>, &'static Command)> {
         None => lookup(name).map(|c| (None, c)),
         Some(bar) => {
             let parent = lookup(&name[..bar])?;
-            parent
-                .subcommand(&name[bar + 1..])
-                .map(|sub| (Some(parent), sub))
+            parent.subcommand(&name[bar + 1..]).map(|sub| (Some(parent), sub))
         }
     }
 }
@@ -351,16 +287,12 @@ pub fn info(_ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 pub fn docs(_ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let pairs = if args.len() == 2 {
-        COMMANDS
-            .iter()
-            .map(|c| (s(c.name), docs_entry(c, None)))
-            .collect()
+        COMMANDS.iter().map(|c| (s(c.name), docs_entry(c, None))).collect()
     } else {
         args[2..]
             .iter()
             .filter_map(|name| {
-                find(name)
-                    .map(|(parent, cmd)| (s(&full_name(parent, cmd)), docs_entry(cmd, parent)))
+                find(name).map(|(parent, cmd)| (s(&full_name(parent, cmd)), docs_entry(cmd, parent)))
             })
             .collect()
     };
@@ -385,11 +317,7 @@ pub fn getkeys(_ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     if cmd.first_key <= 0 {
         return Reply::err("ERR The command has no key arguments");
     }
-    Reply::Array(
-        cmd.key_positions(call.len())
-            .map(|i| Reply::Bulk(call[i].clone()))
-            .collect(),
-    )
+    Reply::Array(cmd.key_positions(call.len()).map(|i| Reply::Bulk(call[i].clone())).collect())
 }
 
 pub fn help(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
@@ -426,11 +354,7 @@ mod tests {
         assert_eq!(args[2].kind, "oneof");
         assert!(args[2].optional);
         assert_eq!(
-            args[2]
-                .children
-                .iter()
-                .map(|c| c.token.as_deref().unwrap())
-                .collect::<Vec<_>>(),
+            args[2].children.iter().map(|c| c.token.as_deref().unwrap()).collect::<Vec<_>>(),
             ["NX", "XX"]
         );
         assert_eq!(
@@ -438,10 +362,7 @@ mod tests {
             ("pure-token", Some("GET"), true)
         );
         let ex = &args[4].children[0];
-        assert_eq!(
-            (ex.name.as_str(), ex.kind, ex.token.as_deref()),
-            ("seconds", "integer", Some("EX"))
-        );
+        assert_eq!((ex.name.as_str(), ex.kind, ex.token.as_deref()), ("seconds", "integer", Some("EX")));
         assert_eq!(args[4].children[2].kind, "pure-token");
     }
 

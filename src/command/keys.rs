@@ -27,11 +27,7 @@ pub fn exists(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 pub fn type_(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let now = ctx.now;
-    Reply::simple(
-        ctx.db()
-            .get(&args[1], now)
-            .map_or("none", |e| e.value.type_name()),
-    )
+    Reply::simple(ctx.db().get(&args[1], now).map_or("none", |e| e.value.type_name()))
 }
 
 /// EXPIRE / PEXPIRE / EXPIREAT / PEXPIREAT key time [NX|XX|GT|LT]
@@ -53,9 +49,7 @@ fn expire_generic(ctx: &mut Ctx, args: &[Bytes], unit: i64, absolute: bool, name
         return Reply::err("ERR GT and LT options at the same time are not compatible");
     }
     let amount = tri!(int_arg(&args[2]));
-    let at = tri!(super::expire_at(
-        amount, unit, absolute, ctx.now, name, true
-    ));
+    let at = tri!(super::expire_at(amount, unit, absolute, ctx.now, name, true));
     let now = ctx.now;
     let key = &args[1];
     let db = ctx.db();
@@ -101,9 +95,7 @@ fn ttl_generic(ctx: &mut Ctx, key: &[u8], show: impl Fn(u64, u64) -> i64) -> Rep
 }
 
 pub fn ttl(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    ttl_generic(ctx, &args[1], |at, now| {
-        ((at.saturating_sub(now) + 500) / 1000) as i64
-    })
+    ttl_generic(ctx, &args[1], |at, now| ((at.saturating_sub(now) + 500) / 1000) as i64)
 }
 pub fn pttl(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     ttl_generic(ctx, &args[1], |at, now| at.saturating_sub(now) as i64)
@@ -180,8 +172,7 @@ pub fn scan(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let Some(cursor) = parse_cursor(&args[1]) else {
         return Reply::err("ERR invalid cursor");
     };
-    let (mut pattern, mut count, mut type_filter): (Option<&Bytes>, usize, Option<&Bytes>) =
-        (None, 10, None);
+    let (mut pattern, mut count, mut type_filter): (Option<&Bytes>, usize, Option<&Bytes>) = (None, 10, None);
     let mut i = 2;
     while i < args.len() {
         let Some(value) = args.get(i + 1) else {
@@ -204,17 +195,13 @@ pub fn scan(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let now = ctx.now;
     let mut keys = Vec::new();
     let next = ctx.db().scan(cursor, count, now, |k, e| {
-        let type_ok =
-            type_filter.is_none_or(|t| t.eq_ignore_ascii_case(e.value.type_name().as_bytes()));
+        let type_ok = type_filter.is_none_or(|t| t.eq_ignore_ascii_case(e.value.type_name().as_bytes()));
         if type_ok && pattern.is_none_or(|p| glob_match(p, k)) {
             keys.push(Reply::Bulk(k.clone()));
         }
     });
     let mut c = itoa::Buffer::new();
-    Reply::Array(vec![
-        Reply::bulk(Bytes::copy_from_slice(c.format(next).as_bytes())),
-        Reply::Array(keys),
-    ])
+    Reply::Array(vec![Reply::bulk(Bytes::copy_from_slice(c.format(next).as_bytes())), Reply::Array(keys)])
 }
 
 pub fn randomkey(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {

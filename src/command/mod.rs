@@ -104,24 +104,14 @@ impl Command {
     /// Positions of the key arguments of a call with `argc` arguments.
     pub fn key_positions(&self, argc: usize) -> impl Iterator<Item = usize> {
         let (first, step) = (self.first_key.max(0) as usize, self.step.max(1) as usize);
-        let last = if self.last_key < 0 {
-            argc as i64 + self.last_key as i64
-        } else {
-            self.last_key as i64
-        };
-        let end = if first == 0 {
-            0
-        } else {
-            (last.max(0) as usize + 1).min(argc)
-        };
+        let last = if self.last_key < 0 { argc as i64 + self.last_key as i64 } else { self.last_key as i64 };
+        let end = if first == 0 { 0 } else { (last.max(0) as usize + 1).min(argc) };
         (first..end).step_by(step).filter(move |_| first != 0)
     }
 
     /// Finds a subcommand by name, case-insensitively.
     pub fn subcommand(&self, name: &[u8]) -> Option<&'static Command> {
-        self.subcommands
-            .iter()
-            .find(|c| c.name.as_bytes().eq_ignore_ascii_case(name))
+        self.subcommands.iter().find(|c| c.name.as_bytes().eq_ignore_ascii_case(name))
     }
 }
 
@@ -201,9 +191,7 @@ pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
 pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 
 pub fn wrong_arity(name: &str) -> Reply {
-    Reply::error(format!(
-        "ERR wrong number of arguments for '{name}' command"
-    ))
+    Reply::error(format!("ERR wrong number of arguments for '{name}' command"))
 }
 
 /// Parses an integer argument, or gives the reply Redis sends for a bad one.
@@ -239,17 +227,12 @@ fn unknown_command(args: &[Bytes]) -> Reply {
         rest.push_str(&format!("'{cut}' "));
     }
     let name: String = text(&args[0]).chars().take(128).collect();
-    Reply::error(format!(
-        "ERR unknown command '{name}', with args beginning with: {rest}"
-    ))
+    Reply::error(format!("ERR unknown command '{name}', with args beginning with: {rest}"))
 }
 
 /// Commands that run right away even between MULTI and EXEC.
 fn runs_inside_multi(name: &str) -> bool {
-    matches!(
-        name,
-        "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
-    )
+    matches!(name, "exec" | "discard" | "multi" | "watch" | "quit" | "reset")
 }
 
 /// Resolves `args` to its command (or subcommand), checking existence and arity. The error
@@ -325,11 +308,7 @@ mod tests {
             assert!(names.insert(c.name), "duplicate {}", c.name);
             assert_eq!(c.name, c.name.to_ascii_lowercase());
             assert!(c.arity != 0, "{}", c.name);
-            assert!(
-                !(c.has(flags::WRITE) && c.has(flags::READONLY)),
-                "{}",
-                c.name
-            );
+            assert!(!(c.has(flags::WRITE) && c.has(flags::READONLY)), "{}", c.name);
             assert!(!c.summary.is_empty() && !c.since.is_empty(), "{}", c.name);
             for s in c.subcommands {
                 assert!(s.arity.unsigned_abs() >= 2, "{}|{}", c.name, s.name);
@@ -339,12 +318,8 @@ mod tests {
 
     #[test]
     fn key_positions() {
-        let keys = |name: &str, argc| {
-            lookup(name.as_bytes())
-                .unwrap()
-                .key_positions(argc)
-                .collect::<Vec<_>>()
-        };
+        let keys =
+            |name: &str, argc| lookup(name.as_bytes()).unwrap().key_positions(argc).collect::<Vec<_>>();
         assert_eq!(keys("get", 2), [1]);
         assert_eq!(keys("mset", 7), [1, 3, 5]);
         assert_eq!(keys("del", 4), [1, 2, 3]);

@@ -17,30 +17,15 @@ fn human(bytes: usize) -> String {
     }
 }
 
-const DEFAULT_SECTIONS: &[&str] = &[
-    "server",
-    "clients",
-    "memory",
-    "persistence",
-    "stats",
-    "replication",
-    "cpu",
-    "cluster",
-    "keyspace",
-];
+const DEFAULT_SECTIONS: &[&str] =
+    &["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "cluster", "keyspace"];
 
 fn cpu_seconds() -> (f64, f64) {
     // utime and stime, fields 14 and 15 of /proc/self/stat, in clock ticks (100 per second).
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-            / 100.0
-    };
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / 100.0;
     (ticks(11), ticks(12))
 }
 
@@ -60,11 +45,7 @@ fn section(ctx: &mut Ctx, name: &str, out: &mut String) {
             w("redis_git_sha1:00000000".into());
             w("redis_git_dirty:0".into());
             w("redis_mode:standalone".into());
-            w(format!(
-                "os:{} {}",
-                std::env::consts::OS,
-                std::env::consts::ARCH
-            ));
+            w(format!("os:{} {}", std::env::consts::OS, std::env::consts::ARCH));
             w(format!("arch_bits:{}", usize::BITS));
             w("multiplexing_api:epoll".into());
             w(format!("process_id:{}", std::process::id()));
@@ -75,16 +56,9 @@ fn section(ctx: &mut Ctx, name: &str, out: &mut String) {
             w(format!("uptime_in_days:{}", uptime / 86400));
             w(format!("hz:{}", state.config.hz()));
             w(format!("configured_hz:{}", state.config.hz()));
-            let exe = std::env::current_exe()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default();
+            let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default();
             w(format!("executable:{exe}"));
-            let file = state
-                .config
-                .file
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default();
+            let file = state.config.file.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
             w(format!("config_file:{file}"));
         }
         "clients" => {
@@ -106,14 +80,8 @@ fn section(ctx: &mut Ctx, name: &str, out: &mut String) {
             w(format!("used_memory_rss_human:{}", human(rss)));
             w(format!("maxmemory:{max}"));
             w(format!("maxmemory_human:{}", human(max)));
-            w(format!(
-                "maxmemory_policy:{}",
-                state.config.get("maxmemory-policy")
-            ));
-            w(format!(
-                "mem_fragmentation_ratio:{:.2}",
-                rss as f64 / used.max(1) as f64
-            ));
+            w(format!("maxmemory_policy:{}", state.config.get("maxmemory-policy")));
+            w(format!("mem_fragmentation_ratio:{:.2}", rss as f64 / used.max(1) as f64));
             w("mem_allocator:libc".into());
         }
         "persistence" => {
@@ -150,10 +118,7 @@ fn section(ctx: &mut Ctx, name: &str, out: &mut String) {
             w("master_repl_offset:0".into());
             w("second_repl_offset:-1".into());
             w("repl_backlog_active:0".into());
-            w(format!(
-                "repl_backlog_size:{}",
-                state.config.get("repl-backlog-size")
-            ));
+            w(format!("repl_backlog_size:{}", state.config.get("repl-backlog-size")));
             w("repl_backlog_first_byte_offset:0".into());
             w("repl_backlog_histlen:0".into());
         }
@@ -190,9 +155,7 @@ pub fn info(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let mut wanted: Vec<String> = Vec::new();
     for a in &args[1..] {
         match text(a).to_ascii_lowercase().as_str() {
-            "all" | "everything" | "default" => {
-                wanted.extend(DEFAULT_SECTIONS.iter().map(|s| s.to_string()))
-            }
+            "all" | "everything" | "default" => wanted.extend(DEFAULT_SECTIONS.iter().map(|s| s.to_string())),
             s => wanted.push(s.to_string()),
         }
     }
@@ -217,10 +180,7 @@ pub fn config_get(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let patterns: Vec<&[u8]> = args[2..].iter().map(|a| a.as_ref()).collect();
     let pairs = ctx.state.config.get_matching(&patterns);
     Reply::Map(
-        pairs
-            .into_iter()
-            .map(|(k, v)| (Reply::Bulk(Bytes::from(k)), Reply::Bulk(Bytes::from(v))))
-            .collect(),
+        pairs.into_iter().map(|(k, v)| (Reply::Bulk(Bytes::from(k)), Reply::Bulk(Bytes::from(v)))).collect(),
     )
 }
 
@@ -228,10 +188,7 @@ pub fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     if args.len() % 2 != 0 {
         return Reply::err(SYNTAX);
     }
-    let pairs: Vec<(String, String)> = args[2..]
-        .chunks(2)
-        .map(|p| (text(&p[0]), text(&p[1])))
-        .collect();
+    let pairs: Vec<(String, String)> = args[2..].chunks(2).map(|p| (text(&p[0]), text(&p[1]))).collect();
     match ctx.state.config.set_runtime(&pairs) {
         Ok(()) => Reply::Ok,
         Err(e) => Reply::error(e),
@@ -263,9 +220,7 @@ pub fn config_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
 
 pub fn time(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     let _ = ctx;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     Reply::Array(vec![
         Reply::bulk(Bytes::from(now.as_secs().to_string())),
         Reply::bulk(Bytes::from(now.subsec_micros().to_string())),

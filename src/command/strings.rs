@@ -90,11 +90,7 @@ pub fn set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     };
     let (key, now) = (&args[1], ctx.now);
     let old = if get { tri!(ctx.get_str(key)) } else { None };
-    let exists = if get {
-        old.is_some()
-    } else {
-        ctx.db().contains(key, now)
-    };
+    let exists = if get { old.is_some() } else { ctx.db().contains(key, now) };
     if (nx && exists) || (xx && !exists) {
         return if get { old.into() } else { Reply::Nil };
     }
@@ -281,9 +277,7 @@ pub fn decrby(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 /// Parses a float as Redis's `string2ld`: no blanks, no NaN.
 fn parse_float(arg: &[u8]) -> Option<f64> {
     let s = std::str::from_utf8(arg).ok()?;
-    if s.is_empty()
-        || s.starts_with(|c: char| c.is_whitespace())
-        || s.ends_with(|c: char| c.is_whitespace())
+    if s.is_empty() || s.starts_with(|c: char| c.is_whitespace()) || s.ends_with(|c: char| c.is_whitespace())
     {
         return None;
     }

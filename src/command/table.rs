@@ -1,9 +1,7 @@
 //! The command table: every command this server knows, declared once.
 
 use super::flags::*;
-use super::{
-    connection as conn, introspection as intro, keys, server as srv, strings, transactions as tx,
-};
+use super::{connection as conn, introspection as intro, keys, server as srv, strings, transactions as tx};
 use super::{Command, Handler};
 
 /// Declares a command. Keys are (first, last, step) as in Redis's legacy key positions.
@@ -49,18 +47,7 @@ const fn container(
 ) -> Command {
     Command {
         subcommands: subs,
-        ..c(
-            name,
-            arity,
-            0,
-            NOKEYS,
-            group,
-            since,
-            summary,
-            "Depends on subcommand.",
-            "",
-            handler,
-        )
+        ..c(name, arity, 0, NOKEYS, group, since, summary, "Depends on subcommand.", "", handler)
     }
 }
 

@@ -44,22 +44,12 @@ pub fn exec(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     }
     let now = ctx.now;
     let dbs = &ctx.state.keyspace.dbs;
-    let changed = ctx
-        .client
-        .watched
-        .iter()
-        .any(|(db, key, v)| dbs[*db].watch_changed(key, *v, now));
+    let changed = ctx.client.watched.iter().any(|(db, key, v)| dbs[*db].watch_changed(key, *v, now));
     unwatch_all(ctx);
     if changed {
         return Reply::NilArray;
     }
-    Reply::Array(
-        multi
-            .queued
-            .iter()
-            .map(|args| dispatch(ctx, args))
-            .collect(),
-    )
+    Reply::Array(multi.queued.iter().map(|args| dispatch(ctx, args)).collect())
 }
 
 pub fn watch(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
@@ -68,12 +58,7 @@ pub fn watch(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     }
     let db_index = ctx.client.db;
     for key in &args[1..] {
-        if ctx
-            .client
-            .watched
-            .iter()
-            .any(|(d, k, _)| *d == db_index && k == key)
-        {
+        if ctx.client.watched.iter().any(|(d, k, _)| *d == db_index && k == key) {
             continue;
         }
         let key = Bytes::copy_from_slice(key);

@@ -93,10 +93,7 @@ pub struct ExpireStats {
 
 impl Db {
     pub fn new() -> Self {
-        Db {
-            delete_expired: true,
-            ..Default::default()
-        }
+        Db { delete_expired: true, ..Default::default() }
     }
 
     pub fn len(&self) -> usize {
@@ -254,12 +251,8 @@ impl Db {
     pub fn flush(&mut self) -> usize {
         let n = self.entries.len();
         if !self.watched.is_empty() {
-            let keys: Vec<Bytes> = self
-                .watched
-                .keys()
-                .filter(|k| self.entries.contains_key(*k))
-                .cloned()
-                .collect();
+            let keys: Vec<Bytes> =
+                self.watched.keys().filter(|k| self.entries.contains_key(*k)).cloned().collect();
             keys.iter().for_each(|k| self.touch(k));
         }
         self.entries = IndexMap::new();
@@ -297,18 +290,9 @@ impl Db {
     /// hole (`swap_remove`) and insertion appends. Walking from the top down, a hole below the
     /// cursor is filled from above it (already visited: at worst visited twice), and new keys
     /// land above it (SCAN need not return them).
-    pub fn scan(
-        &mut self,
-        cursor: u64,
-        count: usize,
-        now: u64,
-        mut f: impl FnMut(&Bytes, &Entry),
-    ) -> u64 {
-        let mut pos = if cursor == 0 {
-            self.entries.len()
-        } else {
-            (cursor as usize).min(self.entries.len())
-        };
+    pub fn scan(&mut self, cursor: u64, count: usize, now: u64, mut f: impl FnMut(&Bytes, &Entry)) -> u64 {
+        let mut pos =
+            if cursor == 0 { self.entries.len() } else { (cursor as usize).min(self.entries.len()) };
         let mut visited = 0;
         while pos > 0 && visited < count {
             pos -= 1;
@@ -417,10 +401,7 @@ impl Keyspace {
 
     /// Count of keys deleted by lazy or active expiry since the last call.
     pub fn take_expired(&mut self) -> u64 {
-        self.dbs
-            .iter_mut()
-            .map(|db| std::mem::take(&mut db.expired))
-            .sum()
+        self.dbs.iter_mut().map(|db| std::mem::take(&mut db.expired)).sum()
     }
 }
 

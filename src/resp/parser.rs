@@ -53,11 +53,7 @@ pub fn parse_i64(s: &[u8]) -> Option<i64> {
         }
         let d = (d - b'0') as i64;
         v = v.checked_mul(10)?;
-        v = if neg {
-            v.checked_sub(d)?
-        } else {
-            v.checked_add(d)?
-        };
+        v = if neg { v.checked_sub(d)? } else { v.checked_add(d)? };
     }
     Some(v)
 }
@@ -93,13 +89,7 @@ impl Default for RequestParser {
 
 impl RequestParser {
     pub fn new(max_bulk: usize) -> Self {
-        Self {
-            state: State::Start,
-            spans: Vec::new(),
-            missing: 0,
-            max_bulk,
-            authenticated: true,
-        }
+        Self { state: State::Start, spans: Vec::new(), missing: 0, max_bulk, authenticated: true }
     }
 
     pub fn set_authenticated(&mut self, yes: bool) {
@@ -157,10 +147,7 @@ impl RequestParser {
                 }
                 self.spans.clear();
                 self.spans.reserve((count as usize).min(MAX_PREALLOC_ARGS));
-                self.state = State::Multibulk {
-                    pos: cr + 2,
-                    remaining: count as usize,
-                };
+                self.state = State::Multibulk { pos: cr + 2, remaining: count as usize };
             }
             return self.multibulk(buf, args);
         }
@@ -171,11 +158,7 @@ impl RequestParser {
         buf: &mut BytesMut,
         args: &mut Vec<Bytes>,
     ) -> Result<Option<usize>, ProtocolError> {
-        let State::Multibulk {
-            mut pos,
-            mut remaining,
-        } = self.state
-        else {
+        let State::Multibulk { mut pos, mut remaining } = self.state else {
             unreachable!("multibulk called between commands")
         };
         while remaining > 0 {
@@ -222,11 +205,7 @@ impl RequestParser {
         Ok(Some(self.spans.len()))
     }
 
-    fn inline(
-        &mut self,
-        buf: &mut BytesMut,
-        args: &mut Vec<Bytes>,
-    ) -> Result<Option<usize>, ProtocolError> {
+    fn inline(&mut self, buf: &mut BytesMut, args: &mut Vec<Bytes>) -> Result<Option<usize>, ProtocolError> {
         let Some(nl) = memchr(b'\n', buf) else {
             if buf.len() > INLINE_MAX {
                 return Err(perr("too big inline request"));
@@ -253,11 +232,9 @@ mod tests {
         loop {
             let mut args = Vec::new();
             match p.next(&mut buf, &mut args) {
-                Ok(Some(_)) => cmds.push(
-                    args.iter()
-                        .map(|a| String::from_utf8_lossy(a).into_owned())
-                        .collect(),
-                ),
+                Ok(Some(_)) => {
+                    cmds.push(args.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect())
+                }
                 Ok(None) => return (cmds, None, buf.len()),
                 Err(e) => return (cmds, Some(e), buf.len()),
             }
@@ -270,17 +247,7 @@ mod tests {
         assert_eq!(parse_i64(b"-12"), Some(-12));
         assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
         assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
-        for bad in [
-            &b""[..],
-            b"-",
-            b"+1",
-            b" 1",
-            b"1 ",
-            b"01",
-            b"-0",
-            b"9223372036854775808",
-            b"1a",
-        ] {
+        for bad in [&b""[..], b"-", b"+1", b" 1", b"1 ", b"01", b"-0", b"9223372036854775808", b"1a"] {
             assert_eq!(parse_i64(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
     }
@@ -302,10 +269,7 @@ mod tests {
     #[test]
     fn inline_commands() {
         let (cmds, err, _) = parse_all(b"PING\r\nset a \"b c\"\n\r\n   \r\necho x\r\n");
-        assert_eq!(
-            cmds,
-            vec![vec!["PING"], vec!["set", "a", "b c"], vec!["echo", "x"]]
-        );
+        assert_eq!(cmds, vec![vec!["PING"], vec!["set", "a", "b c"], vec!["echo", "x"]]);
         assert!(err.is_none());
     }
 
@@ -356,12 +320,7 @@ mod tests {
         ];
         for (input, msg) in cases {
             let (_, err, _) = parse_all(input);
-            assert_eq!(
-                err,
-                Some(ProtocolError(msg.to_string())),
-                "{:?}",
-                String::from_utf8_lossy(input)
-            );
+            assert_eq!(err, Some(ProtocolError(msg.to_string())), "{:?}", String::from_utf8_lossy(input));
         }
         let (_, err, _) = parse_all(&vec![b'a'; INLINE_MAX + 1]);
         assert_eq!(err.unwrap().0, "too big inline request");
@@ -378,15 +337,11 @@ mod tests {
         let mut p = RequestParser::default();
         p.set_authenticated(false);
         let mut args = Vec::new();
-        let err = p
-            .next(&mut BytesMut::from(&b"*11\r\n"[..]), &mut args)
-            .unwrap_err();
+        let err = p.next(&mut BytesMut::from(&b"*11\r\n"[..]), &mut args).unwrap_err();
         assert_eq!(err.0, "unauthenticated multibulk length");
         let mut p = RequestParser::default();
         p.set_authenticated(false);
-        let err = p
-            .next(&mut BytesMut::from(&b"*1\r\n$16385\r\n"[..]), &mut args)
-            .unwrap_err();
+        let err = p.next(&mut BytesMut::from(&b"*1\r\n$16385\r\n"[..]), &mut args).unwrap_err();
         assert_eq!(err.0, "unauthenticated bulk length");
     }
 
@@ -402,9 +357,7 @@ mod tests {
                 let n = (x >> 16) % 4 + 1;
                 wire.extend_from_slice(format!("*{n}\r\n").as_bytes());
                 for a in 0..n {
-                    let arg: Vec<u8> = (0..(x >> (a * 3)) % 40)
-                        .map(|i| (i as u8) ^ (x as u8))
-                        .collect();
+                    let arg: Vec<u8> = (0..(x >> (a * 3)) % 40).map(|i| (i as u8) ^ (x as u8)).collect();
                     wire.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
                     wire.extend_from_slice(&arg);
                     wire.extend_from_slice(b"\r\n");
@@ -414,13 +367,9 @@ mod tests {
             let mut oracle = wire.clone();
             let mut oracle_args = Vec::new();
             while let Some((frame, _, _)) = decode_bytes_mut(&mut oracle).unwrap() {
-                let BytesFrame::Array(items) = frame else {
-                    panic!("not an array")
-                };
+                let BytesFrame::Array(items) = frame else { panic!("not an array") };
                 for item in items {
-                    let BytesFrame::BulkString(b) = item else {
-                        panic!("not a bulk")
-                    };
+                    let BytesFrame::BulkString(b) = item else { panic!("not a bulk") };
                     oracle_args.push(b.to_vec());
                 }
             }

@@ -71,10 +71,7 @@ impl Reply {
             Reply::Error(s) => {
                 // An error text must stay on one line, as Redis guarantees.
                 out.put_u8(b'-');
-                out.extend(
-                    s.bytes()
-                        .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
-                );
+                out.extend(s.bytes().map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }));
                 out.put_slice(b"\r\n");
             }
             Reply::Int(n) => int_line(out, b':', *n),
@@ -205,10 +202,7 @@ mod tests {
         assert_eq!(enc(&Reply::Double(1.5), 3), ",1.5\r\n");
         assert_eq!(enc(&Reply::Bool(true), 3), "#t\r\n");
         assert_eq!(enc(&Reply::Bool(true), 2), ":1\r\n");
-        assert_eq!(
-            enc(&Reply::Verbatim(Bytes::from_static(b"ab")), 3),
-            "=6\r\ntxt:ab\r\n"
-        );
+        assert_eq!(enc(&Reply::Verbatim(Bytes::from_static(b"ab")), 3), "=6\r\ntxt:ab\r\n");
         assert_eq!(enc(&Reply::err("ERR a\r\nb"), 2), "-ERR a  b\r\n");
     }
 
@@ -216,10 +210,7 @@ mod tests {
     fn decodes_with_redis_protocol() {
         use redis_protocol::resp3::decode::complete::decode;
         let r = Reply::Array(vec![
-            Reply::Map(vec![(
-                Reply::bulk_str("k"),
-                Reply::Set(vec![Reply::Int(1)]),
-            )]),
+            Reply::Map(vec![(Reply::bulk_str("k"), Reply::Set(vec![Reply::Int(1)]))]),
             Reply::Double(2.25),
             Reply::Nil,
             Reply::Verbatim(Bytes::from_static(b"x")),

@@ -102,11 +102,8 @@ mod tests {
     use super::*;
 
     fn s(line: &str) -> Result<Vec<String>, UnbalancedQuotes> {
-        split_args(line.as_bytes()).map(|v| {
-            v.into_iter()
-                .map(|a| String::from_utf8_lossy(&a).into_owned())
-                .collect()
-        })
+        split_args(line.as_bytes())
+            .map(|v| v.into_iter().map(|a| String::from_utf8_lossy(&a).into_owned()).collect())
     }
 
     #[test]
@@ -116,10 +113,7 @@ mod tests {
         assert!(s("").unwrap().is_empty());
         assert!(s("   \t ").unwrap().is_empty());
         assert_eq!(s(r#"set "a b" 'c d'"#).unwrap(), ["set", "a b", "c d"]);
-        assert_eq!(
-            s(r#"set "x\ny\x41" 'it\'s'"#).unwrap(),
-            ["set", "x\nyA", "it's"]
-        );
+        assert_eq!(s(r#"set "x\ny\x41" 'it\'s'"#).unwrap(), ["set", "x\nyA", "it's"]);
         assert_eq!(s(r#"set "" ''"#).unwrap(), ["set", "", ""]);
         assert_eq!(s(r#"set "\xZZ""#).unwrap(), ["set", "xZZ"]);
     }

@@ -10,11 +10,7 @@ use crate::config::Config;
 use crate::server::{serve, Server};
 
 /// Serves clients on `listener` until `shutdown` turns true or its sender is dropped.
-pub async fn run(
-    config: Config,
-    listener: TcpListener,
-    shutdown: watch::Receiver<bool>,
-) -> io::Result<()> {
+pub async fn run(config: Config, listener: TcpListener, shutdown: watch::Receiver<bool>) -> io::Result<()> {
     let server = Arc::new(Server::new(config, listener.local_addr()?));
     serve(server, listener, shutdown).await;
     Ok(())

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::command::{Command, COMMANDS};
@@ -75,8 +75,9 @@ pub struct ClientHandle {
     pub multi: std::sync::atomic::AtomicI64,
     /// Name, lib-name, lib-ver: changed rarely, read by CLIENT LIST.
     pub meta: Mutex<ClientMeta>,
-    /// Signalled by CLIENT KILL or shutdown; the connection closes.
-    pub kill: Notify,
+    /// The connection's task, aborted by CLIENT KILL or shutdown (None until spawned), and
+    /// whether a kill came first. One mutex for both, so a kill never slips between them.
+    abort: Mutex<(Option<tokio::task::AbortHandle>, bool)>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -99,13 +100,12 @@ impl ClientHandle {
             last_command: AtomicUsize::new(0),
             multi: std::sync::atomic::AtomicI64::new(-1),
             meta: Mutex::new(ClientMeta::default()),
-            kill: Notify::new(),
+            abort: Mutex::new((None, false)),
         }
     }
 
     pub fn set_last_command(&self, cmd: &'static Command) {
-        self.last_command
-            .store(cmd as *const Command as usize, Ordering::Relaxed);
+        self.last_command.store(cmd as *const Command as usize, Ordering::Relaxed);
     }
 
     /// The last command's name as CLIENT LIST prints it (`get`, `client|list`).
@@ -124,6 +124,25 @@ impl ClientHandle {
         "NULL".to_string()
     }
 
+    /// Closes the connection: its task is aborted at its next await, which drops the socket,
+    /// and the session's drop guard cleans up. For kills from outside the connection; a
+    /// client killing itself replies first (see CLIENT KILL).
+    pub fn kill(&self) {
+        let mut abort = self.abort.lock().unwrap_or_else(|e| e.into_inner());
+        abort.1 = true;
+        if let Some(task) = &abort.0 {
+            task.abort();
+        }
+    }
+
+    fn set_task(&self, task: tokio::task::AbortHandle) {
+        let mut abort = self.abort.lock().unwrap_or_else(|e| e.into_inner());
+        if abort.1 {
+            task.abort();
+        }
+        abort.0 = Some(task);
+    }
+
     pub fn meta(&self) -> MutexGuard<'_, ClientMeta> {
         self.meta.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -132,11 +151,8 @@ impl ClientHandle {
     pub fn info_line(&self) -> String {
         let meta = self.meta().clone();
         let now = self.created.elapsed();
-        let idle = now.as_millis() as u64
-            - self
-                .last_active
-                .load(Ordering::Relaxed)
-                .min(now.as_millis() as u64);
+        let idle =
+            now.as_millis() as u64 - self.last_active.load(Ordering::Relaxed).min(now.as_millis() as u64);
         let multi = self.multi.load(Ordering::Relaxed);
         format!(
             "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 \
@@ -227,11 +243,7 @@ impl Server {
 }
 
 /// Runs a server on `listener` until `shutdown` turns true (or its sender is dropped).
-pub async fn serve(
-    server: Arc<Server>,
-    listener: TcpListener,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn serve(server: Arc<Server>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
     let hz = server.state().config.hz();
     let cron = {
         let server = server.clone();
@@ -244,13 +256,15 @@ pub async fn serve(
             }
         })
     };
-    // The cron stops with the server, whichever way this function ends.
+    // The cron and the connections end with the server, whichever way this function ends
+    // (shutdown signal, or its future dropped).
     let _cron = AbortOnDrop(cron);
+    let _clients = CloseClientsOnDrop(server.clone());
     info!(addr = %server.local_addr, "ready to accept connections");
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => accept(&server, stream, peer, shutdown.clone()),
+                Ok((stream, peer)) => accept(&server, stream, peer),
                 Err(e) => {
                     // Out of descriptors and similar: back off instead of spinning.
                     warn!(error = %e, "accept failed");
@@ -265,25 +279,23 @@ pub async fn serve(
         }
     }
     info!(addr = %server.local_addr, "shutting down");
-    for client in server.clients().values() {
-        client.kill.notify_one();
+}
+
+struct CloseClientsOnDrop(Arc<Server>);
+
+impl Drop for CloseClientsOnDrop {
+    fn drop(&mut self) {
+        let clients: Vec<_> = self.0.clients().values().cloned().collect();
+        clients.iter().for_each(|c| c.kill());
     }
 }
 
-fn accept(
-    server: &Arc<Server>,
-    stream: tokio::net::TcpStream,
-    peer: SocketAddr,
-    shutdown: watch::Receiver<bool>,
-) {
+fn accept(server: &Arc<Server>, stream: tokio::net::TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
     let (maxclients, requirepass) = {
         let mut state = server.state();
         state.stats.connections += 1;
-        (
-            state.config.maxclients(),
-            state.config.requirepass().is_some(),
-        )
+        (state.config.maxclients(), state.config.requirepass().is_some())
     };
     let laddr = stream.local_addr().unwrap_or(server.local_addr);
     let id = server.next_client_id.fetch_add(1, Ordering::Relaxed);
@@ -299,12 +311,8 @@ fn accept(
         clients.insert(id, handle.clone());
     }
     debug!(peer = %peer, id, "client connected");
-    let server = server.clone();
-    tokio::spawn(async move {
-        session::run(&server, stream, handle, !requirepass, shutdown).await;
-        server.clients().remove(&id);
-        debug!(peer = %peer, id, "client disconnected");
-    });
+    let task = tokio::spawn(session::run(server.clone(), stream, handle.clone(), !requirepass));
+    handle.set_task(task.abort_handle());
 }
 
 /// Aborts a task when dropped: background tasks end with their owner.

@@ -1,5 +1,8 @@
 //! One client connection: read, frame, run a batch under one lock, write the batch's replies
 //! in one write. This is the only code that touches a client's socket.
+//!
+//! The loop awaits nothing but the socket. CLIENT KILL and shutdown abort the connection's
+//! task instead of being polled on every read, and [`Session`]'s drop does the cleanup.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -7,7 +10,6 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 use tracing::debug;
 
 use super::{ClientHandle, Server};
@@ -29,17 +31,32 @@ pub async fn refuse(mut stream: TcpStream, why: &'static str) {
     let _ = stream.write_all(&out).await;
 }
 
-pub async fn run(
-    server: &Arc<Server>,
-    mut stream: TcpStream,
-    handle: Arc<ClientHandle>,
-    authenticated: bool,
-    mut shutdown: watch::Receiver<bool>,
-) {
+/// What must happen however a connection ends (EOF, error, QUIT, or its task aborted by
+/// CLIENT KILL or shutdown): leave the registry, release watched keys.
+struct Session {
+    server: Arc<Server>,
+    client: Client,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.server.clients().remove(&self.client.id);
+        if !self.client.watched.is_empty() {
+            let mut state = self.server.state();
+            for (db, key, _) in self.client.watched.drain(..) {
+                state.keyspace.dbs[db].unwatch(&key);
+            }
+        }
+        debug!(peer = %self.client.handle.addr, id = self.client.id, "client disconnected");
+    }
+}
+
+pub async fn run(server: Arc<Server>, mut stream: TcpStream, handle: Arc<ClientHandle>, authenticated: bool) {
     let max_bulk = server.state().config.proto_max_bulk_len();
     let mut parser = RequestParser::new(max_bulk);
     parser.set_authenticated(authenticated);
-    let mut client = Client::new(handle.clone(), authenticated);
+    let mut session = Session { client: Client::new(handle.clone(), authenticated), server };
+    let Session { server, client } = &mut session;
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut out = BytesMut::with_capacity(READ_CHUNK);
     // Arguments of the batch, flat, and where each command's arguments end.
@@ -49,21 +66,14 @@ pub async fn run(
     'conn: loop {
         // Grow by what the command in progress still needs (bounded by what has arrived:
         // the parser reports only bytes of a bulk whose header came in), at least a chunk.
-        let want = parser
-            .missing()
-            .clamp(READ_CHUNK, READ_CHUNK.max(inbuf.len()));
+        let want = parser.missing().clamp(READ_CHUNK, READ_CHUNK.max(inbuf.len()));
         if inbuf.capacity() - inbuf.len() < want {
             inbuf.reserve(want);
         }
-        let n = tokio::select! {
-            read = stream.read_buf(&mut inbuf) => match read {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            },
-            _ = handle.kill.notified() => break,
-            _ = shutdown.changed() => break,
+        let mut input_bytes = match stream.read_buf(&mut inbuf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n as u64,
         };
-        let mut input_bytes = n as u64;
 
         loop {
             let mut protocol_error = None;
@@ -87,7 +97,7 @@ pub async fn run(
             }
             more |= ends.len() == MAX_BATCH;
             if !ends.is_empty() {
-                run_batch(server, &mut client, &args, &ends, &mut out, input_bytes);
+                run_batch(server, client, &args, &ends, &mut out, input_bytes);
                 input_bytes = 0;
                 parser.set_authenticated(client.authenticated);
                 args.clear();
@@ -105,6 +115,10 @@ pub async fn run(
                     break 'conn;
                 }
                 out.clear();
+                if out.capacity() > OUT_FLUSH * 4 {
+                    // One huge reply (KEYS *) must not pin its buffer for the connection's life.
+                    out = BytesMut::with_capacity(READ_CHUNK);
+                }
             }
             if client.close {
                 break 'conn;
@@ -112,13 +126,6 @@ pub async fn run(
             if !more {
                 break;
             }
-        }
-    }
-    // Release watched keys so their versions stop being tracked.
-    if !client.watched.is_empty() {
-        let mut state = server.state();
-        for (db, key, _) in client.watched.drain(..) {
-            state.keyspace.dbs[db].unwatch(&key);
         }
     }
 }
@@ -136,12 +143,7 @@ fn run_batch(
     let now = now_ms();
     let mut state = server.state();
     state.stats.net_input_bytes += input_bytes;
-    let mut ctx = Ctx {
-        state: &mut state,
-        client,
-        server,
-        now,
-    };
+    let mut ctx = Ctx { state: &mut state, client, server, now };
     let mut start = 0;
     for &end in ends {
         let reply = dispatch(&mut ctx, &args[start..end]);
@@ -154,14 +156,8 @@ fn run_batch(
     state.stats.net_output_bytes += (out.len() - before) as u64;
     drop(state);
     let handle = &client.handle;
-    handle.last_active.store(
-        handle.created.elapsed().as_millis() as u64,
-        Ordering::Relaxed,
-    );
+    handle.last_active.store(handle.created.elapsed().as_millis() as u64, Ordering::Relaxed);
     handle.db.store(client.db, Ordering::Relaxed);
     handle.proto.store(client.proto, Ordering::Relaxed);
-    handle.multi.store(
-        client.multi.as_ref().map_or(-1, |m| m.queued.len() as i64),
-        Ordering::Relaxed,
-    );
+    handle.multi.store(client.multi.as_ref().map_or(-1, |m| m.queued.len() as i64), Ordering::Relaxed);
 }

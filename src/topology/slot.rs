@@ -29,10 +29,7 @@ mod tests {
 
     #[test]
     fn crc16_is_xmodem() {
-        assert_eq!(
-            crc16::State::<crc16::XMODEM>::calculate(b"123456789"),
-            0x31C3
-        );
+        assert_eq!(crc16::State::<crc16::XMODEM>::calculate(b"123456789"), 0x31C3);
     }
 
     #[test]
@@ -54,12 +51,7 @@ mod tests {
             (b"", 0),
         ];
         for (key, slot) in known {
-            assert_eq!(
-                key_slot(key),
-                *slot,
-                "key {:?}",
-                String::from_utf8_lossy(key)
-            );
+            assert_eq!(key_slot(key), *slot, "key {:?}", String::from_utf8_lossy(key));
         }
     }
 
@@ -88,11 +80,7 @@ mod tests {
                 2 => key.extend_from_slice(b"{}{x}"),
                 _ => {}
             }
-            assert_eq!(
-                key_slot(&key),
-                redis_protocol::redis_keyslot(&key),
-                "key {key:?}"
-            );
+            assert_eq!(key_slot(&key), redis_protocol::redis_keyslot(&key), "key {key:?}");
         }
     }
 }

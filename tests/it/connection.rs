@@ -32,24 +32,15 @@ async fn hello_switches_to_resp3() {
     let s = TestServer::start().await;
     let mut raw = s.raw().await;
     let hello = raw.call(&resp(&["HELLO", "3"])).await;
-    assert!(
-        hello.starts_with("%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n"),
-        "{hello}"
-    );
+    assert!(hello.starts_with("%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n"), "{hello}");
     assert!(hello.contains("$5\r\nproto\r\n:3\r\n"), "{hello}");
     assert_eq!(raw.call(&resp(&["GET", "nokey"])).await, "_\r\n");
     raw.call(&resp(&["SET", "k", "v"])).await;
     let cfg = raw.call(&resp(&["CONFIG", "GET", "maxmemory"])).await;
     assert_eq!(cfg, "%1\r\n$9\r\nmaxmemory\r\n$1\r\n0\r\n");
     let info = raw.call(&resp(&["INFO", "server"])).await;
-    assert!(
-        info.starts_with('=') && info.contains("txt:# Server"),
-        "{info}"
-    );
-    assert_eq!(
-        raw.call(&resp(&["HELLO", "2"])).await.chars().next(),
-        Some('*')
-    );
+    assert!(info.starts_with('=') && info.contains("txt:# Server"), "{info}");
+    assert_eq!(raw.call(&resp(&["HELLO", "2"])).await.chars().next(), Some('*'));
     assert_eq!(raw.call(&resp(&["GET", "nokey"])).await, "$-1\r\n");
 }
 
@@ -57,28 +48,16 @@ async fn hello_switches_to_resp3() {
 async fn hello_errors_and_setname() {
     let s = TestServer::start().await;
     let mut c = s.conn().await;
-    assert_eq!(
-        err(&mut c, &["HELLO", "4"]).await,
-        "NOPROTO unsupported protocol version"
-    );
-    assert_eq!(
-        err(&mut c, &["HELLO", "x"]).await,
-        "ERR Protocol version is not an integer or out of range"
-    );
-    assert_eq!(
-        err(&mut c, &["HELLO", "3", "FOO"]).await,
-        "ERR Syntax error in HELLO option 'FOO'"
-    );
+    assert_eq!(err(&mut c, &["HELLO", "4"]).await, "NOPROTO unsupported protocol version");
+    assert_eq!(err(&mut c, &["HELLO", "x"]).await, "ERR Protocol version is not an integer or out of range");
+    assert_eq!(err(&mut c, &["HELLO", "3", "FOO"]).await, "ERR Syntax error in HELLO option 'FOO'");
     assert_eq!(
         err(&mut c, &["HELLO", "3", "AUTH", "default"]).await,
         "ERR Syntax error in HELLO option 'AUTH'"
     );
     let mut raw = s.raw().await;
     raw.call(&resp(&["HELLO", "2", "SETNAME", "worker"])).await;
-    assert_eq!(
-        raw.call(&resp(&["CLIENT", "GETNAME"])).await,
-        "$6\r\nworker\r\n"
-    );
+    assert_eq!(raw.call(&resp(&["CLIENT", "GETNAME"])).await, "$6\r\nworker\r\n");
 }
 
 #[tokio::test]
@@ -92,9 +71,7 @@ async fn resp3_through_the_redis_crate() {
         panic!("a map in RESP3")
     };
     assert_eq!(pairs.len(), 3);
-    let Value::VerbatimString { text, .. } = q(&mut c, &["CLIENT", "INFO"]).await else {
-        panic!()
-    };
+    let Value::VerbatimString { text, .. } = q(&mut c, &["CLIENT", "INFO"]).await else { panic!() };
     assert!(text.contains("resp=3"), "{text}");
     let Value::Set(flags) = &(match q(&mut c, &["COMMAND", "INFO", "get"]).await {
         Value::Array(mut v) => match v.remove(0) {
@@ -112,10 +89,7 @@ async fn resp3_through_the_redis_crate() {
 async fn auth_and_noauth() {
     let s = TestServer::with_conf("requirepass s3cret\n").await;
     let mut raw = s.raw().await;
-    assert_eq!(
-        raw.call(&resp(&["GET", "k"])).await,
-        "-NOAUTH Authentication required.\r\n"
-    );
+    assert_eq!(raw.call(&resp(&["GET", "k"])).await, "-NOAUTH Authentication required.\r\n");
     assert!(raw
         .call(&resp(&["HELLO", "3"]))
         .await
@@ -128,43 +102,25 @@ async fn auth_and_noauth() {
         raw.call(&resp(&["AUTH", "other", "s3cret"])).await,
         "-WRONGPASS invalid username-password pair or user is disabled.\r\n"
     );
-    assert_eq!(
-        raw.call(&resp(&["AUTH", "a", "b", "c"])).await,
-        "-ERR syntax error\r\n"
-    );
+    assert_eq!(raw.call(&resp(&["AUTH", "a", "b", "c"])).await, "-ERR syntax error\r\n");
     assert_eq!(raw.call(&resp(&["AUTH", "s3cret"])).await, "+OK\r\n");
     assert_eq!(raw.call(&resp(&["GET", "k"])).await, "$-1\r\n");
     // RESET logs out again.
     assert_eq!(raw.call(&resp(&["RESET"])).await, "+RESET\r\n");
-    assert_eq!(
-        raw.call(&resp(&["GET", "k"])).await,
-        "-NOAUTH Authentication required.\r\n"
-    );
-    let hello = raw
-        .call(&resp(&["HELLO", "3", "AUTH", "default", "s3cret"]))
-        .await;
+    assert_eq!(raw.call(&resp(&["GET", "k"])).await, "-NOAUTH Authentication required.\r\n");
+    let hello = raw.call(&resp(&["HELLO", "3", "AUTH", "default", "s3cret"])).await;
     assert!(hello.starts_with('%'), "{hello}");
 
     // Before AUTH, requests are capped as in Redis.
     let mut raw = s.raw().await;
     raw.send(b"*20\r\n").await;
-    assert_eq!(
-        raw.reply().await,
-        "-ERR Protocol error: unauthenticated multibulk length\r\n"
-    );
+    assert_eq!(raw.reply().await, "-ERR Protocol error: unauthenticated multibulk length\r\n");
     assert!(raw.closed().await);
 
     // The redis crate authenticates from the URL.
     let url = format!("redis://:s3cret@{}/", s.addr);
-    let mut c = redis::Client::open(url)
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    assert_eq!(
-        q(&mut c, &["PING"]).await,
-        Value::SimpleString("PONG".into())
-    );
+    let mut c = redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap();
+    assert_eq!(q(&mut c, &["PING"]).await, Value::SimpleString("PONG".into()));
 }
 
 #[tokio::test]
@@ -185,18 +141,9 @@ async fn select_databases() {
     assert_eq!(raw.call(&resp(&["SELECT", "15"])).await, "+OK\r\n");
     assert_eq!(raw.call(&resp(&["GET", "k"])).await, "$-1\r\n");
     raw.call(&resp(&["SET", "k", "db15"])).await;
-    assert_eq!(
-        raw.call(&resp(&["SELECT", "16"])).await,
-        "-ERR DB index is out of range\r\n"
-    );
-    assert_eq!(
-        raw.call(&resp(&["SELECT", "-1"])).await,
-        "-ERR DB index is out of range\r\n"
-    );
-    assert_eq!(
-        raw.call(&resp(&["SELECT", "x"])).await,
-        "-ERR value is not an integer or out of range\r\n"
-    );
+    assert_eq!(raw.call(&resp(&["SELECT", "16"])).await, "-ERR DB index is out of range\r\n");
+    assert_eq!(raw.call(&resp(&["SELECT", "-1"])).await, "-ERR DB index is out of range\r\n");
+    assert_eq!(raw.call(&resp(&["SELECT", "x"])).await, "-ERR value is not an integer or out of range\r\n");
     raw.call(&resp(&["SELECT", "0"])).await;
     assert_eq!(raw.call(&resp(&["GET", "k"])).await, "$3\r\ndb0\r\n");
 }
@@ -207,41 +154,23 @@ async fn client_subcommands() {
     let mut a = s.raw().await;
     let mut b = s.raw().await;
     let id_a = a.call(&resp(&["CLIENT", "ID"])).await;
-    let id_b: String = b
-        .call(&resp(&["CLIENT", "ID"]))
-        .await
-        .trim_start_matches(':')
-        .trim()
-        .to_string();
+    let id_b: String = b.call(&resp(&["CLIENT", "ID"])).await.trim_start_matches(':').trim().to_string();
     assert!(id_a.starts_with(':'));
     assert_eq!(a.call(&resp(&["CLIENT", "GETNAME"])).await, "$-1\r\n");
-    assert_eq!(
-        a.call(&resp(&["CLIENT", "SETNAME", "alpha"])).await,
-        "+OK\r\n"
-    );
+    assert_eq!(a.call(&resp(&["CLIENT", "SETNAME", "alpha"])).await, "+OK\r\n");
     assert_eq!(
         a.call(&resp(&["CLIENT", "SETNAME", "has space"])).await,
         "-ERR Client names cannot contain spaces, newlines or special characters.\r\n"
     );
-    assert_eq!(
-        a.call(&resp(&["CLIENT", "SETINFO", "LIB-NAME", "mylib"]))
-            .await,
-        "+OK\r\n"
-    );
-    assert_eq!(
-        a.call(&resp(&["CLIENT", "SETINFO", "LIB-VER", "1.2"]))
-            .await,
-        "+OK\r\n"
-    );
+    assert_eq!(a.call(&resp(&["CLIENT", "SETINFO", "LIB-NAME", "mylib"])).await, "+OK\r\n");
+    assert_eq!(a.call(&resp(&["CLIENT", "SETINFO", "LIB-VER", "1.2"])).await, "+OK\r\n");
     assert_eq!(
         a.call(&resp(&["CLIENT", "SETINFO", "COLOR", "x"])).await,
         "-ERR Unrecognized option 'COLOR'\r\n"
     );
     let info = a.call(&resp(&["CLIENT", "INFO"])).await;
     assert!(
-        info.contains("name=alpha")
-            && info.contains("lib-name=mylib")
-            && info.contains("lib-ver=1.2"),
+        info.contains("name=alpha") && info.contains("lib-name=mylib") && info.contains("lib-ver=1.2"),
         "{info}"
     );
     assert!(info.contains("cmd=client|info"), "{info}");
@@ -257,28 +186,16 @@ async fn client_subcommands() {
         a.call(&resp(&["CLIENT", "NOPE"])).await,
         "-ERR unknown subcommand 'NOPE'. Try CLIENT HELP.\r\n"
     );
-    assert_eq!(
-        a.call(&resp(&["CLIENT", "KILL", "1.2.3.4:5"])).await,
-        "-ERR No such client\r\n"
-    );
+    assert_eq!(a.call(&resp(&["CLIENT", "KILL", "1.2.3.4:5"])).await, "-ERR No such client\r\n");
     assert_eq!(
         a.call(&resp(&["CLIENT", "KILL", "ID", "abc"])).await,
         "-ERR client-id should be greater than 0\r\n"
     );
-    assert_eq!(
-        a.call(&resp(&["CLIENT", "KILL", "ID", &id_b])).await,
-        ":1\r\n"
-    );
+    assert_eq!(a.call(&resp(&["CLIENT", "KILL", "ID", &id_b])).await, ":1\r\n");
     assert!(b.closed().await, "the killed client is disconnected");
-    assert_eq!(
-        a.call(&resp(&["CLIENT", "KILL", "ID", &id_b])).await,
-        ":0\r\n"
-    );
+    assert_eq!(a.call(&resp(&["CLIENT", "KILL", "ID", &id_b])).await, ":0\r\n");
     assert_eq!(a.call(&resp(&["PING"])).await, "+PONG\r\n");
-    assert_eq!(
-        a.call(&resp(&["CLIENT"])).await,
-        "-ERR wrong number of arguments for 'client' command\r\n"
-    );
+    assert_eq!(a.call(&resp(&["CLIENT"])).await, "-ERR wrong number of arguments for 'client' command\r\n");
     assert_eq!(
         a.call(&resp(&["CLIENT", "SETNAME"])).await,
         "-ERR wrong number of arguments for 'client|setname' command\r\n"
@@ -313,12 +230,39 @@ async fn reset_restores_defaults() {
     raw.call(&resp(&["CLIENT", "SETNAME", "n"])).await;
     raw.call(&resp(&["MULTI"])).await;
     assert_eq!(raw.call(&resp(&["RESET"])).await, "+RESET\r\n");
-    assert_eq!(
-        raw.call(&resp(&["GET", "x"])).await,
-        "$-1\r\n",
-        "back to RESP2, out of MULTI"
-    );
+    assert_eq!(raw.call(&resp(&["GET", "x"])).await, "$-1\r\n", "back to RESP2, out of MULTI");
     assert_eq!(raw.call(&resp(&["CLIENT", "GETNAME"])).await, "$-1\r\n");
     let info = raw.call(&resp(&["CLIENT", "INFO"])).await;
     assert!(info.contains(" db=0 "), "{info}");
+}
+
+#[tokio::test]
+async fn shutdown_closes_client_connections() {
+    let s = TestServer::start().await;
+    let mut raw = s.raw().await;
+    assert_eq!(raw.call(&resp(&["PING"])).await, "+PONG\r\n");
+    drop(s);
+    assert!(raw.closed().await, "connections end with the server");
+}
+
+#[tokio::test]
+async fn maxclients_refuses_with_an_error() {
+    let s = TestServer::with_conf("maxclients 2\n").await;
+    let mut a = s.raw().await;
+    let mut b = s.raw().await;
+    assert_eq!(a.call(&resp(&["PING"])).await, "+PONG\r\n");
+    assert_eq!(b.call(&resp(&["PING"])).await, "+PONG\r\n");
+    let mut c = s.raw().await;
+    assert_eq!(c.reply().await, "-ERR max number of clients reached\r\n");
+    assert!(c.closed().await);
+    drop(b);
+    // Once a slot frees up, a new client is served.
+    let ok = eventually(std::time::Duration::from_secs(5), || async {
+        let mut d = s.raw().await;
+        d.send(&resp(&["PING"])).await;
+        d.reply().await == "+PONG\r\n"
+    })
+    .await;
+    assert!(ok);
+    assert_eq!(a.call(&resp(&["CLIENT", "ID"])).await.chars().next(), Some(':'));
 }

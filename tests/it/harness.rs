@@ -30,15 +30,9 @@ impl TestServer {
         let addr = listener.local_addr().expect("addr");
         let (shutdown, rx) = watch::channel(false);
         let task = tokio::spawn(async move {
-            rust_edis::roles::write::run(config, listener, rx)
-                .await
-                .expect("server");
+            rust_edis::roles::write::run(config, listener, rx).await.expect("server");
         });
-        TestServer {
-            addr,
-            shutdown,
-            task,
-        }
+        TestServer { addr, shutdown, task }
     }
 
     /// Starts a server whose configuration is the given redis.conf text.
@@ -51,27 +45,16 @@ impl TestServer {
     }
 
     pub async fn conn(&self) -> MultiplexedConnection {
-        redis::Client::open(self.url())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .expect("connect")
+        redis::Client::open(self.url()).unwrap().get_multiplexed_async_connection().await.expect("connect")
     }
 
     pub async fn conn3(&self) -> MultiplexedConnection {
         let url = format!("{}?protocol=resp3", self.url());
-        redis::Client::open(url)
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .expect("connect resp3")
+        redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.expect("connect resp3")
     }
 
     pub async fn raw(&self) -> Raw {
-        Raw {
-            stream: TcpStream::connect(self.addr).await.expect("raw connect"),
-            buf: BytesMut::new(),
-        }
+        Raw { stream: TcpStream::connect(self.addr).await.expect("raw connect"), buf: BytesMut::new() }
     }
 }
 
@@ -166,16 +149,10 @@ impl Raw {
                     }
                 }
                 let n = self.stream.read_buf(&mut self.buf).await.expect("read");
-                assert!(
-                    n > 0,
-                    "connection closed while waiting for a reply; have {:?}",
-                    self.buf
-                );
+                assert!(n > 0, "connection closed while waiting for a reply; have {:?}", self.buf);
             }
         };
-        tokio::time::timeout(Duration::from_secs(10), read)
-            .await
-            .expect("reply within 10s")
+        tokio::time::timeout(Duration::from_secs(10), read).await.expect("reply within 10s")
     }
 
     /// Sends `bytes` and returns the one reply.
@@ -195,9 +172,7 @@ impl Raw {
                 }
             }
         };
-        tokio::time::timeout(Duration::from_secs(5), wait)
-            .await
-            .unwrap_or(false)
+        tokio::time::timeout(Duration::from_secs(5), wait).await.unwrap_or(false)
     }
 }
 

@@ -11,11 +11,7 @@ async fn inline_commands() {
     assert_eq!(raw.call(b"PING\r\n").await, "+PONG\r\n");
     assert_eq!(raw.call(b"set k \"hello world\"\r\n").await, "+OK\r\n");
     assert_eq!(raw.call(b"get k\n").await, "$11\r\nhello world\r\n");
-    assert_eq!(
-        raw.call(b"\r\n\r\necho 'it\\'s'\r\n").await,
-        "$4\r\nit's\r\n",
-        "blank lines are skipped"
-    );
+    assert_eq!(raw.call(b"\r\n\r\necho 'it\\'s'\r\n").await, "$4\r\nit's\r\n", "blank lines are skipped");
     assert_eq!(raw.call(b"set bin \"\\x00\\xff\"\r\n").await, "+OK\r\n");
     assert_eq!(raw.call(b"strlen bin\r\n").await, ":2\r\n");
 }
@@ -24,8 +20,7 @@ async fn inline_commands() {
 async fn pipelined_inline_and_multibulk_mixed() {
     let s = TestServer::start().await;
     let mut raw = s.raw().await;
-    raw.send(b"PING\r\n*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\nINCR a\r\n")
-        .await;
+    raw.send(b"PING\r\n*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\nINCR a\r\n").await;
     assert_eq!(raw.reply().await, "+PONG\r\n");
     assert_eq!(raw.reply().await, "+OK\r\n");
     assert_eq!(raw.reply().await, ":2\r\n");
@@ -39,21 +34,11 @@ async fn protocol_error(input: &[u8], expected: &str) {
     bytes.extend_from_slice(input);
     raw.send(&bytes).await;
     assert_eq!(raw.reply().await, "+PONG\r\n");
-    assert_eq!(
-        raw.reply().await,
-        format!("-ERR Protocol error: {expected}\r\n"),
-        "input {input:?}"
-    );
-    assert!(
-        raw.closed().await,
-        "the connection is closed after a protocol error"
-    );
+    assert_eq!(raw.reply().await, format!("-ERR Protocol error: {expected}\r\n"), "input {input:?}");
+    assert!(raw.closed().await, "the connection is closed after a protocol error");
     // The server is still there for everyone else.
     let mut c = s.conn().await;
-    assert_eq!(
-        q(&mut c, &["PING"]).await,
-        Value::SimpleString("PONG".into())
-    );
+    assert_eq!(q(&mut c, &["PING"]).await, Value::SimpleString("PONG".into()));
 }
 
 #[tokio::test]
@@ -98,20 +83,9 @@ async fn claimed_sizes_are_not_allocated() {
     let s = TestServer::start().await;
     let mut c = s.conn().await;
     let used = |info: String| -> u64 {
-        info.lines()
-            .find_map(|l| l.strip_prefix("used_memory:"))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap()
+        info.lines().find_map(|l| l.strip_prefix("used_memory:")).unwrap().trim().parse().unwrap()
     };
-    let before = used(
-        redis::cmd("INFO")
-            .arg("memory")
-            .query_async(&mut c)
-            .await
-            .unwrap(),
-    );
+    let before = used(redis::cmd("INFO").arg("memory").query_async(&mut c).await.unwrap());
     // Fifty clients each claim a 500 MB bulk and a million arguments, then send nothing.
     let mut raws = Vec::new();
     for _ in 0..50 {
@@ -121,22 +95,10 @@ async fn claimed_sizes_are_not_allocated() {
     }
     // Make sure the server has read every claim: a PING on each connection's peers answers.
     for _ in 0..3 {
-        assert_eq!(
-            q(&mut c, &["PING"]).await,
-            Value::SimpleString("PONG".into())
-        );
+        assert_eq!(q(&mut c, &["PING"]).await, Value::SimpleString("PONG".into()));
     }
-    let after = used(
-        redis::cmd("INFO")
-            .arg("memory")
-            .query_async(&mut c)
-            .await
-            .unwrap(),
-    );
-    assert!(
-        after < before + 64 * 1024 * 1024,
-        "claims made the server allocate: {before} -> {after}"
-    );
+    let after = used(redis::cmd("INFO").arg("memory").query_async(&mut c).await.unwrap());
+    assert!(after < before + 64 * 1024 * 1024, "claims made the server allocate: {before} -> {after}");
 }
 
 #[tokio::test]
@@ -168,11 +130,7 @@ async fn pipeline_of_1000_commands() {
         pipe.cmd("INCR").arg(format!("k{i}"));
     }
     let replies: Vec<i64> = pipe.query_async(&mut c).await.unwrap();
-    assert_eq!(
-        replies,
-        (1..=1000).collect::<Vec<i64>>(),
-        "replies in request order"
-    );
+    assert_eq!(replies, (1..=1000).collect::<Vec<i64>>(), "replies in request order");
 
     // The same through one raw write: 1,000 replies in order.
     let mut raw = s.raw().await;
@@ -191,8 +149,5 @@ async fn pipeline_of_1000_commands() {
 async fn empty_and_negative_multibulk_are_ignored() {
     let s = TestServer::start().await;
     let mut raw = s.raw().await;
-    assert_eq!(
-        raw.call(b"*0\r\n*-1\r\n*1\r\n$4\r\nPING\r\n").await,
-        "+PONG\r\n"
-    );
+    assert_eq!(raw.call(b"*0\r\n*-1\r\n*1\r\n$4\r\nPING\r\n").await, "+PONG\r\n");
 }

@@ -29,25 +29,14 @@ async fn info_sections() {
     q(&mut c, &["GET", "a"]).await;
     q(&mut c, &["GET", "nokey"]).await;
     let all = info(&mut c, &[]).await;
-    for section in [
-        "# Server",
-        "# Clients",
-        "# Memory",
-        "# Stats",
-        "# Replication",
-        "# Keyspace",
-    ] {
+    for section in ["# Server", "# Clients", "# Memory", "# Stats", "# Replication", "# Keyspace"] {
         assert!(all.contains(section), "{section} missing");
     }
     assert_eq!(field(&all, "redis_version"), "7.0.15");
     assert_eq!(field(&all, "tcp_port"), s.addr.port().to_string());
     assert_eq!(field(&all, "role"), "master");
     let db0 = field(&all, "db0");
-    let avg_ttl: u64 = db0
-        .strip_prefix("keys=2,expires=1,avg_ttl=")
-        .expect(&db0)
-        .parse()
-        .unwrap();
+    let avg_ttl: u64 = db0.strip_prefix("keys=2,expires=1,avg_ttl=").expect(&db0).parse().unwrap();
     assert!((90_000..=100_000).contains(&avg_ttl), "{db0}");
     assert_eq!(field(&all, "keyspace_hits"), "1");
     assert_eq!(field(&all, "keyspace_misses"), "1");
@@ -65,50 +54,27 @@ async fn info_sections() {
 async fn config_get_set_resetstat() {
     let s = TestServer::start().await;
     let mut c = s.conn().await;
-    let Value::Array(pairs) = q(&mut c, &["CONFIG", "GET", "maxmemory*"]).await else {
-        panic!()
-    };
+    let Value::Array(pairs) = q(&mut c, &["CONFIG", "GET", "maxmemory*"]).await else { panic!() };
     assert_eq!(pairs.len(), 6);
-    assert_eq!(
-        q(&mut c, &["CONFIG", "GET", "nosuchparam"]).await,
-        Value::Array(vec![])
-    );
+    assert_eq!(q(&mut c, &["CONFIG", "GET", "nosuchparam"]).await, Value::Array(vec![]));
     // What redis-benchmark and client libraries send at start-up.
-    assert_eq!(
-        q(&mut c, &["CONFIG", "GET", "save"]).await,
-        Value::Array(vec![bulk("save"), bulk("")])
-    );
+    assert_eq!(q(&mut c, &["CONFIG", "GET", "save"]).await, Value::Array(vec![bulk("save"), bulk("")]));
     assert_eq!(
         q(&mut c, &["CONFIG", "GET", "appendonly"]).await,
         Value::Array(vec![bulk("appendonly"), bulk("no")])
     );
-    assert_eq!(
-        q(
-            &mut c,
-            &["CONFIG", "SET", "hash-max-ziplist-entries", "256"]
-        )
-        .await,
-        Value::Okay
-    );
+    assert_eq!(q(&mut c, &["CONFIG", "SET", "hash-max-ziplist-entries", "256"]).await, Value::Okay);
     assert_eq!(
         q(&mut c, &["CONFIG", "GET", "hash-max-listpack-entries"]).await,
         Value::Array(vec![bulk("hash-max-listpack-entries"), bulk("256")])
     );
-    assert_eq!(
-        q(&mut c, &["CONFIG", "SET", "save", "", "maxmemory", "10mb"]).await,
-        Value::Okay
-    );
+    assert_eq!(q(&mut c, &["CONFIG", "SET", "save", "", "maxmemory", "10mb"]).await, Value::Okay);
     assert_eq!(
         q(&mut c, &["CONFIG", "GET", "maxmemory"]).await,
         Value::Array(vec![bulk("maxmemory"), bulk("10485760")])
     );
-    let Value::Array(two) = q(&mut c, &["CONFIG", "GET", "port", "databases"]).await else {
-        panic!()
-    };
-    assert_eq!(
-        two,
-        vec![bulk("port"), bulk("6379"), bulk("databases"), bulk("16")]
-    );
+    let Value::Array(two) = q(&mut c, &["CONFIG", "GET", "port", "databases"]).await else { panic!() };
+    assert_eq!(two, vec![bulk("port"), bulk("6379"), bulk("databases"), bulk("16")]);
     assert_eq!(
         err(&mut c, &["CONFIG", "SET", "nosuchparam", "1"]).await,
         "ERR Unknown option or number of arguments for CONFIG SET - 'nosuchparam'"
@@ -121,30 +87,17 @@ async fn config_get_set_resetstat() {
         err(&mut c, &["CONFIG", "SET", "hz"]).await,
         "ERR wrong number of arguments for 'config|set' command"
     );
-    assert_eq!(
-        err(&mut c, &["CONFIG", "SET", "hz", "10", "maxmemory"]).await,
-        "ERR syntax error"
-    );
+    assert_eq!(err(&mut c, &["CONFIG", "SET", "hz", "10", "maxmemory"]).await, "ERR syntax error");
     assert_eq!(
         err(&mut c, &["CONFIG", "GET"]).await,
         "ERR wrong number of arguments for 'config|get' command"
     );
-    assert_eq!(
-        err(&mut c, &["CONFIG", "FOO"]).await,
-        "ERR unknown subcommand 'FOO'. Try CONFIG HELP."
-    );
-    assert_eq!(
-        err(&mut c, &["CONFIG"]).await,
-        "ERR wrong number of arguments for 'config' command"
-    );
+    assert_eq!(err(&mut c, &["CONFIG", "FOO"]).await, "ERR unknown subcommand 'FOO'. Try CONFIG HELP.");
+    assert_eq!(err(&mut c, &["CONFIG"]).await, "ERR wrong number of arguments for 'config' command");
     q(&mut c, &["SET", "a", "1"]).await;
     assert_eq!(q(&mut c, &["CONFIG", "RESETSTAT"]).await, Value::Okay);
     let stats = info(&mut c, &["stats"]).await;
-    assert_eq!(
-        field(&stats, "total_commands_processed"),
-        "1",
-        "only INFO itself since the reset"
-    );
+    assert_eq!(field(&stats, "total_commands_processed"), "1", "only INFO itself since the reset");
 }
 
 #[tokio::test]
@@ -153,10 +106,7 @@ async fn requirepass_set_at_runtime() {
     let mut c = s.conn().await;
     q(&mut c, &["CONFIG", "SET", "requirepass", "pw"]).await;
     let mut raw = s.raw().await;
-    assert_eq!(
-        raw.call(&resp(&["PING"])).await,
-        "-NOAUTH Authentication required.\r\n"
-    );
+    assert_eq!(raw.call(&resp(&["PING"])).await, "-NOAUTH Authentication required.\r\n");
     assert_eq!(raw.call(&resp(&["AUTH", "pw"])).await, "+OK\r\n");
 }
 
@@ -164,24 +114,13 @@ async fn requirepass_set_at_runtime() {
 async fn command_introspection() {
     let s = TestServer::start().await;
     let mut c = s.conn().await;
-    let Value::Int(count) = q(&mut c, &["COMMAND", "COUNT"]).await else {
-        panic!()
-    };
-    let Value::Array(all) = q(&mut c, &["COMMAND"]).await else {
-        panic!()
-    };
+    let Value::Int(count) = q(&mut c, &["COMMAND", "COUNT"]).await else { panic!() };
+    let Value::Array(all) = q(&mut c, &["COMMAND"]).await else { panic!() };
     assert_eq!(all.len() as i64, count);
-    let Value::Array(list) = q(&mut c, &["COMMAND", "LIST"]).await else {
-        panic!()
-    };
+    let Value::Array(list) = q(&mut c, &["COMMAND", "LIST"]).await else { panic!() };
     assert_eq!(list.len() as i64, count);
-    for name in [
-        "get", "set", "mset", "multi", "hello", "config", "scan", "client",
-    ] {
-        assert!(
-            list.contains(&bulk(name)),
-            "{name} missing from COMMAND LIST"
-        );
+    for name in ["get", "set", "mset", "multi", "hello", "config", "scan", "client"] {
+        assert!(list.contains(&bulk(name)), "{name} missing from COMMAND LIST");
     }
 
     let mut raw = s.raw().await;
@@ -192,23 +131,14 @@ async fn command_introspection() {
     );
     assert!(get.ends_with("$-1\r\n"), "unknown commands are nil: {get}");
     let sub = raw.call(&resp(&["COMMAND", "INFO", "config|get"])).await;
-    assert!(
-        sub.contains("config|get") && sub.contains(":-3\r\n"),
-        "{sub}"
-    );
+    assert!(sub.contains("config|get") && sub.contains(":-3\r\n"), "{sub}");
 
     assert_eq!(
         q(&mut c, &["COMMAND", "GETKEYS", "MSET", "a", "1", "b", "2"]).await,
         Value::Array(vec![bulk("a"), bulk("b")])
     );
-    assert_eq!(
-        q(&mut c, &["COMMAND", "GETKEYS", "get", "k"]).await,
-        Value::Array(vec![bulk("k")])
-    );
-    assert_eq!(
-        err(&mut c, &["COMMAND", "GETKEYS", "nosuch", "a"]).await,
-        "ERR Invalid command specified"
-    );
+    assert_eq!(q(&mut c, &["COMMAND", "GETKEYS", "get", "k"]).await, Value::Array(vec![bulk("k")]));
+    assert_eq!(err(&mut c, &["COMMAND", "GETKEYS", "nosuch", "a"]).await, "ERR Invalid command specified");
     assert_eq!(
         err(&mut c, &["COMMAND", "GETKEYS", "get", "a", "b"]).await,
         "ERR Invalid number of arguments specified for command"
@@ -230,42 +160,20 @@ async fn command_docs_shape_for_redis_cli() {
     let Value::Array(docs) = q(&mut c, &["COMMAND", "DOCS"]).await else {
         panic!("RESP2 map is a flat array")
     };
-    let Value::Array(list) = q(&mut c, &["COMMAND", "LIST"]).await else {
-        panic!()
-    };
+    let Value::Array(list) = q(&mut c, &["COMMAND", "LIST"]).await else { panic!() };
     assert_eq!(docs.len(), 2 * list.len());
-    let Value::Array(set) = q(&mut c, &["COMMAND", "DOCS", "set"]).await else {
-        panic!()
-    };
+    let Value::Array(set) = q(&mut c, &["COMMAND", "DOCS", "set"]).await else { panic!() };
     assert_eq!(set[0], bulk("set"));
-    let Value::Array(fields) = &set[1] else {
-        panic!()
-    };
-    let get = |name: &str| {
-        fields
-            .chunks(2)
-            .find(|p| p[0] == bulk(name))
-            .map(|p| p[1].clone())
-    };
+    let Value::Array(fields) = &set[1] else { panic!() };
+    let get = |name: &str| fields.chunks(2).find(|p| p[0] == bulk(name)).map(|p| p[1].clone());
     assert_eq!(get("group"), Some(bulk("string")));
     assert_eq!(get("since"), Some(bulk("1.0.0")));
-    let Some(Value::Array(args)) = get("arguments") else {
-        panic!("arguments")
-    };
+    let Some(Value::Array(args)) = get("arguments") else { panic!("arguments") };
     assert_eq!(args.len(), 5);
-    let Value::Array(config) = q(&mut c, &["COMMAND", "DOCS", "config"]).await else {
-        panic!()
-    };
-    let Value::Array(fields) = &config[1] else {
-        panic!()
-    };
-    let subs = fields
-        .chunks(2)
-        .find(|p| p[0] == bulk("subcommands"))
-        .map(|p| p[1].clone());
-    let Some(Value::Array(subs)) = subs else {
-        panic!("subcommands")
-    };
+    let Value::Array(config) = q(&mut c, &["COMMAND", "DOCS", "config"]).await else { panic!() };
+    let Value::Array(fields) = &config[1] else { panic!() };
+    let subs = fields.chunks(2).find(|p| p[0] == bulk("subcommands")).map(|p| p[1].clone());
+    let Some(Value::Array(subs)) = subs else { panic!("subcommands") };
     assert!(subs.contains(&bulk("config|get")));
 }
 
@@ -273,19 +181,12 @@ async fn command_docs_shape_for_redis_cli() {
 async fn time_and_script_flushes() {
     let s = TestServer::start().await;
     let mut c = s.conn().await;
-    let Value::Array(t) = q(&mut c, &["TIME"]).await else {
-        panic!()
-    };
-    let Value::BulkString(secs) = &t[0] else {
-        panic!()
-    };
+    let Value::Array(t) = q(&mut c, &["TIME"]).await else { panic!() };
+    let Value::BulkString(secs) = &t[0] else { panic!() };
     let secs: u64 = String::from_utf8(secs.clone()).unwrap().parse().unwrap();
     assert!(secs > 1_700_000_000);
     assert_eq!(q(&mut c, &["FUNCTION", "FLUSH"]).await, Value::Okay);
-    assert_eq!(
-        q(&mut c, &["FUNCTION", "FLUSH", "ASYNC"]).await,
-        Value::Okay
-    );
+    assert_eq!(q(&mut c, &["FUNCTION", "FLUSH", "ASYNC"]).await, Value::Okay);
     assert_eq!(q(&mut c, &["SCRIPT", "FLUSH", "sync"]).await, Value::Okay);
     assert_eq!(
         err(&mut c, &["SCRIPT", "FLUSH", "later"]).await,
@@ -295,8 +196,5 @@ async fn time_and_script_flushes() {
         err(&mut c, &["FUNCTION", "FLUSH", "later"]).await,
         "ERR FUNCTION FLUSH only supports SYNC|ASYNC option"
     );
-    assert_eq!(
-        err(&mut c, &["FUNCTION", "LIST"]).await,
-        "ERR unknown subcommand 'LIST'. Try FUNCTION HELP."
-    );
+    assert_eq!(err(&mut c, &["FUNCTION", "LIST"]).await, "ERR unknown subcommand 'LIST'. Try FUNCTION HELP.");
 }

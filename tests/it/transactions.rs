@@ -9,22 +9,10 @@ async fn multi_exec_runs_queued_commands_in_order() {
     let s = TestServer::start().await;
     let mut c = s.conn().await;
     assert_eq!(q(&mut c, &["MULTI"]).await, Value::Okay);
-    assert_eq!(
-        q(&mut c, &["SET", "a", "1"]).await,
-        Value::SimpleString("QUEUED".into())
-    );
-    assert_eq!(
-        q(&mut c, &["INCR", "a"]).await,
-        Value::SimpleString("QUEUED".into())
-    );
-    assert_eq!(
-        q(&mut c, &["GET", "a"]).await,
-        Value::SimpleString("QUEUED".into())
-    );
-    assert_eq!(
-        q(&mut c, &["EXEC"]).await,
-        Value::Array(vec![Value::Okay, int(2), bulk("2")])
-    );
+    assert_eq!(q(&mut c, &["SET", "a", "1"]).await, Value::SimpleString("QUEUED".into()));
+    assert_eq!(q(&mut c, &["INCR", "a"]).await, Value::SimpleString("QUEUED".into()));
+    assert_eq!(q(&mut c, &["GET", "a"]).await, Value::SimpleString("QUEUED".into()));
+    assert_eq!(q(&mut c, &["EXEC"]).await, Value::Array(vec![Value::Okay, int(2), bulk("2")]));
 }
 
 #[tokio::test]
@@ -37,19 +25,9 @@ async fn queue_time_errors_abort_exec() {
         err(&mut c, &["NOSUCHCMD", "x"]).await,
         "ERR unknown command 'NOSUCHCMD', with args beginning with: 'x' "
     );
-    assert_eq!(
-        err(&mut c, &["GET"]).await,
-        "ERR wrong number of arguments for 'get' command"
-    );
-    assert_eq!(
-        err(&mut c, &["EXEC"]).await,
-        "EXECABORT Transaction discarded because of previous errors."
-    );
-    assert_eq!(
-        q(&mut c, &["EXISTS", "a"]).await,
-        int(0),
-        "nothing of an aborted transaction runs"
-    );
+    assert_eq!(err(&mut c, &["GET"]).await, "ERR wrong number of arguments for 'get' command");
+    assert_eq!(err(&mut c, &["EXEC"]).await, "EXECABORT Transaction discarded because of previous errors.");
+    assert_eq!(q(&mut c, &["EXISTS", "a"]).await, int(0), "nothing of an aborted transaction runs");
     assert_eq!(err(&mut c, &["EXEC"]).await, "ERR EXEC without MULTI");
 }
 
@@ -74,14 +52,8 @@ async fn multi_errors() {
     let mut c = s.conn().await;
     assert_eq!(err(&mut c, &["DISCARD"]).await, "ERR DISCARD without MULTI");
     q(&mut c, &["MULTI"]).await;
-    assert_eq!(
-        err(&mut c, &["MULTI"]).await,
-        "ERR MULTI calls can not be nested"
-    );
-    assert_eq!(
-        err(&mut c, &["WATCH", "x"]).await,
-        "ERR WATCH inside MULTI is not allowed"
-    );
+    assert_eq!(err(&mut c, &["MULTI"]).await, "ERR MULTI calls can not be nested");
+    assert_eq!(err(&mut c, &["WATCH", "x"]).await, "ERR WATCH inside MULTI is not allowed");
     q(&mut c, &["SET", "a", "1"]).await;
     // Neither error above aborts the transaction.
     assert_eq!(q(&mut c, &["EXEC"]).await, Value::Array(vec![Value::Okay]));
@@ -101,11 +73,7 @@ async fn watch_aborts_when_another_client_writes() {
     q(&mut b, &["INCR", "balance"]).await;
     q(&mut a, &["MULTI"]).await;
     q(&mut a, &["SET", "balance", "0"]).await;
-    assert_eq!(
-        q(&mut a, &["EXEC"]).await,
-        Value::Nil,
-        "a changed watched key aborts EXEC"
-    );
+    assert_eq!(q(&mut a, &["EXEC"]).await, Value::Nil, "a changed watched key aborts EXEC");
     assert_eq!(q(&mut a, &["GET", "balance"]).await, bulk("11"));
 
     // Unchanged: EXEC runs. Watches end with EXEC.
@@ -135,11 +103,7 @@ async fn watch_aborts_when_another_client_writes() {
     q(&mut b, &["FLUSHDB"]).await;
     q(&mut a, &["MULTI"]).await;
     q(&mut a, &["PING"]).await;
-    assert_eq!(
-        q(&mut a, &["EXEC"]).await,
-        Value::Nil,
-        "FLUSHDB touches watched keys"
-    );
+    assert_eq!(q(&mut a, &["EXEC"]).await, Value::Nil, "FLUSHDB touches watched keys");
 }
 
 #[tokio::test]
