@@ -236,7 +236,7 @@ pub fn client_kill(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         addr = Some(text(&args[2]));
         skipme = false;
     } else {
-        if args.len() % 2 != 0 {
+        if !args.len().is_multiple_of(2) {
             return Reply::err(SYNTAX);
         }
         for pair in args[2..].chunks(2) {

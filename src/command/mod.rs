@@ -290,52 +290,6 @@ pub fn dispatch(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     (cmd.handler)(ctx, args)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lookup_is_case_insensitive() {
-        assert_eq!(lookup(b"GeT").unwrap().name, "get");
-        assert!(lookup(b"nosuchcommand").is_none());
-        assert!(lookup(&[b'a'; 100]).is_none());
-    }
-
-    #[test]
-    fn table_is_consistent() {
-        let mut names = std::collections::HashSet::new();
-        for c in COMMANDS {
-            assert!(names.insert(c.name), "duplicate {}", c.name);
-            assert_eq!(c.name, c.name.to_ascii_lowercase());
-            assert!(c.arity != 0, "{}", c.name);
-            assert!(!(c.has(flags::WRITE) && c.has(flags::READONLY)), "{}", c.name);
-            assert!(!c.summary.is_empty() && !c.since.is_empty(), "{}", c.name);
-            for s in c.subcommands {
-                assert!(s.arity.unsigned_abs() >= 2, "{}|{}", c.name, s.name);
-            }
-        }
-    }
-
-    #[test]
-    fn key_positions() {
-        let keys =
-            |name: &str, argc| lookup(name.as_bytes()).unwrap().key_positions(argc).collect::<Vec<_>>();
-        assert_eq!(keys("get", 2), [1]);
-        assert_eq!(keys("mset", 7), [1, 3, 5]);
-        assert_eq!(keys("del", 4), [1, 2, 3]);
-        assert_eq!(keys("ping", 1), Vec::<usize>::new());
-        assert_eq!(keys("rename", 3), [1, 2]);
-    }
-
-    #[test]
-    fn arity() {
-        let get = lookup(b"get").unwrap();
-        assert!(get.arity_ok(2) && !get.arity_ok(1) && !get.arity_ok(3));
-        let del = lookup(b"del").unwrap();
-        assert!(del.arity_ok(2) && del.arity_ok(10) && !del.arity_ok(1));
-    }
-}
-
 impl Ctx<'_> {
     /// The string at `key` (None when there is none), or WRONGTYPE. Counts a keyspace hit or
     /// miss, as INFO reports.
@@ -383,5 +337,51 @@ pub fn expire_at(
         Ok(ms)
     } else {
         ms.checked_add(now as i64).ok_or_else(invalid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_is_case_insensitive() {
+        assert_eq!(lookup(b"GeT").unwrap().name, "get");
+        assert!(lookup(b"nosuchcommand").is_none());
+        assert!(lookup(&[b'a'; 100]).is_none());
+    }
+
+    #[test]
+    fn table_is_consistent() {
+        let mut names = std::collections::HashSet::new();
+        for c in COMMANDS {
+            assert!(names.insert(c.name), "duplicate {}", c.name);
+            assert_eq!(c.name, c.name.to_ascii_lowercase());
+            assert!(c.arity != 0, "{}", c.name);
+            assert!(!(c.has(flags::WRITE) && c.has(flags::READONLY)), "{}", c.name);
+            assert!(!c.summary.is_empty() && !c.since.is_empty(), "{}", c.name);
+            for s in c.subcommands {
+                assert!(s.arity.unsigned_abs() >= 2, "{}|{}", c.name, s.name);
+            }
+        }
+    }
+
+    #[test]
+    fn key_positions() {
+        let keys =
+            |name: &str, argc| lookup(name.as_bytes()).unwrap().key_positions(argc).collect::<Vec<_>>();
+        assert_eq!(keys("get", 2), [1]);
+        assert_eq!(keys("mset", 7), [1, 3, 5]);
+        assert_eq!(keys("del", 4), [1, 2, 3]);
+        assert_eq!(keys("ping", 1), Vec::<usize>::new());
+        assert_eq!(keys("rename", 3), [1, 2]);
+    }
+
+    #[test]
+    fn arity() {
+        let get = lookup(b"get").unwrap();
+        assert!(get.arity_ok(2) && !get.arity_ok(1) && !get.arity_ok(3));
+        let del = lookup(b"del").unwrap();
+        assert!(del.arity_ok(2) && del.arity_ok(10) && !del.arity_ok(1));
     }
 }

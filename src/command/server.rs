@@ -185,7 +185,7 @@ pub fn config_get(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 }
 
 pub fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         return Reply::err(SYNTAX);
     }
     let pairs: Vec<(String, String)> = args[2..].chunks(2).map(|p| (text(&p[0]), text(&p[1]))).collect();

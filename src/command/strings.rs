@@ -205,7 +205,7 @@ pub fn mget(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 }
 
 pub fn mset(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return super::wrong_arity("mset");
     }
     let db = ctx.db();
@@ -216,7 +216,7 @@ pub fn mset(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 }
 
 pub fn msetnx(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return super::wrong_arity("msetnx");
     }
     let now = ctx.now;

@@ -359,7 +359,7 @@ impl Db {
     /// by now also counts as changed, as in Redis.
     pub fn watch_changed(&self, key: &[u8], version: u64, now: u64) -> bool {
         let expired = self.entries.get(key).is_some_and(|e| e.is_expired(now));
-        expired || self.watched.get(key).map_or(true, |(v, _)| *v != version)
+        expired || self.watched.get(key).is_none_or(|(v, _)| *v != version)
     }
 }
 
@@ -487,7 +487,7 @@ mod tests {
             });
             // Churn between calls: delete some keys (never the even ones), add new ones.
             round += 1;
-            db.delete(format!("k{}", (round * 7) % 500 | 1).as_bytes(), 0);
+            db.delete(format!("k{}", ((round * 7) % 500) | 1).as_bytes(), 0);
             db.set(format!("new{round}").as_bytes(), s("v"), None);
             if cursor == 0 {
                 break;
