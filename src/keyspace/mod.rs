@@ -368,6 +368,8 @@ impl Db {
 pub struct Keyspace {
     pub dbs: Vec<Db>,
     pub rng: Rng,
+    /// The database active expiry resumes with, so a busy db 0 cannot starve the others.
+    expire_cursor: usize,
 }
 
 impl Keyspace {
@@ -375,28 +377,33 @@ impl Keyspace {
         Keyspace {
             dbs: (0..databases.max(1)).map(|_| Db::new()).collect(),
             rng: Rng::new(now_ms() ^ std::process::id() as u64),
+            expire_cursor: 0,
         }
     }
 
-    /// Active expiry over every database, bounded by `budget` sampled keys in all. Returns
-    /// the number of keys deleted. Mirrors Redis: sample 20, repeat while over 25% expired.
-    pub fn active_expire(&mut self, now: u64, budget: usize) -> usize {
-        let mut expired = 0;
-        let mut spent = 0;
-        for db in &mut self.dbs {
+    /// One round of active expiry over the databases, bounded by `budget` sampled keys. As in
+    /// Redis, each database is sampled 20 keys at a time until at most 25% of a sample had
+    /// expired. Returns what was sampled and deleted; `sampled >= budget` means the round
+    /// stopped on its budget with work left, and the caller may run another.
+    pub fn active_expire(&mut self, now: u64, budget: usize) -> ExpireStats {
+        let mut total = ExpireStats::default();
+        let n = self.dbs.len();
+        for _ in 0..n {
+            let db = &mut self.dbs[self.expire_cursor];
             loop {
                 let s = db.expire_sample(20, &mut self.rng, now);
-                expired += s.expired;
-                spent += s.sampled.max(1);
-                if s.sampled == 0 || s.expired * 4 <= s.sampled || spent >= budget {
+                total.expired += s.expired;
+                total.sampled += s.sampled;
+                if s.sampled == 0 || s.expired * 4 <= s.sampled || total.sampled >= budget {
                     break;
                 }
             }
-            if spent >= budget {
-                break;
+            if total.sampled >= budget {
+                return total;
             }
+            self.expire_cursor = (self.expire_cursor + 1) % n;
         }
-        expired
+        total
     }
 
     /// Count of keys deleted by lazy or active expiry since the last call.
@@ -461,15 +468,35 @@ mod tests {
         }
         let mut total = 0;
         for _ in 0..100 {
-            total += ks.active_expire(200, 10_000);
+            total += ks.active_expire(200, 10_000).expired;
             if ks.dbs[0].is_empty() {
                 break;
             }
         }
         assert!(total >= 990, "expired {total}");
         assert_eq!(ks.dbs[1].len(), 1000);
-        // Nothing due: a pass stops after one sample.
-        assert_eq!(ks.active_expire(200, 10_000), ks.dbs[0].len());
+        // Nothing due: a pass deletes what is left and stops after one sample per db.
+        let left = ks.dbs[0].len();
+        assert_eq!(ks.active_expire(200, 10_000).expired, left);
+        assert_eq!(ks.active_expire(200, 10_000), ExpireStats::default());
+    }
+
+    #[test]
+    fn active_expiry_round_stops_on_budget_and_resumes() {
+        let mut ks = Keyspace::new(2);
+        for i in 0..500 {
+            ks.dbs[0].set(format!("a{i}").as_bytes(), s("v"), Some(1));
+            ks.dbs[1].set(format!("b{i}").as_bytes(), s("v"), Some(1));
+        }
+        let first = ks.active_expire(10, 100);
+        assert!(first.sampled >= 100, "the budget ends the round: {first:?}");
+        // Rounds continue until both databases are clean; neither starves.
+        for _ in 0..100 {
+            if ks.active_expire(10, 100).sampled < 100 {
+                break;
+            }
+        }
+        assert!(ks.dbs[0].len() < 50 && ks.dbs[1].len() < 50, "{} {}", ks.dbs[0].len(), ks.dbs[1].len());
     }
 
     #[test]

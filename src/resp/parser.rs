@@ -346,6 +346,49 @@ mod tests {
     }
 
     #[test]
+    fn garbage_never_panics_or_stalls() {
+        // Random bytes biased toward protocol characters, fed in random chunks: the parser
+        // either yields commands, asks for more, or reports an error; it never panics, and a
+        // complete command is never left unconsumed.
+        let alphabet = b"*$\r\n0123456789-+:\"' abcPING";
+        let mut x: u64 = 0xDEAD_BEEF;
+        let mut next = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for _ in 0..3000 {
+            let len = next(200) as usize;
+            let input: Vec<u8> = (0..len)
+                .map(|_| {
+                    if next(4) == 0 {
+                        next(256) as u8
+                    } else {
+                        alphabet[next(alphabet.len() as u64) as usize]
+                    }
+                })
+                .collect();
+            let mut p = RequestParser::default();
+            let mut buf = BytesMut::new();
+            let mut args = Vec::new();
+            let mut pos = 0;
+            'feed: while pos < input.len() {
+                let take = (next(16) as usize + 1).min(input.len() - pos);
+                buf.extend_from_slice(&input[pos..pos + take]);
+                pos += take;
+                loop {
+                    match p.next(&mut buf, &mut args) {
+                        Ok(Some(_)) => continue,
+                        Ok(None) => break,
+                        Err(_) => break 'feed,
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn agrees_with_redis_protocol_on_well_formed_requests() {
         use redis_protocol::resp2::{decode::decode_bytes_mut, types::BytesFrame};
         let mut x: u32 = 12345;
