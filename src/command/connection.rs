@@ -13,8 +13,7 @@ fn eq(arg: &[u8], word: &str) -> bool {
     arg.eq_ignore_ascii_case(word.as_bytes())
 }
 
-pub fn ping(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let _ = ctx;
+pub fn ping(_ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     match args.len() {
         1 => Reply::simple("PONG"),
         2 => Reply::Bulk(args[1].clone()),

@@ -230,7 +230,7 @@ fn group(mut alts: Vec<Vec<Arg>>) -> Arg {
     Arg { children, ..Arg::leaf(&name, "oneof") }
 }
 
-fn docs_entry(cmd: &Command, parent: Option<&Command>) -> Reply {
+fn docs_entry(cmd: &Command) -> Reply {
     let mut fields = vec![
         (s("summary"), s(cmd.summary)),
         (s("since"), s(cmd.since)),
@@ -242,14 +242,10 @@ fn docs_entry(cmd: &Command, parent: Option<&Command>) -> Reply {
         fields.push((s("arguments"), Reply::Array(args.iter().map(Arg::reply).collect())));
     }
     if !cmd.subcommands.is_empty() {
-        let subs = cmd
-            .subcommands
-            .iter()
-            .map(|sub| (s(&full_name(Some(cmd), sub)), docs_entry(sub, Some(cmd))))
-            .collect();
+        let subs =
+            cmd.subcommands.iter().map(|sub| (s(&full_name(Some(cmd), sub)), docs_entry(sub))).collect();
         fields.push((s("subcommands"), Reply::Map(subs)));
     }
-    let _ = parent;
     Reply::Map(fields)
 }
 
@@ -287,13 +283,11 @@ pub fn info(_ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 pub fn docs(_ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let pairs = if args.len() == 2 {
-        COMMANDS.iter().map(|c| (s(c.name), docs_entry(c, None))).collect()
+        COMMANDS.iter().map(|c| (s(c.name), docs_entry(c))).collect()
     } else {
         args[2..]
             .iter()
-            .filter_map(|name| {
-                find(name).map(|(parent, cmd)| (s(&full_name(parent, cmd)), docs_entry(cmd, parent)))
-            })
+            .filter_map(|name| find(name).map(|(parent, cmd)| (s(&full_name(parent, cmd)), docs_entry(cmd))))
             .collect()
     };
     Reply::Map(pairs)

@@ -59,7 +59,7 @@ fn expire_generic(ctx: &mut Ctx, args: &[Bytes], unit: i64, absolute: bool, name
     let current = entry.expire_at;
     let allowed = match current {
         None => !(xx || gt),
-        Some(cur) => !(nx || (gt && at as u64 <= cur) || (lt && at as u64 >= cur)),
+        Some(cur) => !(nx || (gt && at <= cur as i64) || (lt && at >= cur as i64)),
     };
     if !allowed {
         return Reply::Int(0);

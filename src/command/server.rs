@@ -218,8 +218,7 @@ pub fn config_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     ])
 }
 
-pub fn time(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
-    let _ = ctx;
+pub fn time(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     Reply::Array(vec![
         Reply::bulk(Bytes::from(now.as_secs().to_string())),

@@ -51,6 +51,22 @@ const fn container(
     }
 }
 
+/// The HELP subcommand every container has.
+const fn help(group: &'static str, handler: Handler) -> Command {
+    c(
+        "help",
+        2,
+        LOADING | STALE,
+        NOKEYS,
+        group,
+        "5.0.0",
+        "Returns helpful text about the different subcommands.",
+        O1,
+        "",
+        handler,
+    )
+}
+
 const NOKEYS: (i32, i32, i32) = (0, 0, 0);
 const KEY1: (i32, i32, i32) = (1, 1, 1);
 const ALLKEYS: (i32, i32, i32) = (1, -1, 1);
@@ -63,263 +79,55 @@ const WF: u32 = WRITE | FAST;
 const RF: u32 = READONLY | FAST;
 const CONN: u32 = NOSCRIPT | LOADING | STALE | FAST;
 
+/// The handler of a container whose arity requires a subcommand (CONFIG, CLIENT ...). Dispatch
+/// resolves the subcommand first, so this runs only if a container is declared with an arity
+/// that admits no subcommand; it then answers as Redis does for too few arguments.
 fn container_usage(_ctx: &mut super::Ctx, args: &[bytes::Bytes]) -> crate::resp::Reply {
-    // Reached only for a container called with no subcommand where the arity allows it.
     super::wrong_arity(&String::from_utf8_lossy(&args[0]).to_ascii_lowercase())
 }
 
+#[rustfmt::skip]
 static CONFIG_SUBS: &[Command] = &[
-    c(
-        "get",
-        -3,
-        ADMIN | NOSCRIPT | LOADING | STALE,
-        NOKEYS,
-        "server",
-        "2.0.0",
-        "Returns the effective values of configuration parameters.",
-        "O(N) when N is the number of configuration parameters provided",
-        "parameter [parameter ...]",
-        srv::config_get,
-    ),
-    c(
-        "set",
-        -4,
-        ADMIN | NOSCRIPT | LOADING | STALE,
-        NOKEYS,
-        "server",
-        "2.0.0",
-        "Sets configuration parameters in-flight.",
-        "O(N) when N is the number of configuration parameters provided",
-        "parameter value [parameter value ...]",
-        srv::config_set,
-    ),
-    c(
-        "resetstat",
-        2,
-        ADMIN | NOSCRIPT | LOADING | STALE,
-        NOKEYS,
-        "server",
-        "2.0.0",
-        "Resets the server's statistics.",
-        O1,
-        "",
-        srv::config_resetstat,
-    ),
-    c(
-        "help",
-        2,
-        LOADING | STALE,
-        NOKEYS,
-        "server",
-        "5.0.0",
-        "Returns helpful text about the different subcommands.",
-        O1,
-        "",
-        srv::config_help,
-    ),
+    c("get", -3, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "server", "2.0.0", "Returns the effective values of configuration parameters.", "O(N) when N is the number of configuration parameters provided", "parameter [parameter ...]", srv::config_get),
+    c("set", -4, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "server", "2.0.0", "Sets configuration parameters in-flight.", "O(N) when N is the number of configuration parameters provided", "parameter value [parameter value ...]", srv::config_set),
+    c("resetstat", 2, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "server", "2.0.0", "Resets the server's statistics.", O1, "", srv::config_resetstat),
+    help("server", srv::config_help),
 ];
 
+#[rustfmt::skip]
 static CLIENT_SUBS: &[Command] = &[
-    c(
-        "id",
-        2,
-        CONN,
-        NOKEYS,
-        "connection",
-        "5.0.0",
-        "Returns the unique client ID of the connection.",
-        O1,
-        "",
-        conn::client_id,
-    ),
-    c(
-        "setname",
-        3,
-        CONN,
-        NOKEYS,
-        "connection",
-        "2.6.9",
-        "Sets the connection name.",
-        O1,
-        "connection-name",
-        conn::client_setname,
-    ),
-    c(
-        "getname",
-        2,
-        CONN,
-        NOKEYS,
-        "connection",
-        "2.6.9",
-        "Returns the name of the connection.",
-        O1,
-        "",
-        conn::client_getname,
-    ),
-    c(
-        "info",
-        2,
-        CONN,
-        NOKEYS,
-        "connection",
-        "6.2.0",
-        "Returns information about the connection.",
-        O1,
-        "",
-        conn::client_info,
-    ),
-    c(
-        "list",
-        -2,
-        ADMIN | NOSCRIPT | LOADING | STALE,
-        NOKEYS,
-        "connection",
-        "2.4.0",
-        "Lists open connections.",
-        "O(N) where N is the number of client connections",
-        "[TYPE NORMAL|MASTER|REPLICA|PUBSUB] [ID client-id [client-id ...]]",
-        conn::client_list,
-    ),
-    c(
-        "setinfo",
-        4,
-        CONN,
-        NOKEYS,
-        "connection",
-        "7.2.0",
-        "Sets information specific to the client or connection.",
-        O1,
-        "LIB-NAME libname|LIB-VER libver",
-        conn::client_setinfo,
-    ),
-    c(
-        "kill",
-        -3,
-        ADMIN | NOSCRIPT | LOADING | STALE,
-        NOKEYS,
-        "connection",
-        "2.4.0",
-        "Terminates open connections.",
-        "O(N) where N is the number of client connections",
-        "[ID client-id] [ADDR ip:port] [LADDR ip:port] [SKIPME yes/no]",
-        conn::client_kill,
-    ),
-    c(
-        "help",
-        2,
-        LOADING | STALE,
-        NOKEYS,
-        "connection",
-        "5.0.0",
-        "Returns helpful text about the different subcommands.",
-        O1,
-        "",
-        srv::client_help,
-    ),
+    c("id", 2, CONN, NOKEYS, "connection", "5.0.0", "Returns the unique client ID of the connection.", O1, "", conn::client_id),
+    c("setname", 3, CONN, NOKEYS, "connection", "2.6.9", "Sets the connection name.", O1, "connection-name", conn::client_setname),
+    c("getname", 2, CONN, NOKEYS, "connection", "2.6.9", "Returns the name of the connection.", O1, "", conn::client_getname),
+    c("info", 2, CONN, NOKEYS, "connection", "6.2.0", "Returns information about the connection.", O1, "", conn::client_info),
+    c("list", -2, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "connection", "2.4.0", "Lists open connections.", "O(N) where N is the number of client connections", "[TYPE NORMAL|MASTER|REPLICA|PUBSUB] [ID client-id [client-id ...]]", conn::client_list),
+    c("setinfo", 4, CONN, NOKEYS, "connection", "7.2.0", "Sets information specific to the client or connection.", O1, "LIB-NAME libname|LIB-VER libver", conn::client_setinfo),
+    c("kill", -3, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "connection", "2.4.0", "Terminates open connections.", "O(N) where N is the number of client connections", "[ID client-id] [ADDR ip:port] [LADDR ip:port] [SKIPME yes/no]", conn::client_kill),
+    help("connection", srv::client_help),
 ];
 
+#[rustfmt::skip]
 static COMMAND_SUBS: &[Command] = &[
-    c(
-        "count",
-        2,
-        LOADING | STALE,
-        NOKEYS,
-        "server",
-        "2.8.13",
-        "Returns a count of commands.",
-        O1,
-        "",
-        intro::count,
-    ),
-    c(
-        "info",
-        -2,
-        LOADING | STALE,
-        NOKEYS,
-        "server",
-        "2.8.13",
-        "Returns information about one, multiple or all commands.",
-        "O(N) where N is the number of commands to look up",
-        "[command-name [command-name ...]]",
-        intro::info,
-    ),
-    c(
-        "docs",
-        -2,
-        LOADING | STALE,
-        NOKEYS,
-        "server",
-        "7.0.0",
-        "Returns documentary information about one, multiple or all commands.",
-        "O(N) where N is the number of commands to look up",
-        "[command-name [command-name ...]]",
-        intro::docs,
-    ),
-    c(
-        "list",
-        -2,
-        LOADING | STALE,
-        NOKEYS,
-        "server",
-        "7.0.0",
-        "Returns a list of command names.",
-        "O(N) where N is the total number of Redis commands",
-        "",
-        intro::list,
-    ),
-    c(
-        "getkeys",
-        -4,
-        LOADING | STALE,
-        NOKEYS,
-        "server",
-        "2.8.13",
-        "Extracts the key names from an arbitrary command.",
-        "O(N) where N is the number of arguments to the command",
-        "command [arg [arg ...]]",
-        intro::getkeys,
-    ),
-    c(
-        "help",
-        2,
-        LOADING | STALE,
-        NOKEYS,
-        "server",
-        "5.0.0",
-        "Returns helpful text about the different subcommands.",
-        O1,
-        "",
-        intro::help,
-    ),
+    c("count", 2, LOADING | STALE, NOKEYS, "server", "2.8.13", "Returns a count of commands.", O1, "", intro::count),
+    c("info", -2, LOADING | STALE, NOKEYS, "server", "2.8.13", "Returns information about one, multiple or all commands.", "O(N) where N is the number of commands to look up", "[command-name [command-name ...]]", intro::info),
+    c("docs", -2, LOADING | STALE, NOKEYS, "server", "7.0.0", "Returns documentary information about one, multiple or all commands.", "O(N) where N is the number of commands to look up", "[command-name [command-name ...]]", intro::docs),
+    c("list", -2, LOADING | STALE, NOKEYS, "server", "7.0.0", "Returns a list of command names.", "O(N) where N is the total number of Redis commands", "", intro::list),
+    c("getkeys", -4, LOADING | STALE, NOKEYS, "server", "2.8.13", "Extracts the key names from an arbitrary command.", "O(N) where N is the number of arguments to the command", "command [arg [arg ...]]", intro::getkeys),
+    help("server", intro::help),
 ];
 
-static FUNCTION_SUBS: &[Command] = &[c(
-    "flush",
-    -2,
-    WRITE | NOSCRIPT,
-    NOKEYS,
-    "scripting",
-    "7.0.0",
-    "Deletes all libraries and functions.",
-    "O(N) where N is the number of functions deleted",
-    "[ASYNC|SYNC]",
-    srv::function_flush,
-)];
+#[rustfmt::skip]
+static FUNCTION_SUBS: &[Command] = &[
+    c("flush", -2, WRITE | NOSCRIPT, NOKEYS, "scripting", "7.0.0", "Deletes all libraries and functions.", "O(N) where N is the number of functions deleted", "[ASYNC|SYNC]", srv::function_flush),
+];
 
-static SCRIPT_SUBS: &[Command] = &[c(
-    "flush",
-    -2,
-    NOSCRIPT,
-    NOKEYS,
-    "scripting",
-    "2.6.0",
-    "Removes all server-side Lua scripts from the script cache.",
-    "O(N) with N being the number of scripts in cache",
-    "[ASYNC|SYNC]",
-    srv::script_flush,
-)];
+#[rustfmt::skip]
+static SCRIPT_SUBS: &[Command] = &[
+    c("flush", -2, NOSCRIPT, NOKEYS, "scripting", "2.6.0", "Removes all server-side Lua scripts from the script cache.", "O(N) with N being the number of scripts in cache", "[ASYNC|SYNC]", srv::script_flush),
+];
 
 /// Every top-level command.
+#[rustfmt::skip]
 pub static COMMANDS: &[Command] = &[
     // strings
     c("get", 2, RF, KEY1, "string", "1.0.0", "Returns the string value of a key.", O1, "key", strings::get),

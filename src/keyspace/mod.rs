@@ -266,9 +266,9 @@ impl Db {
         n
     }
 
-    /// A random live key, or None when the database is empty. Gives up after a bounded number
-    /// of expired picks, as Redis does, and then returns the expired key's neighbour search
-    /// result as None rather than looping.
+    /// A random live key, or None when there is none. Expired picks are deleted (on a
+    /// primary) and another is drawn; after 100 expired picks it gives up with None rather
+    /// than loop, as Redis bounds the same search.
     pub fn random_key(&mut self, rng: &mut Rng, now: u64) -> Option<Bytes> {
         for _ in 0..100 {
             if self.entries.is_empty() {
@@ -281,10 +281,6 @@ impl Db {
             }
             let key = key.clone();
             self.expire_if_needed(&key, now);
-            if !self.delete_expired {
-                // A replica cannot delete; return the hidden key's absence honestly.
-                continue;
-            }
         }
         None
     }

@@ -54,6 +54,13 @@ async fn expire_family_and_options() {
     assert_eq!(q(&mut c, &["PERSIST", "k"]).await, int(1));
     assert_eq!(q(&mut c, &["PERSIST", "k"]).await, int(0));
     assert_eq!(q(&mut c, &["TTL", "k"]).await, int(-1));
+    // GT and LT compare signed times: a negative one is less than any TTL.
+    q(&mut c, &["EXPIRE", "k", "100"]).await;
+    assert_eq!(q(&mut c, &["PEXPIREAT", "k", "-5000", "GT"]).await, int(0));
+    assert_eq!(q(&mut c, &["EXISTS", "k"]).await, int(1));
+    assert_eq!(q(&mut c, &["PEXPIREAT", "k", "-5000", "LT"]).await, int(1));
+    assert_eq!(q(&mut c, &["EXISTS", "k"]).await, int(0));
+    q(&mut c, &["SET", "k", "v"]).await;
     // A time in the past deletes the key.
     assert_eq!(q(&mut c, &["EXPIRE", "k", "-1"]).await, int(1));
     assert_eq!(q(&mut c, &["EXISTS", "k"]).await, int(0));
