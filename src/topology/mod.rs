@@ -1,6 +1,9 @@
-//! Topology: how keys map to shards. For now only the slot math; the shard map and the info
-//! registry build on it.
+//! Topology: how keys map to shards. [`slot`] is the hash-slot math, [`map`] the shard map at
+//! one epoch, [`registry`] the info role's decisions that produce it.
 
+pub mod map;
+pub mod registry;
 pub mod slot;
 
+pub use map::Topology;
 pub use slot::{key_slot, SLOTS};
