@@ -88,6 +88,14 @@ static PARAMS: &[Param] = &[
     p("repl-backlog-size", "1048576", Kind::Memory),
     p("min-replicas-to-write", "0", NONNEG),
     p("cluster-enabled", "no", Kind::Bool),
+    // Cluster roles (see roles/): where info listens, the address a shard announces, how
+    // many write shards info expects, how long silence means failure, and a read shard's
+    // chosen write shard.
+    fixed("info", "", Kind::Str),
+    fixed("announce-host", "", Kind::Str),
+    fixed("write-shards", "3", Kind::Int(1, 16384)),
+    fixed("node-timeout", "5000", Kind::Int(10, 3_600_000)),
+    fixed("replica-of", "", Kind::Str),
     p("protected-mode", "yes", Kind::Bool),
     p("io-threads", "1", Kind::Int(1, 128)),
     p("slowlog-log-slower-than", "10000", I64),
@@ -330,6 +338,26 @@ impl Config {
     }
     pub fn dir(&self) -> PathBuf {
         PathBuf::from(self.get("dir"))
+    }
+    /// The info role's address, when this node is part of a cluster.
+    pub fn info_addr(&self) -> Option<&str> {
+        Some(self.get("info")).filter(|a| !a.is_empty())
+    }
+    /// The host this node tells others to reach it at: announce-host, else the bind address.
+    pub fn announce_host(&self) -> &str {
+        Some(self.get("announce-host")).filter(|h| !h.is_empty()).unwrap_or_else(|| self.bind())
+    }
+    pub fn write_shards(&self) -> usize {
+        self.int("write-shards") as usize
+    }
+    pub fn node_timeout_ms(&self) -> u64 {
+        self.int("node-timeout") as u64
+    }
+    /// `replica-of` as (host, port).
+    pub fn replica_of(&self) -> Option<(String, u16)> {
+        let v = self.get("replica-of");
+        let (host, port) = v.rsplit_once(':').or_else(|| v.split_once(' '))?;
+        Some((host.to_string(), port.trim().parse().ok()?))
     }
 }
 

@@ -8,12 +8,16 @@ use rust_edis::config::Config;
 use tokio::net::TcpListener;
 use tracing::{error, info};
 
-/// The roles this build can run. The info, read, proxy and all-in-one roles come next; until
-/// then asking for one is refused with this list.
+/// The roles this build can run. The proxy and all-in-one roles come next; until then asking
+/// for one is refused with this list.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Role {
+    /// The registry: assigns slots to write shards and read shards to write shards.
+    Info,
     /// A write shard; without --info, a standalone server that owns every slot.
     Write,
+    /// A read shard of a write shard (needs --info).
+    Read,
 }
 
 #[derive(Debug, Parser)]
@@ -41,6 +45,21 @@ struct Cli {
     /// Password clients must AUTH with.
     #[arg(long)]
     requirepass: Option<String>,
+    /// The info role's address (write and read roles): joins that cluster.
+    #[arg(long, value_name = "HOST:PORT")]
+    info: Option<String>,
+    /// The host other nodes and clients reach this shard at (default: the bind address).
+    #[arg(long)]
+    announce_host: Option<String>,
+    /// How many write shards info expects; the slots are split evenly among them (info role).
+    #[arg(long)]
+    write_shards: Option<usize>,
+    /// Milliseconds without a heartbeat before info marks a shard failed (info role).
+    #[arg(long, value_name = "MS")]
+    node_timeout: Option<u64>,
+    /// The write shard a read shard follows (default: the one with the fewest read shards).
+    #[arg(long, value_name = "HOST:PORT")]
+    replica_of: Option<String>,
     /// Log level: debug, verbose, notice, warning, nothing (Redis's names). RUST_LOG, when
     /// set, takes precedence with tracing's target=level syntax.
     #[arg(long)]
@@ -63,6 +82,11 @@ fn build_config(cli: &Cli) -> Result<Config, String> {
     set("dir", cli.dir.as_ref().map(|d| d.display().to_string()))?;
     set("requirepass", cli.requirepass.clone())?;
     set("loglevel", cli.loglevel.clone())?;
+    set("info", cli.info.clone())?;
+    set("announce-host", cli.announce_host.clone())?;
+    set("write-shards", cli.write_shards.map(|n| n.to_string()))?;
+    set("node-timeout", cli.node_timeout.map(|n| n.to_string()))?;
+    set("replica-of", cli.replica_of.clone())?;
     Ok(config)
 }
 
@@ -125,7 +149,9 @@ fn main() -> ExitCode {
         });
         info!(role = ?cli.role, %addr, "rust-edis starting");
         let result = match cli.role {
+            Role::Info => rust_edis::roles::info::run(config, listener, rx).await,
             Role::Write => rust_edis::roles::write::run(config, listener, rx).await,
+            Role::Read => rust_edis::roles::read::run(config, listener, rx).await,
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,

@@ -121,6 +121,9 @@ pub fn hello(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 pub fn select(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let index = tri!(int_arg(&args[1]));
+    if ctx.state.cluster.is_some() && index != 0 {
+        return Reply::err("ERR SELECT is not allowed in cluster mode");
+    }
     if index < 0 || index as usize >= ctx.state.keyspace.dbs.len() {
         return Reply::err("ERR DB index is out of range");
     }

@@ -7,6 +7,7 @@
 //! a socket, so the same handler serves a client, a queued MULTI, and (later) a replica
 //! applying the replication stream.
 
+pub mod cluster;
 pub mod connection;
 pub mod introspection;
 pub mod keys;
@@ -24,6 +25,7 @@ use crate::keyspace::Db;
 use crate::resp::parser::parse_i64;
 use crate::resp::Reply;
 use crate::server::{ClientHandle, Server, State};
+use crate::topology::view::{ClusterView, CROSSSLOT};
 
 pub use table::COMMANDS;
 
@@ -139,7 +141,13 @@ pub struct Multi {
     pub queued: Vec<Vec<Bytes>>,
     /// A command was refused while queuing: EXEC must answer EXECABORT.
     pub aborted: bool,
+    /// In a cluster, the one slot every queued key must hash to.
+    pub slot: Option<u16>,
 }
+
+/// A reply that is not ready yet (a command that waits): the session writes the replies
+/// before it, awaits this, then goes on with the commands after it.
+pub type Deferred = std::pin::Pin<Box<dyn std::future::Future<Output = Reply> + Send>>;
 
 /// The per-connection state that commands read and change.
 pub struct Client {
@@ -176,9 +184,11 @@ impl Client {
 pub struct Ctx<'a> {
     pub state: &'a mut State,
     pub client: &'a mut Client,
-    pub server: &'a Server,
+    pub server: &'a Arc<Server>,
     /// The time of this batch of commands, in Unix milliseconds.
     pub now: u64,
+    /// Set by a handler whose reply must wait; its returned reply is then ignored.
+    pub deferred: Option<Deferred>,
 }
 
 impl Ctx<'_> {
@@ -260,6 +270,26 @@ pub fn resolve(args: &[Bytes]) -> Result<&'static Command, Reply> {
     Ok(sub)
 }
 
+/// In a cluster, whether this node serves the command's keys: CROSSSLOT when they span slots
+/// (or a transaction's keys do), MOVED when another shard owns them.
+fn route(ctx: &mut Ctx, cmd: &Command, args: &[Bytes]) -> Result<(), Reply> {
+    let Some(view) = &ctx.state.cluster else { return Ok(()) };
+    if cmd.first_key <= 0 {
+        return Ok(());
+    }
+    let Some(slot) = ClusterView::slot_of(cmd.key_positions(args.len()).map(|i| &args[i]))? else {
+        return Ok(());
+    };
+    view.serve(slot)?;
+    if let Some(multi) = &mut ctx.client.multi {
+        if multi.slot.is_some_and(|s| s != slot) {
+            return Err(Reply::err(CROSSSLOT));
+        }
+        multi.slot = Some(slot);
+    }
+    Ok(())
+}
+
 /// Runs one command for a client: lookup, checks, MULTI queuing, then the handler.
 pub fn dispatch(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let cmd = match resolve(args) {
@@ -276,6 +306,12 @@ pub fn dispatch(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             multi.aborted = true;
         }
         return Reply::err("NOAUTH Authentication required.");
+    }
+    if let Err(reply) = route(ctx, cmd, args) {
+        if let Some(multi) = &mut ctx.client.multi {
+            multi.aborted = true;
+        }
+        return reply;
     }
     if let Some(multi) = &mut ctx.client.multi {
         if !runs_inside_multi(cmd.name) {

@@ -1,7 +1,9 @@
 //! The command table: every command this server knows, declared once.
 
 use super::flags::*;
-use super::{connection as conn, introspection as intro, keys, server as srv, strings, transactions as tx};
+use super::{
+    cluster, connection as conn, introspection as intro, keys, server as srv, strings, transactions as tx,
+};
 use super::{Command, Handler};
 
 /// Declares a command. Keys are (first, last, step) as in Redis's legacy key positions.
@@ -117,6 +119,17 @@ static COMMAND_SUBS: &[Command] = &[
 ];
 
 #[rustfmt::skip]
+static CLUSTER_SUBS: &[Command] = &[
+    c("slots", 2, LOADING | STALE, NOKEYS, "cluster", "3.0.0", "Returns the mapping of cluster slots to nodes.", "O(N) where N is the total number of Cluster nodes", "", cluster::slots),
+    c("shards", 2, LOADING | STALE, NOKEYS, "cluster", "7.0.0", "Returns the mapping of cluster slots to shards.", "O(N) where N is the total number of cluster nodes", "", cluster::shards),
+    c("nodes", 2, LOADING | STALE, NOKEYS, "cluster", "3.0.0", "Returns the cluster configuration for a node.", "O(N) where N is the total number of Cluster nodes", "", cluster::nodes),
+    c("info", 2, LOADING | STALE, NOKEYS, "cluster", "3.0.0", "Returns information about the state of a node.", O1, "", cluster::info),
+    c("keyslot", 3, LOADING | STALE, NOKEYS, "cluster", "3.0.0", "Returns the hash slot for a key.", "O(N) where N is the number of bytes in the key", "key", cluster::keyslot),
+    c("myid", 2, LOADING | STALE, NOKEYS, "cluster", "3.0.0", "Returns the ID of a node.", O1, "", cluster::myid),
+    help("cluster", cluster::help),
+];
+
+#[rustfmt::skip]
 static FUNCTION_SUBS: &[Command] = &[
     c("flush", -2, WRITE | NOSCRIPT, NOKEYS, "scripting", "7.0.0", "Deletes all libraries and functions.", "O(N) where N is the number of functions deleted", "[ASYNC|SYNC]", srv::function_flush),
 ];
@@ -193,6 +206,12 @@ pub static COMMANDS: &[Command] = &[
     c("info", -1, LOADING | STALE, NOKEYS, "server", "1.0.0", "Returns information and statistics about the server.", O1, "[section [section ...]]", srv::info),
     container("config", -2, "server", "2.0.0", "A container for server configuration commands.", container_usage, CONFIG_SUBS),
     container("command", -1, "server", "2.8.13", "Returns detailed information about all commands.", intro::command, COMMAND_SUBS),
+    container("cluster", -2, "cluster", "3.0.0", "A container for Redis Cluster commands.", container_usage, CLUSTER_SUBS),
+    // The registry's own commands (see command/cluster.rs).
+    c("edis.register", -5, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "cluster", "0.1.0", "Registers a shard with the info role and returns its assignment.", O1, "id role host port [INDEX index] [REPLICAOF host port] [EPOCH epoch]", cluster::register),
+    c("edis.heartbeat", 2, ADMIN | NOSCRIPT | LOADING | STALE | FAST, NOKEYS, "cluster", "0.1.0", "Tells the info role a shard is alive; returns the topology epoch.", O1, "id", cluster::heartbeat),
+    c("edis.leave", 2, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "cluster", "0.1.0", "Removes a read shard from the topology.", O1, "id", cluster::leave),
+    c("edis.topology", -1, NOSCRIPT | LOADING | STALE | NO_MULTI, NOKEYS, "cluster", "0.1.0", "Returns the shard map, or waits for one newer than an epoch.", "O(N) where N is the number of shards", "[WAIT epoch timeout]", cluster::topology),
     container("function", -2, "scripting", "7.0.0", "A container for function commands.", container_usage, FUNCTION_SUBS),
     container("script", -2, "scripting", "2.6.0", "A container for Lua scripts management commands.", container_usage, SCRIPT_SUBS),
 ];

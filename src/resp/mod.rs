@@ -5,6 +5,7 @@
 //! for what it does well: decoding replies (tests, later the proxy and replication) and as the
 //! oracle in tests.
 
+pub mod client;
 pub mod parser;
 pub mod reply;
 pub mod split;

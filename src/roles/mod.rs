@@ -1,4 +1,7 @@
 //! Roles: thin compositions of the server core. Each exposes `run(config, listener,
 //! shutdown)`; `main` and the tests call the same function.
 
+pub mod agent;
+pub mod info;
+pub mod read;
 pub mod write;

@@ -23,6 +23,8 @@ use tracing::{debug, info, warn};
 use crate::command::{Command, COMMANDS};
 use crate::config::Config;
 use crate::keyspace::{now_ms, Keyspace};
+use crate::topology::registry::Registry;
+use crate::topology::view::ClusterView;
 
 /// The Redis version whose behaviour we follow. Clients gate features on it (HELLO, INFO).
 pub const REDIS_VERSION: &str = "7.0.15";
@@ -56,6 +58,10 @@ pub struct State {
     pub keyspace: Keyspace,
     pub stats: Stats,
     pub config: Config,
+    /// This node's view of the cluster; None for a standalone server.
+    pub cluster: Option<ClusterView>,
+    /// The registry, on the info role only.
+    pub registry: Option<Registry>,
 }
 
 /// What the rest of the server can see of one connection (CLIENT LIST, CLIENT KILL). The
@@ -189,6 +195,9 @@ pub struct Server {
     /// 40 hex characters, new on every start, as Redis's run_id.
     pub run_id: String,
     pub local_addr: SocketAddr,
+    /// The topology epoch this node knows, published on every change so that long-polls
+    /// (EDIS.TOPOLOGY WAIT) wake up.
+    pub epoch: watch::Sender<u64>,
 }
 
 /// 40 random-looking hex characters (Redis's run_id and, later, replication ids).
@@ -211,12 +220,15 @@ impl Server {
                 keyspace: Keyspace::new(config.databases()),
                 stats: Stats::default(),
                 config,
+                cluster: None,
+                registry: None,
             }),
             clients: Mutex::new(HashMap::new()),
             next_client_id: AtomicU64::new(1),
             started: Instant::now(),
             run_id: random_hex40(),
             local_addr,
+            epoch: watch::Sender::new(0),
         }
     }
 

@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use tracing::debug;
 
 use super::{ClientHandle, Server};
-use crate::command::{dispatch, Client, Ctx};
+use crate::command::{dispatch, Client, Ctx, Deferred};
 use crate::keyspace::now_ms;
 use crate::resp::{Reply, RequestParser};
 
@@ -96,9 +96,22 @@ pub async fn run(server: Arc<Server>, mut stream: TcpStream, handle: Arc<ClientH
                 }
             }
             more |= ends.len() == MAX_BATCH;
-            if !ends.is_empty() {
-                run_batch(server, client, &args, &ends, &mut out, input_bytes);
+            let mut next = 0;
+            while next < ends.len() {
+                let deferred = run_batch(server, client, &args, &ends, next, &mut out, input_bytes);
                 input_bytes = 0;
+                let Some((resume, reply)) = deferred else { break };
+                // A command that waits: what came before it goes out now, then its reply.
+                if !out.is_empty() {
+                    if stream.write_all(&out).await.is_err() {
+                        break 'conn;
+                    }
+                    out.clear();
+                }
+                reply.await.encode(client.proto, &mut out);
+                next = resume;
+            }
+            if !ends.is_empty() {
                 parser.set_authenticated(client.authenticated);
                 args.clear();
                 ends.clear();
@@ -130,25 +143,33 @@ pub async fn run(server: Arc<Server>, mut stream: TcpStream, handle: Arc<ClientH
     }
 }
 
-/// Runs parsed commands under one acquisition of the state lock, encoding replies into `out`.
+/// Runs parsed commands, from the `first`-th on, under one acquisition of the state lock,
+/// encoding replies into `out`. Stops early at a command whose reply must wait, returning the
+/// index to resume from and the pending reply.
 fn run_batch(
-    server: &Server,
+    server: &Arc<Server>,
     client: &mut Client,
     args: &[Bytes],
     ends: &[usize],
+    first: usize,
     out: &mut BytesMut,
     input_bytes: u64,
-) {
+) -> Option<(usize, Deferred)> {
     let before = out.len();
     let now = now_ms();
     let mut state = server.state();
     state.stats.net_input_bytes += input_bytes;
-    let mut ctx = Ctx { state: &mut state, client, server, now };
-    let mut start = 0;
-    for &end in ends {
+    let mut ctx = Ctx { state: &mut state, client, server, now, deferred: None };
+    let mut start = if first == 0 { 0 } else { ends[first - 1] };
+    let mut pending = None;
+    for (i, &end) in ends.iter().enumerate().skip(first) {
         let reply = dispatch(&mut ctx, &args[start..end]);
-        reply.encode(ctx.client.proto, out);
         start = end;
+        if let Some(deferred) = ctx.deferred.take() {
+            pending = Some((i + 1, deferred));
+            break;
+        }
+        reply.encode(ctx.client.proto, out);
         if ctx.client.close {
             break;
         }
@@ -160,4 +181,5 @@ fn run_batch(
     handle.db.store(client.db, Ordering::Relaxed);
     handle.proto.store(client.proto, Ordering::Relaxed);
     handle.multi.store(client.multi.as_ref().map_or(-1, |m| m.queued.len() as i64), Ordering::Relaxed);
+    pending
 }

@@ -4,6 +4,7 @@
 pub mod map;
 pub mod registry;
 pub mod slot;
+pub mod view;
 
 pub use map::Topology;
 pub use slot::{key_slot, SLOTS};

@@ -191,6 +191,14 @@ impl Registry {
         }
         let primary = match named {
             Some(p) => p,
+            // Placing by fewest replicas is only balanced once every write shard is there.
+            None if writes().count() < self.expected_writes => {
+                return Err(format!(
+                    "TRYAGAIN waiting for {} of {} write shards to register",
+                    self.expected_writes - writes().count(),
+                    self.expected_writes
+                ))
+            }
             None => {
                 let mut candidates: Vec<(usize, usize, String)> = writes()
                     .filter(|n| !n.addr.failed)
@@ -413,6 +421,18 @@ mod tests {
         let beyond = Registration { index: Some(5), ..reg('b', 7002) };
         let mut r2 = Registry::new(2, 1000);
         assert!(r2.register_write(&beyond, 0).unwrap_err().contains("beyond"));
+    }
+
+    #[test]
+    fn read_shards_wait_for_every_write_shard() {
+        let mut r = Registry::new(2, 1000);
+        r.register_write(&reg('a', 7001), 0).unwrap();
+        let early = r.register_read(&reg('1', 7101), 0).unwrap_err();
+        assert!(early.starts_with("TRYAGAIN waiting for 1 of 2"), "{early}");
+        let named = Registration { replica_of: Some(("127.0.0.1".into(), 7001)), ..reg('2', 7102) };
+        assert_eq!(r.register_read(&named, 0), Ok(id('a')), "a named write shard needs no wait");
+        r.register_write(&reg('b', 7002), 0).unwrap();
+        assert_eq!(r.register_read(&reg('1', 7101), 0), Ok(id('b')));
     }
 
     #[test]

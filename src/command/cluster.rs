@@ -1,0 +1,228 @@
+//! Topology commands. CLUSTER SLOTS/SHARDS/NODES/INFO/KEYSLOT/MYID answer in Redis Cluster's
+//! formats on every node of a cluster. EDIS.* are the registry's own commands: shards
+//! register and heartbeat, and anyone can read (or wait for) the map. Their names are dotted,
+//! as Redis module commands are, so they cannot clash with a Redis command.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::{int_arg, text, Ctx, SYNTAX};
+use crate::resp::Reply;
+use crate::topology::key_slot;
+use crate::topology::registry::Registration;
+use crate::tri;
+
+const DISABLED: &str = "ERR This instance has cluster support disabled";
+/// Longest EDIS.TOPOLOGY WAIT, so a forgotten poll cannot hold a connection forever.
+const MAX_WAIT_MS: i64 = 60_000;
+
+fn eq(arg: &[u8], word: &str) -> bool {
+    arg.eq_ignore_ascii_case(word.as_bytes())
+}
+
+pub fn slots(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+    ctx.state.cluster.as_ref().map_or(Reply::err(DISABLED), |v| v.topology.cluster_slots())
+}
+
+pub fn shards(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+    ctx.state.cluster.as_ref().map_or(Reply::err(DISABLED), |v| v.topology.cluster_shards())
+}
+
+pub fn nodes(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+    match &ctx.state.cluster {
+        Some(v) => Reply::Verbatim(Bytes::from(v.topology.cluster_nodes(&v.my_id))),
+        None => Reply::err(DISABLED),
+    }
+}
+
+pub fn info(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+    match &ctx.state.cluster {
+        Some(v) => Reply::Verbatim(Bytes::from(v.topology.cluster_info())),
+        None => Reply::err(DISABLED),
+    }
+}
+
+pub fn keyslot(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    if ctx.state.cluster.is_none() {
+        return Reply::err(DISABLED);
+    }
+    Reply::Int(key_slot(&args[2]) as i64)
+}
+
+pub fn myid(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+    match &ctx.state.cluster {
+        Some(v) => Reply::Bulk(Bytes::from(v.my_id.clone())),
+        None => Reply::err(DISABLED),
+    }
+}
+
+pub fn help(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+    let lines = [
+        "CLUSTER <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "INFO",
+        "    Return information about the cluster.",
+        "KEYSLOT <key>",
+        "    Return the hash slot for <key>.",
+        "MYID",
+        "    Return the node id.",
+        "NODES",
+        "    Return cluster configuration seen by node. Output format:",
+        "    <id> <ip:port@bus-port> <flags> <master> <pings> <pongs> <epoch> <link> <slot> ...",
+        "SHARDS",
+        "    Return information about slot range mappings and the nodes associated with them.",
+        "SLOTS",
+        "    Return information about slots range mappings. Each range is made of:",
+        "    start, end, master and replicas IP addresses, ports and ids",
+        "HELP",
+        "    Print this help.",
+    ];
+    Reply::Array(lines.iter().map(|l| Reply::simple(l)).collect())
+}
+
+/// EDIS.TOPOLOGY [WAIT epoch timeout-ms]: the map in its transport form. With WAIT, the
+/// reply comes once the epoch differs from the one given, or when the timeout passes.
+pub fn topology(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let Some(view) = &ctx.state.cluster else { return Reply::err(DISABLED) };
+    match args.len() {
+        1 => view.topology.to_reply(),
+        4 if eq(&args[1], "wait") => {
+            let epoch = tri!(int_arg(&args[2]));
+            let ms = tri!(int_arg(&args[3]));
+            if !(0..=MAX_WAIT_MS).contains(&ms) {
+                return Reply::error(format!("ERR timeout must be between 0 and {MAX_WAIT_MS} ms"));
+            }
+            if view.topology.epoch as i64 != epoch || ms == 0 {
+                return view.topology.to_reply();
+            }
+            // Subscribed under the state lock: a change published after this cannot be missed.
+            let mut changes = ctx.server.epoch.subscribe();
+            let server = ctx.server.clone();
+            ctx.deferred = Some(Box::pin(async move {
+                let wait = changes.wait_for(|e| *e as i64 != epoch);
+                let _ = tokio::time::timeout(Duration::from_millis(ms as u64), wait).await;
+                let state = server.state();
+                state.cluster.as_ref().map_or(Reply::err(DISABLED), |v| v.topology.to_reply())
+            }));
+            Reply::Nil
+        }
+        _ => Reply::err(SYNTAX),
+    }
+}
+
+/// After the registry changed: refresh this node's view and wake every waiting poll.
+fn publish(ctx: &mut Ctx) {
+    let (Some(registry), Some(view)) = (&ctx.state.registry, &mut ctx.state.cluster) else { return };
+    let topology = registry.topology();
+    let epoch = topology.epoch;
+    view.update(topology);
+    ctx.server.epoch.send_replace(epoch);
+}
+
+fn info_only(ctx: &Ctx, name: &str) -> Result<(), Reply> {
+    match ctx.state.registry {
+        Some(_) => Ok(()),
+        None => Err(Reply::error(format!("ERR {name} is served by the info role only"))),
+    }
+}
+
+/// EDIS.REGISTER id WRITE|READ host port [INDEX n] [REPLICAOF host port] [EPOCH e]
+/// Replies `[index, heartbeat-ms]` to a write shard, `[primary-id, heartbeat-ms]` to a read
+/// shard.
+pub fn register(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    tri!(info_only(ctx, "EDIS.REGISTER"));
+    let write = eq(&args[2], "write");
+    if !write && !eq(&args[2], "read") {
+        return Reply::error(format!("ERR unknown shard role '{}': expected WRITE or READ", text(&args[2])));
+    }
+    let Some(port) = std::str::from_utf8(&args[4]).ok().and_then(|p| p.parse::<u16>().ok()) else {
+        return Reply::error(format!("ERR invalid port '{}'", text(&args[4])));
+    };
+    let mut r = Registration { id: text(&args[1]), host: text(&args[3]), port, ..Default::default() };
+    let mut i = 5;
+    while i < args.len() {
+        let rest = args.len() - i - 1;
+        if eq(&args[i], "index") && rest >= 1 && write {
+            match int_arg(&args[i + 1]) {
+                Ok(n) if n >= 0 => r.index = Some(n as usize),
+                _ => return Reply::err("ERR INDEX must be a non-negative integer"),
+            }
+            i += 2;
+        } else if eq(&args[i], "epoch") && rest >= 1 {
+            match int_arg(&args[i + 1]) {
+                Ok(n) if n >= 0 => r.epoch = n as u64,
+                _ => return Reply::err("ERR EPOCH must be a non-negative integer"),
+            }
+            i += 2;
+        } else if eq(&args[i], "replicaof") && rest >= 2 && !write {
+            let Some(port) = std::str::from_utf8(&args[i + 2]).ok().and_then(|p| p.parse::<u16>().ok())
+            else {
+                return Reply::error(format!("ERR invalid port '{}'", text(&args[i + 2])));
+            };
+            r.replica_of = Some((text(&args[i + 1]), port));
+            i += 3;
+        } else {
+            return Reply::err(SYNTAX);
+        }
+    }
+    let now = ctx.now;
+    let registry = ctx.state.registry.as_mut().expect("checked by info_only");
+    let heartbeat_ms = (registry.node_timeout_ms() / 5).clamp(20, 1000) as i64;
+    let assigned = if write {
+        registry.register_write(&r, now).map(|index| Reply::Int(index as i64))
+    } else {
+        registry.register_read(&r, now).map(|primary| Reply::Bulk(Bytes::from(primary)))
+    };
+    match assigned {
+        Ok(assigned) => {
+            tracing::info!(shard = %r.id, addr = %format!("{}:{}", r.host, r.port), write, "shard registered");
+            publish(ctx);
+            Reply::Array(vec![assigned, Reply::Int(heartbeat_ms)])
+        }
+        Err(refusal) => Reply::error(refusal),
+    }
+}
+
+/// EDIS.HEARTBEAT id: returns the current epoch.
+pub fn heartbeat(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    tri!(info_only(ctx, "EDIS.HEARTBEAT"));
+    let now = ctx.now;
+    let registry = ctx.state.registry.as_mut().expect("checked by info_only");
+    let before = registry.epoch();
+    match registry.heartbeat(&text(&args[1]), now) {
+        Ok(epoch) => {
+            if epoch != before {
+                publish(ctx);
+            }
+            Reply::Int(epoch as i64)
+        }
+        Err(refusal) => Reply::error(refusal),
+    }
+}
+
+/// EDIS.LEAVE id: a read shard leaving on purpose.
+pub fn leave(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    tri!(info_only(ctx, "EDIS.LEAVE"));
+    let registry = ctx.state.registry.as_mut().expect("checked by info_only");
+    match registry.remove(&text(&args[1])) {
+        Ok(()) => {
+            publish(ctx);
+            Reply::Ok
+        }
+        Err(refusal) => Reply::error(refusal),
+    }
+}
+
+/// The info role's failure detector: marks silent shards failed and publishes the change.
+pub fn tick_registry(server: &std::sync::Arc<crate::server::Server>, now: u64) {
+    let mut state = server.state();
+    let state = &mut *state;
+    let (Some(registry), Some(view)) = (&mut state.registry, &mut state.cluster) else { return };
+    if registry.tick(now) {
+        let topology = registry.topology();
+        tracing::info!(epoch = topology.epoch, ok = topology.ok, "topology changed: shard failed");
+        let epoch = topology.epoch;
+        view.update(topology);
+        server.epoch.send_replace(epoch);
+    }
+}

@@ -1,0 +1,75 @@
+//! A small outbound RESP client: one connection, one request at a time, replies decoded by
+//! redis-protocol. Shards use it to talk to info; the proxy and replication build on it.
+
+use std::io;
+use std::time::Duration;
+
+use bytes::{BufMut, BytesMut};
+use redis_protocol::resp2::decode::decode_bytes_mut;
+use redis_protocol::resp2::types::BytesFrame;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+pub struct Client {
+    stream: TcpStream,
+    buf: BytesMut,
+    out: BytesMut,
+}
+
+fn timeout_err(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, format!("{what} timed out"))
+}
+
+/// Encodes a command as a RESP multibulk.
+pub fn encode_command<A: AsRef<[u8]>>(args: &[A], out: &mut BytesMut) {
+    out.put_u8(b'*');
+    out.put_slice(itoa::Buffer::new().format(args.len()).as_bytes());
+    out.put_slice(b"\r\n");
+    for a in args {
+        let a = a.as_ref();
+        out.put_u8(b'$');
+        out.put_slice(itoa::Buffer::new().format(a.len()).as_bytes());
+        out.put_slice(b"\r\n");
+        out.put_slice(a);
+        out.put_slice(b"\r\n");
+    }
+}
+
+impl Client {
+    pub async fn connect(addr: &str, timeout: Duration) -> io::Result<Client> {
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| timeout_err("connect"))??;
+        stream.set_nodelay(true)?;
+        Ok(Client { stream, buf: BytesMut::with_capacity(4096), out: BytesMut::new() })
+    }
+
+    /// Sends one command and returns its reply. An error reply is a successful call
+    /// (`BytesFrame::Error`); I/O failures, timeouts and malformed replies are `Err`.
+    pub async fn call<A: AsRef<[u8]>>(&mut self, args: &[A], timeout: Duration) -> io::Result<BytesFrame> {
+        self.out.clear();
+        encode_command(args, &mut self.out);
+        let work = async {
+            self.stream.write_all(&self.out).await?;
+            loop {
+                if let Some((frame, _, _)) = decode_bytes_mut(&mut self.buf)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?
+                {
+                    return Ok(frame);
+                }
+                if self.stream.read_buf(&mut self.buf).await? == 0 {
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed"));
+                }
+            }
+        };
+        tokio::time::timeout(timeout, work).await.map_err(|_| timeout_err("request"))?
+    }
+}
+
+/// The text of an error reply, if the frame is one.
+pub fn error_text(frame: &BytesFrame) -> Option<String> {
+    match frame {
+        BytesFrame::Error(e) => Some(e.to_string()),
+        _ => None,
+    }
+}

@@ -1,0 +1,205 @@
+//! The cluster agent a write or read shard runs beside its server: it registers with info,
+//! heartbeats, and keeps the node's view of the map current by long-polling EDIS.TOPOLOGY.
+//! If info forgets the shard (it restarted), the next heartbeat is refused and the agent
+//! registers again, asking for the slots it had and carrying the newest epoch it saw.
+
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis_protocol::resp2::types::BytesFrame;
+use tracing::{debug, info, warn};
+
+use crate::resp::client::{error_text, Client};
+use crate::server::{random_hex40, AbortOnDrop, Server};
+use crate::topology::registry::valid_id;
+use crate::topology::view::{ClusterView, NodeKind};
+use crate::topology::Topology;
+
+const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one topology poll waits at info for a change.
+const POLL_MS: u64 = 1000;
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// Retry after info said TRYAGAIN (the cluster is still forming).
+const RETRY: Duration = Duration::from_millis(50);
+
+/// This node's identity, kept in `<dir>/node.id` so a restart is the same shard.
+pub fn node_id(dir: &Path) -> io::Result<String> {
+    let path = dir.join("node.id");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let id = text.trim().to_string();
+        if valid_id(&id) {
+            return Ok(id);
+        }
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} holds no valid node id", path.display()),
+        ));
+    }
+    std::fs::create_dir_all(dir)?;
+    let id = random_hex40();
+    std::fs::write(&path, format!("{id}\n"))?;
+    Ok(id)
+}
+
+pub struct Agent {
+    server: Arc<Server>,
+    info: String,
+    kind: NodeKind,
+    id: String,
+    host: String,
+    port: u16,
+    replica_of: Option<(String, u16)>,
+}
+
+impl Agent {
+    /// Installs this node's (empty) cluster view and starts the agent's tasks, which stop
+    /// when the returned guards are dropped.
+    pub fn start(
+        server: Arc<Server>,
+        kind: NodeKind,
+        id: String,
+        info_addr: String,
+        replica_of: Option<(String, u16)>,
+    ) -> Vec<AbortOnDrop> {
+        let (host, port) = {
+            let mut state = server.state();
+            state.cluster = Some(ClusterView::new(id.clone(), kind));
+            (state.config.announce_host().to_string(), server.local_addr.port())
+        };
+        let agent = Arc::new(Agent { server, info: info_addr, kind, id, host, port, replica_of });
+        vec![AbortOnDrop(tokio::spawn(agent.clone().heartbeats())), AbortOnDrop(tokio::spawn(agent.watch()))]
+    }
+
+    async fn connect(&self, backoff: &mut Duration) -> Client {
+        loop {
+            match Client::connect(&self.info, CALL_TIMEOUT).await {
+                Ok(c) => {
+                    *backoff = Duration::from_millis(50);
+                    return c;
+                }
+                Err(e) => {
+                    debug!(info = %self.info, error = %e, "info unreachable, retrying");
+                    tokio::time::sleep(*backoff).await;
+                    *backoff = (*backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    fn register_args(&self, index: Option<i64>) -> Vec<String> {
+        let role = if self.kind == NodeKind::Write { "WRITE" } else { "READ" };
+        let mut args = vec![
+            "EDIS.REGISTER".into(),
+            self.id.clone(),
+            role.into(),
+            self.host.clone(),
+            self.port.to_string(),
+        ];
+        if let Some(i) = index {
+            args.extend(["INDEX".into(), i.to_string()]);
+        }
+        if let Some((h, p)) = &self.replica_of {
+            args.extend(["REPLICAOF".into(), h.clone(), p.to_string()]);
+        }
+        args.extend(["EPOCH".into(), self.server.epoch.borrow().to_string()]);
+        args
+    }
+
+    async fn heartbeats(self: Arc<Self>) {
+        let mut backoff = Duration::from_millis(50);
+        let mut conn: Option<Client> = None;
+        // Set once registered: the heartbeat interval info asked for.
+        let mut interval: Option<Duration> = None;
+        // The slot index info gave us, asked for again after info restarts.
+        let mut index: Option<i64> = None;
+        loop {
+            let c = match &mut conn {
+                Some(c) => c,
+                None => conn.insert(self.connect(&mut backoff).await),
+            };
+            let Some(every) = interval else {
+                match c.call(&self.register_args(index), CALL_TIMEOUT).await {
+                    Ok(BytesFrame::Array(reply)) if reply.len() == 2 => {
+                        if let BytesFrame::Integer(i) = reply[0] {
+                            index = Some(i);
+                        }
+                        let ms = match reply[1] {
+                            BytesFrame::Integer(ms) if ms > 0 => ms as u64,
+                            _ => 1000,
+                        };
+                        interval = Some(Duration::from_millis(ms));
+                        info!(info = %self.info, shard = %self.id, index, "registered with info");
+                    }
+                    Ok(other) => {
+                        let why = error_text(&other).unwrap_or_else(|| format!("{other:?}"));
+                        if why.starts_with("TRYAGAIN") {
+                            debug!(info = %self.info, reason = %why, "registration deferred");
+                            tokio::time::sleep(RETRY).await;
+                        } else {
+                            warn!(info = %self.info, error = %why, "registration refused, retrying");
+                            tokio::time::sleep(MAX_BACKOFF).await;
+                        }
+                    }
+                    Err(_) => conn = None,
+                }
+                continue;
+            };
+            tokio::time::sleep(every).await;
+            match c.call(&["EDIS.HEARTBEAT", self.id.as_str()], CALL_TIMEOUT).await {
+                Ok(BytesFrame::Integer(_)) => {}
+                Ok(other) => {
+                    let why = error_text(&other).unwrap_or_default();
+                    warn!(info = %self.info, error = %why, "heartbeat refused, registering again");
+                    interval = None;
+                }
+                Err(_) => {
+                    // Info may have restarted; registering again is harmless if it did not.
+                    conn = None;
+                    interval = None;
+                }
+            }
+        }
+    }
+
+    async fn watch(self: Arc<Self>) {
+        let mut backoff = Duration::from_millis(50);
+        let mut conn: Option<Client> = None;
+        let mut epoch: i64 = -1;
+        loop {
+            let c = match &mut conn {
+                Some(c) => c,
+                None => conn.insert(self.connect(&mut backoff).await),
+            };
+            let args = ["EDIS.TOPOLOGY".to_string(), "WAIT".into(), epoch.to_string(), POLL_MS.to_string()];
+            let reply = c.call(&args, Duration::from_millis(POLL_MS) + CALL_TIMEOUT).await;
+            match reply.as_ref().ok().map(|f| (Topology::from_frame(f), f)) {
+                Some((Some(t), _)) => {
+                    epoch = t.epoch as i64;
+                    self.apply(t);
+                }
+                Some((None, frame)) => {
+                    warn!(info = %self.info, reply = ?frame, "unexpected topology reply");
+                    tokio::time::sleep(MAX_BACKOFF).await;
+                }
+                None => {
+                    conn = None;
+                    tokio::time::sleep(backoff).await;
+                }
+            }
+        }
+    }
+
+    fn apply(&self, topology: Topology) {
+        let epoch = topology.epoch;
+        let mut state = self.server.state();
+        if let Some(view) = &mut state.cluster {
+            if view.topology != topology {
+                debug!(epoch, "topology updated");
+                view.update(topology);
+            }
+        }
+        self.server.epoch.send_replace(epoch);
+    }
+}

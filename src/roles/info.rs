@@ -1,0 +1,51 @@
+//! The info role: the registry. It speaks RESP like every role; shards register and
+//! heartbeat with EDIS.* commands, and anyone reads the map with CLUSTER SLOTS/NODES/... or
+//! waits for changes with EDIS.TOPOLOGY WAIT. A ticker marks silent shards failed.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::command::cluster::tick_registry;
+use crate::config::Config;
+use crate::keyspace::now_ms;
+use crate::server::{serve, AbortOnDrop, Server};
+use crate::topology::registry::Registry;
+use crate::topology::view::{ClusterView, NodeKind};
+
+/// How often the failure detector looks: a fraction of the node timeout, at most 100 ms.
+fn tick_period(node_timeout_ms: u64) -> Duration {
+    Duration::from_millis((node_timeout_ms / 10).clamp(5, 100))
+}
+
+pub async fn run(config: Config, listener: TcpListener, shutdown: watch::Receiver<bool>) -> io::Result<()> {
+    let id = super::agent::node_id(&config.dir())?;
+    let (writes, timeout) = (config.write_shards(), config.node_timeout_ms());
+    let server = Arc::new(Server::new(config, listener.local_addr()?));
+    {
+        let mut state = server.state();
+        let registry = Registry::new(writes, timeout);
+        let mut view = ClusterView::new(id, NodeKind::Info);
+        view.update(registry.topology());
+        state.registry = Some(registry);
+        state.cluster = Some(view);
+    }
+    let ticker = {
+        let server = server.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(tick_period(timeout));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                tick_registry(&server, now_ms());
+            }
+        })
+    };
+    let _ticker = AbortOnDrop(ticker);
+    tracing::info!(write_shards = writes, node_timeout_ms = timeout, "info role: waiting for shards");
+    serve(server, listener, shutdown).await;
+    Ok(())
+}
