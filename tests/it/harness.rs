@@ -54,7 +54,7 @@ impl TestServer {
     }
 
     pub async fn raw(&self) -> Raw {
-        Raw { stream: TcpStream::connect(self.addr).await.expect("raw connect"), buf: BytesMut::new() }
+        Raw::connect(self.addr).await
     }
 }
 
@@ -126,6 +126,10 @@ pub struct Raw {
 }
 
 impl Raw {
+    pub async fn connect(addr: SocketAddr) -> Raw {
+        Raw { stream: TcpStream::connect(addr).await.expect("raw connect"), buf: BytesMut::new() }
+    }
+
     pub async fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).await.expect("write");
     }
