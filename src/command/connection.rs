@@ -113,7 +113,7 @@ pub fn hello(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         (s("version"), s(REDIS_VERSION)),
         (s("proto"), Reply::Int(proto as i64)),
         (s("id"), Reply::Int(ctx.client.id as i64)),
-        (s("mode"), s("standalone")),
+        (s("mode"), s(if ctx.state.cluster.is_some() { "cluster" } else { "standalone" })),
         (s("role"), s("master")),
         (s("modules"), Reply::Array(vec![])),
     ])

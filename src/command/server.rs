@@ -44,7 +44,7 @@ fn section(ctx: &mut Ctx, name: &str, out: &mut String) {
             w(format!("rust_edis_version:{}", env!("CARGO_PKG_VERSION")));
             w("redis_git_sha1:00000000".into());
             w("redis_git_dirty:0".into());
-            w("redis_mode:standalone".into());
+            w(format!("redis_mode:{}", if state.cluster.is_some() { "cluster" } else { "standalone" }));
             w(format!("os:{} {}", std::env::consts::OS, std::env::consts::ARCH));
             w(format!("arch_bits:{}", usize::BITS));
             w("multiplexing_api:epoll".into());
@@ -130,7 +130,7 @@ fn section(ctx: &mut Ctx, name: &str, out: &mut String) {
         }
         "cluster" => {
             w("# Cluster".into());
-            w("cluster_enabled:0".into());
+            w(format!("cluster_enabled:{}", state.cluster.is_some() as u8));
         }
         "keyspace" => {
             w("# Keyspace".into());

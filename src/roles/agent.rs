@@ -193,6 +193,12 @@ impl Agent {
 
     fn apply(&self, topology: Topology) {
         let epoch = topology.epoch;
+        if epoch < *self.server.epoch.borrow() {
+            // A restarted info, before the shards registered again: the map this node has is
+            // better than its empty one, and registering carries our epoch there.
+            debug!(epoch, "ignoring an older map");
+            return;
+        }
         let mut state = self.server.state();
         if let Some(view) = &mut state.cluster {
             if view.topology != topology {

@@ -42,13 +42,23 @@ impl Drop for Node {
 }
 
 async fn start_node(kind: Kind, dir: PathBuf, info: Option<std::net::SocketAddr>, extra: &str) -> Node {
+    start_node_at("127.0.0.1:0", kind, dir, info, extra).await
+}
+
+async fn start_node_at(
+    bind: &str,
+    kind: Kind,
+    dir: PathBuf,
+    info: Option<std::net::SocketAddr>,
+    extra: &str,
+) -> Node {
     let mut conf =
         format!("dir \"{}\"\nnode-timeout {NODE_TIMEOUT_MS}\nwrite-shards 3\n{extra}", dir.display());
     if let Some(info) = info {
         conf.push_str(&format!("info {info}\n"));
     }
     let config = Config::parse(&conf).expect("config");
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = TcpListener::bind(bind).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = watch::channel(false);
     let task = tokio::spawn(async move {
@@ -196,6 +206,12 @@ async fn three_write_and_three_read_shards() {
     let Value::BulkString(id) = q(&mut c, &["CLUSTER", "MYID"]).await else { panic!() };
     assert!(nodes.contains(&format!("{} {}", String::from_utf8(id).unwrap(), cluster.writes[1].addr)));
     assert_eq!(q(&mut c, &["CLUSTER", "KEYSLOT", "{user1000}.following"]).await, int(3443));
+    let server_info: String =
+        redis::cmd("INFO").arg("server").arg("cluster").query_async(&mut c).await.unwrap();
+    assert!(
+        server_info.contains("redis_mode:cluster") && server_info.contains("cluster_enabled:1"),
+        "{server_info}"
+    );
     let Value::Array(shards) = q(&mut c, &["CLUSTER", "SHARDS"]).await else { panic!() };
     assert_eq!(shards.len(), 3);
     assert!(cluster.reads.iter().all(|r| r.kind == Kind::Read));
@@ -469,4 +485,33 @@ async fn topology_wait_returns_on_change_or_timeout() {
     let changed = raw.reply().await;
     assert!(!changed.starts_with(&format!("*3\r\n:{e}\r\n")), "{changed}");
     assert_eq!(raw.reply().await, "+PONG\r\n");
+}
+
+#[tokio::test]
+async fn shards_re_register_with_a_restarted_info_and_keep_their_slots() {
+    let mut cluster = Cluster::start(3).await;
+    cluster.add_read().await;
+    let listed =
+        |s: &[(i64, i64, u16, Vec<u16>)]| covers_all(s) && s.iter().map(|r| r.3.len()).sum::<usize>() == 1;
+    assert!(eventually(WAIT, || async { listed(&slots(cluster.info.addr).await) }).await);
+    let before = slots(cluster.info.addr).await;
+    let epoch_before = epoch(&cluster_text(cluster.info.addr, "INFO").await);
+
+    // Info restarts empty, on the same address.
+    let addr = cluster.info.addr;
+    let dir = cluster.info.dir.clone();
+    cluster.info.task.abort();
+    let freed = eventually(WAIT, || async { TcpListener::bind(addr).await.is_ok() }).await;
+    assert!(freed, "the old info released its port");
+    cluster.info = start_node_at(&addr.to_string(), Kind::Info, dir, None, "").await;
+
+    // Every shard registers again: same ranges for the same write shards, the read shard
+    // under the same write shard, and an epoch past the old one.
+    assert!(
+        eventually(WAIT, || async { slots(cluster.info.addr).await == before }).await,
+        "{:?} vs {before:?}",
+        slots(cluster.info.addr).await
+    );
+    let after = cluster.wait_info(|t| t.contains("cluster_state:ok"), "CLUSTER INFO").await;
+    assert!(epoch(&after) > epoch_before, "epochs never go back: {} then {}", epoch_before, epoch(&after));
 }

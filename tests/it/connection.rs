@@ -266,3 +266,23 @@ async fn maxclients_refuses_with_an_error() {
     assert!(ok);
     assert_eq!(a.call(&resp(&["CLIENT", "ID"])).await.chars().next(), Some(':'));
 }
+
+#[tokio::test]
+async fn cluster_commands_in_standalone_mode() {
+    let s = TestServer::start().await;
+    let mut raw = s.raw().await;
+    for sub in ["SLOTS", "NODES", "INFO", "SHARDS", "MYID"] {
+        assert_eq!(
+            raw.call(&resp(&["CLUSTER", sub])).await,
+            "-ERR This instance has cluster support disabled\r\n"
+        );
+    }
+    assert_eq!(
+        raw.call(&resp(&["EDIS.TOPOLOGY"])).await,
+        "-ERR This instance has cluster support disabled\r\n"
+    );
+    assert_eq!(
+        raw.call(&resp(&["CLUSTER", "NOPE"])).await,
+        "-ERR unknown subcommand 'NOPE'. Try CLUSTER HELP.\r\n"
+    );
+}

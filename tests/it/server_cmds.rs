@@ -35,6 +35,8 @@ async fn info_sections() {
     assert_eq!(field(&all, "redis_version"), "7.0.15");
     assert_eq!(field(&all, "tcp_port"), s.addr.port().to_string());
     assert_eq!(field(&all, "role"), "master");
+    assert_eq!(field(&all, "redis_mode"), "standalone");
+    assert_eq!(field(&all, "cluster_enabled"), "0");
     let db0 = field(&all, "db0");
     let avg_ttl: u64 = db0.strip_prefix("keys=2,expires=1,avg_ttl=").expect(&db0).parse().unwrap();
     assert!((90_000..=100_000).contains(&avg_ttl), "{db0}");
