@@ -109,6 +109,14 @@ impl Cluster {
         self.reads.len() - 1
     }
 
+    /// Waits until every write shard's own view of the map covers all slots.
+    async fn wait_write_views(&self) {
+        for w in &self.writes {
+            let ok = eventually(WAIT, || async { covers_all(&slots(w.addr).await) }).await;
+            assert!(ok, "{} never saw the whole map: {:?}", w.addr, slots(w.addr).await);
+        }
+    }
+
     /// Polls `CLUSTER <sub>` on info until `cond` holds on its text.
     async fn wait_info(&self, cond: impl Fn(&str) -> bool, sub: &str) -> String {
         wait_text(self.info.addr, sub, cond).await
@@ -221,10 +229,7 @@ async fn three_write_and_three_read_shards() {
 async fn cluster_client_without_proxy() {
     let cluster = Cluster::start(3).await;
     // Every shard's view must be current before a client is pointed at one.
-    for w in &cluster.writes {
-        let ok = eventually(WAIT, || async { covers_all(&slots(w.addr).await) }).await;
-        assert!(ok);
-    }
+    cluster.wait_write_views().await;
     let client =
         redis::cluster::ClusterClient::new(vec![format!("redis://{}/", cluster.writes[0].addr)]).unwrap();
     let mut c = client.get_async_connection().await.unwrap();
@@ -253,10 +258,7 @@ async fn cluster_client_without_proxy() {
 #[tokio::test]
 async fn moved_crossslot_and_hash_tags() {
     let cluster = Cluster::start(3).await;
-    for w in &cluster.writes {
-        let ok = eventually(WAIT, || async { covers_all(&slots(w.addr).await) }).await;
-        assert!(ok);
-    }
+    cluster.wait_write_views().await;
     let map = slots(cluster.info.addr).await;
     let owner = |slot: u16| map.iter().find(|r| r.0 <= slot as i64 && slot as i64 <= r.1).unwrap().2;
     let foo = key_slot(b"foo");
@@ -335,9 +337,7 @@ async fn failed_write_shard_is_detected_and_recovers() {
 #[tokio::test]
 async fn read_shards_join_and_leave_while_clients_write() {
     let mut cluster = Cluster::start(3).await;
-    for w in &cluster.writes {
-        assert!(eventually(WAIT, || async { covers_all(&slots(w.addr).await) }).await);
-    }
+    cluster.wait_write_views().await;
     // A client keeps writing through the cluster client the whole time.
     let client =
         redis::cluster::ClusterClient::new(vec![format!("redis://{}/", cluster.writes[0].addr)]).unwrap();
@@ -348,7 +348,7 @@ async fn read_shards_join_and_leave_while_clients_write() {
         while !*stop_rx.borrow_and_update() && n < 1_000_000 {
             let _: () = redis::cmd("SET").arg(format!("w:{n}")).arg(n).query_async(&mut c).await.unwrap();
             n += 1;
-            if n % 50 == 0 {
+            if n.is_multiple_of(50) {
                 tokio::task::yield_now().await;
             }
         }
