@@ -85,6 +85,7 @@ static PARAMS: &[Param] = &[
     p("appendfilename", "appendonly.aof", Kind::Str),
     p("dbfilename", "dump.rdb", Kind::Str),
     p("replica-read-only", "yes", Kind::Bool),
+    p("masterauth", "", Kind::Str),
     p("repl-backlog-size", "1048576", Kind::Memory),
     p("min-replicas-to-write", "0", NONNEG),
     p("cluster-enabled", "no", Kind::Bool),

@@ -66,8 +66,10 @@ fn expire_generic(ctx: &mut Ctx, args: &[Bytes], unit: i64, absolute: bool, name
     }
     if at <= now as i64 {
         db.remove(key);
+        ctx.propagate(&[b"DEL", key]);
     } else {
         db.set_expire(key, at as u64, now);
+        ctx.propagate(&[b"PEXPIREAT", key, at.to_string().as_bytes()]);
     }
     Reply::Int(1)
 }

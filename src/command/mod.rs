@@ -161,6 +161,14 @@ pub struct Client {
     pub watched: Vec<(usize, Bytes, u64)>,
     /// Close the connection once this batch's replies are written (QUIT, CLIENT KILL self).
     pub close: bool,
+    /// This connection applies a primary's replication stream: writes are allowed on a
+    /// replica, and cluster routing does not apply.
+    pub is_master: bool,
+    /// The port a replica said it listens on (REPLCONF listening-port).
+    pub listening_port: u16,
+    /// Set by PSYNC/SYNC: once this batch's replies are out, the connection becomes a
+    /// replication feed starting at this offset.
+    pub takeover: Option<u64>,
     /// What CLIENT LIST and CLIENT KILL see of this connection.
     pub handle: Arc<ClientHandle>,
 }
@@ -175,6 +183,9 @@ impl Client {
             multi: None,
             watched: Vec::new(),
             close: false,
+            is_master: false,
+            listening_port: 0,
+            takeover: None,
             handle,
         }
     }
@@ -189,6 +200,9 @@ pub struct Ctx<'a> {
     pub now: u64,
     /// Set by a handler whose reply must wait; its returned reply is then ignored.
     pub deferred: Option<Deferred>,
+    /// Set by a write handler whose arguments would not replay the same way on a replica
+    /// (relative TTLs, INCRBYFLOAT): what the write log gets instead.
+    pub propagate: Option<Vec<Bytes>>,
 }
 
 impl Ctx<'_> {
@@ -274,7 +288,7 @@ pub fn resolve(args: &[Bytes]) -> Result<&'static Command, Reply> {
 /// (or a transaction's keys do), MOVED when another shard owns them.
 fn route(ctx: &mut Ctx, cmd: &Command, args: &[Bytes]) -> Result<(), Reply> {
     let Some(view) = &ctx.state.cluster else { return Ok(()) };
-    if cmd.first_key <= 0 {
+    if cmd.first_key <= 0 || ctx.client.is_master {
         return Ok(());
     }
     let Some(slot) = ClusterView::slot_of(cmd.key_positions(args.len()).map(|i| &args[i]))? else {
@@ -307,6 +321,12 @@ pub fn dispatch(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         }
         return Reply::err("NOAUTH Authentication required.");
     }
+    if ctx.state.upstream.is_some() && cmd.has(flags::WRITE) && !ctx.client.is_master {
+        if let Some(multi) = &mut ctx.client.multi {
+            multi.aborted = true;
+        }
+        return Reply::err("READONLY You can't write against a read only replica.");
+    }
     if let Err(reply) = route(ctx, cmd, args) {
         if let Some(multi) = &mut ctx.client.multi {
             multi.aborted = true;
@@ -325,7 +345,28 @@ pub fn dispatch(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     }
     ctx.client.handle.set_last_command(cmd);
     ctx.state.stats.commands += 1;
-    (cmd.handler)(ctx, args)
+    if ctx.state.log.is_none() {
+        return (cmd.handler)(ctx, args);
+    }
+    let before = ctx.state.keyspace.dirty();
+    ctx.propagate = None;
+    let reply = (cmd.handler)(ctx, args);
+    log_effects(ctx, cmd, args, before);
+    reply
+}
+
+/// Appends to the write log what a command changed: keys it found expired (as DEL), then the
+/// command itself (or its deterministic rewrite) if it wrote anything.
+fn log_effects(ctx: &mut Ctx, cmd: &Command, args: &[Bytes], dirty_before: u64) {
+    let state = &mut *ctx.state;
+    let Some(log) = &mut state.log else { return };
+    state.keyspace.drain_expired(|db, key| log.append(db, &[&b"DEL"[..], &key]));
+    if cmd.has(flags::WRITE) && state.keyspace.dirty() != dirty_before {
+        match ctx.propagate.take() {
+            Some(rewritten) => log.append(ctx.client.db, &rewritten),
+            None => log.append(ctx.client.db, args),
+        }
+    }
 }
 
 impl Ctx<'_> {
@@ -345,6 +386,19 @@ impl Ctx<'_> {
             self.state.stats.keyspace_misses += 1;
         }
         Ok(found)
+    }
+
+    /// Whether writes are being logged (a replica is attached), so handlers only build a
+    /// rewrite when someone will read it.
+    pub fn logging(&self) -> bool {
+        self.state.log.is_some()
+    }
+
+    /// Replicates this command as `args` instead of as received.
+    pub fn propagate(&mut self, args: &[&[u8]]) {
+        if self.logging() {
+            self.propagate = Some(args.iter().map(|a| Bytes::copy_from_slice(a)).collect());
+        }
     }
 
     /// The largest string a command may create (proto-max-bulk-len).

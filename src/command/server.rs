@@ -110,17 +110,50 @@ fn section(ctx: &mut Ctx, name: &str, out: &mut String) {
         }
         "replication" => {
             w("# Replication".into());
-            w("role:master".into());
-            w("connected_slaves:0".into());
-            w("master_failover_state:no-failover".into());
-            w(format!("master_replid:{}", server.run_id));
+            let backlog = state.log.as_ref().map(|l| &l.backlog);
+            match &state.upstream {
+                Some(up) => {
+                    w("role:slave".into());
+                    w(format!("master_host:{}", up.host));
+                    w(format!("master_port:{}", up.port));
+                    w(format!("master_link_status:{}", if up.link_up { "up" } else { "down" }));
+                    w(format!("master_last_io_seconds_ago:{}", up.last_io.elapsed().as_secs()));
+                    w(format!("master_sync_in_progress:{}", up.syncing as u8));
+                    w(format!("slave_read_repl_offset:{}", up.offset));
+                    w(format!("slave_repl_offset:{}", up.offset));
+                    w("slave_priority:100".into());
+                    w("slave_read_only:1".into());
+                    w("replica_announced:1".into());
+                    w("connected_slaves:0".into());
+                    w(format!("master_full_syncs:{}", up.full_syncs));
+                    w(format!("master_partial_syncs:{}", up.partial_syncs));
+                    w(format!("master_replid:{}", up.replid.clone().unwrap_or_else(|| "0".repeat(40))));
+                    w(format!("master_repl_offset:{}", up.offset));
+                }
+                None => {
+                    w("role:master".into());
+                    w(format!("connected_slaves:{}", state.replicas.len()));
+                    let offset = state.log.as_ref().map_or(0, |l| l.offset());
+                    for (i, r) in state.replicas.iter().enumerate() {
+                        w(format!(
+                            "slave{i}:ip={},port={},state=online,offset={},lag={}",
+                            r.ip,
+                            r.port,
+                            r.ack,
+                            r.ack_at.elapsed().as_secs()
+                        ));
+                    }
+                    w("master_failover_state:no-failover".into());
+                    w(format!("master_replid:{}", server.run_id));
+                    w(format!("master_repl_offset:{offset}"));
+                }
+            }
             w("master_replid2:0000000000000000000000000000000000000000".into());
-            w("master_repl_offset:0".into());
             w("second_repl_offset:-1".into());
-            w("repl_backlog_active:0".into());
-            w(format!("repl_backlog_size:{}", state.config.get("repl-backlog-size")));
-            w("repl_backlog_first_byte_offset:0".into());
-            w("repl_backlog_histlen:0".into());
+            w(format!("repl_backlog_active:{}", backlog.is_some() as u8));
+            w(format!("repl_backlog_size:{}", backlog.map_or(1 << 20, |b| b.capacity())));
+            w(format!("repl_backlog_first_byte_offset:{}", backlog.map_or(0, |b| b.start() + 1)));
+            w(format!("repl_backlog_histlen:{}", backlog.map_or(0, |b| b.histlen())));
         }
         "cpu" => {
             let (user, sys) = cpu_seconds();

@@ -100,6 +100,12 @@ pub fn set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         (Some(Ttl::Keep), _) => db.set_keep_ttl(key, value, now),
         (_, at) => db.set(key, value, at.map(|t| t.max(0) as u64)),
     }
+    // Replicated as an unconditional SET (it did write) with an absolute expiry.
+    match (ttl, at) {
+        (Some(Ttl::Keep), _) => ctx.propagate(&[b"SET", key, &args[2], b"KEEPTTL"]),
+        (_, Some(at)) => ctx.propagate(&[b"SET", key, &args[2], b"PXAT", at.max(0).to_string().as_bytes()]),
+        _ => ctx.propagate(&[b"SET", key, &args[2]]),
+    }
     if get {
         old.into()
     } else {
@@ -121,6 +127,7 @@ fn set_with_ttl(ctx: &mut Ctx, args: &[Bytes], unit: i64, name: &str) -> Reply {
     let n = tri!(int_arg(&args[2]));
     let at = tri!(expire_at(n, unit, false, ctx.now, name, false));
     ctx.db().set(&args[1], str_value(&args[3]), Some(at as u64));
+    ctx.propagate(&[b"SET", &args[1], &args[3], b"PXAT", at.to_string().as_bytes()]);
     Reply::Ok
 }
 
@@ -142,6 +149,7 @@ pub fn getdel(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let old = tri!(ctx.get_str(&args[1]));
     if old.is_some() {
         ctx.db().remove(&args[1]);
+        ctx.propagate(&[b"DEL", &args[1]]);
     }
     old.into()
 }
@@ -175,12 +183,15 @@ pub fn getex(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         match (ttl, at) {
             (Some(Ttl::Persist), _) => {
                 db.persist(&args[1], now);
+                ctx.propagate(&[b"PERSIST", &args[1]]);
             }
             (_, Some(at)) if at as u64 <= now => {
                 db.remove(&args[1]);
+                ctx.propagate(&[b"DEL", &args[1]]);
             }
             (_, Some(at)) => {
                 db.set_expire(&args[1], at as u64, now);
+                ctx.propagate(&[b"PEXPIREAT", &args[1], at.to_string().as_bytes()]);
             }
             _ => {}
         }
@@ -308,6 +319,7 @@ pub fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         Some(entry) => entry.value = Value::Str(text.clone()),
         None => db.set(&args[1], Value::Str(text.clone()), None),
     }
+    ctx.propagate(&[b"SET", &args[1], &text, b"KEEPTTL"]);
     Reply::Bulk(text)
 }
 

@@ -5,6 +5,7 @@ use super::{
     cluster, connection as conn, introspection as intro, keys, server as srv, strings, transactions as tx,
 };
 use super::{Command, Handler};
+use crate::replication::{primary as repl, replica};
 
 /// Declares a command. Keys are (first, last, step) as in Redis's legacy key positions.
 #[allow(clippy::too_many_arguments)]
@@ -130,6 +131,11 @@ static CLUSTER_SUBS: &[Command] = &[
 ];
 
 #[rustfmt::skip]
+static DEBUG_SUBS: &[Command] = &[
+    c("digest", 2, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "server", "1.0.0", "Returns a digest of the whole dataset: equal datasets give equal digests.", "O(N) where N is the number of keys", "", replica::digest),
+];
+
+#[rustfmt::skip]
 static FUNCTION_SUBS: &[Command] = &[
     c("flush", -2, WRITE | NOSCRIPT, NOKEYS, "scripting", "7.0.0", "Deletes all libraries and functions.", "O(N) where N is the number of functions deleted", "[ASYNC|SYNC]", srv::function_flush),
 ];
@@ -206,6 +212,13 @@ pub static COMMANDS: &[Command] = &[
     c("info", -1, LOADING | STALE, NOKEYS, "server", "1.0.0", "Returns information and statistics about the server.", O1, "[section [section ...]]", srv::info),
     container("config", -2, "server", "2.0.0", "A container for server configuration commands.", container_usage, CONFIG_SUBS),
     container("command", -1, "server", "2.8.13", "Returns detailed information about all commands.", intro::command, COMMAND_SUBS),
+    // replication
+    c("replconf", -1, ADMIN | NOSCRIPT | LOADING | STALE | ALLOW_BUSY, NOKEYS, "server", "3.0.0", "An internal command for configuring the replication stream.", O1, "", repl::replconf),
+    c("psync", -3, ADMIN | NOSCRIPT | NO_MULTI, NOKEYS, "server", "2.8.0", "An internal command used in replication.", "", "replicationid offset", repl::psync),
+    c("sync", 1, ADMIN | NOSCRIPT | NO_MULTI, NOKEYS, "server", "1.0.0", "An internal command used in replication.", "", "", repl::sync),
+    c("wait", 3, NOSCRIPT, NOKEYS, "generic", "3.0.0", "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.", O1, "numreplicas timeout", repl::wait),
+    c("role", 1, NOSCRIPT | LOADING | STALE | FAST, NOKEYS, "server", "2.8.12", "Returns the replication role.", O1, "", repl::role),
+    container("debug", -2, "server", "1.0.0", "A container for debugging commands.", container_usage, DEBUG_SUBS),
     container("cluster", -2, "cluster", "3.0.0", "A container for Redis Cluster commands.", container_usage, CLUSTER_SUBS),
     // The registry's own commands (see command/cluster.rs).
     c("edis.register", -5, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "cluster", "0.1.0", "Registers a shard with the info role and returns its assignment.", O1, "id role host port [INDEX index] [REPLICAOF host port] [EPOCH epoch]", cluster::register),

@@ -49,7 +49,14 @@ pub fn exec(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     if changed {
         return Reply::NilArray;
     }
-    Reply::Array(multi.queued.iter().map(|args| dispatch(ctx, args)).collect())
+    if let Some(log) = &mut ctx.state.log {
+        log.begin_exec();
+    }
+    let replies = multi.queued.iter().map(|args| dispatch(ctx, args)).collect();
+    if let Some(log) = &mut ctx.state.log {
+        log.end_exec();
+    }
+    Reply::Array(replies)
 }
 
 pub fn watch(ctx: &mut Ctx, args: &[Bytes]) -> Reply {

@@ -88,6 +88,12 @@ pub struct Db {
     delete_expired: bool,
     /// Keys deleted because they expired, since the last time the caller took the count.
     pub expired: u64,
+    /// Bumped by every change, so a caller can tell whether a command wrote anything.
+    pub dirty: u64,
+    /// Keys deleted on expiry, kept for the write log (which replicates them as DEL) while
+    /// `log_expired` is on.
+    pub expired_keys: Vec<Bytes>,
+    log_expired: bool,
 }
 
 /// Outcome of one active-expiry pass over a database.
@@ -129,6 +135,7 @@ impl Db {
     }
 
     fn touch(&mut self, key: &[u8]) {
+        self.dirty += 1;
         if !self.watched.is_empty() {
             if let Some((version, _)) = self.watched.get_mut(key) {
                 *version += 1;
@@ -144,6 +151,11 @@ impl Db {
             Some(e) if !e.is_expired(now) => true,
             Some(_) => {
                 if self.delete_expired {
+                    if let Some((_, stored, _)) = self.entries.get_full(key) {
+                        if self.log_expired {
+                            self.expired_keys.push(stored.clone());
+                        }
+                    }
                     self.remove(key);
                     self.expired += 1;
                 }
@@ -256,6 +268,7 @@ impl Db {
     /// Removes every key; returns how many there were.
     pub fn flush(&mut self) -> usize {
         let n = self.entries.len();
+        self.dirty += 1;
         if !self.watched.is_empty() {
             let keys: Vec<Bytes> =
                 self.watched.keys().filter(|k| self.entries.contains_key(*k)).cloned().collect();
@@ -406,6 +419,37 @@ impl Keyspace {
             self.expire_cursor = (self.expire_cursor + 1) % n;
         }
         total
+    }
+
+    /// Total changes so far, over every database (compare two readings to see if a command
+    /// wrote).
+    pub fn dirty(&self) -> u64 {
+        self.dbs.iter().map(|db| db.dirty).sum()
+    }
+
+    /// Starts or stops keeping expired keys for the write log.
+    pub fn set_log_expired(&mut self, on: bool) {
+        for db in &mut self.dbs {
+            db.log_expired = on;
+            db.expired_keys.clear();
+        }
+    }
+
+    /// Makes this a replica's keyspace: expired keys are hidden, never deleted (the
+    /// primary's DEL does that).
+    pub fn set_replica(&mut self, replica: bool) {
+        for db in &mut self.dbs {
+            db.delete_expired = !replica;
+        }
+    }
+
+    /// Keys deleted on expiry since the last call, with their database.
+    pub fn drain_expired(&mut self, mut f: impl FnMut(usize, Bytes)) {
+        for (i, db) in self.dbs.iter_mut().enumerate() {
+            for key in db.expired_keys.drain(..) {
+                f(i, key);
+            }
+        }
     }
 
     /// Count of keys deleted by lazy or active expiry since the last call.

@@ -5,4 +5,7 @@
 //! - [`backlog`]: the in-memory tail of the log, by byte offset.
 
 pub mod backlog;
+pub mod log;
+pub mod primary;
 pub mod rdb;
+pub mod replica;

@@ -34,6 +34,9 @@ pub enum Reply {
     Bool(bool),
     /// Verbatim text (`=` with `txt:`) in RESP3, a bulk string in RESP2.
     Verbatim(Bytes),
+    /// Bytes sent as they are: the replication handshake's `+FULLRESYNC` line and snapshot,
+    /// which are not one RESP value.
+    Raw(Bytes),
 }
 
 impl Reply {
@@ -116,6 +119,7 @@ impl Reply {
                 out.put_slice(b"\r\n");
             }
             Reply::Verbatim(text) => bulk(out, b'$', text),
+            Reply::Raw(bytes) => out.put_slice(bytes),
         }
     }
 }

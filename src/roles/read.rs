@@ -1,7 +1,7 @@
-//! The read role. For now it joins the cluster through info (registration, heartbeats, the
-//! map) and redirects keyed commands to its write shard with MOVED, as a Redis Cluster
-//! replica does for a connection that has not asked for READONLY; replicating the data comes
-//! with the replication stream.
+//! The read role: a replica. With `--info` it joins the cluster as a read shard, follows the
+//! write shard info assigns it (or the one `--replica-of` names) and serves reads of that
+//! shard's slots; without `--info`, `--replica-of HOST:PORT` makes it a plain replica of
+//! that server (a rust-edis write shard or any Redis primary). Writes get READONLY.
 
 use std::io;
 use std::sync::Arc;
@@ -11,20 +11,44 @@ use tokio::sync::watch;
 
 use super::agent::{node_id, Agent};
 use crate::config::Config;
+use crate::replication::replica::{self, Resolve};
 use crate::server::{serve, Server};
 use crate::topology::view::NodeKind;
 
+/// The primary of the shard this node is a replica of, from its view of the map.
+fn primary_from_map() -> Resolve {
+    Box::new(|server: &Server| {
+        let state = server.state();
+        let view = state.cluster.as_ref()?;
+        let shard = view.topology.shards.iter().find(|s| s.replicas.iter().any(|r| r.id == view.my_id))?;
+        Some((shard.primary.host.clone(), shard.primary.port))
+    })
+}
+
 pub async fn run(config: Config, listener: TcpListener, shutdown: watch::Receiver<bool>) -> io::Result<()> {
-    let Some(info) = config.info_addr().map(str::to_string) else {
+    let info = config.info_addr().map(str::to_string);
+    let replica_of = config.replica_of();
+    if info.is_none() && replica_of.is_none() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            "--role read needs --info HOST:PORT (a plain replica with --replica-of alone comes with replication)",
+            "--role read needs --info HOST:PORT (a read shard of a cluster) or --replica-of HOST:PORT (a plain replica)",
         ));
+    }
+    let id = match info {
+        Some(_) => Some(node_id(&config.dir())?),
+        None => None,
     };
-    let id = node_id(&config.dir())?;
-    let replica_of = config.replica_of();
     let server = Arc::new(Server::new(config, listener.local_addr()?));
-    let _agent = Agent::start(server.clone(), NodeKind::Read, id, info, replica_of);
+    let (_agent, _link) = match (info, id) {
+        (Some(info), Some(id)) => {
+            let agent = Agent::start(server.clone(), NodeKind::Read, id, info, replica_of);
+            (Some(agent), replica::start(server.clone(), primary_from_map()))
+        }
+        _ => {
+            let fixed = replica_of.expect("checked above");
+            (None, replica::start(server.clone(), Box::new(move |_: &Server| Some(fixed.clone()))))
+        }
+    };
     serve(server, listener, shutdown).await;
     Ok(())
 }

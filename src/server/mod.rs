@@ -23,6 +23,7 @@ use tracing::{debug, info, warn};
 use crate::command::{Command, COMMANDS};
 use crate::config::Config;
 use crate::keyspace::{now_ms, Keyspace};
+use crate::replication::log::WriteLog;
 use crate::topology::registry::Registry;
 use crate::topology::view::ClusterView;
 
@@ -62,6 +63,48 @@ pub struct State {
     pub cluster: Option<ClusterView>,
     /// The registry, on the info role only.
     pub registry: Option<Registry>,
+    /// The write log, on a primary once a replica has attached.
+    pub log: Option<WriteLog>,
+    /// Replicas attached to this primary.
+    pub replicas: Vec<ReplicaLink>,
+    /// On a replica: the primary it follows and the link's state.
+    pub upstream: Option<Upstream>,
+    /// When the write log last carried a PING to replicas.
+    pub last_repl_ping: Instant,
+}
+
+/// How often a primary pings its replicas through the stream (Redis's
+/// repl-ping-replica-period).
+const REPL_PING_EVERY: Duration = Duration::from_secs(10);
+
+/// A replica attached to this primary, as INFO, ROLE and WAIT see it.
+#[derive(Debug, Clone)]
+pub struct ReplicaLink {
+    /// The replication connection's client id.
+    pub id: u64,
+    pub ip: String,
+    /// The port the replica listens on (REPLCONF listening-port).
+    pub port: u16,
+    /// The offset the replica last acknowledged.
+    pub ack: u64,
+    pub ack_at: Instant,
+}
+
+/// On a replica: the primary and the state of the link to it.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub host: String,
+    pub port: u16,
+    pub link_up: bool,
+    /// Receiving a snapshot.
+    pub syncing: bool,
+    /// The primary's replication id and the offset applied from it; None before a first sync.
+    pub replid: Option<String>,
+    pub offset: u64,
+    pub last_io: Instant,
+    /// Full and partial resyncs done, for INFO and tests.
+    pub full_syncs: u64,
+    pub partial_syncs: u64,
 }
 
 /// What the rest of the server can see of one connection (CLIENT LIST, CLIENT KILL). The
@@ -198,6 +241,11 @@ pub struct Server {
     /// The topology epoch this node knows, published on every change so that long-polls
     /// (EDIS.TOPOLOGY WAIT) wake up.
     pub epoch: watch::Sender<u64>,
+    /// The write log's end offset, published after each batch that wrote, so replica feeders
+    /// wake up.
+    pub repl_offset: watch::Sender<u64>,
+    /// Bumped whenever a replica acknowledges, so WAIT wakes up.
+    pub acks: watch::Sender<u64>,
 }
 
 /// 40 random-looking hex characters (Redis's run_id and, later, replication ids).
@@ -222,6 +270,10 @@ impl Server {
                 config,
                 cluster: None,
                 registry: None,
+                log: None,
+                replicas: Vec::new(),
+                upstream: None,
+                last_repl_ping: Instant::now(),
             }),
             clients: Mutex::new(HashMap::new()),
             next_client_id: AtomicU64::new(1),
@@ -229,6 +281,8 @@ impl Server {
             run_id: random_hex40(),
             local_addr,
             epoch: watch::Sender::new(0),
+            repl_offset: watch::Sender::new(0),
+            acks: watch::Sender::new(0),
         }
     }
 
@@ -256,6 +310,21 @@ impl Server {
         }
         let now = now_ms();
         let mut state = self.state();
+        let state = &mut *state;
+        if let Some(log) = &mut state.log {
+            let before = log.offset();
+            // Keys active expiry deleted reach replicas as DEL.
+            state.keyspace.drain_expired(|db, key| log.append(db, &[&b"DEL"[..], &key]));
+            // A PING now and then, as Redis sends, so replicas can tell a quiet primary from
+            // a dead link.
+            if !state.replicas.is_empty() && state.last_repl_ping.elapsed() >= REPL_PING_EVERY {
+                log.append_control(&["PING"]);
+                state.last_repl_ping = Instant::now();
+            }
+            if log.offset() != before {
+                self.repl_offset.send_replace(log.offset());
+            }
+        }
         let expired = state.keyspace.take_expired();
         let stats = &mut state.stats;
         stats.expired_keys += expired;

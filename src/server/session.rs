@@ -122,7 +122,7 @@ pub async fn run(server: Arc<Server>, mut stream: TcpStream, handle: Arc<ClientH
                 let _ = stream.write_all(&out).await;
                 break 'conn;
             }
-            let flush = client.close || !more || out.len() >= OUT_FLUSH;
+            let flush = client.close || client.takeover.is_some() || !more || out.len() >= OUT_FLUSH;
             if flush && !out.is_empty() {
                 if stream.write_all(&out).await.is_err() {
                     break 'conn;
@@ -135,6 +135,12 @@ pub async fn run(server: Arc<Server>, mut stream: TcpStream, handle: Arc<ClientH
             }
             if client.close {
                 break 'conn;
+            }
+            if let Some(offset) = client.takeover.take() {
+                // PSYNC/SYNC answered: from here on this connection is a replication feed.
+                let (id, port) = (client.id, client.listening_port);
+                crate::replication::primary::feed(server.clone(), stream, id, port, offset, inbuf).await;
+                return;
             }
             if !more {
                 break;
@@ -159,7 +165,8 @@ fn run_batch(
     let now = now_ms();
     let mut state = server.state();
     state.stats.net_input_bytes += input_bytes;
-    let mut ctx = Ctx { state: &mut state, client, server, now, deferred: None };
+    let log_before = state.log.as_ref().map(|l| l.offset());
+    let mut ctx = Ctx { state: &mut state, client, server, now, deferred: None, propagate: None };
     let mut start = if first == 0 { 0 } else { ends[first - 1] };
     let mut pending = None;
     for (i, &end) in ends.iter().enumerate().skip(first) {
@@ -170,9 +177,13 @@ fn run_batch(
             break;
         }
         reply.encode(ctx.client.proto, out);
-        if ctx.client.close {
+        if ctx.client.close || ctx.client.takeover.is_some() {
             break;
         }
+    }
+    let log_after = state.log.as_ref().map(|l| l.offset());
+    if log_after != log_before {
+        server.repl_offset.send_replace(log_after.unwrap_or(0));
     }
     state.stats.net_output_bytes += (out.len() - before) as u64;
     drop(state);

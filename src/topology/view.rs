@@ -68,7 +68,9 @@ impl ClusterView {
         let Some(owner) = self.owners[slot as usize] else {
             return Err(Reply::err("CLUSTERDOWN Hash slot not served"));
         };
-        if self.kind == NodeKind::Write && Some(owner) == self.my_shard {
+        // A write shard serves its slots; a read shard serves them too (writes were refused
+        // with READONLY before routing).
+        if self.kind != NodeKind::Info && Some(owner) == self.my_shard {
             return Ok(());
         }
         let primary = &self.topology.shards[owner as usize].primary;
@@ -103,10 +105,11 @@ mod tests {
     }
 
     #[test]
-    fn read_shards_and_info_redirect_to_the_primary() {
+    fn read_shards_serve_their_slots_and_info_redirects() {
         let mut v = ClusterView::new("c".repeat(40), NodeKind::Read);
         v.update(topology());
-        assert_eq!(v.serve(5061), Err(Reply::err("MOVED 5061 127.0.0.1:7001")));
+        assert_eq!(v.serve(5061), Ok(()), "its write shard's slot");
+        assert_eq!(v.serve(12182), Err(Reply::err("MOVED 12182 127.0.0.1:7002")));
         let mut info = ClusterView::new("f".repeat(40), NodeKind::Info);
         info.update(topology());
         assert_eq!(info.serve(12182), Err(Reply::err("MOVED 12182 127.0.0.1:7002")));

@@ -1,0 +1,125 @@
+//! The write log on a primary: every applied write, in apply order, as a RESP command,
+//! appended to the backlog that replicas stream from. Commands arrive already rewritten to be
+//! deterministic (see `Ctx::propagate`); the log adds SELECT when the database changes and
+//! wraps a transaction's writes in MULTI ... EXEC so replicas apply them atomically.
+
+use bytes::BytesMut;
+
+use super::backlog::Backlog;
+use crate::resp::client::encode_command;
+
+#[derive(Debug)]
+pub struct WriteLog {
+    /// This primary's replication id (40 hex characters).
+    pub replid: String,
+    pub backlog: Backlog,
+    /// The database the stream is in, as replicas will see it; None forces a SELECT.
+    db: Option<usize>,
+    /// Inside EXEC: the first write emits MULTI, and the end emits EXEC if it did.
+    in_exec: bool,
+    multi_emitted: bool,
+    scratch: BytesMut,
+}
+
+impl WriteLog {
+    pub fn new(replid: String, capacity: usize) -> Self {
+        WriteLog {
+            replid,
+            backlog: Backlog::new(capacity, 0),
+            db: None,
+            in_exec: false,
+            multi_emitted: false,
+            scratch: BytesMut::new(),
+        }
+    }
+
+    /// master_repl_offset.
+    pub fn offset(&self) -> u64 {
+        self.backlog.end()
+    }
+
+    /// Appends one command applied in database `db`.
+    pub fn append<A: AsRef<[u8]>>(&mut self, db: usize, args: &[A]) {
+        self.scratch.clear();
+        if self.in_exec && !self.multi_emitted {
+            encode_command(&["MULTI"], &mut self.scratch);
+            self.multi_emitted = true;
+        }
+        if self.db != Some(db) {
+            encode_command(&["SELECT".as_bytes(), db.to_string().as_bytes()], &mut self.scratch);
+            self.db = Some(db);
+        }
+        encode_command(args, &mut self.scratch);
+        self.backlog.append(&self.scratch);
+    }
+
+    /// Appends a command that belongs to no database (PING, REPLCONF GETACK).
+    pub fn append_control(&mut self, args: &[&str]) {
+        self.scratch.clear();
+        encode_command(args, &mut self.scratch);
+        self.backlog.append(&self.scratch);
+    }
+
+    pub fn begin_exec(&mut self) {
+        self.in_exec = true;
+        self.multi_emitted = false;
+    }
+
+    pub fn end_exec(&mut self) {
+        if self.multi_emitted {
+            self.scratch.clear();
+            encode_command(&["EXEC"], &mut self.scratch);
+            self.backlog.append(&self.scratch);
+        }
+        self.in_exec = false;
+        self.multi_emitted = false;
+    }
+
+    /// The next write states its database: a replica that just loaded a snapshot does not
+    /// know which one the stream is in.
+    pub fn force_select(&mut self) {
+        self.db = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(log: &WriteLog) -> String {
+        let mut out = Vec::new();
+        log.backlog.read_from(log.backlog.start(), usize::MAX, &mut out).unwrap();
+        String::from_utf8(out).unwrap().replace("\r\n", " ")
+    }
+
+    #[test]
+    fn select_only_when_the_database_changes() {
+        let mut log = WriteLog::new("x".repeat(40), 1 << 20);
+        log.append(0, &["SET", "a", "1"]);
+        log.append(0, &["DEL", "a"]);
+        log.append(2, &["SET", "b", "2"]);
+        assert_eq!(
+            text(&log),
+            "*2 $6 SELECT $1 0 *3 $3 SET $1 a $1 1 *2 $3 DEL $1 a *2 $6 SELECT $1 2 *3 $3 SET $1 b $1 2 "
+        );
+        let raw = text(&log).replace(' ', "\r\n");
+        assert_eq!(log.offset() as usize, raw.len(), "the offset counts every byte");
+        log.force_select();
+        log.append(2, &["DEL", "b"]);
+        assert!(text(&log).ends_with("*2 $6 SELECT $1 2 *2 $3 DEL $1 b "));
+    }
+
+    #[test]
+    fn transactions_are_wrapped_only_when_they_wrote() {
+        let mut log = WriteLog::new("x".repeat(40), 1 << 20);
+        log.begin_exec();
+        log.end_exec();
+        assert_eq!(log.offset(), 0, "a read-only EXEC logs nothing");
+        log.begin_exec();
+        log.append(0, &["INCR", "a"]);
+        log.append(0, &["INCR", "b"]);
+        log.end_exec();
+        let t = text(&log);
+        assert!(t.starts_with("*1 $5 MULTI *2 $6 SELECT") && t.ends_with("$1 b *1 $4 EXEC "), "{t}");
+    }
+}

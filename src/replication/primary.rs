@@ -1,0 +1,284 @@
+//! The primary side of replication: the handshake commands (REPLCONF, PSYNC, SYNC), WAIT and
+//! ROLE, and the feeder that streams the write log to one replica.
+//!
+//! A feeder reads straight from the backlog, so a replica costs no memory of its own: one that
+//! falls so far behind that the backlog no longer holds its offset is disconnected and must
+//! resync. The backlog size is the bound (Redis's client-output-buffer-limit in spirit).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tracing::{info, warn};
+
+use super::log::WriteLog;
+use super::rdb;
+use crate::command::{int_arg, text, Ctx, SYNTAX};
+use crate::resp::{Reply, RequestParser};
+use crate::server::{AbortOnDrop, ReplicaLink, Server, State};
+use crate::tri;
+
+/// Most bytes a feeder sends in one write.
+const FEED_CHUNK: usize = 256 * 1024;
+
+fn eq(arg: &[u8], word: &str) -> bool {
+    arg.eq_ignore_ascii_case(word.as_bytes())
+}
+
+/// Starts the write log if this is the first replica: from now on every write is logged.
+fn ensure_log<'a>(state: &'a mut State, replid: &str) -> &'a mut WriteLog {
+    if state.log.is_none() {
+        let capacity = crate::config::parse_memory(state.config.get("repl-backlog-size")).unwrap_or(1 << 20);
+        state.keyspace.set_log_expired(true);
+        state.log = Some(WriteLog::new(replid.to_string(), capacity.max(0) as usize));
+    }
+    state.log.as_mut().expect("just set")
+}
+
+/// REPLCONF listening-port <port> | capa <...> | ack <offset> | getack <...>
+pub fn replconf(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    if args.len() % 2 == 0 {
+        return Reply::err(SYNTAX);
+    }
+    for pair in args[1..].chunks(2) {
+        let (opt, value) = (&pair[0], &pair[1]);
+        if eq(opt, "listening-port") {
+            match int_arg(value) {
+                Ok(p) if (0..=65535).contains(&p) => ctx.client.listening_port = p as u16,
+                _ => return Reply::err("ERR value is not an integer or out of range"),
+            }
+        } else if eq(opt, "capa")
+            || eq(opt, "ip-address")
+            || eq(opt, "rdb-only")
+            || eq(opt, "rdb-filter-only")
+        {
+            // We send plain RDB payloads and understand every capability a replica announces.
+        } else if eq(opt, "ack") || eq(opt, "getack") {
+            // Only meaningful on a replication link, where the feeder reads them.
+            return Reply::Raw(Bytes::new());
+        } else {
+            return Reply::error(format!("ERR Unrecognized REPLCONF option: {}", text(opt)));
+        }
+    }
+    Reply::Ok
+}
+
+fn refuse_on_replica(ctx: &Ctx) -> Result<(), Reply> {
+    if ctx.state.upstream.is_some() {
+        return Err(Reply::err("ERR This instance is a replica; replicate from its primary instead"));
+    }
+    Ok(())
+}
+
+/// PSYNC replid offset: `+CONTINUE` and the backlog from `offset` when it is still held for
+/// this replid, else `+FULLRESYNC replid offset`, a snapshot and the stream from there.
+pub fn psync(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    tri!(refuse_on_replica(ctx));
+    let wanted = int_arg(&args[2]).unwrap_or(-1);
+    let replid = ctx.server.run_id.clone();
+    let log = ensure_log(ctx.state, &replid);
+    // PSYNC names the next byte wanted, one-based: a replica that has n bytes sends n + 1.
+    if args[1].as_ref() == log.replid.as_bytes()
+        && wanted >= 1
+        && log.backlog.can_continue_from(wanted as u64 - 1)
+    {
+        let from = wanted as u64 - 1;
+        ctx.client.takeover = Some(from);
+        info!(replica = %ctx.client.handle.addr, offset = from, "partial resync accepted");
+        return Reply::Raw(Bytes::from(format!("+CONTINUE {}\r\n", log.replid)));
+    }
+    full_sync(ctx, true)
+}
+
+/// SYNC: the old full synchronisation, without the `+FULLRESYNC` line.
+pub fn sync(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+    tri!(refuse_on_replica(ctx));
+    let replid = ctx.server.run_id.clone();
+    ensure_log(ctx.state, &replid);
+    full_sync(ctx, false)
+}
+
+/// Snapshot at the log's current offset, taken under the state lock, so no write falls on
+/// both sides of the seam or on neither.
+fn full_sync(ctx: &mut Ctx, announce: bool) -> Reply {
+    let now = ctx.now;
+    let state = &mut *ctx.state;
+    let log = state.log.as_mut().expect("ensured by the caller");
+    log.force_select();
+    let offset = log.offset();
+    let snapshot = rdb::write(&state.keyspace, now);
+    let mut out = BytesMut::with_capacity(snapshot.len() + 100);
+    if announce {
+        out.extend_from_slice(format!("+FULLRESYNC {} {offset}\r\n", log.replid).as_bytes());
+    }
+    out.extend_from_slice(format!("${}\r\n", snapshot.len()).as_bytes());
+    out.extend_from_slice(&snapshot);
+    ctx.client.takeover = Some(offset);
+    info!(replica = %ctx.client.handle.addr, offset, bytes = snapshot.len(), "full resync");
+    Reply::Raw(out.freeze())
+}
+
+/// Replicas that acknowledged at least `offset`.
+fn acked(state: &State, offset: u64) -> i64 {
+    state.replicas.iter().filter(|r| r.ack >= offset).count() as i64
+}
+
+/// WAIT numreplicas timeout: how many replicas acknowledged every write made so far, waiting
+/// up to `timeout` ms (0: forever) for `numreplicas` of them.
+pub fn wait(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    if ctx.state.upstream.is_some() {
+        return Reply::err("ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.");
+    }
+    let wanted = tri!(int_arg(&args[1]));
+    let timeout = tri!(int_arg(&args[2]));
+    if timeout < 0 {
+        return Reply::err("ERR timeout is negative");
+    }
+    let Some(log) = &mut ctx.state.log else { return Reply::Int(0) };
+    let target = log.offset();
+    let have = acked(ctx.state, target);
+    if have >= wanted || ctx.client.multi.is_some() {
+        return Reply::Int(have);
+    }
+    // Ask every replica for an acknowledgement now rather than at its next periodic one.
+    if let Some(log) = &mut ctx.state.log {
+        log.append_control(&["REPLCONF", "GETACK", "*"]);
+    }
+    let server = ctx.server.clone();
+    let mut acks = server.acks.subscribe();
+    ctx.deferred = Some(Box::pin(async move {
+        let deadline =
+            (timeout > 0).then(|| tokio::time::Instant::now() + Duration::from_millis(timeout as u64));
+        loop {
+            acks.borrow_and_update();
+            let have = acked(&server.state(), target);
+            if have >= wanted {
+                return Reply::Int(have);
+            }
+            let changed = match deadline {
+                Some(d) => tokio::time::timeout_at(d, acks.changed()).await.map_or(false, |r| r.is_ok()),
+                None => acks.changed().await.is_ok(),
+            };
+            if !changed {
+                return Reply::Int(acked(&server.state(), target));
+            }
+        }
+    }));
+    Reply::Nil
+}
+
+/// ROLE, in Redis's shapes for a master and a replica.
+pub fn role(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+    let b = |s: String| Reply::Bulk(Bytes::from(s));
+    if let Some(up) = &ctx.state.upstream {
+        let state = if up.link_up {
+            "connected"
+        } else if up.syncing {
+            "sync"
+        } else {
+            "connect"
+        };
+        return Reply::Array(vec![
+            b("slave".into()),
+            b(up.host.clone()),
+            Reply::Int(up.port as i64),
+            b(state.into()),
+            Reply::Int(up.offset as i64),
+        ]);
+    }
+    let offset = ctx.state.log.as_ref().map_or(0, |l| l.offset());
+    Reply::Array(vec![
+        b("master".into()),
+        Reply::Int(offset as i64),
+        Reply::Array(
+            ctx.state
+                .replicas
+                .iter()
+                .map(|r| Reply::Array(vec![b(r.ip.clone()), b(r.port.to_string()), b(r.ack.to_string())]))
+                .collect(),
+        ),
+    ])
+}
+
+/// Streams the write log to one replica from `offset`, until it disconnects or falls out of
+/// the backlog. `leftover` is what the replica sent after PSYNC, already read.
+pub async fn feed(
+    server: Arc<Server>,
+    stream: TcpStream,
+    id: u64,
+    listening_port: u16,
+    mut offset: u64,
+    leftover: BytesMut,
+) {
+    let peer = stream.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+    server.state().replicas.push(ReplicaLink {
+        id,
+        ip: peer.clone(),
+        port: listening_port,
+        ack: 0,
+        ack_at: Instant::now(),
+    });
+    let (mut rd, mut wr) = stream.into_split();
+    // Acknowledgements come back on the same connection. The reader drops `closed` when the
+    // replica hangs up, which ends the feed too.
+    let (closed, mut hung_up) = tokio::sync::oneshot::channel::<()>();
+    let _acks = {
+        let server = server.clone();
+        AbortOnDrop(tokio::spawn(async move {
+            let _closed = closed;
+            let mut buf = leftover;
+            let mut parser = RequestParser::default();
+            let mut args = Vec::new();
+            loop {
+                while let Ok(Some(_)) = parser.next(&mut buf, &mut args) {
+                    if args.len() == 3 && eq(&args[0], "replconf") && eq(&args[1], "ack") {
+                        if let Ok(ack) = int_arg(&args[2]) {
+                            let mut state = server.state();
+                            if let Some(r) = state.replicas.iter_mut().find(|r| r.id == id) {
+                                r.ack = ack.max(0) as u64;
+                                r.ack_at = Instant::now();
+                            }
+                            drop(state);
+                            server.acks.send_modify(|n| *n += 1);
+                        }
+                    }
+                    args.clear();
+                }
+                buf.reserve(4096);
+                match rd.read_buf(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        }))
+    };
+    let mut offsets = server.repl_offset.subscribe();
+    let mut chunk = Vec::with_capacity(FEED_CHUNK);
+    loop {
+        offsets.borrow_and_update();
+        chunk.clear();
+        let held = {
+            let state = server.state();
+            state.log.as_ref().and_then(|log| log.backlog.read_from(offset, FEED_CHUNK, &mut chunk))
+        };
+        if held.is_none() {
+            warn!(replica = %peer, offset, "replica fell behind the backlog; disconnecting it");
+            break;
+        }
+        if chunk.is_empty() {
+            tokio::select! {
+                changed = offsets.changed() => if changed.is_err() { break },
+                _ = &mut hung_up => break,
+            }
+            continue;
+        }
+        if wr.write_all(&chunk).await.is_err() {
+            break;
+        }
+        offset += chunk.len() as u64;
+    }
+    server.state().replicas.retain(|r| r.id != id);
+    info!(replica = %peer, "replica disconnected");
+}

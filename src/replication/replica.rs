@@ -1,0 +1,320 @@
+//! The replica side: a link task that follows a primary (handshake, full or partial resync,
+//! then the stream applied with the same command handlers the primary ran), acknowledging its
+//! offset every second and on REPLCONF GETACK. When the link breaks it reconnects with backoff
+//! and asks for a partial resync first; meanwhile the node keeps serving (stale) reads.
+
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tracing::{debug, info, warn};
+
+use super::rdb;
+use crate::command::{dispatch, Client, Ctx};
+use crate::keyspace::{now_ms, Value};
+use crate::resp::client::encode_command;
+use crate::resp::{Reply, RequestParser};
+use crate::server::{AbortOnDrop, ClientHandle, Server, Upstream};
+
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+const ACK_EVERY: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Where this replica's primary is: fixed (`--replica-of`) or looked up in the cluster map.
+pub type Resolve = Box<dyn Fn(&Server) -> Option<(String, u16)> + Send + Sync>;
+
+/// Marks `server` as a replica and starts following the primary `resolve` names. The link
+/// stops when the returned guard is dropped.
+pub fn start(server: Arc<Server>, resolve: Resolve) -> AbortOnDrop {
+    {
+        let mut state = server.state();
+        state.keyspace.set_replica(true);
+        state.upstream = Some(Upstream {
+            host: String::new(),
+            port: 0,
+            link_up: false,
+            syncing: false,
+            replid: None,
+            offset: 0,
+            last_io: Instant::now(),
+            full_syncs: 0,
+            partial_syncs: 0,
+        });
+    }
+    AbortOnDrop(tokio::spawn(follow(server, resolve)))
+}
+
+async fn follow(server: Arc<Server>, resolve: Resolve) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let Some((host, port)) = resolve(&server) else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        if let Some(up) = &mut server.state().upstream {
+            up.host = host.clone();
+            up.port = port;
+        }
+        let result = link(&server, &host, port, &mut backoff).await;
+        if let Some(up) = &mut server.state().upstream {
+            up.link_up = false;
+            up.syncing = false;
+        }
+        match result {
+            Ok(()) => info!(primary = %format!("{host}:{port}"), "replication link closed"),
+            Err(e) => warn!(primary = %format!("{host}:{port}"), error = %e, "replication link down"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+fn broken(what: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what)
+}
+
+/// Reads one `\r\n`-terminated line, skipping the bare newlines a primary sends as keepalives
+/// while it prepares a snapshot.
+async fn read_line(stream: &mut TcpStream, buf: &mut BytesMut) -> io::Result<String> {
+    loop {
+        while buf.first() == Some(&b'\n') {
+            buf.advance(1);
+        }
+        if let Some(end) = buf.windows(2).position(|w| w == b"\r\n") {
+            let line = buf.split_to(end + 2);
+            return Ok(String::from_utf8_lossy(&line[..end]).into_owned());
+        }
+        if buf.len() > 64 * 1024 {
+            return Err(broken("handshake line too long".into()));
+        }
+        if tokio::time::timeout(IO_TIMEOUT, stream.read_buf(buf))
+            .await
+            .map_err(|_| broken("timed out".into()))??
+            == 0
+        {
+            return Err(broken("primary closed the connection".into()));
+        }
+    }
+}
+
+async fn command(stream: &mut TcpStream, buf: &mut BytesMut, args: &[&str]) -> io::Result<String> {
+    let mut out = BytesMut::new();
+    encode_command(args, &mut out);
+    stream.write_all(&out).await?;
+    read_line(stream, buf).await
+}
+
+async fn link(server: &Arc<Server>, host: &str, port: u16, backoff: &mut Duration) -> io::Result<()> {
+    let addr = format!("{host}:{port}");
+    let mut stream = tokio::time::timeout(IO_TIMEOUT, TcpStream::connect(&addr))
+        .await
+        .map_err(|_| broken("connect timed out".into()))??;
+    stream.set_nodelay(true)?;
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let (masterauth, my_port) = {
+        let state = server.state();
+        (state.config.get("masterauth").to_string(), server.local_addr.port())
+    };
+    let pong = command(&mut stream, &mut buf, &["PING"]).await?;
+    if pong.starts_with('-') && !pong.starts_with("-NOAUTH") {
+        return Err(broken(format!("PING: {pong}")));
+    }
+    if !masterauth.is_empty() {
+        let reply = command(&mut stream, &mut buf, &["AUTH", &masterauth]).await?;
+        if reply != "+OK" {
+            return Err(broken(format!("AUTH: {reply}")));
+        }
+    }
+    for args in [
+        &["REPLCONF", "listening-port", &my_port.to_string()][..],
+        &["REPLCONF", "capa", "eof", "capa", "psync2"],
+    ] {
+        let reply = command(&mut stream, &mut buf, args).await?;
+        if reply.starts_with('-') {
+            return Err(broken(format!("{}: {reply}", args.join(" "))));
+        }
+    }
+    let (replid, offset) = {
+        let state = server.state();
+        let up = state.upstream.as_ref().expect("a replica has an upstream");
+        (up.replid.clone(), up.offset)
+    };
+    let (psync_id, psync_offset) = match &replid {
+        Some(id) => (id.clone(), (offset + 1).to_string()),
+        None => ("?".to_string(), "-1".to_string()),
+    };
+    let reply = command(&mut stream, &mut buf, &["PSYNC", &psync_id, &psync_offset]).await?;
+    let mut words = reply.split(' ');
+    match words.next() {
+        Some("+FULLRESYNC") => {
+            let (Some(id), Some(Ok(at))) = (words.next(), words.next().map(str::parse::<u64>)) else {
+                return Err(broken(format!("bad PSYNC reply: {reply}")));
+            };
+            if let Some(up) = &mut server.state().upstream {
+                up.syncing = true;
+            }
+            let header = read_line(&mut stream, &mut buf).await?;
+            let len: usize = header
+                .strip_prefix('$')
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| broken(format!("bad snapshot header: {header}")))?;
+            while buf.len() < len {
+                buf.reserve(len - buf.len());
+                if tokio::time::timeout(IO_TIMEOUT, stream.read_buf(&mut buf))
+                    .await
+                    .map_err(|_| broken("timed out".into()))??
+                    == 0
+                {
+                    return Err(broken("primary closed during the snapshot".into()));
+                }
+            }
+            let snapshot = buf.split_to(len);
+            let databases = server.state().config.databases();
+            let mut keyspace =
+                rdb::read(&snapshot, databases).map_err(|e| broken(format!("snapshot: {}", e.0)))?;
+            keyspace.set_replica(true);
+            let mut state = server.state();
+            state.keyspace = keyspace;
+            let up = state.upstream.as_mut().expect("a replica has an upstream");
+            up.replid = Some(id.to_string());
+            up.offset = at;
+            up.full_syncs += 1;
+            up.syncing = false;
+            info!(primary = %addr, offset = at, bytes = len, "full resync done");
+        }
+        Some("+CONTINUE") => {
+            let mut state = server.state();
+            let up = state.upstream.as_mut().expect("a replica has an upstream");
+            if let Some(id) = words.next() {
+                up.replid = Some(id.to_string());
+            }
+            up.partial_syncs += 1;
+            info!(primary = %addr, offset = up.offset, "partial resync accepted");
+        }
+        _ => return Err(broken(format!("PSYNC refused: {reply}"))),
+    }
+    *backoff = Duration::from_millis(50);
+    if let Some(up) = &mut server.state().upstream {
+        up.link_up = true;
+        up.last_io = Instant::now();
+    }
+    stream_loop(server, stream, buf).await
+}
+
+/// Applies the replication stream until the link breaks.
+async fn stream_loop(server: &Arc<Server>, mut stream: TcpStream, mut buf: BytesMut) -> io::Result<()> {
+    let addr = stream.peer_addr()?;
+    let handle = Arc::new(ClientHandle::new(0, addr, stream.local_addr()?, -1));
+    let mut client = Client::new(handle, true);
+    client.is_master = true;
+    let mut parser = RequestParser::default();
+    let mut args: Vec<Bytes> = Vec::new();
+    let mut ends: Vec<(usize, usize)> = Vec::new();
+    let mut ack = tokio::time::interval(ACK_EVERY);
+    let mut out = BytesMut::new();
+    loop {
+        // Frame every complete command, noting how many stream bytes each one was.
+        loop {
+            let before = buf.len();
+            match parser.next(&mut buf, &mut args) {
+                Ok(Some(_)) => ends.push((args.len(), before - buf.len())),
+                Ok(None) => break,
+                Err(e) => return Err(broken(format!("bad replication stream: {e}"))),
+            }
+        }
+        if !ends.is_empty() {
+            let getack = apply(server, &mut client, &args, &ends);
+            args.clear();
+            ends.clear();
+            if getack {
+                send_ack(server, &mut stream, &mut out).await?;
+            }
+        }
+        buf.reserve(16 * 1024);
+        tokio::select! {
+            read = tokio::time::timeout(Duration::from_secs(60), stream.read_buf(&mut buf)) => {
+                match read {
+                    Err(_) => return Err(broken("no data from the primary for 60 s".into())),
+                    Ok(Ok(0)) => return Ok(()),
+                    Ok(Err(e)) => return Err(e),
+                    Ok(Ok(_)) => {
+                        if let Some(up) = &mut server.state().upstream {
+                            up.last_io = Instant::now();
+                        }
+                    }
+                }
+            }
+            _ = ack.tick() => send_ack(server, &mut stream, &mut out).await?,
+        }
+    }
+}
+
+/// Runs a batch of stream commands under one lock, advancing the offset by each one's bytes.
+/// Returns whether the primary asked for an acknowledgement.
+fn apply(server: &Arc<Server>, client: &mut Client, args: &[Bytes], ends: &[(usize, usize)]) -> bool {
+    let mut state = server.state();
+    let mut getack = false;
+    let mut consumed = 0u64;
+    {
+        let mut ctx =
+            Ctx { state: &mut state, client, server, now: now_ms(), deferred: None, propagate: None };
+        let mut start = 0;
+        for &(end, bytes) in ends {
+            let cmd = &args[start..end];
+            start = end;
+            consumed += bytes as u64;
+            if cmd.len() >= 2
+                && cmd[0].eq_ignore_ascii_case(b"replconf")
+                && cmd[1].eq_ignore_ascii_case(b"getack")
+            {
+                getack = true;
+                continue;
+            }
+            let reply = dispatch(&mut ctx, cmd);
+            if let Reply::Error(e) = reply {
+                debug!(error = %e, "replicated command failed");
+            }
+        }
+    }
+    if let Some(up) = &mut state.upstream {
+        up.offset += consumed;
+    }
+    getack
+}
+
+async fn send_ack(server: &Server, stream: &mut TcpStream, out: &mut BytesMut) -> io::Result<()> {
+    let offset = server.state().upstream.as_ref().map_or(0, |u| u.offset);
+    out.clear();
+    encode_command(&["REPLCONF", "ACK", &offset.to_string()], out);
+    stream.write_all(out).await
+}
+
+/// DEBUG DIGEST: 40 hex characters that are equal for equal datasets (every database, key,
+/// value and expiry) whatever the order keys were written in; all zeros when empty.
+pub fn digest(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+    let now = ctx.now;
+    let mut acc = [0u64; 3];
+    let mut any = false;
+    for (i, db) in ctx.state.keyspace.dbs.iter().enumerate() {
+        db.for_each_live(now, |key, entry| {
+            any = true;
+            for (seed, slot) in acc.iter_mut().enumerate() {
+                let mut h = foldhash::fast::FixedState::with_seed(seed as u64 + 1).build_hasher();
+                (i, key.as_ref(), entry.expire_at).hash(&mut h);
+                match &entry.value {
+                    Value::Str(v) => v.as_ref().hash(&mut h),
+                }
+                *slot ^= h.finish();
+            }
+        });
+    }
+    if !any {
+        return Reply::Simple("0".repeat(40).into());
+    }
+    let hex = format!("{:016x}{:016x}{:016x}", acc[0], acc[1], acc[2]);
+    Reply::Simple(hex[..40].to_string().into())
+}
