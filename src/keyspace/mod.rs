@@ -228,9 +228,14 @@ impl Db {
         Some(entry)
     }
 
-    /// Removes a live key; returns whether it existed.
+    /// Removes a key; returns whether it was live. On a replica an expired key is only
+    /// hidden, and this is how it goes: the primary's DEL removes it whatever its TTL.
     pub fn delete(&mut self, key: &[u8], now: u64) -> bool {
-        self.expire_if_needed(key, now) && self.remove(key).is_some()
+        let live = self.expire_if_needed(key, now);
+        if !live && self.delete_expired {
+            return false;
+        }
+        self.remove(key).is_some() && live
     }
 
     /// Sets the absolute expiry of a live key; returns false when there is no such key.
@@ -503,6 +508,8 @@ mod tests {
         db.set(b"k", s("v"), Some(10));
         assert!(db.get(b"k", 20).is_none());
         assert_eq!(db.len(), 1);
+        assert!(!db.delete(b"k", 20), "it was not live");
+        assert_eq!(db.len(), 0, "but the primary's DEL removes it");
     }
 
     #[test]

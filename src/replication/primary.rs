@@ -39,7 +39,7 @@ fn ensure_log<'a>(state: &'a mut State, replid: &str) -> &'a mut WriteLog {
 
 /// REPLCONF listening-port <port> | capa <...> | ack <offset> | getack <...>
 pub fn replconf(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Reply::err(SYNTAX);
     }
     for pair in args[1..].chunks(2) {
@@ -158,7 +158,7 @@ pub fn wait(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
                 return Reply::Int(have);
             }
             let changed = match deadline {
-                Some(d) => tokio::time::timeout_at(d, acks.changed()).await.map_or(false, |r| r.is_ok()),
+                Some(d) => tokio::time::timeout_at(d, acks.changed()).await.is_ok_and(|r| r.is_ok()),
                 None => acks.changed().await.is_ok(),
             };
             if !changed {
@@ -220,6 +220,9 @@ pub async fn feed(
         ack: 0,
         ack_at: Instant::now(),
     });
+    // However the feed ends (hang-up, fell behind, or its task aborted by CLIENT KILL or
+    // shutdown), the replica leaves the list INFO, ROLE and WAIT read.
+    let _listed = Unlist(server.clone(), id);
     let (mut rd, mut wr) = stream.into_split();
     // Acknowledgements come back on the same connection. The reader drops `closed` when the
     // replica hangs up, which ends the feed too.
@@ -279,6 +282,13 @@ pub async fn feed(
         }
         offset += chunk.len() as u64;
     }
-    server.state().replicas.retain(|r| r.id != id);
     info!(replica = %peer, "replica disconnected");
+}
+
+struct Unlist(Arc<Server>, u64);
+
+impl Drop for Unlist {
+    fn drop(&mut self) {
+        self.0.state().replicas.retain(|r| r.id != self.1);
+    }
 }

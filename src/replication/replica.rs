@@ -293,6 +293,16 @@ async fn send_ack(server: &Server, stream: &mut TcpStream, out: &mut BytesMut) -
     stream.write_all(out).await
 }
 
+/// DEBUG SET-ACTIVE-EXPIRE 0|1: turns active expiry off or on (lazy expiry stays).
+pub fn set_active_expire(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    match args[2].as_ref() {
+        b"0" => ctx.state.active_expire = false,
+        b"1" => ctx.state.active_expire = true,
+        _ => return Reply::err("ERR syntax error"),
+    }
+    Reply::Ok
+}
+
 /// DEBUG DIGEST: 40 hex characters that are equal for equal datasets (every database, key,
 /// value and expiry) whatever the order keys were written in; all zeros when empty.
 pub fn digest(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {

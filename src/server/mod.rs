@@ -71,6 +71,8 @@ pub struct State {
     pub upstream: Option<Upstream>,
     /// When the write log last carried a PING to replicas.
     pub last_repl_ping: Instant,
+    /// Active expiry on or off (DEBUG SET-ACTIVE-EXPIRE, as Redis's tests use it).
+    pub active_expire: bool,
 }
 
 /// How often a primary pings its replicas through the stream (Redis's
@@ -274,6 +276,7 @@ impl Server {
                 replicas: Vec::new(),
                 upstream: None,
                 last_repl_ping: Instant::now(),
+                active_expire: true,
             }),
             clients: Mutex::new(HashMap::new()),
             next_client_id: AtomicU64::new(1),
@@ -302,7 +305,7 @@ impl Server {
     fn cron(&self, tick: Duration) {
         const ROUND: usize = 200;
         let start = Instant::now();
-        loop {
+        while self.state().active_expire {
             let round = self.state().keyspace.active_expire(now_ms(), ROUND);
             if round.sampled < ROUND || start.elapsed() >= tick / 4 {
                 break;

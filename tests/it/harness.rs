@@ -26,13 +26,29 @@ impl TestServer {
     }
 
     pub async fn with_config(config: Config) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Self::start_at("127.0.0.1:0", false, config).await
+    }
+
+    /// A write server (or, with `read`, the read role) listening on `bind`.
+    pub async fn start_at(bind: &str, read: bool, config: Config) -> Self {
+        let listener = TcpListener::bind(bind).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (shutdown, rx) = watch::channel(false);
         let task = tokio::spawn(async move {
-            rust_edis::roles::write::run(config, listener, rx).await.expect("server");
+            let result = if read {
+                rust_edis::roles::read::run(config, listener, rx).await
+            } else {
+                rust_edis::roles::write::run(config, listener, rx).await
+            };
+            result.expect("server");
         });
         TestServer { addr, shutdown, task }
+    }
+
+    /// A plain replica of `primary` (the read role with replica-of), plus extra config lines.
+    pub async fn replica_of(primary: SocketAddr, extra: &str) -> Self {
+        let config = Config::parse(&format!("replica-of {primary}\n{extra}")).expect("config");
+        Self::start_at("127.0.0.1:0", true, config).await
     }
 
     /// Starts a server whose configuration is the given redis.conf text.

@@ -1,0 +1,380 @@
+//! Replication: a write shard streaming to read shards (and to a stock redis-server), full and
+//! partial resyncs, a replica outliving its primary, READONLY, and hidden expired keys.
+
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::Value;
+use rust_edis::config::Config;
+
+use crate::harness::*;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn digest(c: &mut MultiplexedConnection) -> String {
+    match q(c, &["DEBUG", "DIGEST"]).await {
+        Value::SimpleString(s) => s,
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn info_field(c: &mut MultiplexedConnection, field: &str) -> String {
+    let info: String = redis::cmd("INFO").arg("replication").query_async(c).await.unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in {info}"))
+        .trim()
+        .to_string()
+}
+
+/// Waits until the replica's link is up.
+async fn linked(replica: &TestServer) {
+    let mut c = replica.conn().await;
+    let up = eventually(WAIT, || {
+        let mut c = c.clone();
+        async move { info_field(&mut c, "master_link_status").await == "up" }
+    })
+    .await;
+    assert!(up, "replica link never came up");
+    let _ = q(&mut c, &["PING"]).await;
+}
+
+/// WAIT for `n` replicas through a fresh connection to the primary; returns the count.
+async fn wait_replicas(primary: &TestServer, n: usize) -> i64 {
+    let mut c = primary.conn().await;
+    match q(&mut c, &["WAIT", &n.to_string(), "5000"]).await {
+        Value::Int(k) => k,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_converge_under_concurrent_writes() {
+    let primary = TestServer::start().await;
+    let r1 = TestServer::replica_of(primary.addr, "").await;
+    let r2 = TestServer::replica_of(primary.addr, "").await;
+    linked(&r1).await;
+    linked(&r2).await;
+
+    // Four clients, 2,500 commands each: SET, DEL, INCR, EXPIRE (and the odd SET EX) over a
+    // shared set of keys, while a third replica joins halfway.
+    let mut writers = Vec::new();
+    for w in 0..4u64 {
+        let mut c = primary.conn().await;
+        writers.push(tokio::spawn(async move {
+            let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ w;
+            for i in 0..2500u64 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let key = format!("k{}", x % 400);
+                let cmd = match (x >> 20) % 5 {
+                    0 => redis::cmd("SET").arg(&key).arg(i).clone(),
+                    1 => redis::cmd("DEL").arg(&key).clone(),
+                    2 => redis::cmd("INCR").arg(format!("n{}", x % 50)).clone(),
+                    3 => redis::cmd("EXPIRE").arg(&key).arg(1000 + i).clone(),
+                    _ => redis::cmd("SET").arg(&key).arg("v").arg("EX").arg(500).clone(),
+                };
+                let _: Value = cmd.query_async(&mut c).await.unwrap();
+            }
+        }));
+    }
+    let mut c = primary.conn().await;
+    let joined = eventually(WAIT, || {
+        let mut c = c.clone();
+        async move { matches!(q(&mut c, &["DBSIZE"]).await, Value::Int(n) if n > 100) }
+    })
+    .await;
+    assert!(joined);
+    let r3 = TestServer::replica_of(primary.addr, "").await;
+    for w in writers {
+        w.await.unwrap();
+    }
+    linked(&r3).await;
+    assert_eq!(wait_replicas(&primary, 3).await, 3, "WAIT 3 5000");
+
+    let expected = digest(&mut c).await;
+    assert_ne!(expected, "0".repeat(40));
+    for r in [&r1, &r2, &r3] {
+        let mut rc = r.conn().await;
+        assert_eq!(digest(&mut rc).await, expected, "replica {} differs", r.addr);
+        for key in ["k1", "k7", "k99", "n3", "n42"] {
+            assert_eq!(
+                q(&mut rc, &["GET", key]).await,
+                q(&mut c, &["GET", key]).await,
+                "{key} on {}",
+                r.addr
+            );
+            assert_eq!(q(&mut rc, &["TTL", key]).await, q(&mut c, &["TTL", key]).await, "TTL {key}");
+        }
+    }
+    let Value::Int(offset) = q(&mut c, &["ROLE"]).await.as_sequence().unwrap()[1].clone() else { panic!() };
+    assert!(offset > 100_000, "the stream carried the writes: offset {offset}");
+    assert_eq!(info_field(&mut c, "connected_slaves").await, "3");
+}
+
+/// The id of the replication connection of the replica listening on `port`.
+async fn feed_id(primary: &mut MultiplexedConnection) -> String {
+    let list: String = redis::cmd("CLIENT").arg("LIST").query_async(primary).await.unwrap();
+    let line = list.lines().find(|l| l.contains("cmd=psync")).unwrap_or_else(|| panic!("no feed in {list}"));
+    line.split(' ').next().unwrap().trim_start_matches("id=").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_resync_within_the_backlog_and_full_beyond_it() {
+    let primary = TestServer::with_conf("repl-backlog-size 16kb\n").await;
+    let replica = TestServer::replica_of(primary.addr, "").await;
+    linked(&replica).await;
+    let mut p = primary.conn().await;
+    let mut r = replica.conn().await;
+    for i in 0..100 {
+        q(&mut p, &["SET", &format!("a{i}"), "x"]).await;
+    }
+    assert_eq!(wait_replicas(&primary, 1).await, 1);
+    assert_eq!(info_field(&mut r, "master_full_syncs").await, "1");
+
+    // Cut the link and keep the replica out (a password it does not have) while a little is
+    // written: it comes back with +CONTINUE.
+    q(&mut p, &["CONFIG", "SET", "requirepass", "pw"]).await;
+    let mut p = redis::Client::open(format!("redis://:pw@{}/", primary.addr))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let id = feed_id(&mut p).await;
+    q(&mut p, &["CLIENT", "KILL", "ID", &id]).await;
+    let down = eventually(WAIT, || {
+        let mut r = r.clone();
+        async move { info_field(&mut r, "master_link_status").await == "down" }
+    })
+    .await;
+    assert!(down);
+    for i in 0..20 {
+        q(&mut p, &["SET", &format!("b{i}"), "y"]).await;
+    }
+    q(&mut p, &["CONFIG", "SET", "requirepass", ""]).await;
+    linked(&replica).await;
+    assert_eq!(wait_replicas(&primary, 1).await, 1);
+    assert_eq!(info_field(&mut r, "master_partial_syncs").await, "1", "a partial resync");
+    assert_eq!(info_field(&mut r, "master_full_syncs").await, "1", "and no new full one");
+    assert_eq!(digest(&mut r).await, digest(&mut p).await);
+
+    // Again, but write more than the 16 KB backlog holds: a full resync.
+    q(&mut p, &["CONFIG", "SET", "requirepass", "pw"]).await;
+    let id = feed_id(&mut p).await;
+    q(&mut p, &["CLIENT", "KILL", "ID", &id]).await;
+    let down = eventually(WAIT, || {
+        let mut r = r.clone();
+        async move { info_field(&mut r, "master_link_status").await == "down" }
+    })
+    .await;
+    assert!(down);
+    let big = "z".repeat(1000);
+    for i in 0..40 {
+        q(&mut p, &["SET", &format!("c{i}"), &big]).await;
+    }
+    q(&mut p, &["CONFIG", "SET", "requirepass", ""]).await;
+    linked(&replica).await;
+    assert_eq!(wait_replicas(&primary, 1).await, 1);
+    assert_eq!(info_field(&mut r, "master_full_syncs").await, "2", "a full resync");
+    assert_eq!(digest(&mut r).await, digest(&mut p).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replica_outlives_its_primary_and_catches_up() {
+    let primary = TestServer::start().await;
+    let addr = primary.addr;
+    let replica = TestServer::replica_of(addr, "").await;
+    linked(&replica).await;
+    let mut p = primary.conn().await;
+    q(&mut p, &["SET", "k", "before"]).await;
+    assert_eq!(wait_replicas(&primary, 1).await, 1);
+    drop(p);
+    drop(primary);
+
+    let mut r = replica.conn().await;
+    let down = eventually(WAIT, || {
+        let mut r = r.clone();
+        async move { info_field(&mut r, "master_link_status").await == "down" }
+    })
+    .await;
+    assert!(down, "master_link_status:down");
+    assert_eq!(q(&mut r, &["GET", "k"]).await, bulk("before"), "still serving reads");
+
+    // The primary comes back on the same address (empty: it has no persistence yet) and the
+    // replica follows it again.
+    let freed = eventually(WAIT, || async { tokio::net::TcpListener::bind(addr).await.is_ok() }).await;
+    assert!(freed);
+    let primary = TestServer::start_at(&addr.to_string(), false, Config::default()).await;
+    let mut p = primary.conn().await;
+    q(&mut p, &["SET", "k", "after"]).await;
+    linked(&replica).await;
+    assert_eq!(wait_replicas(&primary, 1).await, 1);
+    assert_eq!(q(&mut r, &["GET", "k"]).await, bulk("after"));
+    assert_eq!(digest(&mut r).await, digest(&mut p).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_refuse_writes_and_hide_expired_keys() {
+    let primary = TestServer::start().await;
+    let replica = TestServer::replica_of(primary.addr, "").await;
+    linked(&replica).await;
+    let mut raw = replica.raw().await;
+    for cmd in [&["SET", "k", "v"][..], &["DEL", "k"], &["INCR", "n"], &["FLUSHALL"], &["EXPIRE", "k", "5"]] {
+        assert_eq!(raw.call(&resp(cmd)).await, "-READONLY You can't write against a read only replica.\r\n");
+    }
+    raw.call(&resp(&["MULTI"])).await;
+    assert_eq!(
+        raw.call(&resp(&["SET", "k", "v"])).await,
+        "-READONLY You can't write against a read only replica.\r\n"
+    );
+    assert_eq!(
+        raw.call(&resp(&["EXEC"])).await,
+        "-EXECABORT Transaction discarded because of previous errors.\r\n"
+    );
+    assert!(raw
+        .call(&resp(&["WAIT", "1", "0"]))
+        .await
+        .starts_with("-ERR WAIT cannot be used with replica instances"));
+    let role = raw.call(&resp(&["ROLE"])).await;
+    assert!(role.starts_with("*5\r\n$5\r\nslave\r\n"), "{role}");
+
+    // With active expiry off on the primary, nothing sends the DEL: the replica still holds
+    // the key (DBSIZE) but does not return it once its TTL passed.
+    let mut p = primary.conn().await;
+    q(&mut p, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]).await;
+    q(&mut p, &["SET", "short", "v", "PX", "100"]).await;
+    assert_eq!(wait_replicas(&primary, 1).await, 1);
+    let mut r = replica.conn().await;
+    let hidden = eventually(WAIT, || {
+        let mut r = r.clone();
+        async move { q(&mut r, &["GET", "short"]).await == Value::Nil }
+    })
+    .await;
+    assert!(hidden);
+    assert_eq!(q(&mut r, &["DBSIZE"]).await, int(1), "not deleted by the replica itself");
+    assert_eq!(q(&mut r, &["EXISTS", "short"]).await, int(0));
+    assert_eq!(q(&mut r, &["TTL", "short"]).await, int(-2));
+    // The primary notices on access and replicates the deletion as DEL.
+    assert_eq!(q(&mut p, &["GET", "short"]).await, Value::Nil);
+    assert_eq!(wait_replicas(&primary, 1).await, 1);
+    let gone = eventually(WAIT, || {
+        let mut r = r.clone();
+        async move { q(&mut r, &["DBSIZE"]).await == int(0) }
+    })
+    .await;
+    assert!(gone);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_and_rewrites_replay_identically() {
+    let primary = TestServer::start().await;
+    let replica = TestServer::replica_of(primary.addr, "").await;
+    linked(&replica).await;
+    let mut p = primary.conn().await;
+    q(&mut p, &["SET", "f", "1.5"]).await;
+    q(&mut p, &["INCRBYFLOAT", "f", "0.25"]).await;
+    q(&mut p, &["SET", "t", "v", "EX", "100"]).await;
+    q(&mut p, &["SETEX", "s", "100", "v"]).await;
+    q(&mut p, &["SET", "g", "v"]).await;
+    q(&mut p, &["GETEX", "g", "PX", "90000"]).await;
+    q(&mut p, &["SELECT", "3"]).await;
+    q(&mut p, &["SET", "in3", "x"]).await;
+    q(&mut p, &["SELECT", "0"]).await;
+    let (a, b): (i64, i64) =
+        redis::pipe().atomic().incr("x", 1).incr("y", 2).query_async(&mut p).await.unwrap();
+    assert_eq!((a, b), (1, 2));
+    q(&mut p, &["SETNX", "g", "ignored"]).await;
+    q(&mut p, &["DEL", "missing"]).await;
+    assert_eq!(wait_replicas(&primary, 1).await, 1);
+    let mut r = replica.conn().await;
+    assert_eq!(digest(&mut r).await, digest(&mut p).await);
+    assert_eq!(q(&mut r, &["GET", "f"]).await, bulk("1.75"));
+    assert_eq!(
+        q(&mut r, &["PEXPIRETIME", "t"]).await,
+        q(&mut p, &["PEXPIRETIME", "t"]).await,
+        "absolute expiry"
+    );
+    assert_eq!(q(&mut r, &["PEXPIRETIME", "g"]).await, q(&mut p, &["PEXPIRETIME", "g"]).await);
+    q(&mut r, &["SELECT", "3"]).await;
+    assert_eq!(q(&mut r, &["GET", "in3"]).await, bulk("x"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replication_link_authenticates() {
+    let primary = TestServer::with_conf("requirepass s3cret\n").await;
+    let replica = TestServer::replica_of(primary.addr, "masterauth s3cret\n").await;
+    linked(&replica).await;
+    let mut p = redis::Client::open(format!("redis://:s3cret@{}/", primary.addr))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    q(&mut p, &["SET", "k", "v"]).await;
+    let Value::Int(n) = q(&mut p, &["WAIT", "1", "5000"]).await else { panic!() };
+    assert_eq!(n, 1);
+    let mut r = replica.conn().await;
+    assert_eq!(q(&mut r, &["GET", "k"]).await, bulk("v"));
+}
+
+/// A stock redis-server follows a rust-edis write shard. Needs Debian's redis-server, which
+/// .ci/run installs; skipped, with the reason printed, where it is not on the machine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stock_redis_server_follows_a_write_shard() {
+    let Ok(path) = which("redis-server") else {
+        println!("SKIPPED stock_redis_server_follows_a_write_shard: redis-server is not installed (apt-get install redis-server)");
+        return;
+    };
+    let primary = TestServer::start().await;
+    let mut p = primary.conn().await;
+    for i in 0..500 {
+        q(&mut p, &["SET", &format!("pre{i}"), &i.to_string()]).await;
+    }
+    q(&mut p, &["SET", "ttl", "v", "EX", "1000"]).await;
+    let port = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+    let mut child = tokio::process::Command::new(path)
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args(["--replicaof", "127.0.0.1", &primary.addr.port().to_string()])
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start redis-server");
+    let url = format!("redis://127.0.0.1:{port}/");
+    let linked = eventually(WAIT, || {
+        let url = url.clone();
+        async move {
+            let Ok(client) = redis::Client::open(url) else { return false };
+            let Ok(mut c) = client.get_multiplexed_async_connection().await else { return false };
+            let info: String =
+                redis::cmd("INFO").arg("replication").query_async(&mut c).await.unwrap_or_default();
+            info.contains("master_link_status:up")
+        }
+    })
+    .await;
+    assert!(linked, "redis-server never linked up");
+    for i in 0..500 {
+        q(&mut p, &["INCR", &format!("pre{i}")]).await;
+        q(&mut p, &["SET", &format!("post{i}"), "x"]).await;
+    }
+    q(&mut p, &["DEL", "pre0"]).await;
+    assert_eq!(wait_replicas(&primary, 1).await, 1);
+    let mut r = redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query_async(&mut p).await.unwrap();
+    let mut theirs: Vec<String> = redis::cmd("KEYS").arg("*").query_async(&mut r).await.unwrap();
+    keys.sort();
+    theirs.sort();
+    assert_eq!(keys.len(), 1000);
+    assert_eq!(theirs, keys, "same keys");
+    for key in &keys {
+        assert_eq!(q(&mut r, &["GET", key]).await, q(&mut p, &["GET", key]).await, "{key}");
+    }
+    let Value::Int(ttl) = q(&mut r, &["TTL", "ttl"]).await else { panic!() };
+    assert!((990..=1000).contains(&ttl), "TTL carried over: {ttl}");
+    child.kill().await.ok();
+}
+
+fn which(name: &str) -> Result<std::path::PathBuf, ()> {
+    std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.is_file()))
+        .ok_or(())
+}
