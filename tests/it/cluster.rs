@@ -515,3 +515,46 @@ async fn shards_re_register_with_a_restarted_info_and_keep_their_slots() {
     let after = cluster.wait_info(|t| t.contains("cluster_state:ok"), "CLUSTER INFO").await;
     assert!(epoch(&after) > epoch_before, "epochs never go back: {} then {}", epoch_before, epoch(&after));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_shards_replicate_their_write_shard_and_serve_its_reads() {
+    let mut cluster = Cluster::start(3).await;
+    for _ in 0..3 {
+        cluster.add_read().await;
+    }
+    let one_each = |s: &[(i64, i64, u16, Vec<u16>)]| covers_all(s) && s.iter().all(|r| r.3.len() == 1);
+    assert!(eventually(WAIT, || async { one_each(&slots(cluster.info.addr).await) }).await);
+    cluster.wait_write_views().await;
+    let map = slots(cluster.info.addr).await;
+    let client = redis::cluster::ClusterClient::new(vec![format!("redis://{}/", cluster.writes[0].addr)]).unwrap();
+    let mut c = client.get_async_connection().await.unwrap();
+    for i in 0..300 {
+        let _: () = redis::cmd("SET").arg(format!("key:{i}")).arg(i).query_async(&mut c).await.unwrap();
+    }
+    // Every write shard's replica acknowledges everything written to it.
+    for range in &map {
+        let primary = cluster.writes.iter().find(|w| w.addr.port() == range.2).unwrap();
+        let mut p = conn_to(primary.addr).await;
+        assert_eq!(q(&mut p, &["WAIT", "1", "5000"]).await, int(1), "replica of {}", primary.addr);
+    }
+    for i in 0..300 {
+        let key = format!("key:{i}");
+        let slot = key_slot(key.as_bytes()) as i64;
+        let range = map.iter().find(|r| r.0 <= slot && slot <= r.1).unwrap();
+        let reader = cluster.reads.iter().find(|r| r.addr.port() == range.3[0]).unwrap();
+        let mut raw = Raw::connect(reader.addr).await;
+        let v = i.to_string();
+        assert_eq!(raw.call(&resp(&["GET", &key])).await, format!("${}\r\n{v}\r\n", v.len()), "{key} on its read shard");
+        if i == 0 {
+            assert_eq!(raw.call(&resp(&["SET", &key, "x"])).await, "-READONLY You can't write against a read only replica.\r\n");
+            let other = map.iter().find(|r| r.3[0] != reader.addr.port()).unwrap();
+            let foreign = (0..1000).map(|j| format!("f{j}")).find(|k| {
+                let s = key_slot(k.as_bytes()) as i64;
+                other.0 <= s && s <= other.1
+            });
+            let foreign = foreign.unwrap();
+            let moved = raw.call(&resp(&["GET", &foreign])).await;
+            assert!(moved.starts_with(&format!("-MOVED {} 127.0.0.1:{}", key_slot(foreign.as_bytes()), other.2)), "{moved}");
+        }
+    }
+}
