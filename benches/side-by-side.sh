@@ -22,7 +22,7 @@ command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null || {
     exit 2
 }
 cargo build --release --quiet
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no >/dev/null &
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$(mktemp -d)" --save '' --appendonly no --daemonize no >/dev/null &
 REDIS_PID=$!
 ./target/release/rust-edis --port "$EDIS_PORT" --loglevel warning &
 EDIS_PID=$!

@@ -332,8 +332,12 @@ async fn stock_redis_server_follows_a_write_shard() {
     }
     q(&mut p, &["SET", "ttl", "v", "EX", "1000"]).await;
     let port = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+    // Its own directory: a replica saves the snapshot it receives to disk.
+    let dir = std::env::temp_dir().join(format!("rust-edis-stock-replica-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
     let mut child = tokio::process::Command::new(path)
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args(["--dir", dir.to_str().unwrap()])
         .args(["--replicaof", "127.0.0.1", &primary.addr.port().to_string()])
         .stdout(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -371,6 +375,7 @@ async fn stock_redis_server_follows_a_write_shard() {
     let Value::Int(ttl) = q(&mut r, &["TTL", "ttl"]).await else { panic!() };
     assert!((990..=1000).contains(&ttl), "TTL carried over: {ttl}");
     child.kill().await.ok();
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 fn which(name: &str) -> Result<std::path::PathBuf, ()> {
