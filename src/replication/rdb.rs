@@ -37,11 +37,32 @@ fn put_str(out: &mut BytesMut, s: &[u8]) {
 
 /// Writes every live key of `keyspace` (TTLs included) as an RDB file.
 pub fn write(keyspace: &Keyspace, now: u64) -> Bytes {
+    write_with(keyspace, now, None)
+}
+
+/// Replication position saved with a replica's dataset, as Redis's `repl-id` and
+/// `repl-offset` aux fields, so a restarted replica can continue instead of resyncing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplPosition {
+    pub replid: String,
+    pub offset: u64,
+}
+
+/// Like [`write`], with the replication position a replica resumes from.
+pub fn write_with(keyspace: &Keyspace, now: u64, position: Option<&ReplPosition>) -> Bytes {
     let mut out = BytesMut::with_capacity(64 * 1024);
     out.put_slice(MAGIC);
     out.put_u8(OP_AUX);
     put_str(&mut out, b"redis-ver");
     put_str(&mut out, crate::server::REDIS_VERSION.as_bytes());
+    if let Some(p) = position {
+        out.put_u8(OP_AUX);
+        put_str(&mut out, b"repl-id");
+        put_str(&mut out, p.replid.as_bytes());
+        out.put_u8(OP_AUX);
+        put_str(&mut out, b"repl-offset");
+        put_str(&mut out, p.offset.to_string().as_bytes());
+    }
     for (index, db) in keyspace.dbs.iter().enumerate() {
         if db.is_empty() {
             continue;
@@ -126,6 +147,12 @@ impl<'a> Reader<'a> {
 
 /// Loads an RDB file into a fresh keyspace of `databases` databases.
 pub fn read(data: &[u8], databases: usize) -> Result<Keyspace, RdbError> {
+    read_with(data, databases).map(|(ks, _)| ks)
+}
+
+/// Like [`read`], also returning the replication position saved in it, if any.
+pub fn read_with(data: &[u8], databases: usize) -> Result<(Keyspace, Option<ReplPosition>), RdbError> {
+    let (mut replid, mut offset) = (None, None);
     if data.len() < 9 || &data[..5] != b"REDIS" {
         return Err(RdbError("not an RDB file".into()));
     }
@@ -144,11 +171,20 @@ pub fn read(data: &[u8], databases: usize) -> Result<Keyspace, RdbError> {
                         return Err(RdbError("checksum mismatch".into()));
                     }
                 }
-                return Ok(ks);
+                let position = match (replid, offset) {
+                    (Some(replid), Some(offset)) => Some(ReplPosition { replid, offset }),
+                    _ => None,
+                };
+                return Ok((ks, position));
             }
             OP_AUX => {
-                r.string()?;
-                r.string()?;
+                let name = r.string()?;
+                let value = r.string()?;
+                match name.as_ref() {
+                    b"repl-id" => replid = Some(String::from_utf8_lossy(&value).into_owned()),
+                    b"repl-offset" => offset = std::str::from_utf8(&value).ok().and_then(|v| v.parse().ok()),
+                    _ => {}
+                }
             }
             OP_RESIZEDB => {
                 r.plain_len()?;
@@ -197,6 +233,15 @@ mod tests {
         assert_eq!(back.dbs[0].len(), 2, "expired keys are not written");
         assert_eq!(back.dbs[0].get(b"t", 10).unwrap().expire_at, Some(9_999_999_999_999));
         assert_eq!(back.dbs[3].get(&big, 10).unwrap().value, Value::Str(Bytes::from(big.clone())));
+    }
+
+    #[test]
+    fn replication_position_round_trips() {
+        let ks = Keyspace::new(16);
+        let p = ReplPosition { replid: "a".repeat(40), offset: 12345 };
+        let (_, back) = read_with(&write_with(&ks, 0, Some(&p)), 16).unwrap();
+        assert_eq!(back, Some(p));
+        assert_eq!(read_with(&write(&ks, 0), 16).unwrap().1, None);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::io;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,13 +28,17 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// Where this replica's primary is: fixed (`--replica-of`) or looked up in the cluster map.
 pub type Resolve = Box<dyn Fn(&Server) -> Option<(String, u16)> + Send + Sync>;
 
+/// The file a replica saves its dataset and replication position to when it stops cleanly.
+pub const SAVED: &str = "replica.rdb";
+
 /// Marks `server` as a replica and starts following the primary `resolve` names. The link
-/// stops when the returned guard is dropped.
-pub fn start(server: Arc<Server>, resolve: Resolve) -> AbortOnDrop {
+/// stops when the returned guard is dropped. If `dir` holds what a clean stop saved, the
+/// replica starts from that dataset and asks the primary to continue from its position.
+pub fn start(server: Arc<Server>, resolve: Resolve, dir: &Path) -> AbortOnDrop {
+    let saved = std::fs::read(dir.join(SAVED)).ok();
     {
         let mut state = server.state();
-        state.keyspace.set_replica(true);
-        state.upstream = Some(Upstream {
+        let mut upstream = Upstream {
             host: String::new(),
             port: 0,
             link_up: false,
@@ -43,9 +48,42 @@ pub fn start(server: Arc<Server>, resolve: Resolve) -> AbortOnDrop {
             last_io: Instant::now(),
             full_syncs: 0,
             partial_syncs: 0,
-        });
+        };
+        if let Some(data) = saved {
+            match rdb::read_with(&data, state.config.databases()) {
+                Ok((keyspace, position)) => {
+                    state.keyspace = keyspace;
+                    if let Some(p) = position {
+                        info!(replid = %p.replid, offset = p.offset, "resuming from the saved dataset");
+                        upstream.replid = Some(p.replid);
+                        upstream.offset = p.offset;
+                    }
+                }
+                Err(e) => warn!(error = %e.0, "ignoring an unreadable saved dataset"),
+            }
+            // Used once: a crash later must not resume from this stale position.
+            let _ = std::fs::remove_file(dir.join(SAVED));
+        }
+        state.keyspace.set_replica(true);
+        state.upstream = Some(upstream);
     }
     AbortOnDrop(tokio::spawn(follow(server, resolve)))
+}
+
+/// Saves the dataset and the replication position, for a restart to continue from. Taken
+/// under the state lock, so the two match.
+pub fn save(server: &Server, dir: &Path) -> io::Result<()> {
+    let data = {
+        let state = server.state();
+        let up = state.upstream.as_ref();
+        let position =
+            up.and_then(|u| u.replid.clone().map(|replid| rdb::ReplPosition { replid, offset: u.offset }));
+        rdb::write_with(&state.keyspace, now_ms(), position.as_ref())
+    };
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!("{SAVED}.tmp"));
+    std::fs::write(&tmp, &data)?;
+    std::fs::rename(tmp, dir.join(SAVED))
 }
 
 async fn follow(server: Arc<Server>, resolve: Resolve) {

@@ -38,17 +38,24 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: watch::Receive
         Some(_) => Some(node_id(&config.dir())?),
         None => None,
     };
+    let dir = config.dir();
     let server = Arc::new(Server::new(config, listener.local_addr()?));
-    let (_agent, _link) = match (info, id) {
+    let (_agent, link) = match (info, id) {
         (Some(info), Some(id)) => {
             let agent = Agent::start(server.clone(), NodeKind::Read, id, info, replica_of);
-            (Some(agent), replica::start(server.clone(), primary_from_map()))
+            (Some(agent), replica::start(server.clone(), primary_from_map(), &dir))
         }
         _ => {
             let fixed = replica_of.expect("checked above");
-            (None, replica::start(server.clone(), Box::new(move |_: &Server| Some(fixed.clone()))))
+            (None, replica::start(server.clone(), Box::new(move |_: &Server| Some(fixed.clone())), &dir))
         }
     };
-    serve(server, listener, shutdown).await;
+    serve(server.clone(), listener, shutdown).await;
+    // A clean stop: stop following, then save what we have and where we are in the stream,
+    // so a restart continues with a partial resync (as a Redis replica does on SHUTDOWN).
+    drop(link);
+    if let Err(e) = replica::save(&server, &dir) {
+        tracing::warn!(error = %e, "could not save the dataset for a partial resync on restart");
+    }
     Ok(())
 }

@@ -526,7 +526,8 @@ async fn read_shards_replicate_their_write_shard_and_serve_its_reads() {
     assert!(eventually(WAIT, || async { one_each(&slots(cluster.info.addr).await) }).await);
     cluster.wait_write_views().await;
     let map = slots(cluster.info.addr).await;
-    let client = redis::cluster::ClusterClient::new(vec![format!("redis://{}/", cluster.writes[0].addr)]).unwrap();
+    let client =
+        redis::cluster::ClusterClient::new(vec![format!("redis://{}/", cluster.writes[0].addr)]).unwrap();
     let mut c = client.get_async_connection().await.unwrap();
     for i in 0..300 {
         let _: () = redis::cmd("SET").arg(format!("key:{i}")).arg(i).query_async(&mut c).await.unwrap();
@@ -544,9 +545,16 @@ async fn read_shards_replicate_their_write_shard_and_serve_its_reads() {
         let reader = cluster.reads.iter().find(|r| r.addr.port() == range.3[0]).unwrap();
         let mut raw = Raw::connect(reader.addr).await;
         let v = i.to_string();
-        assert_eq!(raw.call(&resp(&["GET", &key])).await, format!("${}\r\n{v}\r\n", v.len()), "{key} on its read shard");
+        assert_eq!(
+            raw.call(&resp(&["GET", &key])).await,
+            format!("${}\r\n{v}\r\n", v.len()),
+            "{key} on its read shard"
+        );
         if i == 0 {
-            assert_eq!(raw.call(&resp(&["SET", &key, "x"])).await, "-READONLY You can't write against a read only replica.\r\n");
+            assert_eq!(
+                raw.call(&resp(&["SET", &key, "x"])).await,
+                "-READONLY You can't write against a read only replica.\r\n"
+            );
             let other = map.iter().find(|r| r.3[0] != reader.addr.port()).unwrap();
             let foreign = (0..1000).map(|j| format!("f{j}")).find(|k| {
                 let s = key_slot(k.as_bytes()) as i64;
@@ -554,7 +562,10 @@ async fn read_shards_replicate_their_write_shard_and_serve_its_reads() {
             });
             let foreign = foreign.unwrap();
             let moved = raw.call(&resp(&["GET", &foreign])).await;
-            assert!(moved.starts_with(&format!("-MOVED {} 127.0.0.1:{}", key_slot(foreign.as_bytes()), other.2)), "{moved}");
+            assert!(
+                moved.starts_with(&format!("-MOVED {} 127.0.0.1:{}", key_slot(foreign.as_bytes()), other.2)),
+                "{moved}"
+            );
         }
     }
 }

@@ -45,10 +45,22 @@ impl TestServer {
         TestServer { addr, shutdown, task }
     }
 
-    /// A plain replica of `primary` (the read role with replica-of), plus extra config lines.
+    /// A plain replica of `primary` (the read role with replica-of) keeping its files in a
+    /// fresh temporary directory, plus extra config lines.
     pub async fn replica_of(primary: SocketAddr, extra: &str) -> Self {
-        let config = Config::parse(&format!("replica-of {primary}\n{extra}")).expect("config");
-        Self::start_at("127.0.0.1:0", true, config).await
+        Self::replica_in(primary, &temp_dir("replica"), extra).await
+    }
+
+    /// A plain replica of `primary` keeping its files in `dir`.
+    pub async fn replica_in(primary: SocketAddr, dir: &std::path::Path, extra: &str) -> Self {
+        let conf = format!("replica-of {primary}\ndir \"{}\"\n{extra}", dir.display());
+        Self::start_at("127.0.0.1:0", true, Config::parse(&conf).expect("config")).await
+    }
+
+    /// Stops the server as Ctrl-C would and waits until its role has finished.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.task).await;
     }
 
     /// Starts a server whose configuration is the given redis.conf text.
@@ -79,6 +91,20 @@ impl Drop for TestServer {
         let _ = self.shutdown.send(true);
         self.task.abort();
     }
+}
+
+/// A fresh directory under the system's temporary directory.
+pub fn temp_dir(what: &str) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "rust-edis-{what}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
 }
 
 /// Builds a command from string-ish arguments.

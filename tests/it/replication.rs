@@ -181,6 +181,48 @@ async fn partial_resync_within_the_backlog_and_full_beyond_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_replica_continues_from_where_it_stopped() {
+    let primary = TestServer::start().await;
+    let dir = temp_dir("restart");
+    let replica = TestServer::replica_in(primary.addr, &dir, "").await;
+    linked(&replica).await;
+    let mut p = primary.conn().await;
+    for i in 0..200 {
+        q(&mut p, &["SET", &format!("k{i}"), "v"]).await;
+    }
+    assert_eq!(wait_replicas(&primary, 1).await, 1);
+
+    // A clean stop saves the dataset and the stream position; writes go on meanwhile.
+    replica.stop().await;
+    assert!(dir.join("replica.rdb").exists());
+    for i in 0..50 {
+        q(&mut p, &["INCR", &format!("k{i}x")]).await;
+    }
+    let replica = TestServer::replica_in(primary.addr, &dir, "").await;
+    linked(&replica).await;
+    assert_eq!(wait_replicas(&primary, 1).await, 1);
+    let mut r = replica.conn().await;
+    assert_eq!(info_field(&mut r, "master_partial_syncs").await, "1", "+CONTINUE after a restart");
+    assert_eq!(info_field(&mut r, "master_full_syncs").await, "0");
+    assert_eq!(digest(&mut r).await, digest(&mut p).await);
+    assert!(!dir.join("replica.rdb").exists(), "the saved position is used once");
+
+    // Stopped again, then more writes than the backlog holds: the restart needs a full resync.
+    replica.stop().await;
+    let big = "b".repeat(1000);
+    for i in 0..1200 {
+        q(&mut p, &["SET", &format!("big{i}"), &big]).await;
+    }
+    let replica = TestServer::replica_in(primary.addr, &dir, "").await;
+    linked(&replica).await;
+    assert_eq!(wait_replicas(&primary, 1).await, 1);
+    let mut r = replica.conn().await;
+    assert_eq!(info_field(&mut r, "master_full_syncs").await, "1", "beyond the backlog: full resync");
+    assert_eq!(digest(&mut r).await, digest(&mut p).await);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replica_outlives_its_primary_and_catches_up() {
     let primary = TestServer::start().await;
     let addr = primary.addr;
