@@ -425,3 +425,43 @@ fn which(name: &str) -> Result<std::path::PathBuf, ()> {
         .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.is_file()))
         .ok_or(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_stops_reading_is_cut_off_and_costs_no_memory() {
+    let primary = TestServer::with_conf("repl-backlog-size 16kb\n").await;
+    let mut p = primary.conn().await;
+    let used = |info: String| -> i64 {
+        info.lines().find_map(|l| l.strip_prefix("used_memory:")).unwrap().trim().parse().unwrap()
+    };
+    // A replica that syncs, then stops reading.
+    let mut fake = primary.raw().await;
+    fake.send(&resp(&["PSYNC", "?", "-1"])).await;
+    let mut header = Vec::new();
+    while !header.ends_with(b"\r\n$") {
+        let mut byte = [0u8; 1];
+        tokio::io::AsyncReadExt::read_exact(&mut fake.stream, &mut byte).await.unwrap();
+        header.push(byte[0]);
+    }
+    assert!(header.starts_with(b"+FULLRESYNC "), "{}", String::from_utf8_lossy(&header));
+    let before = used(redis::cmd("INFO").arg("memory").query_async(&mut p).await.unwrap());
+    // 20 MB through the write log, into one 10 KB key: the dataset does not grow.
+    let value = "v".repeat(10 * 1024);
+    for _ in 0..2000 {
+        q(&mut p, &["SET", "big", &value]).await;
+    }
+    let after = used(redis::cmd("INFO").arg("memory").query_async(&mut p).await.unwrap());
+    assert!(
+        after - before < 8 * 1024 * 1024,
+        "memory grew by {} bytes for a stalled replica",
+        after - before
+    );
+    // When it reads again it gets what the socket held, then the primary hangs up: its
+    // offset left the backlog long ago.
+    assert!(fake.closed().await, "the stalled replica is disconnected");
+    let gone = eventually(WAIT, || {
+        let mut p = p.clone();
+        async move { info_field(&mut p, "connected_slaves").await == "0" }
+    })
+    .await;
+    assert!(gone);
+}
