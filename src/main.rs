@@ -60,6 +60,12 @@ struct Cli {
     /// The write shard a read shard follows (default: the one with the fewest read shards).
     #[arg(long, value_name = "HOST:PORT")]
     replica_of: Option<String>,
+    /// Password a replica gives its primary (the primary's requirepass).
+    #[arg(long)]
+    masterauth: Option<String>,
+    /// Size of the replication backlog a primary keeps for partial resyncs (e.g. 1mb).
+    #[arg(long, value_name = "BYTES")]
+    repl_backlog_size: Option<String>,
     /// Log level: debug, verbose, notice, warning, nothing (Redis's names). RUST_LOG, when
     /// set, takes precedence with tracing's target=level syntax.
     #[arg(long)]
@@ -87,6 +93,8 @@ fn build_config(cli: &Cli) -> Result<Config, String> {
     set("write-shards", cli.write_shards.map(|n| n.to_string()))?;
     set("node-timeout", cli.node_timeout.map(|n| n.to_string()))?;
     set("replica-of", cli.replica_of.clone())?;
+    set("masterauth", cli.masterauth.clone())?;
+    set("repl-backlog-size", cli.repl_backlog_size.clone())?;
     Ok(config)
 }
 
@@ -178,6 +186,9 @@ mod tests {
         assert_eq!(config.port(), 7002, "the flag wins");
         assert_eq!(config.requirepass(), Some("fromfile"), "the file fills the rest");
         assert_eq!(config.hz(), 20);
+        let cli = Cli::parse_from(["rust-edis", "--role", "read", "--masterauth", "pw", "--repl-backlog-size", "2mb"]);
+        let config = build_config(&cli).unwrap();
+        assert_eq!((config.get("masterauth"), config.get("repl-backlog-size")), ("pw", "2097152"));
         let cli = Cli::parse_from(["rust-edis", "--loglevel", "loud"]);
         assert!(build_config(&cli).unwrap_err().contains("--loglevel loud"));
         assert!(

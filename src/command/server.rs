@@ -223,7 +223,14 @@ pub fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     }
     let pairs: Vec<(String, String)> = args[2..].chunks(2).map(|p| (text(&p[0]), text(&p[1]))).collect();
     match ctx.state.config.set_runtime(&pairs) {
-        Ok(()) => Reply::Ok,
+        Ok(()) => {
+            // Settings that live outside the config table follow it.
+            let backlog = ctx.state.config.get("repl-backlog-size").parse().unwrap_or(1 << 20);
+            if let Some(log) = &mut ctx.state.log {
+                log.backlog.set_capacity(backlog);
+            }
+            Reply::Ok
+        }
         Err(e) => Reply::error(e),
     }
 }
