@@ -272,6 +272,13 @@ pub fn resolve(args: &[Bytes]) -> Result<&'static Command, Reply> {
         return Ok(cmd);
     }
     let Some(sub) = cmd.subcommand(&args[1]) else {
+        if cmd.name == "debug" {
+            // Redis parses DEBUG by hand, and says so differently.
+            return Err(Reply::error(format!(
+                "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
+                text(&args[1]).chars().take(128).collect::<String>()
+            )));
+        }
         return Err(Reply::error(format!(
             "ERR unknown subcommand '{}'. Try {} HELP.",
             text(&args[1]).chars().take(128).collect::<String>(),
