@@ -186,7 +186,15 @@ mod tests {
         assert_eq!(config.port(), 7002, "the flag wins");
         assert_eq!(config.requirepass(), Some("fromfile"), "the file fills the rest");
         assert_eq!(config.hz(), 20);
-        let cli = Cli::parse_from(["rust-edis", "--role", "read", "--masterauth", "pw", "--repl-backlog-size", "2mb"]);
+        let cli = Cli::parse_from([
+            "rust-edis",
+            "--role",
+            "read",
+            "--masterauth",
+            "pw",
+            "--repl-backlog-size",
+            "2mb",
+        ]);
         let config = build_config(&cli).unwrap();
         assert_eq!((config.get("masterauth"), config.get("repl-backlog-size")), ("pw", "2097152"));
         let cli = Cli::parse_from(["rust-edis", "--loglevel", "loud"]);

@@ -39,6 +39,16 @@ async fn linked(replica: &TestServer) {
     let _ = q(&mut c, &["PING"]).await;
 }
 
+/// Waits until the replica behind `r` reports its link down.
+async fn link_down(r: &MultiplexedConnection) {
+    let down = eventually(WAIT, || {
+        let mut r = r.clone();
+        async move { info_field(&mut r, "master_link_status").await == "down" }
+    })
+    .await;
+    assert!(down, "master_link_status never went down");
+}
+
 /// WAIT for `n` replicas through a fresh connection to the primary; returns the count.
 async fn wait_replicas(primary: &TestServer, n: usize) -> i64 {
     let mut c = primary.conn().await;
@@ -143,12 +153,7 @@ async fn partial_resync_within_the_backlog_and_full_beyond_it() {
         .unwrap();
     let id = feed_id(&mut p).await;
     q(&mut p, &["CLIENT", "KILL", "ID", &id]).await;
-    let down = eventually(WAIT, || {
-        let mut r = r.clone();
-        async move { info_field(&mut r, "master_link_status").await == "down" }
-    })
-    .await;
-    assert!(down);
+    link_down(&r).await;
     for i in 0..20 {
         q(&mut p, &["SET", &format!("b{i}"), "y"]).await;
     }
@@ -163,12 +168,7 @@ async fn partial_resync_within_the_backlog_and_full_beyond_it() {
     q(&mut p, &["CONFIG", "SET", "requirepass", "pw"]).await;
     let id = feed_id(&mut p).await;
     q(&mut p, &["CLIENT", "KILL", "ID", &id]).await;
-    let down = eventually(WAIT, || {
-        let mut r = r.clone();
-        async move { info_field(&mut r, "master_link_status").await == "down" }
-    })
-    .await;
-    assert!(down);
+    link_down(&r).await;
     let big = "z".repeat(1000);
     for i in 0..40 {
         q(&mut p, &["SET", &format!("c{i}"), &big]).await;
@@ -235,12 +235,7 @@ async fn replica_outlives_its_primary_and_catches_up() {
     drop(primary);
 
     let mut r = replica.conn().await;
-    let down = eventually(WAIT, || {
-        let mut r = r.clone();
-        async move { info_field(&mut r, "master_link_status").await == "down" }
-    })
-    .await;
-    assert!(down, "master_link_status:down");
+    link_down(&r).await;
     assert_eq!(q(&mut r, &["GET", "k"]).await, bulk("before"), "still serving reads");
 
     // The primary comes back on the same address (empty: it has no persistence yet) and the
