@@ -97,6 +97,10 @@ static PARAMS: &[Param] = &[
     fixed("write-shards", "3", Kind::Int(1, 16384)),
     fixed("node-timeout", "5000", Kind::Int(10, 3_600_000)),
     fixed("replica-of", "", Kind::Str),
+    // The proxy: where reads go (replica: read shards round-robin, primary, or any), and the
+    // all-in-one role's read shards per write shard.
+    p("read-from", "replica", Kind::Enum(&["replica", "primary", "any"])),
+    fixed("read-replicas", "1", Kind::Int(0, 64)),
     p("protected-mode", "yes", Kind::Bool),
     p("io-threads", "1", Kind::Int(1, 128)),
     p("slowlog-log-slower-than", "10000", I64),

@@ -8,10 +8,14 @@ use rust_edis::config::Config;
 use tokio::net::TcpListener;
 use tracing::{error, info};
 
-/// The roles this build can run. The proxy and all-in-one roles come next; until then asking
-/// for one is refused with this list.
+/// The roles a process can run.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Role {
+    /// Everything on loopback in one process: info, write and read shards, and the proxy on
+    /// --port (the default, for a first run).
+    All,
+    /// One Redis endpoint for the whole cluster (needs --info).
+    Proxy,
     /// The registry: assigns slots to write shards and read shards to write shards.
     Info,
     /// A write shard; without --info, a standalone server that owns every slot.
@@ -27,8 +31,10 @@ enum Role {
     about = "A distributed key-value store that speaks the Redis protocol"
 )]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Sub>,
     /// Which role this process plays.
-    #[arg(long, value_enum, default_value = "write")]
+    #[arg(long, value_enum, default_value = "all")]
     role: Role,
     /// A redis.conf-style configuration file; flags override it.
     #[arg(long, value_name = "FILE")]
@@ -66,6 +72,13 @@ struct Cli {
     /// Size of the replication backlog a primary keeps for partial resyncs (e.g. 1mb).
     #[arg(long, value_name = "BYTES")]
     repl_backlog_size: Option<String>,
+    /// Where the proxy sends reads: replica (read shards round-robin, the primary when none
+    /// is healthy), primary, or any.
+    #[arg(long)]
+    read_from: Option<String>,
+    /// Read shards per write shard (all-in-one role).
+    #[arg(long)]
+    read_replicas: Option<usize>,
     /// Log level: debug, verbose, notice, warning, nothing (Redis's names). RUST_LOG, when
     /// set, takes precedence with tracing's target=level syntax.
     #[arg(long)]
@@ -95,6 +108,8 @@ fn build_config(cli: &Cli) -> Result<Config, String> {
     set("replica-of", cli.replica_of.clone())?;
     set("masterauth", cli.masterauth.clone())?;
     set("repl-backlog-size", cli.repl_backlog_size.clone())?;
+    set("read-from", cli.read_from.clone())?;
+    set("read-replicas", cli.read_replicas.map(|n| n.to_string()))?;
     Ok(config)
 }
 
@@ -118,8 +133,32 @@ fn init_logging(loglevel: &str) {
         .init();
 }
 
+#[derive(Debug, clap::Subcommand)]
+enum Sub {
+    /// Send a command (or, with none, read commands interactively) straight to the shards
+    /// that own their keys, routing as the proxy does, with no proxy in between.
+    Client {
+        /// The info role of the cluster.
+        #[arg(long, default_value = rust_edis::roles::all::DEFAULT_INFO)]
+        info: String,
+        /// The command and its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Sub::Client { info, args }) = cli.command {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+        return match runtime {
+            Ok(rt) => ExitCode::from(rt.block_on(rust_edis::proxy::cli::run(&info, args)) as u8),
+            Err(e) => {
+                eprintln!("rust-edis: cannot start the runtime: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let config = match build_config(&cli) {
         Ok(c) => c,
         Err(e) => {
@@ -157,6 +196,8 @@ fn main() -> ExitCode {
         });
         info!(role = ?cli.role, %addr, "rust-edis starting");
         let result = match cli.role {
+            Role::All => rust_edis::roles::all::run(config, listener, rx).await,
+            Role::Proxy => rust_edis::roles::proxy::run(config, listener, rx).await,
             Role::Info => rust_edis::roles::info::run(config, listener, rx).await,
             Role::Write => rust_edis::roles::write::run(config, listener, rx).await,
             Role::Read => rust_edis::roles::read::run(config, listener, rx).await,
@@ -200,9 +241,12 @@ mod tests {
         let cli = Cli::parse_from(["rust-edis", "--loglevel", "loud"]);
         assert!(build_config(&cli).unwrap_err().contains("--loglevel loud"));
         assert!(
-            Cli::try_parse_from(["rust-edis", "--role", "proxy"]).is_err(),
-            "only built roles are offered"
+            Cli::try_parse_from(["rust-edis", "--role", "gateway"]).is_err(),
+            "only real roles are offered"
         );
+        assert!(matches!(Cli::parse_from(["rust-edis"]).role, Role::All), "all-in-one is the default");
+        let cli = Cli::parse_from(["rust-edis", "client", "--info", "127.0.0.1:1", "SET", "k", "-v"]);
+        assert!(matches!(cli.command, Some(Sub::Client { ref args, .. }) if args == &["SET", "k", "-v"]));
         std::fs::remove_dir_all(&dir).ok();
     }
 }

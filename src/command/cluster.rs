@@ -57,6 +57,15 @@ pub fn myid(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     }
 }
 
+/// READONLY / READWRITE: on a cluster node, accepted (a read shard always serves its slots);
+/// the proxy handles them itself, as the read policy of the connection.
+pub fn readonly(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+    match ctx.state.cluster {
+        Some(_) => Reply::Ok,
+        None => Reply::err(DISABLED),
+    }
+}
+
 pub fn help(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     let lines = [
         "CLUSTER <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",

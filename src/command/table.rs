@@ -220,6 +220,8 @@ pub static COMMANDS: &[Command] = &[
     c("wait", 3, NOSCRIPT, NOKEYS, "generic", "3.0.0", "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.", O1, "numreplicas timeout", repl::wait),
     c("role", 1, NOSCRIPT | LOADING | STALE | FAST, NOKEYS, "server", "2.8.12", "Returns the replication role.", O1, "", repl::role),
     container("debug", -2, "server", "1.0.0", "A container for debugging commands.", container_usage, DEBUG_SUBS),
+    c("readonly", 1, LOADING | STALE | FAST, NOKEYS, "cluster", "3.0.0", "Enables read-only queries for a connection to a Redis Cluster replica node.", O1, "", cluster::readonly),
+    c("readwrite", 1, LOADING | STALE | FAST, NOKEYS, "cluster", "3.0.0", "Enables read-write queries for a connection to a Redis Cluster replica node.", O1, "", cluster::readonly),
     container("cluster", -2, "cluster", "3.0.0", "A container for Redis Cluster commands.", container_usage, CLUSTER_SUBS),
     // The registry's own commands (see command/cluster.rs).
     c("edis.register", -5, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "cluster", "0.1.0", "Registers a shard with the info role and returns its assignment.", O1, "id role host port [INDEX index] [REPLICAOF host port] [EPOCH epoch]", cluster::register),

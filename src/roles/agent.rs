@@ -164,31 +164,8 @@ impl Agent {
     }
 
     async fn watch(self: Arc<Self>) {
-        let mut backoff = Duration::from_millis(50);
-        let mut conn: Option<Client> = None;
-        let mut epoch: i64 = -1;
-        loop {
-            let c = match &mut conn {
-                Some(c) => c,
-                None => conn.insert(self.connect(&mut backoff).await),
-            };
-            let args = ["EDIS.TOPOLOGY".to_string(), "WAIT".into(), epoch.to_string(), POLL_MS.to_string()];
-            let reply = c.call(&args, Duration::from_millis(POLL_MS) + CALL_TIMEOUT).await;
-            match reply.as_ref().ok().map(|f| (Topology::from_frame(f), f)) {
-                Some((Some(t), _)) => {
-                    epoch = t.epoch as i64;
-                    self.apply(t);
-                }
-                Some((None, frame)) => {
-                    warn!(info = %self.info, reply = ?frame, "unexpected topology reply");
-                    tokio::time::sleep(MAX_BACKOFF).await;
-                }
-                None => {
-                    conn = None;
-                    tokio::time::sleep(backoff).await;
-                }
-            }
-        }
+        let agent = self.clone();
+        follow_topology(self.info.clone(), move |t| agent.apply(t)).await
     }
 
     fn apply(&self, topology: Topology) {
@@ -207,5 +184,46 @@ impl Agent {
             }
         }
         self.server.epoch.send_replace(epoch);
+    }
+}
+
+/// Follows the map at `info`: long-polls EDIS.TOPOLOGY WAIT and calls `apply` with every map
+/// it receives (the first at once), reconnecting with backoff. Runs until dropped.
+pub async fn follow_topology(info: String, apply: impl Fn(Topology)) {
+    let mut backoff = Duration::from_millis(50);
+    let mut conn: Option<Client> = None;
+    let mut epoch: i64 = -1;
+    loop {
+        let c = match &mut conn {
+            Some(c) => c,
+            None => match Client::connect(&info, CALL_TIMEOUT).await {
+                Ok(c) => {
+                    backoff = Duration::from_millis(50);
+                    conn.insert(c)
+                }
+                Err(e) => {
+                    debug!(info = %info, error = %e, "info unreachable, retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    continue;
+                }
+            },
+        };
+        let args = ["EDIS.TOPOLOGY".to_string(), "WAIT".into(), epoch.to_string(), POLL_MS.to_string()];
+        let reply = c.call(&args, Duration::from_millis(POLL_MS) + CALL_TIMEOUT).await;
+        match reply.as_ref().ok().map(|f| (Topology::from_frame(f), f)) {
+            Some((Some(t), _)) => {
+                epoch = t.epoch as i64;
+                apply(t);
+            }
+            Some((None, frame)) => {
+                warn!(info = %info, reply = ?frame, "unexpected topology reply");
+                tokio::time::sleep(MAX_BACKOFF).await;
+            }
+            None => {
+                conn = None;
+                tokio::time::sleep(backoff).await;
+            }
+        }
     }
 }

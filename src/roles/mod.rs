@@ -2,6 +2,8 @@
 //! shutdown)`; `main` and the tests call the same function.
 
 pub mod agent;
+pub mod all;
 pub mod info;
+pub mod proxy;
 pub mod read;
 pub mod write;

@@ -248,6 +248,8 @@ pub struct Server {
     pub repl_offset: watch::Sender<u64>,
     /// Bumped whenever a replica acknowledges, so WAIT wakes up.
     pub acks: watch::Sender<u64>,
+    /// Set on the proxy role: its connections forward to the cluster through this router.
+    pub proxy: std::sync::OnceLock<Arc<crate::proxy::Proxy>>,
 }
 
 /// 40 random-looking hex characters (Redis's run_id and, later, replication ids).
@@ -286,6 +288,7 @@ impl Server {
             epoch: watch::Sender::new(0),
             repl_offset: watch::Sender::new(0),
             acks: watch::Sender::new(0),
+            proxy: std::sync::OnceLock::new(),
         }
     }
 
@@ -410,7 +413,16 @@ fn accept(server: &Arc<Server>, stream: tokio::net::TcpStream, peer: SocketAddr)
         clients.insert(id, handle.clone());
     }
     debug!(peer = %peer, id, "client connected");
-    let task = tokio::spawn(session::run(server.clone(), stream, handle.clone(), !requirepass));
+    let task = match server.proxy.get() {
+        Some(proxy) => tokio::spawn(crate::proxy::session::run(
+            server.clone(),
+            proxy.clone(),
+            stream,
+            handle.clone(),
+            !requirepass,
+        )),
+        None => tokio::spawn(session::run(server.clone(), stream, handle.clone(), !requirepass)),
+    };
     handle.set_task(task.abort_handle());
 }
 

@@ -1,0 +1,210 @@
+//! Shared, pipelined connections from the proxy (or the routing client) to shards.
+//!
+//! Each connection is two tasks: a writer that takes every request queued since its last
+//! write and sends them in one write, and a reader that hands replies back in the order the
+//! requests went out. A request that times out keeps its place in that order, so its late
+//! reply is dropped with its receiver and can never be mistaken for another request's.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use redis_protocol::resp2::decode::decode_bytes_mut;
+use redis_protocol::resp2::types::BytesFrame;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tracing::debug;
+
+use crate::resp::client::encode_command;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// After a failed connect, requests to that node fail at once for this long.
+const DOWN_FOR: Duration = Duration::from_millis(200);
+/// Most bytes gathered into one write.
+const WRITE_BATCH: usize = 64 * 1024;
+
+/// A reply from a shard, or why there is none.
+pub type Answer = Result<BytesFrame, String>;
+
+struct Request {
+    bytes: Bytes,
+    reply: oneshot::Sender<Answer>,
+}
+
+#[derive(Clone)]
+struct Conn {
+    tx: mpsc::UnboundedSender<Request>,
+    alive: Arc<AtomicBool>,
+}
+
+/// Connections to every node, a few per node.
+pub struct Pool {
+    per_node: usize,
+    /// The password to give shards (AUTH), if they require one.
+    auth: Option<String>,
+    /// Short critical sections (lookup, insert); never held across an await.
+    conns: Mutex<HashMap<String, Vec<Option<Conn>>>>,
+    /// Nodes whose last connect failed, until when to fail fast.
+    down: Mutex<HashMap<String, Instant>>,
+}
+
+impl Pool {
+    pub fn new(per_node: usize, auth: Option<String>) -> Arc<Pool> {
+        Arc::new(Pool { per_node: per_node.max(1), auth, conns: Mutex::default(), down: Mutex::default() })
+    }
+
+    fn is_down(&self, addr: &str) -> bool {
+        let down = self.down.lock().unwrap_or_else(|e| e.into_inner());
+        down.get(addr).is_some_and(|until| Instant::now() < *until)
+    }
+
+    fn mark_down(&self, addr: &str) {
+        self.down
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(addr.to_string(), Instant::now() + DOWN_FOR);
+    }
+
+    /// Queues `bytes` (one encoded command) for `addr` on the connection `lane` picks (a
+    /// client keeps one lane, so its commands to a node stay in order). Returns at once; the
+    /// receiver yields the reply.
+    pub fn send(self: &Arc<Self>, addr: &str, lane: usize, bytes: Bytes) -> oneshot::Receiver<Answer> {
+        let (reply, rx) = oneshot::channel();
+        if self.is_down(addr) {
+            let _ = reply.send(Err(format!("{addr} is unreachable")));
+            return rx;
+        }
+        let conn = {
+            let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+            let slots = conns.entry(addr.to_string()).or_insert_with(|| vec![None; self.per_node]);
+            let slot = &mut slots[lane % self.per_node];
+            match slot {
+                Some(c) if c.alive.load(Ordering::Relaxed) => c.clone(),
+                _ => {
+                    let c = self.open(addr);
+                    *slot = Some(c.clone());
+                    c
+                }
+            }
+        };
+        if let Err(mpsc::error::SendError(req)) = conn.tx.send(Request { bytes, reply }) {
+            let _ = req.reply.send(Err(format!("connection to {addr} closed")));
+        }
+        rx
+    }
+
+    /// Encodes and queues a command.
+    pub fn send_command<A: AsRef<[u8]>>(
+        self: &Arc<Self>,
+        addr: &str,
+        lane: usize,
+        args: &[A],
+    ) -> oneshot::Receiver<Answer> {
+        let mut out = BytesMut::new();
+        encode_command(args, &mut out);
+        self.send(addr, lane, out.freeze())
+    }
+
+    fn open(self: &Arc<Self>, addr: &str) -> Conn {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let alive = Arc::new(AtomicBool::new(true));
+        tokio::spawn(run(self.clone(), addr.to_string(), rx, alive.clone()));
+        Conn { tx, alive }
+    }
+}
+
+async fn run(
+    pool: Arc<Pool>,
+    addr: String,
+    mut rx: mpsc::UnboundedReceiver<Request>,
+    alive: Arc<AtomicBool>,
+) {
+    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr)).await {
+        Ok(Ok(s)) => s,
+        result => {
+            let why = match result {
+                Ok(Err(e)) => e.to_string(),
+                _ => "connect timed out".to_string(),
+            };
+            debug!(shard = %addr, error = %why, "backend unreachable");
+            alive.store(false, Ordering::Relaxed);
+            pool.mark_down(&addr);
+            rx.close();
+            while let Ok(req) = rx.try_recv() {
+                let _ = req.reply.send(Err(format!("{addr} is unreachable: {why}")));
+            }
+            return;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let (mut rd, mut wr) = stream.into_split();
+    // Replies come back in the order requests were written: the writer passes each reply
+    // slot to the reader in that order.
+    let (order_tx, mut order_rx) = mpsc::unbounded_channel::<oneshot::Sender<Answer>>();
+    if let Some(pw) = &pool.auth {
+        let mut out = BytesMut::new();
+        encode_command(&["AUTH", pw.as_str()], &mut out);
+        let (ack, _) = oneshot::channel();
+        let _ = order_tx.send(ack);
+        if wr.write_all(&out).await.is_err() {
+            alive.store(false, Ordering::Relaxed);
+            return;
+        }
+    }
+    let writer = async {
+        let mut out = BytesMut::with_capacity(WRITE_BATCH);
+        while let Some(first) = rx.recv().await {
+            out.clear();
+            out.extend_from_slice(&first.bytes);
+            let _ = order_tx.send(first.reply);
+            while out.len() < WRITE_BATCH {
+                let Ok(more) = rx.try_recv() else { break };
+                out.extend_from_slice(&more.bytes);
+                let _ = order_tx.send(more.reply);
+            }
+            if wr.write_all(&out).await.is_err() {
+                break;
+            }
+        }
+    };
+    let reader = async {
+        let mut buf = BytesMut::with_capacity(16 * 1024);
+        loop {
+            loop {
+                match decode_bytes_mut(&mut buf) {
+                    Ok(Some((frame, _, _))) => match order_rx.recv().await {
+                        Some(slot) => {
+                            let _ = slot.send(Ok(frame));
+                        }
+                        None => return,
+                    },
+                    Ok(None) => break,
+                    Err(_) => return,
+                }
+            }
+            buf.reserve(16 * 1024);
+            match rd.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::select! {
+        _ = writer => {}
+        _ = reader => {}
+    }
+    alive.store(false, Ordering::Relaxed);
+    debug!(shard = %addr, "backend connection closed");
+    // Whatever was queued or in flight fails now instead of hanging.
+    rx.close();
+    while let Ok(req) = rx.try_recv() {
+        let _ = req.reply.send(Err(format!("connection to {addr} lost")));
+    }
+    order_rx.close();
+    while let Ok(slot) = order_rx.try_recv() {
+        let _ = slot.send(Err(format!("connection to {addr} lost")));
+    }
+}

@@ -1,0 +1,19 @@
+//! The smart proxy: one Redis endpoint in front of the cluster. [`router`] decides where a
+//! command goes and merges split replies, [`backend`] keeps the shared pipelined shard
+//! connections, [`session`] is a client connection.
+
+pub mod backend;
+pub mod cli;
+pub mod router;
+pub mod session;
+
+use std::sync::Arc;
+
+use router::{ReadFrom, Router};
+
+/// What a proxy's connections share.
+pub struct Proxy {
+    pub router: Arc<Router>,
+    /// The default read policy (`--read-from`); READWRITE switches a connection to primary.
+    pub read_from: ReadFrom,
+}

@@ -1,0 +1,369 @@
+//! Routing commands over the cluster, from the command table and the shard map.
+//!
+//! - A keyed command goes to the shard owning its slot: writes to the primary, reads by the
+//!   read policy (healthy read shards round-robin, falling back to the primary).
+//! - MGET, MSET, DEL, UNLINK, EXISTS, TOUCH whose keys span slots are split per slot and the
+//!   parts merged (values in key order, sums, all-OK).
+//! - DBSIZE, KEYS, SCAN, FLUSHALL, FLUSHDB, RANDOMKEY go to every primary and are merged; the
+//!   SCAN cursor carries the shard it is in.
+//! - A MOVED reply (the map changed) is followed once, invisibly.
+//!
+//! `route` sends every request at once and returns a future that only waits for replies, so
+//! the commands of a pipeline all travel before the first reply is awaited.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use redis_protocol::resp2::types::BytesFrame;
+use tokio::sync::oneshot;
+
+use super::backend::{Answer, Pool};
+use crate::command::{lookup, Command};
+use crate::resp::Reply;
+use crate::topology::{key_slot, Topology};
+
+/// Longest wait for a shard's reply before the client gets an error.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// SCAN cursors keep the shard index in their low bits.
+const SHARD_BITS: u32 = 10;
+
+pub type Pending = Pin<Box<dyn Future<Output = Reply> + Send>>;
+
+/// Where reads go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadFrom {
+    /// The write shard: read-your-writes.
+    Primary,
+    /// Its healthy read shards, round-robin; the primary when there is none.
+    Replica,
+    /// Read shards and the primary, round-robin.
+    Any,
+}
+
+impl ReadFrom {
+    pub fn parse(s: &str) -> Option<ReadFrom> {
+        match s.to_ascii_lowercase().as_str() {
+            "primary" | "master" => Some(ReadFrom::Primary),
+            "replica" | "slave" => Some(ReadFrom::Replica),
+            "any" => Some(ReadFrom::Any),
+            _ => None,
+        }
+    }
+}
+
+pub struct Router {
+    pub pool: Arc<Pool>,
+    /// The current map; swapped whole by the topology watcher. A short lock to clone the Arc.
+    topology: Mutex<Arc<Topology>>,
+    next_read: AtomicUsize,
+}
+
+/// Converts a shard's reply to ours (so it can be merged, and re-encoded for RESP3 clients).
+pub fn to_reply(frame: BytesFrame) -> Reply {
+    match frame {
+        BytesFrame::SimpleString(s) if s.as_ref() == b"OK" => Reply::Ok,
+        BytesFrame::SimpleString(s) => Reply::Simple(String::from_utf8_lossy(&s).into_owned().into()),
+        BytesFrame::Error(e) => Reply::Error(e.to_string().into()),
+        BytesFrame::Integer(n) => Reply::Int(n),
+        BytesFrame::BulkString(b) => Reply::Bulk(b),
+        BytesFrame::Array(items) => Reply::Array(items.into_iter().map(to_reply).collect()),
+        BytesFrame::Null => Reply::Nil,
+    }
+}
+
+fn down(slot: Option<u16>, why: &str) -> Reply {
+    match slot {
+        Some(slot) => Reply::error(format!("CLUSTERDOWN slot {slot} is unavailable: {why}")),
+        None => Reply::error(format!("CLUSTERDOWN {why}")),
+    }
+}
+
+/// Waits for one reply, bounded in time.
+async fn answer(rx: oneshot::Receiver<Answer>) -> Answer {
+    match tokio::time::timeout(REQUEST_TIMEOUT, rx).await {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(_)) => Err("connection lost".into()),
+        Err(_) => Err("timed out".into()),
+    }
+}
+
+fn moved_to(frame: &BytesFrame) -> Option<String> {
+    let BytesFrame::Error(e) = frame else { return None };
+    let rest = e.strip_prefix("MOVED ")?;
+    rest.split(' ').nth(1).map(str::to_string)
+}
+
+impl Router {
+    pub fn new(pool: Arc<Pool>) -> Arc<Router> {
+        Arc::new(Router {
+            pool,
+            topology: Mutex::new(Arc::new(Topology::default())),
+            next_read: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn topology(&self) -> Arc<Topology> {
+        self.topology.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_topology(&self, t: Topology) {
+        *self.topology.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(t);
+    }
+
+    /// Whether the router handles `cmd` (keyed, or merged across shards); the rest the proxy
+    /// answers itself.
+    pub fn handles(cmd: &Command) -> bool {
+        cmd.first_key > 0
+            || matches!(cmd.name, "dbsize" | "keys" | "scan" | "flushall" | "flushdb" | "randomkey")
+    }
+
+    /// Sends `args` where they belong and returns the reply to come. `lane` keeps one client's
+    /// commands on one connection per node.
+    pub fn route(self: &Arc<Self>, args: Vec<Bytes>, lane: usize, read_from: ReadFrom) -> Pending {
+        let Some(cmd) = lookup(&args[0]) else {
+            return Box::pin(async { Reply::err("ERR unknown command") });
+        };
+        let topology = self.topology();
+        if topology.shards.is_empty() {
+            return Box::pin(async { Reply::err("CLUSTERDOWN no shard is known yet") });
+        }
+        match cmd.name {
+            "dbsize" => self.fan_out(&topology, args, lane, Merge::Sum),
+            "keys" => self.fan_out(&topology, args, lane, Merge::Concat),
+            "flushall" | "flushdb" => self.fan_out(&topology, args, lane, Merge::AllOk),
+            "randomkey" => self.fan_out(&topology, args, lane, Merge::FirstNonNil),
+            "scan" => self.scan(&topology, args, lane),
+            "mget" => self.split(&topology, cmd, args, lane, 1, Merge::Concat, read_from),
+            "mset" if args.len().is_multiple_of(2) => Box::pin(async { crate::command::wrong_arity("mset") }),
+            "mset" => self.split(&topology, cmd, args, lane, 2, Merge::AllOk, read_from),
+            "del" | "unlink" | "exists" | "touch" => {
+                self.split(&topology, cmd, args, lane, 1, Merge::Sum, read_from)
+            }
+            _ => {
+                let slot = match crate::topology::view::ClusterView::slot_of(
+                    cmd.key_positions(args.len()).map(|i| &args[i]),
+                ) {
+                    Ok(Some(slot)) => slot,
+                    Ok(None) => 0,
+                    Err(reply) => return Box::pin(async move { reply }),
+                };
+                let write = cmd.has(crate::command::flags::WRITE);
+                self.to_slot(&topology, slot, args, lane, write, read_from)
+            }
+        }
+    }
+
+    /// The nodes to try for a command on `slot`, in order.
+    fn targets(&self, topology: &Topology, slot: u16, write: bool, read_from: ReadFrom) -> Vec<String> {
+        let Some(shard) = topology.owner(slot) else { return Vec::new() };
+        let primary = shard.primary.addr();
+        let replicas: Vec<String> = shard.replicas.iter().filter(|r| !r.failed).map(|r| r.addr()).collect();
+        if write || read_from == ReadFrom::Primary || replicas.is_empty() {
+            return vec![primary];
+        }
+        let mut order = replicas;
+        if read_from == ReadFrom::Any {
+            order.push(primary.clone());
+        }
+        let start = self.next_read.fetch_add(1, Ordering::Relaxed) % order.len();
+        order.rotate_left(start);
+        if read_from == ReadFrom::Replica {
+            order.push(primary);
+        }
+        order
+    }
+
+    /// One command on one slot: sent now to the first target; on failure the next target
+    /// (reads only), and a MOVED reply followed once.
+    fn to_slot(
+        self: &Arc<Self>,
+        topology: &Topology,
+        slot: u16,
+        args: Vec<Bytes>,
+        lane: usize,
+        write: bool,
+        read_from: ReadFrom,
+    ) -> Pending {
+        let targets = self.targets(topology, slot, write, read_from);
+        if targets.is_empty() {
+            return Box::pin(async move { Reply::error(format!("CLUSTERDOWN Hash slot {slot} not served")) });
+        }
+        let mut encoded = bytes::BytesMut::new();
+        crate::resp::client::encode_command(&args, &mut encoded);
+        let encoded = encoded.freeze();
+        let first = self.pool.send(&targets[0], lane, encoded.clone());
+        let router = self.clone();
+        Box::pin(async move {
+            let mut result = answer(first).await;
+            let mut tried = 1;
+            while result.is_err() && tried < targets.len() {
+                result = answer(router.pool.send(&targets[tried], lane, encoded.clone())).await;
+                tried += 1;
+            }
+            match result {
+                Ok(frame) => match moved_to(&frame) {
+                    Some(addr) => match answer(router.pool.send(&addr, lane, encoded)).await {
+                        Ok(frame) => to_reply(frame),
+                        Err(why) => down(Some(slot), &why),
+                    },
+                    None => to_reply(frame),
+                },
+                Err(why) => down(Some(slot), &format!("{} ({why})", targets[tried - 1])),
+            }
+        })
+    }
+
+    /// A multi-key command split per slot: `per` arguments per key (1, or 2 for MSET).
+    #[allow(clippy::too_many_arguments)]
+    fn split(
+        self: &Arc<Self>,
+        topology: &Topology,
+        cmd: &Command,
+        args: Vec<Bytes>,
+        lane: usize,
+        per: usize,
+        merge: Merge,
+        read_from: ReadFrom,
+    ) -> Pending {
+        let write = cmd.has(crate::command::flags::WRITE);
+        // Group the key positions by slot, keeping their order within each group.
+        let mut groups: Vec<(u16, Vec<usize>)> = Vec::new();
+        for (n, chunk) in args[1..].chunks(per).enumerate() {
+            let slot = key_slot(&chunk[0]);
+            match groups.iter_mut().find(|(s, _)| *s == slot) {
+                Some((_, v)) => v.push(n),
+                None => groups.push((slot, vec![n])),
+            }
+        }
+        if groups.len() == 1 {
+            let slot = groups[0].0;
+            return self.to_slot(topology, slot, args, lane, write, read_from);
+        }
+        let parts: Vec<(Vec<usize>, Pending)> = groups
+            .into_iter()
+            .map(|(slot, keys)| {
+                let mut part = vec![args[0].clone()];
+                for &k in &keys {
+                    part.extend_from_slice(&args[1 + k * per..1 + (k + 1) * per]);
+                }
+                (keys, self.to_slot(topology, slot, part, lane, write, read_from))
+            })
+            .collect();
+        let total = (args.len() - 1) / per;
+        Box::pin(async move {
+            let mut values: Vec<Reply> = vec![Reply::Nil; total];
+            let mut sum = 0i64;
+            for (keys, pending) in parts {
+                match (pending.await, merge) {
+                    (Reply::Error(e), _) => return Reply::Error(e),
+                    (Reply::Array(items), Merge::Concat) => {
+                        for (k, item) in keys.into_iter().zip(items) {
+                            values[k] = item;
+                        }
+                    }
+                    (Reply::Int(n), Merge::Sum) => sum += n,
+                    (_, Merge::AllOk) => {}
+                    (other, _) => {
+                        return Reply::error(format!("ERR unexpected reply from a shard: {other:?}"))
+                    }
+                }
+            }
+            match merge {
+                Merge::Concat => Reply::Array(values),
+                Merge::Sum => Reply::Int(sum),
+                _ => Reply::Ok,
+            }
+        })
+    }
+
+    /// A keyless command on every write shard, merged.
+    fn fan_out(
+        self: &Arc<Self>,
+        topology: &Topology,
+        args: Vec<Bytes>,
+        lane: usize,
+        merge: Merge,
+    ) -> Pending {
+        let parts: Vec<(String, oneshot::Receiver<Answer>)> = topology
+            .shards
+            .iter()
+            .map(|s| {
+                let addr = s.primary.addr();
+                let rx = self.pool.send_command(&addr, lane, &args);
+                (addr, rx)
+            })
+            .collect();
+        Box::pin(async move {
+            let mut sum = 0;
+            let mut all = Vec::new();
+            for (addr, rx) in parts {
+                let reply = match answer(rx).await {
+                    Ok(frame) => to_reply(frame),
+                    Err(why) => return down(None, &format!("{addr} ({why})")),
+                };
+                match (reply, merge) {
+                    (Reply::Error(e), _) => return Reply::Error(e),
+                    (Reply::Int(n), Merge::Sum) => sum += n,
+                    (Reply::Array(items), Merge::Concat) => all.extend(items),
+                    (Reply::Bulk(b), Merge::FirstNonNil) => return Reply::Bulk(b),
+                    _ => {}
+                }
+            }
+            match merge {
+                Merge::Sum => Reply::Int(sum),
+                Merge::Concat => Reply::Array(all),
+                Merge::AllOk => Reply::Ok,
+                Merge::FirstNonNil => Reply::Nil,
+            }
+        })
+    }
+
+    /// SCAN over every write shard in turn; the cursor's low bits say which.
+    fn scan(self: &Arc<Self>, topology: &Topology, mut args: Vec<Bytes>, lane: usize) -> Pending {
+        let Some(cursor) = std::str::from_utf8(&args[1]).ok().and_then(|c| c.parse::<u64>().ok()) else {
+            return Box::pin(async { Reply::err("ERR invalid cursor") });
+        };
+        let n = topology.shards.len() as u64;
+        let shard = cursor & ((1 << SHARD_BITS) - 1);
+        let inner = cursor >> SHARD_BITS;
+        let Some(target) = topology.shards.get(shard as usize).map(|s| s.primary.addr()) else {
+            return Box::pin(async { Reply::err("ERR invalid cursor") });
+        };
+        args[1] = Bytes::from(inner.to_string());
+        let rx = self.pool.send_command(&target, lane, &args);
+        Box::pin(async move {
+            let reply = match answer(rx).await {
+                Ok(frame) => to_reply(frame),
+                Err(why) => return down(None, &format!("{target} ({why})")),
+            };
+            let Reply::Array(mut parts) = reply else { return reply };
+            let next_inner = match parts.first() {
+                Some(Reply::Bulk(b)) => {
+                    std::str::from_utf8(b).ok().and_then(|c| c.parse::<u64>().ok()).unwrap_or(0)
+                }
+                _ => 0,
+            };
+            let next = if next_inner != 0 {
+                (next_inner << SHARD_BITS) | shard
+            } else if shard + 1 < n {
+                shard + 1
+            } else {
+                0
+            };
+            parts[0] = Reply::Bulk(Bytes::from(next.to_string()));
+            Reply::Array(parts)
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Merge {
+    Sum,
+    Concat,
+    AllOk,
+    FirstNonNil,
+}

@@ -1,0 +1,80 @@
+//! The all-in-one role, the default for a first run: info, `--write-shards` write shards with
+//! `--read-replicas` read shards each, and the proxy on `--port`, in one process on loopback.
+//! Every part is the same role code a real deployment runs, each on its own port; Ctrl-C stops
+//! them all.
+
+use std::io;
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::info;
+
+use crate::config::Config;
+
+/// Where info listens in all-in-one mode unless `--info` says otherwise, so that
+/// `rust-edis client` finds it by default.
+pub const DEFAULT_INFO: &str = "127.0.0.1:7379";
+
+fn part(base: &Config, dir: &str, info: &SocketAddr) -> Result<Config, io::Error> {
+    let mut c = base.clone();
+    let bad = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
+    c.set_startup("dir", &base.dir().join(dir).display().to_string()).map_err(bad)?;
+    c.set_startup("info", &info.to_string()).map_err(bad)?;
+    c.set_startup("requirepass", "").map_err(bad)?;
+    Ok(c)
+}
+
+pub async fn run(config: Config, listener: TcpListener, shutdown: watch::Receiver<bool>) -> io::Result<()> {
+    let bind = config.bind().to_string();
+    let info_addr = config.info_addr().unwrap_or(DEFAULT_INFO).to_string();
+    let info_listener = TcpListener::bind(&info_addr).await?;
+    let info_at = info_listener.local_addr()?;
+    let (writes, reads) = (config.write_shards(), config.get("read-replicas").parse::<usize>().unwrap_or(1));
+    let mut tasks = tokio::task::JoinSet::new();
+
+    let mut info_config = part(&config, "info", &info_at)?;
+    info_config.set_startup("info", "").map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    tasks.spawn(super::info::run(info_config, info_listener, shutdown.clone()));
+    let mut lines = vec![format!("info on {info_at}")];
+    for i in 0..writes {
+        let l = TcpListener::bind((bind.as_str(), 0)).await?;
+        lines.push(format!("write shard {} on {}", i + 1, l.local_addr()?));
+        tasks.spawn(super::write::run(
+            part(&config, &format!("write{}", i + 1), &info_at)?,
+            l,
+            shutdown.clone(),
+        ));
+    }
+    for i in 0..writes * reads {
+        let l = TcpListener::bind((bind.as_str(), 0)).await?;
+        lines.push(format!("read shard {} on {}", i + 1, l.local_addr()?));
+        tasks.spawn(super::read::run(
+            part(&config, &format!("read{}", i + 1), &info_at)?,
+            l,
+            shutdown.clone(),
+        ));
+    }
+    // The proxy keeps the user's settings (requirepass included) and the main port.
+    let mut proxy_config = config.clone();
+    proxy_config
+        .set_startup("info", &info_at.to_string())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    lines.push(format!(
+        "proxy on {}   <- point redis-cli, clients and redis-benchmark here",
+        listener.local_addr()?
+    ));
+    tasks.spawn(super::proxy::run(proxy_config, listener, shutdown.clone()));
+    for line in &lines {
+        info!("{line}");
+        println!("{line}");
+    }
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok(Err(e)) => return Err(e),
+            Err(e) if e.is_panic() => return Err(io::Error::other(format!("a role panicked: {e}"))),
+            _ => {}
+        }
+    }
+    Ok(())
+}
