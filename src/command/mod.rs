@@ -334,6 +334,13 @@ pub fn dispatch(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         }
         return Reply::err("READONLY You can't write against a read only replica.");
     }
+    // A replica that has never had its primary's data would answer from an empty keyspace.
+    if cmd.first_key > 0
+        && !ctx.client.is_master
+        && ctx.state.upstream.as_ref().is_some_and(|u| u.replid.is_none())
+    {
+        return Reply::err("LOADING Redis is loading the dataset in memory");
+    }
     if let Err(reply) = route(ctx, cmd, args) {
         if let Some(multi) = &mut ctx.client.multi {
             multi.aborted = true;

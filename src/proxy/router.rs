@@ -91,6 +91,15 @@ async fn answer(rx: oneshot::Receiver<Answer>) -> Answer {
     }
 }
 
+/// A replica that cannot answer yet (no data, or stale by its own account): try another.
+fn not_ready(answer: &Answer) -> bool {
+    match answer {
+        Ok(BytesFrame::Error(e)) => e.starts_with("LOADING") || e.starts_with("MASTERDOWN"),
+        Ok(_) => false,
+        Err(_) => true,
+    }
+}
+
 fn moved_to(frame: &BytesFrame) -> Option<String> {
     let BytesFrame::Error(e) = frame else { return None };
     let rest = e.strip_prefix("MOVED ")?;
@@ -200,7 +209,7 @@ impl Router {
         Box::pin(async move {
             let mut result = answer(first).await;
             let mut tried = 1;
-            while result.is_err() && tried < targets.len() {
+            while not_ready(&result) && tried < targets.len() {
                 result = answer(router.pool.send(&targets[tried], lane, encoded.clone())).await;
                 tried += 1;
             }

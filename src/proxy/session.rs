@@ -210,9 +210,10 @@ fn exec(proxy: &Arc<Proxy>, multi: Multi, lane: usize) -> Pending {
     };
     let addr = shard.primary.addr();
     let pool = &proxy.router.pool;
-    let _ = pool.send_command(&addr, lane, &["MULTI"]);
+    // Only EXEC's reply matters: the +OK and +QUEUED before it are dropped as they arrive.
+    drop(pool.send_command(&addr, lane, &["MULTI"]));
     for cmd in &multi.queued {
-        let _ = pool.send_command(&addr, lane, cmd);
+        drop(pool.send_command(&addr, lane, cmd));
     }
     let result = pool.send_command(&addr, lane, &["EXEC"]);
     Box::pin(async move {

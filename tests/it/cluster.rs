@@ -15,21 +15,22 @@ use tokio::sync::watch;
 use crate::harness::*;
 
 /// Node timeout for these tests: short, so failure detection is quick to observe.
-const NODE_TIMEOUT_MS: u64 = 500;
-const WAIT: Duration = Duration::from_secs(10);
+pub(crate) const NODE_TIMEOUT_MS: u64 = 500;
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Copy, PartialEq)]
-enum Kind {
+pub(crate) enum Kind {
     Info,
     Write,
     Read,
+    Proxy,
 }
 
 /// One node of a test cluster. Dropping it is killing it: its task is aborted, its port
 /// closed. Its --dir (and so its identity) stays with the cluster.
-struct Node {
-    addr: std::net::SocketAddr,
-    dir: PathBuf,
+pub(crate) struct Node {
+    pub(crate) addr: std::net::SocketAddr,
+    pub(crate) dir: PathBuf,
     kind: Kind,
     _shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -41,7 +42,12 @@ impl Drop for Node {
     }
 }
 
-async fn start_node(kind: Kind, dir: PathBuf, info: Option<std::net::SocketAddr>, extra: &str) -> Node {
+pub(crate) async fn start_node(
+    kind: Kind,
+    dir: PathBuf,
+    info: Option<std::net::SocketAddr>,
+    extra: &str,
+) -> Node {
     start_node_at("127.0.0.1:0", kind, dir, info, extra).await
 }
 
@@ -66,6 +72,7 @@ async fn start_node_at(
             Kind::Info => rust_edis::roles::info::run(config, listener, rx).await,
             Kind::Write => rust_edis::roles::write::run(config, listener, rx).await,
             Kind::Read => rust_edis::roles::read::run(config, listener, rx).await,
+            Kind::Proxy => rust_edis::roles::proxy::run(config, listener, rx).await,
         };
         result.expect("role");
     });
@@ -73,18 +80,18 @@ async fn start_node_at(
 }
 
 /// A cluster under test; its files live in a fresh directory removed on drop.
-struct Cluster {
-    base: PathBuf,
-    info: Node,
-    writes: Vec<Node>,
-    reads: Vec<Node>,
+pub(crate) struct Cluster {
+    pub(crate) base: PathBuf,
+    pub(crate) info: Node,
+    pub(crate) writes: Vec<Node>,
+    pub(crate) reads: Vec<Node>,
 }
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
 impl Cluster {
     /// Info plus `writes` write shards, waiting until the cluster is ok.
-    async fn start(writes: usize) -> Cluster {
+    pub(crate) async fn start(writes: usize) -> Cluster {
         let base = std::env::temp_dir().join(format!(
             "rust-edis-it-{}-{}",
             std::process::id(),
@@ -103,14 +110,14 @@ impl Cluster {
         cluster
     }
 
-    async fn add_read(&mut self) -> usize {
+    pub(crate) async fn add_read(&mut self) -> usize {
         let dir = self.base.join(format!("r{}", self.reads.len()));
         self.reads.push(start_node(Kind::Read, dir, Some(self.info.addr), "").await);
         self.reads.len() - 1
     }
 
     /// Waits until every write shard's own view of the map covers all slots.
-    async fn wait_write_views(&self) {
+    pub(crate) async fn wait_write_views(&self) {
         for w in &self.writes {
             let ok = eventually(WAIT, || async { covers_all(&slots(w.addr).await) }).await;
             assert!(ok, "{} never saw the whole map: {:?}", w.addr, slots(w.addr).await);
@@ -118,7 +125,7 @@ impl Cluster {
     }
 
     /// Polls `CLUSTER <sub>` on info until `cond` holds on its text.
-    async fn wait_info(&self, cond: impl Fn(&str) -> bool, sub: &str) -> String {
+    pub(crate) async fn wait_info(&self, cond: impl Fn(&str) -> bool, sub: &str) -> String {
         wait_text(self.info.addr, sub, cond).await
     }
 }
@@ -131,18 +138,18 @@ impl Drop for Cluster {
     }
 }
 
-async fn conn_to(addr: std::net::SocketAddr) -> redis::aio::MultiplexedConnection {
+pub(crate) async fn conn_to(addr: std::net::SocketAddr) -> redis::aio::MultiplexedConnection {
     redis::Client::open(format!("redis://{addr}/")).unwrap().get_multiplexed_async_connection().await.unwrap()
 }
 
 /// `CLUSTER NODES` or `CLUSTER INFO` (given as "NODES" / "INFO") as text.
-async fn cluster_text(addr: std::net::SocketAddr, sub: &str) -> String {
+pub(crate) async fn cluster_text(addr: std::net::SocketAddr, sub: &str) -> String {
     let mut c = conn_to(addr).await;
     let sub = sub.trim_start_matches("CLUSTER ");
     redis::cmd("CLUSTER").arg(sub).query_async::<String>(&mut c).await.unwrap()
 }
 
-async fn wait_text(addr: std::net::SocketAddr, sub: &str, cond: impl Fn(&str) -> bool) -> String {
+pub(crate) async fn wait_text(addr: std::net::SocketAddr, sub: &str, cond: impl Fn(&str) -> bool) -> String {
     let sub = if sub == "CLUSTER INFO" { "INFO" } else { sub };
     let until = tokio::time::Instant::now() + WAIT;
     loop {
@@ -156,7 +163,7 @@ async fn wait_text(addr: std::net::SocketAddr, sub: &str, cond: impl Fn(&str) ->
 }
 
 /// CLUSTER SLOTS as (start, end, primary port, replica ports).
-async fn slots(addr: std::net::SocketAddr) -> Vec<(i64, i64, u16, Vec<u16>)> {
+pub(crate) async fn slots(addr: std::net::SocketAddr) -> Vec<(i64, i64, u16, Vec<u16>)> {
     let mut c = conn_to(addr).await;
     let Value::Array(ranges) = q(&mut c, &["CLUSTER", "SLOTS"]).await else { panic!() };
     let port = |v: &Value| match v {
@@ -182,7 +189,7 @@ fn epoch(info: &str) -> u64 {
     info.lines().find_map(|l| l.strip_prefix("cluster_current_epoch:")).unwrap().trim().parse().unwrap()
 }
 
-fn covers_all(s: &[(i64, i64, u16, Vec<u16>)]) -> bool {
+pub(crate) fn covers_all(s: &[(i64, i64, u16, Vec<u16>)]) -> bool {
     s.len() == 3 && s[0].0 == 0 && s[2].1 == 16383 && s.windows(2).all(|w| w[0].1 + 1 == w[1].0)
 }
 

@@ -6,6 +6,7 @@ mod connection;
 mod harness;
 mod keys;
 mod protocol;
+mod proxy;
 mod replication;
 mod server_cmds;
 mod strings;

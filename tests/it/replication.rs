@@ -304,6 +304,16 @@ async fn replicas_refuse_writes_and_hide_expired_keys() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_without_data_says_loading() {
+    // Its primary is not there: it has never synced.
+    let nowhere = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    let replica = TestServer::replica_of(nowhere, "").await;
+    let mut raw = replica.raw().await;
+    assert_eq!(raw.call(&resp(&["GET", "k"])).await, "-LOADING Redis is loading the dataset in memory\r\n");
+    assert_eq!(raw.call(&resp(&["PING"])).await, "+PONG\r\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transactions_and_rewrites_replay_identically() {
     let primary = TestServer::start().await;
     let replica = TestServer::replica_of(primary.addr, "").await;
