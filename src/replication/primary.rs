@@ -136,8 +136,9 @@ pub fn wait(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     if timeout < 0 {
         return Reply::err("ERR timeout is negative");
     }
-    let Some(log) = &mut ctx.state.log else { return Reply::Int(0) };
-    let target = log.offset();
+    // With no replica attached yet there is no log, and nothing written needs acknowledging:
+    // wait for replicas to attach, as Redis waits until the timeout.
+    let target = ctx.state.log.as_ref().map_or(0, |l| l.offset());
     let have = acked(ctx.state, target);
     if have >= wanted || ctx.client.multi.is_some() {
         return Reply::Int(have);

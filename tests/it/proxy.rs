@@ -20,6 +20,16 @@ async fn cluster_with_proxy(reads: usize, proxy_conf: &str) -> (Cluster, Node) {
     let want = |s: &[(i64, i64, u16, Vec<u16>)]| covers_all(s) && s.iter().all(|r| r.3.len() == reads);
     assert!(eventually(WAIT, || async { want(&slots(cluster.info.addr).await) }).await);
     cluster.wait_write_views().await;
+    // Listed is not enough: each read shard must have synced before it serves reads.
+    for w in &cluster.writes {
+        let n = reads.to_string();
+        assert_eq!(
+            q(&mut conn_to(w.addr).await, &["WAIT", &n, "5000"]).await,
+            int(reads as i64),
+            "replicas of {}",
+            w.addr
+        );
+    }
     let proxy =
         start_node(Kind::Proxy, cluster.base.join("proxy"), Some(cluster.info.addr), proxy_conf).await;
     // Ready once it routes: a write reaches a shard.
@@ -229,13 +239,13 @@ async fn reads_spread_over_read_shards_unless_told_otherwise() {
         start_node(Kind::Proxy, cluster.base.join("proxy2"), Some(cluster.info.addr), "read-from primary\n")
             .await;
     let mut p = conn_to(primary_only.addr).await;
-    assert!(
-        eventually(WAIT, || {
-            let mut p = p.clone();
-            async move { q(&mut p, &["GET", "r1"]).await == bulk("v") }
-        })
-        .await
-    );
+    // Until its first map arrives a proxy answers CLUSTERDOWN; poll past that.
+    let routed = eventually(WAIT, || {
+        let mut p = p.clone();
+        async move { redis::cmd("GET").arg("r1").query_async::<Value>(&mut p).await.ok() == Some(bulk("v")) }
+    })
+    .await;
+    assert!(routed);
     let before = read_hits(&cluster.reads).await;
     for i in 0..1000 {
         q(&mut p, &["GET", &format!("r{}", i % 100)]).await;
@@ -259,8 +269,11 @@ async fn a_dead_write_shard_fails_fast_and_comes_back() {
     let (dead_key, live_key) =
         (key_on(victim.addr.port()).unwrap(), key_on(cluster.writes[0].addr.port()).unwrap());
     q(&mut p, &["SET", &dead_key, "x"]).await;
-    let dir = victim.dir.clone();
+    let (dir, addr) = (victim.dir.clone(), victim.addr);
     drop(victim);
+    // Aborting is asynchronous: wait until the shard is really gone before timing the error.
+    let gone = eventually(WAIT, || async { tokio::net::TcpStream::connect(addr).await.is_err() }).await;
+    assert!(gone);
     let started = Instant::now();
     let e = err(&mut p, &["SET", &dead_key, "y"]).await;
     assert!(e.starts_with("CLUSTERDOWN"), "{e}");

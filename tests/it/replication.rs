@@ -304,6 +304,21 @@ async fn replicas_refuse_writes_and_hide_expired_keys() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_waits_for_replicas_that_have_not_attached_yet() {
+    let primary = TestServer::start().await;
+    let mut p = primary.conn().await;
+    let t = std::time::Instant::now();
+    assert_eq!(q(&mut p, &["WAIT", "1", "100"]).await, int(0), "none attached: the timeout passes");
+    assert!(t.elapsed() >= Duration::from_millis(100));
+    let waiter = {
+        let mut p = p.clone();
+        tokio::spawn(async move { q(&mut p, &["WAIT", "1", "5000"]).await })
+    };
+    let _replica = TestServer::replica_of(primary.addr, "").await;
+    assert_eq!(waiter.await.unwrap(), int(1), "a replica attaching later counts");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_without_data_says_loading() {
     // Its primary is not there: it has never synced.
     let nowhere = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
