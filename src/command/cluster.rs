@@ -57,6 +57,15 @@ pub fn myid(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     }
 }
 
+/// EDIS.ROUTER: marks this connection as a proxy's (see `Client::router`).
+pub fn router(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+    if ctx.state.cluster.is_none() {
+        return Reply::err(DISABLED);
+    }
+    ctx.client.router = true;
+    Reply::Ok
+}
+
 /// READONLY / READWRITE: on a cluster node, accepted (a read shard always serves its slots);
 /// the proxy handles them itself, as the read policy of the connection.
 pub fn readonly(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {

@@ -169,6 +169,9 @@ pub struct Client {
     /// Set by PSYNC/SYNC: once this batch's replies are out, the connection becomes a
     /// replication feed starting at this offset.
     pub takeover: Option<u64>,
+    /// A proxy's backend connection (EDIS.ROUTER): a multi-key command may span slots, as
+    /// long as this node serves every one, so the proxy splits per shard, not per slot.
+    pub router: bool,
     /// What CLIENT LIST and CLIENT KILL see of this connection.
     pub handle: Arc<ClientHandle>,
 }
@@ -186,6 +189,7 @@ impl Client {
             is_master: false,
             listening_port: 0,
             takeover: None,
+            router: false,
             handle,
         }
     }
@@ -297,6 +301,12 @@ fn route(ctx: &mut Ctx, cmd: &Command, args: &[Bytes]) -> Result<(), Reply> {
     let Some(view) = &ctx.state.cluster else { return Ok(()) };
     if cmd.first_key <= 0 || ctx.client.is_master {
         return Ok(());
+    }
+    if ctx.client.router && ctx.client.multi.is_none() {
+        // The proxy's connection: keys may span slots, as long as this node serves each.
+        return cmd
+            .key_positions(args.len())
+            .try_for_each(|i| view.serve(crate::topology::key_slot(&args[i])));
     }
     let Some(slot) = ClusterView::slot_of(cmd.key_positions(args.len()).map(|i| &args[i]))? else {
         return Ok(());

@@ -144,15 +144,18 @@ async fn run(
     // Replies come back in the order requests were written: the writer passes each reply
     // slot to the reader in that order.
     let (order_tx, mut order_rx) = mpsc::unbounded_channel::<oneshot::Sender<Answer>>();
+    // Authenticate if shards want it, and say this is a router's connection, so multi-key
+    // commands may be grouped per shard. Their replies are dropped.
+    let mut hello = BytesMut::new();
     if let Some(pw) = &pool.auth {
-        let mut out = BytesMut::new();
-        encode_command(&["AUTH", pw.as_str()], &mut out);
-        let (ack, _) = oneshot::channel();
-        let _ = order_tx.send(ack);
-        if wr.write_all(&out).await.is_err() {
-            alive.store(false, Ordering::Relaxed);
-            return;
-        }
+        encode_command(&["AUTH", pw.as_str()], &mut hello);
+        let _ = order_tx.send(oneshot::channel().0);
+    }
+    encode_command(&["EDIS.ROUTER"], &mut hello);
+    let _ = order_tx.send(oneshot::channel().0);
+    if wr.write_all(&hello).await.is_err() {
+        alive.store(false, Ordering::Relaxed);
+        return;
     }
     let writer = async {
         let mut out = BytesMut::with_capacity(WRITE_BATCH);

@@ -239,13 +239,20 @@ impl Router {
         read_from: ReadFrom,
     ) -> Pending {
         let write = cmd.has(crate::command::flags::WRITE);
-        // Group the key positions by slot, keeping their order within each group.
+        // Group the keys by the shard that owns them (a shard takes several slots at once
+        // from a router connection), keeping their order within each group. A group is sent
+        // as to the slot of its first key.
         let mut groups: Vec<(u16, Vec<usize>)> = Vec::new();
+        let mut owners: Vec<Option<usize>> = Vec::new();
         for (n, chunk) in args[1..].chunks(per).enumerate() {
             let slot = key_slot(&chunk[0]);
-            match groups.iter_mut().find(|(s, _)| *s == slot) {
-                Some((_, v)) => v.push(n),
-                None => groups.push((slot, vec![n])),
+            let owner = topology.shards.iter().position(|s| s.slots.0 <= slot && slot <= s.slots.1);
+            match owners.iter().position(|o| *o == owner) {
+                Some(g) => groups[g].1.push(n),
+                None => {
+                    owners.push(owner);
+                    groups.push((slot, vec![n]));
+                }
             }
         }
         if groups.len() == 1 {

@@ -310,6 +310,22 @@ async fn moved_crossslot_and_hash_tags() {
         raw.call(&resp(&["EXEC"])).await,
         "-EXECABORT Transaction discarded because of previous errors.\r\n"
     );
+    // A router's connection (EDIS.ROUTER) may span slots, only slots this node serves.
+    let mine: Vec<String> = (0..10_000)
+        .map(|i| format!("m{i}"))
+        .filter(|k| owner(key_slot(k.as_bytes())) == owner(foo))
+        .take(3)
+        .collect();
+    let mut router = Raw::connect(right.addr).await;
+    assert_eq!(
+        router.call(&resp(&["MSET", &mine[0], "1", &mine[1], "2"])).await,
+        "-CROSSSLOT Keys in request don't hash to the same slot\r\n"
+    );
+    assert_eq!(router.call(&resp(&["EDIS.ROUTER"])).await, "+OK\r\n");
+    assert_eq!(router.call(&resp(&["MSET", &mine[0], "1", &mine[1], "2", &mine[2], "3"])).await, "+OK\r\n");
+    assert_eq!(router.call(&resp(&["MGET", &mine[2], &mine[0]])).await, "*2\r\n$1\r\n3\r\n$1\r\n1\r\n");
+    let reply = router.call(&resp(&["MGET", &mine[0], "bar"])).await;
+    assert!(reply.starts_with("-MOVED ") || owner(key_slot(b"bar")) == owner(foo), "{reply}");
     // Info and read shards redirect keys to the owner.
     let mut raw = Raw::connect(cluster.info.addr).await;
     assert_eq!(raw.call(&resp(&["GET", "foo"])).await, format!("-MOVED {foo} 127.0.0.1:{}\r\n", owner(foo)));
