@@ -1,10 +1,13 @@
 //! A global allocator that counts live heap bytes, for INFO's used_memory (Redis reports what
-//! its allocator holds, and users compare the two).
+//! its allocator holds, and users compare the two). Underneath is mimalloc: glibc's malloc
+//! and free were 12% of a proxy profile (many small short-lived buffers per request).
 //!
 //! Counting goes through a per-thread balance flushed to the shared total every 64 KiB, so
 //! allocations on the hot path touch no shared cache line.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
+
+use mimalloc::MiMalloc as Inner;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicIsize, Ordering};
 
@@ -39,25 +42,25 @@ pub fn used_memory() -> usize {
 
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
+        let p = unsafe { Inner.alloc(layout) };
         if !p.is_null() {
             track(layout.size() as isize);
         }
         p
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc_zeroed(layout) };
+        let p = unsafe { Inner.alloc_zeroed(layout) };
         if !p.is_null() {
             track(layout.size() as isize);
         }
         p
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
+        unsafe { Inner.dealloc(ptr, layout) };
         track(-(layout.size() as isize));
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        let p = unsafe { Inner.realloc(ptr, layout, new_size) };
         if !p.is_null() {
             track(new_size as isize - layout.size() as isize);
         }

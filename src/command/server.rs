@@ -82,7 +82,7 @@ fn section(ctx: &mut Ctx, name: &str, out: &mut String) {
             w(format!("maxmemory_human:{}", human(max)));
             w(format!("maxmemory_policy:{}", state.config.get("maxmemory-policy")));
             w(format!("mem_fragmentation_ratio:{:.2}", rss as f64 / used.max(1) as f64));
-            w("mem_allocator:libc".into());
+            w("mem_allocator:mimalloc".into());
         }
         "persistence" => {
             w("# Persistence".into());

@@ -57,9 +57,46 @@ impl ReadFrom {
 
 pub struct Router {
     pub pool: Arc<Pool>,
-    /// The current map; swapped whole by the topology watcher. A short lock to clone the Arc.
-    topology: Mutex<Arc<Topology>>,
+    /// The current map and its routing tables; swapped whole by the topology watcher. A short
+    /// lock to clone the Arc.
+    topology: Mutex<Arc<Routes>>,
     next_read: AtomicUsize,
+}
+
+/// A map with what routing needs precomputed, so a request costs no search and no address
+/// formatting.
+pub struct Routes {
+    pub map: Topology,
+    /// Slot to shard position.
+    owner: Vec<Option<u16>>,
+    /// Per shard: the primary's address and the healthy read shards'.
+    nodes: Vec<(Arc<str>, Vec<Arc<str>>)>,
+}
+
+impl Routes {
+    fn new(map: Topology) -> Routes {
+        let owner = map.owner_table();
+        let nodes = map
+            .shards
+            .iter()
+            .map(|s| {
+                let replicas = s.replicas.iter().filter(|r| !r.failed).map(|r| Arc::from(r.addr())).collect();
+                (Arc::from(s.primary.addr()), replicas)
+            })
+            .collect();
+        Routes { map, owner, nodes }
+    }
+
+    fn shard_of(&self, slot: u16) -> Option<usize> {
+        self.owner[slot as usize].map(usize::from)
+    }
+}
+
+impl std::ops::Deref for Routes {
+    type Target = Topology;
+    fn deref(&self) -> &Topology {
+        &self.map
+    }
 }
 
 /// Converts a shard's reply to ours (so it can be merged, and re-encoded for RESP3 clients).
@@ -110,17 +147,17 @@ impl Router {
     pub fn new(pool: Arc<Pool>) -> Arc<Router> {
         Arc::new(Router {
             pool,
-            topology: Mutex::new(Arc::new(Topology::default())),
+            topology: Mutex::new(Arc::new(Routes::new(Topology::default()))),
             next_read: AtomicUsize::new(0),
         })
     }
 
-    pub fn topology(&self) -> Arc<Topology> {
+    pub fn topology(&self) -> Arc<Routes> {
         self.topology.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn set_topology(&self, t: Topology) {
-        *self.topology.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(t);
+        *self.topology.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(Routes::new(t));
     }
 
     /// Whether the router handles `cmd` (keyed, or merged across shards); the rest the proxy
@@ -167,14 +204,14 @@ impl Router {
     }
 
     /// The nodes to try for a command on `slot`, in order.
-    fn targets(&self, topology: &Topology, slot: u16, write: bool, read_from: ReadFrom) -> Vec<String> {
-        let Some(shard) = topology.owner(slot) else { return Vec::new() };
-        let primary = shard.primary.addr();
-        let replicas: Vec<String> = shard.replicas.iter().filter(|r| !r.failed).map(|r| r.addr()).collect();
+    fn targets(&self, topology: &Routes, slot: u16, write: bool, read_from: ReadFrom) -> Vec<Arc<str>> {
+        let Some(shard) = topology.shard_of(slot) else { return Vec::new() };
+        let (primary, replicas) = &topology.nodes[shard];
+        let primary = primary.clone();
         if write || read_from == ReadFrom::Primary || replicas.is_empty() {
             return vec![primary];
         }
-        let mut order = replicas;
+        let mut order = replicas.clone();
         if read_from == ReadFrom::Any {
             order.push(primary.clone());
         }
@@ -190,7 +227,7 @@ impl Router {
     /// (reads only), and a MOVED reply followed once.
     fn to_slot(
         self: &Arc<Self>,
-        topology: &Topology,
+        topology: &Routes,
         slot: u16,
         args: Vec<Bytes>,
         lane: usize,
@@ -230,7 +267,7 @@ impl Router {
     #[allow(clippy::too_many_arguments)]
     fn split(
         self: &Arc<Self>,
-        topology: &Topology,
+        topology: &Routes,
         cmd: &Command,
         args: Vec<Bytes>,
         lane: usize,
@@ -246,7 +283,7 @@ impl Router {
         let mut owners: Vec<Option<usize>> = Vec::new();
         for (n, chunk) in args[1..].chunks(per).enumerate() {
             let slot = key_slot(&chunk[0]);
-            let owner = topology.shards.iter().position(|s| s.slots.0 <= slot && slot <= s.slots.1);
+            let owner = topology.shard_of(slot);
             match owners.iter().position(|o| *o == owner) {
                 Some(g) => groups[g].1.push(n),
                 None => {
@@ -297,13 +334,7 @@ impl Router {
     }
 
     /// A keyless command on every write shard, merged.
-    fn fan_out(
-        self: &Arc<Self>,
-        topology: &Topology,
-        args: Vec<Bytes>,
-        lane: usize,
-        merge: Merge,
-    ) -> Pending {
+    fn fan_out(self: &Arc<Self>, topology: &Routes, args: Vec<Bytes>, lane: usize, merge: Merge) -> Pending {
         let parts: Vec<(String, oneshot::Receiver<Answer>)> = topology
             .shards
             .iter()
@@ -339,7 +370,7 @@ impl Router {
     }
 
     /// SCAN over every write shard in turn; the cursor's low bits say which.
-    fn scan(self: &Arc<Self>, topology: &Topology, mut args: Vec<Bytes>, lane: usize) -> Pending {
+    fn scan(self: &Arc<Self>, topology: &Routes, mut args: Vec<Bytes>, lane: usize) -> Pending {
         let Some(cursor) = std::str::from_utf8(&args[1]).ok().and_then(|c| c.parse::<u64>().ok()) else {
             return Box::pin(async { Reply::err("ERR invalid cursor") });
         };
