@@ -23,7 +23,7 @@ up() { for _ in $(seq 200); do redis-cli -p "$1" ping >/dev/null 2>&1 && return;
 linked() { for _ in $(seq 6000); do redis-cli -p "$1" info replication 2>/dev/null | grep -q master_link_status:up && return; sleep 0.01; done; echo "replica on $1 never linked" >&2; exit 1; }
 start_primary() { # kind port
     if [ "$1" = redis ]; then mkdir -p "$DIR/p$2"; redis-server --port "$2" --bind 127.0.0.1 --dir "$DIR/p$2" --save '' --appendonly no --repl-diskless-sync yes --repl-diskless-sync-delay 0 >/dev/null &
-    else "$BIN" --port "$2" --loglevel warning --dir "$DIR/p$2" & fi
+    else "$BIN" --role write --port "$2" --loglevel warning --dir "$DIR/p$2" & fi
     pids+=($!); up "$2"
 }
 start_replica() { # kind port primary-port

@@ -24,7 +24,7 @@ command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null || {
 cargo build --release --quiet
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$(mktemp -d)" --save '' --appendonly no --daemonize no >/dev/null &
 REDIS_PID=$!
-./target/release/rust-edis --port "$EDIS_PORT" --loglevel warning &
+./target/release/rust-edis --role write --port "$EDIS_PORT" --loglevel warning --dir "$(mktemp -d)" &
 EDIS_PID=$!
 trap 'kill $REDIS_PID $EDIS_PID 2>/dev/null || true' EXIT
 for port in "$REDIS_PORT" "$EDIS_PORT"; do
