@@ -1,7 +1,7 @@
 //! The all-in-one role, the default for a first run: info, `--write-shards` write shards with
 //! `--read-replicas` read shards each, and the proxy on `--port`, in one process on loopback.
-//! Every part is the same role code a real deployment runs, each on its own port; Ctrl-C stops
-//! them all.
+//! Every part is the same role code a real deployment runs, each on its own port, keeping its
+//! files under `<dir>/data/<part>`; Ctrl-C stops them all.
 
 use std::io;
 use std::net::SocketAddr;
@@ -19,7 +19,7 @@ pub const DEFAULT_INFO: &str = "127.0.0.1:7379";
 fn part(base: &Config, dir: &str, info: &SocketAddr) -> Result<Config, io::Error> {
     let mut c = base.clone();
     let bad = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
-    c.set_startup("dir", &base.dir().join(dir).display().to_string()).map_err(bad)?;
+    c.set_startup("dir", &base.dir().join("data").join(dir).display().to_string()).map_err(bad)?;
     c.set_startup("info", &info.to_string()).map_err(bad)?;
     c.set_startup("requirepass", "").map_err(bad)?;
     Ok(c)

@@ -380,3 +380,35 @@ async fn cluster_clients_and_the_routing_client() {
     assert!(!unreachable.status.success());
     assert!(String::from_utf8_lossy(&unreachable.stderr).contains("Could not read the cluster map"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_password_and_shard_credentials() {
+    let (cluster, _open) = cluster_with_proxy(0, "").await;
+    // Shards that require a password, and a proxy that has it and asks its own of clients.
+    for w in &cluster.writes {
+        q(&mut conn_to(w.addr).await, &["CONFIG", "SET", "requirepass", "shardpw"]).await;
+    }
+    let proxy = start_node(
+        Kind::Proxy,
+        cluster.base.join("proxy-auth"),
+        Some(cluster.info.addr),
+        "requirepass clientpw\nmasterauth shardpw\nread-from primary\n",
+    )
+    .await;
+    let mut raw = Raw::connect(proxy.addr).await;
+    assert_eq!(raw.call(&resp(&["GET", "k"])).await, "-NOAUTH Authentication required.\r\n");
+    assert_eq!(
+        raw.call(&resp(&["AUTH", "shardpw"])).await,
+        "-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+    );
+    assert_eq!(raw.call(&resp(&["AUTH", "clientpw"])).await, "+OK\r\n");
+    let routed = eventually(WAIT, || async {
+        let mut r = Raw::connect(proxy.addr).await;
+        r.call(&resp(&["AUTH", "clientpw"])).await;
+        r.call(&resp(&["SET", "k", "v"])).await == "+OK\r\n"
+    })
+    .await;
+    assert!(routed, "the proxy authenticates to the shards");
+    assert_eq!(raw.call(&resp(&["GET", "k"])).await, "$1\r\nv\r\n");
+    assert_eq!(raw.call(&resp(&["MSET", "a", "1", "b", "2", "c", "3"])).await, "+OK\r\n");
+}
