@@ -80,9 +80,12 @@ static PARAMS: &[Param] = &[
     ),
     p("maxmemory-samples", "5", Kind::Int(1, 64)),
     p("save", "", Kind::Str),
-    p("appendonly", "no", Kind::Bool),
+    fixed("appendonly", "no", Kind::Bool),
     p("appendfsync", "everysec", Kind::Enum(&["always", "everysec", "no"])),
     p("appendfilename", "appendonly.aof", Kind::Str),
+    p("auto-aof-rewrite-percentage", "100", NONNEG),
+    p("auto-aof-rewrite-min-size", "67108864", Kind::Memory),
+    p("aof-load-truncated", "yes", Kind::Bool),
     p("dbfilename", "dump.rdb", Kind::Str),
     p("replica-read-only", "yes", Kind::Bool),
     p("masterauth", "", Kind::Str),
@@ -403,7 +406,7 @@ mod tests {
         let err = c.set_runtime(&[pair("hz", "abc")]).unwrap_err();
         assert_eq!(err, "ERR CONFIG SET failed (possibly related to argument 'hz') - argument couldn't be parsed into an integer");
         assert!(c.set_runtime(&[pair("port", "1")]).unwrap_err().contains("immutable"));
-        assert!(c.set_runtime(&[pair("appendonly", "maybe")]).unwrap_err().contains("'yes' or 'no'"));
+        assert!(c.set_runtime(&[pair("activerehashing", "maybe")]).unwrap_err().contains("'yes' or 'no'"));
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod alloc;
 pub mod command;
 pub mod config;
 pub mod keyspace;
+pub mod persistence;
 pub mod proxy;
 pub mod replication;
 pub mod resp;

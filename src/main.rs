@@ -72,6 +72,12 @@ struct Cli {
     /// Size of the replication backlog a primary keeps for partial resyncs (e.g. 1mb).
     #[arg(long, value_name = "BYTES")]
     repl_backlog_size: Option<String>,
+    /// Keep an append-only file in --dir: yes or no.
+    #[arg(long)]
+    appendonly: Option<String>,
+    /// When the AOF is fsynced: always (before each reply), everysec, or no.
+    #[arg(long)]
+    appendfsync: Option<String>,
     /// Where the proxy sends reads: replica (read shards round-robin, the primary when none
     /// is healthy), primary, or any.
     #[arg(long)]
@@ -109,6 +115,8 @@ fn build_config(cli: &Cli) -> Result<Config, String> {
     set("masterauth", cli.masterauth.clone())?;
     set("repl-backlog-size", cli.repl_backlog_size.clone())?;
     set("read-from", cli.read_from.clone())?;
+    set("appendonly", cli.appendonly.clone())?;
+    set("appendfsync", cli.appendfsync.clone())?;
     set("read-replicas", cli.read_replicas.map(|n| n.to_string()))?;
     Ok(config)
 }
@@ -127,8 +135,10 @@ fn init_logging(loglevel: &str) {
         .ok()
         .and_then(|v| v.parse::<Targets>().ok())
         .unwrap_or_else(|| Targets::new().with_default(level));
+    // Logs go to stderr: stdout is for what the user asked to see (the all-in-one's addresses,
+    // the client's replies).
     tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_target(false))
+        .with(tracing_subscriber::fmt::layer().with_target(false).with_writer(std::io::stderr))
         .with(filter)
         .init();
 }
@@ -205,7 +215,9 @@ fn main() -> ExitCode {
         match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
+                // Whatever the log level: a server that will not start says why.
                 error!(error = %e, "server stopped");
+                eprintln!("rust-edis: {e}");
                 ExitCode::FAILURE
             }
         }

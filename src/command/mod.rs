@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod connection;
 pub mod introspection;
 pub mod keys;
+pub mod persist;
 pub mod server;
 pub mod strings;
 pub mod table;
@@ -172,6 +173,9 @@ pub struct Client {
     /// A proxy's backend connection (EDIS.ROUTER): a multi-key command may span slots, as
     /// long as this node serves every one, so the proxy splits per shard, not per slot.
     pub router: bool,
+    /// The write-log offset this connection's last write reached: with appendfsync always,
+    /// its replies wait until the AOF is durable up to here.
+    pub wrote_to: u64,
     /// What CLIENT LIST and CLIENT KILL see of this connection.
     pub handle: Arc<ClientHandle>,
 }
@@ -190,6 +194,7 @@ impl Client {
             listening_port: 0,
             takeover: None,
             router: false,
+            wrote_to: 0,
             handle,
         }
     }

@@ -85,12 +85,32 @@ fn section(ctx: &mut Ctx, name: &str, out: &mut String) {
             w("mem_allocator:mimalloc".into());
         }
         "persistence" => {
+            let aof = server.aof.get();
+            let flag = |b: bool| b as u8;
             w("# Persistence".into());
             w("loading:0".into());
             w("async_loading:0".into());
+            w(format!(
+                "rdb_changes_since_last_save:{}",
+                state.keyspace.dirty().saturating_sub(state.dirty_at_save)
+            ));
             w("rdb_bgsave_in_progress:0".into());
-            w("aof_enabled:0".into());
-            w("aof_rewrite_in_progress:0".into());
+            w(format!("rdb_last_save_time:{}", state.last_save));
+            w("rdb_last_bgsave_status:ok".into());
+            w(format!("aof_enabled:{}", flag(aof.is_some())));
+            let ordering = std::sync::atomic::Ordering::Relaxed;
+            w(format!("aof_rewrite_in_progress:{}", aof.map_or(0, |a| flag(a.rewriting.load(ordering)))));
+            w(format!(
+                "aof_rewrite_scheduled:{}",
+                aof.map_or(0, |a| flag(a.rewrite_requested.load(ordering)))
+            ));
+            w(format!("aof_rewrites:{}", aof.map_or(0, |a| a.rewrites.load(ordering))));
+            let status = aof.is_none_or(|a| a.last_write_ok.load(ordering));
+            w(format!("aof_last_write_status:{}", if status { "ok" } else { "err" }));
+            if let Some(a) = aof {
+                w(format!("aof_current_size:{}", a.size.load(ordering)));
+                w(format!("aof_base_size:{}", a.base_size.load(ordering)));
+            }
         }
         "stats" => {
             let s = &state.stats;
@@ -144,7 +164,8 @@ fn section(ctx: &mut Ctx, name: &str, out: &mut String) {
                         ));
                     }
                     w("master_failover_state:no-failover".into());
-                    w(format!("master_replid:{}", server.run_id));
+                    let replid = state.log.as_ref().map_or(server.run_id.clone(), |l| l.replid.clone());
+                    w(format!("master_replid:{replid}"));
                     w(format!("master_repl_offset:{offset}"));
                 }
             }

@@ -2,7 +2,8 @@
 
 use super::flags::*;
 use super::{
-    cluster, connection as conn, introspection as intro, keys, server as srv, strings, transactions as tx,
+    cluster, connection as conn, introspection as intro, keys, persist, server as srv, strings,
+    transactions as tx,
 };
 use super::{Command, Handler};
 use crate::replication::{primary as repl, replica};
@@ -209,6 +210,10 @@ pub static COMMANDS: &[Command] = &[
     c("reset", 1, CONN | NO_AUTH | ALLOW_BUSY, NOKEYS, "connection", "6.2.0", "Resets the connection.", O1, "", conn::reset),
     container("client", -2, "connection", "2.4.0", "A container for client connection commands.", container_usage, CLIENT_SUBS),
     // server
+    c("save", 1, ADMIN | NOSCRIPT | NO_MULTI, NOKEYS, "server", "1.0.0", "Synchronously saves the database(s) to disk.", "O(N) where N is the total number of keys in all databases", "", persist::save),
+    c("bgsave", -1, ADMIN | NOSCRIPT | NO_MULTI, NOKEYS, "server", "1.0.0", "Asynchronously saves the database(s) to disk.", "O(1)", "[SCHEDULE]", persist::bgsave),
+    c("lastsave", 1, LOADING | STALE | FAST, NOKEYS, "server", "1.0.0", "Returns the Unix timestamp of the last successful save to disk.", O1, "", persist::lastsave),
+    c("bgrewriteaof", 1, ADMIN | NOSCRIPT | NO_MULTI, NOKEYS, "server", "1.0.0", "Asynchronously rewrites the append-only file to disk.", O1, "", persist::bgrewriteaof),
     c("time", 1, LOADING | STALE | FAST, NOKEYS, "server", "2.6.0", "Returns the server time.", O1, "", srv::time),
     c("info", -1, LOADING | STALE, NOKEYS, "server", "1.0.0", "Returns information and statistics about the server.", O1, "[section [section ...]]", srv::info),
     container("config", -2, "server", "2.0.0", "A container for server configuration commands.", container_usage, CONFIG_SUBS),

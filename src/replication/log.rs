@@ -19,17 +19,33 @@ pub struct WriteLog {
     in_exec: bool,
     multi_emitted: bool,
     scratch: BytesMut,
+    /// With appendonly on: what the AOF writer has yet to write, the same bytes as the
+    /// backlog gets (Redis's aof_buf). Filled under the state lock, so nothing is missed.
+    pub aof_buf: Option<Vec<u8>>,
 }
 
 impl WriteLog {
     pub fn new(replid: String, capacity: usize) -> Self {
+        Self::resume(replid, capacity, 0)
+    }
+
+    /// A log that continues a stream at `offset` (after a restart).
+    pub fn resume(replid: String, capacity: usize, offset: u64) -> Self {
         WriteLog {
             replid,
-            backlog: Backlog::new(capacity, 0),
+            backlog: Backlog::new(capacity, offset),
             db: None,
             in_exec: false,
             multi_emitted: false,
             scratch: BytesMut::new(),
+            aof_buf: None,
+        }
+    }
+
+    fn emit(&mut self) {
+        self.backlog.append(&self.scratch);
+        if let Some(buf) = &mut self.aof_buf {
+            buf.extend_from_slice(&self.scratch);
         }
     }
 
@@ -50,14 +66,14 @@ impl WriteLog {
             self.db = Some(db);
         }
         encode_command(args, &mut self.scratch);
-        self.backlog.append(&self.scratch);
+        self.emit();
     }
 
     /// Appends a command that belongs to no database (PING, REPLCONF GETACK).
     pub fn append_control(&mut self, args: &[&str]) {
         self.scratch.clear();
         encode_command(args, &mut self.scratch);
-        self.backlog.append(&self.scratch);
+        self.emit();
     }
 
     pub fn begin_exec(&mut self) {
@@ -69,7 +85,7 @@ impl WriteLog {
         if self.multi_emitted {
             self.scratch.clear();
             encode_command(&["EXEC"], &mut self.scratch);
-            self.backlog.append(&self.scratch);
+            self.emit();
         }
         self.in_exec = false;
         self.multi_emitted = false;

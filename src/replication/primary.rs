@@ -32,7 +32,12 @@ fn ensure_log<'a>(state: &'a mut State, replid: &str) -> &'a mut WriteLog {
     if state.log.is_none() {
         let capacity = crate::config::parse_memory(state.config.get("repl-backlog-size")).unwrap_or(1 << 20);
         state.keyspace.set_log_expired(true);
-        state.log = Some(WriteLog::new(replid.to_string(), capacity.max(0) as usize));
+        // Continue the stream the files on disk ended with, so replicas can too.
+        let log = match state.restored.take() {
+            Some(p) => WriteLog::resume(p.replid, capacity.max(0) as usize, p.offset),
+            None => WriteLog::new(replid.to_string(), capacity.max(0) as usize),
+        };
+        state.log = Some(log);
     }
     state.log.as_mut().expect("just set")
 }

@@ -152,6 +152,15 @@ pub fn read(data: &[u8], databases: usize) -> Result<Keyspace, RdbError> {
 
 /// Like [`read`], also returning the replication position saved in it, if any.
 pub fn read_with(data: &[u8], databases: usize) -> Result<(Keyspace, Option<ReplPosition>), RdbError> {
+    read_prefix(data, databases).map(|(ks, position, _)| (ks, position))
+}
+
+/// Reads an RDB payload at the start of `data` (an AOF's preamble), returning also how many
+/// bytes it took; what follows is not looked at.
+pub fn read_prefix(
+    data: &[u8],
+    databases: usize,
+) -> Result<(Keyspace, Option<ReplPosition>, usize), RdbError> {
     let (mut replid, mut offset) = (None, None);
     if data.len() < 9 || &data[..5] != b"REDIS" {
         return Err(RdbError("not an RDB file".into()));
@@ -165,17 +174,16 @@ pub fn read_with(data: &[u8], databases: usize) -> Result<(Keyspace, Option<Repl
         match op {
             OP_EOF => {
                 let end = r.pos;
-                if let Ok(sum) = r.take(8) {
-                    let stored = u64::from_le_bytes(sum.try_into().expect("8 bytes"));
-                    if stored != 0 && stored != crc64::crc64(0, &data[..end]) {
-                        return Err(RdbError("checksum mismatch".into()));
-                    }
+                let sum = r.take(8).map_err(|_| RdbError(format!("truncated checksum at offset {end}")))?;
+                let stored = u64::from_le_bytes(sum.try_into().expect("8 bytes"));
+                if stored != 0 && stored != crc64::crc64(0, &data[..end]) {
+                    return Err(RdbError("checksum mismatch".into()));
                 }
                 let position = match (replid, offset) {
                     (Some(replid), Some(offset)) => Some(ReplPosition { replid, offset }),
                     _ => None,
                 };
-                return Ok((ks, position));
+                return Ok((ks, position, r.pos));
             }
             OP_AUX => {
                 let name = r.string()?;
@@ -266,6 +274,7 @@ mod tests {
         data.extend_from_slice(&[TYPE_STRING, 1, b'k', 0xC0, 0xFB]); // int8 -5
         data.extend_from_slice(&[TYPE_STRING, 1, b'm', 0xC1, 0x39, 0x30]); // int16 12345
         data.push(OP_EOF);
+        data.extend_from_slice(&[0; 8]); // checksum left out, as Redis allows
         let mut ks = read(&data, 16).unwrap();
         assert_eq!(ks.dbs[0].get(b"k", 0).unwrap().value, Value::Str(Bytes::from_static(b"-5")));
         assert_eq!(ks.dbs[0].get(b"m", 0).unwrap().value, Value::Str(Bytes::from_static(b"12345")));

@@ -1,6 +1,8 @@
 //! The write role. Without `--info` it is a standalone server that owns every slot. With
 //! `--info` it registers as a write shard, serves the keys of the slots info assigns it, and
-//! answers the others with MOVED.
+//! answers the others with MOVED. With `--appendonly yes` it keeps an AOF in `--dir`; at
+//! start it loads the AOF (or else the RDB snapshot) and continues the replication stream
+//! where the files left it.
 
 use std::io;
 use std::sync::Arc;
@@ -10,6 +12,8 @@ use tokio::sync::watch;
 
 use super::agent::{node_id, Agent};
 use crate::config::Config;
+use crate::persistence::{self, Fsync};
+use crate::replication::log::WriteLog;
 use crate::server::{serve, Server};
 use crate::topology::view::NodeKind;
 
@@ -19,8 +23,50 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: watch::Receive
         Some(info) => Some((info.to_string(), node_id(&config.dir())?)),
         None => None,
     };
+    let dir = config.dir();
+    let appendonly = config.get("appendonly") == "yes";
+    let aof_path = dir.join(config.get("appendfilename"));
+    let rdb_path = dir.join(config.get("dbfilename"));
+    let policy = Fsync::parse(config.get("appendfsync"));
+    let backlog =
+        crate::config::parse_memory(config.get("repl-backlog-size")).unwrap_or(1 << 20).max(0) as usize;
     let server = Arc::new(Server::new(config, listener.local_addr()?));
+
+    // The files on disk, if any: the AOF when appendonly is on, else the snapshot.
+    std::fs::create_dir_all(&dir)?;
+    let loaded = persistence::load(appendonly.then_some(aof_path.as_path()), &rdb_path, &server)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    {
+        let mut state = server.state();
+        state.keyspace = loaded.keyspace;
+        if appendonly {
+            // The log exists from the start: it is what the AOF is made of.
+            let (replid, base) = match loaded.position {
+                Some(p) => (p.replid, p.offset),
+                None => (server.run_id.clone(), 0),
+            };
+            let mut log = WriteLog::resume(replid, backlog, base);
+            log.backlog.append(&loaded.tail);
+            log.aof_buf = Some(Vec::new());
+            state.keyspace.set_log_expired(true);
+            state.log = Some(log);
+        } else {
+            state.restored = loaded.position;
+        }
+    }
+    let writer = if appendonly {
+        let (aof, thread) = persistence::start_writer(&server, aof_path, policy)?;
+        let _ = server.aof.set(aof.clone());
+        Some((aof, thread))
+    } else {
+        None
+    };
+
     let _agent = cluster.map(|(info, id)| Agent::start(server.clone(), NodeKind::Write, id, info, None));
-    serve(server, listener, shutdown).await;
+    serve(server.clone(), listener, shutdown).await;
+    if let Some((aof, thread)) = writer {
+        // Everything acknowledged so far reaches the disk before we go.
+        let _ = tokio::task::spawn_blocking(move || persistence::stop_writer(&aof, thread)).await;
+    }
     Ok(())
 }

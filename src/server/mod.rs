@@ -73,6 +73,11 @@ pub struct State {
     pub last_repl_ping: Instant,
     /// Active expiry on or off (DEBUG SET-ACTIVE-EXPIRE, as Redis's tests use it).
     pub active_expire: bool,
+    /// The stream position loaded from disk, for the write log to continue from.
+    pub restored: Option<crate::replication::rdb::ReplPosition>,
+    /// Unix seconds of the last successful snapshot save (LASTSAVE), and the change count then.
+    pub last_save: u64,
+    pub dirty_at_save: u64,
 }
 
 /// How often a primary pings its replicas through the stream (Redis's
@@ -250,6 +255,8 @@ pub struct Server {
     pub acks: watch::Sender<u64>,
     /// Set on the proxy role: its connections forward to the cluster through this router.
     pub proxy: std::sync::OnceLock<Arc<crate::proxy::Proxy>>,
+    /// The AOF writer, with appendonly on.
+    pub aof: std::sync::OnceLock<Arc<crate::persistence::Aof>>,
 }
 
 /// 40 random-looking hex characters (Redis's run_id and, later, replication ids).
@@ -279,6 +286,9 @@ impl Server {
                 upstream: None,
                 last_repl_ping: Instant::now(),
                 active_expire: true,
+                restored: None,
+                last_save: now_ms() / 1000,
+                dirty_at_save: 0,
             }),
             clients: Mutex::new(HashMap::new()),
             next_client_id: AtomicU64::new(1),
@@ -289,6 +299,7 @@ impl Server {
             repl_offset: watch::Sender::new(0),
             acks: watch::Sender::new(0),
             proxy: std::sync::OnceLock::new(),
+            aof: std::sync::OnceLock::new(),
         }
     }
 
@@ -329,6 +340,9 @@ impl Server {
             }
             if log.offset() != before {
                 self.repl_offset.send_replace(log.offset());
+                if let Some(aof) = self.aof.get() {
+                    aof.notify();
+                }
             }
         }
         let expired = state.keyspace.take_expired();

@@ -103,6 +103,7 @@ pub async fn run(server: Arc<Server>, mut stream: TcpStream, handle: Arc<ClientH
                 let Some((resume, reply)) = deferred else { break };
                 // A command that waits: what came before it goes out now, then its reply.
                 if !out.is_empty() {
+                    durable(server, client).await;
                     if stream.write_all(&out).await.is_err() {
                         break 'conn;
                     }
@@ -124,6 +125,7 @@ pub async fn run(server: Arc<Server>, mut stream: TcpStream, handle: Arc<ClientH
             }
             let flush = client.close || client.takeover.is_some() || !more || out.len() >= OUT_FLUSH;
             if flush && !out.is_empty() {
+                durable(server, client).await;
                 if stream.write_all(&out).await.is_err() {
                     break 'conn;
                 }
@@ -147,6 +149,17 @@ pub async fn run(server: Arc<Server>, mut stream: TcpStream, handle: Arc<ClientH
             }
         }
     }
+}
+
+/// With appendfsync always, replies to writes leave only once the AOF holds them on disk.
+async fn durable(server: &Server, client: &Client) {
+    let Some(aof) = server.aof.get() else { return };
+    if aof.policy != crate::persistence::Fsync::Always || *aof.durable.borrow() >= client.wrote_to {
+        return;
+    }
+    let target = client.wrote_to;
+    let mut on_disk = aof.durable.subscribe();
+    let _ = on_disk.wait_for(|d| *d >= target).await;
 }
 
 /// Runs parsed commands, from the `first`-th on, under one acquisition of the state lock,
@@ -181,9 +194,14 @@ fn run_batch(
             break;
         }
     }
-    let log_after = state.log.as_ref().map(|l| l.offset());
+    let log_after = ctx.state.log.as_ref().map(|l| l.offset());
     if log_after != log_before {
-        server.repl_offset.send_replace(log_after.unwrap_or(0));
+        let end = log_after.unwrap_or(0);
+        ctx.client.wrote_to = end;
+        server.repl_offset.send_replace(end);
+        if let Some(aof) = server.aof.get() {
+            aof.notify();
+        }
     }
     state.stats.net_output_bytes += (out.len() - before) as u64;
     drop(state);

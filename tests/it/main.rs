@@ -5,6 +5,7 @@ mod cluster;
 mod connection;
 mod harness;
 mod keys;
+mod persistence;
 mod protocol;
 mod proxy;
 mod replication;

@@ -1,0 +1,369 @@
+//! Persistence: the append-only file and snapshots.
+//!
+//! The AOF is the write log on disk: an RDB preamble (the dataset, with `repl-id` and
+//! `repl-offset` as aux fields, as Redis's aof-use-rdb-preamble) followed by exactly the bytes
+//! the replication backlog receives. So after a restart the stream's id and offset are known
+//! (preamble offset + tail length) and replicas can continue with a partial resync.
+//!
+//! The log fills an AOF buffer under the state lock; a writer thread takes it, writes and
+//! fsyncs as `appendfsync` says, and publishes the offset that is durable. With `always`, a
+//! connection holds its replies until that offset covers its writes (one fsync serves every
+//! client waiting at that moment). Rewrites happen in the writer thread: the snapshot and the
+//! buffer are taken in one lock hold, the old file is completed, and the new one (snapshot,
+//! then every later write) replaces it by rename.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::command::{dispatch, Client, Ctx};
+use crate::keyspace::{now_ms, Keyspace};
+use crate::replication::rdb::{self, ReplPosition};
+use crate::resp::RequestParser;
+use crate::server::{ClientHandle, Server};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fsync {
+    Always,
+    Everysec,
+    No,
+}
+
+impl Fsync {
+    pub fn parse(s: &str) -> Fsync {
+        match s {
+            "always" => Fsync::Always,
+            "no" => Fsync::No,
+            _ => Fsync::Everysec,
+        }
+    }
+}
+
+/// What a data directory held at start.
+pub struct Loaded {
+    pub keyspace: Keyspace,
+    pub position: Option<ReplPosition>,
+    /// Bytes of stream after the preamble (they seed the backlog).
+    pub tail: Vec<u8>,
+    pub from: Option<PathBuf>,
+}
+
+/// Loads the AOF if `aof` is given and exists, else the RDB snapshot if it exists. A
+/// truncated last command is dropped (and cut from the file) with a warning; anything else
+/// wrong is an error naming the file and the offset.
+pub fn load(aof: Option<&Path>, rdb_path: &Path, server: &Arc<Server>) -> Result<Loaded, String> {
+    let databases = server.state().config.databases();
+    if let Some(path) = aof.filter(|p| p.exists()) {
+        let data = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let (keyspace, position, start) = if data.starts_with(b"REDIS") {
+            rdb::read_prefix(&data, databases).map_err(|e| {
+                format!(
+                    "Bad file format reading the append only file {}: {} (in its snapshot part)",
+                    path.display(),
+                    e.0
+                )
+            })?
+        } else {
+            (Keyspace::new(databases), None, 0)
+        };
+        let (applied, keyspace) = replay(server, keyspace, &data[start..]).map_err(|(at, why)| {
+            format!(
+                "Bad file format reading the append only file {} at offset {}: {why}",
+                path.display(),
+                start + at
+            )
+        })?;
+        let valid = start + applied;
+        if valid < data.len() {
+            warn!(
+                file = %path.display(),
+                offset = valid,
+                dropped = data.len() - valid,
+                "the append only file ends in a truncated command: dropping it (aof-load-truncated)"
+            );
+            let f = OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| format!("cannot fix {}: {e}", path.display()))?;
+            f.set_len(valid as u64).map_err(|e| format!("cannot truncate {}: {e}", path.display()))?;
+        }
+        info!(file = %path.display(), bytes = valid, "loaded the append only file");
+        return Ok(Loaded {
+            keyspace,
+            position,
+            tail: data[start..valid].to_vec(),
+            from: Some(path.to_path_buf()),
+        });
+    }
+    if rdb_path.exists() {
+        let data = std::fs::read(rdb_path).map_err(|e| format!("cannot read {}: {e}", rdb_path.display()))?;
+        let (keyspace, position, _) = rdb::read_prefix(&data, databases)
+            .map_err(|e| format!("Bad file format reading the snapshot {}: {}", rdb_path.display(), e.0))?;
+        info!(file = %rdb_path.display(), "loaded the snapshot");
+        return Ok(Loaded { keyspace, position, tail: Vec::new(), from: Some(rdb_path.to_path_buf()) });
+    }
+    Ok(Loaded { keyspace: Keyspace::new(databases), position: None, tail: Vec::new(), from: None })
+}
+
+/// Applies the commands in `stream` to `keyspace` with the normal handlers. Returns how many
+/// bytes were whole commands, or where and why the stream is malformed.
+fn replay(
+    server: &Arc<Server>,
+    keyspace: Keyspace,
+    stream: &[u8],
+) -> Result<(usize, Keyspace), (usize, String)> {
+    let mut state = server.state();
+    let saved = std::mem::replace(&mut state.keyspace, keyspace);
+    let addr = server.local_addr;
+    let mut client = Client::new(Arc::new(ClientHandle::new(0, addr, addr, -1)), true);
+    client.is_master = true;
+    let mut buf = BytesMut::from(stream);
+    let mut parser = RequestParser::default();
+    let mut args: Vec<Bytes> = Vec::new();
+    let mut applied = 0usize;
+    let result = loop {
+        let before = buf.len();
+        // The file holds RESP arrays only; anything else (which the request parser would
+        // take as an inline command) is damage.
+        if buf.first().is_some_and(|&b| b != b'*') {
+            break Err((applied, format!("expected '*', found {:?}", buf[0] as char)));
+        }
+        match parser.next(&mut buf, &mut args) {
+            Ok(Some(_)) => {
+                applied += before - buf.len();
+                let is_getack = args.len() >= 2 && args[0].eq_ignore_ascii_case(b"replconf");
+                if !is_getack {
+                    let mut ctx = Ctx {
+                        state: &mut state,
+                        client: &mut client,
+                        server,
+                        now: now_ms(),
+                        deferred: None,
+                        propagate: None,
+                    };
+                    dispatch(&mut ctx, &args);
+                }
+                args.clear();
+            }
+            Ok(None) => break Ok(applied),
+            Err(e) => break Err((applied, e.to_string())),
+        }
+    };
+    let loaded = std::mem::replace(&mut state.keyspace, saved);
+    result.map(|n| (n, loaded))
+}
+
+/// Writes `data` to `path` through a temporary file and a rename, fsynced: a crash leaves
+/// either the old file or the new one, never half of one.
+pub fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+/// The AOF writer's shared side: what connections and INFO see.
+pub struct Aof {
+    pub path: PathBuf,
+    pub policy: Fsync,
+    /// The stream offset that is on disk (fsynced, with `always`), for connections waiting.
+    pub durable: watch::Sender<u64>,
+    /// Wakes the writer; `true` when there is something to do.
+    wake: Mutex<bool>,
+    cond: Condvar,
+    pub rewrite_requested: AtomicBool,
+    pub rewriting: AtomicBool,
+    pub last_write_ok: AtomicBool,
+    pub size: AtomicU64,
+    pub base_size: AtomicU64,
+    pub rewrites: AtomicU64,
+    stop: AtomicBool,
+}
+
+impl Aof {
+    pub fn notify(&self) {
+        *self.wake.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.cond.notify_one();
+    }
+
+    pub fn request_rewrite(&self) {
+        self.rewrite_requested.store(true, Ordering::Relaxed);
+        self.notify();
+    }
+}
+
+/// Starts the AOF writer for `server`, whose write log must already have its AOF buffer. A
+/// new file starts with a snapshot of the current data.
+pub fn start_writer(
+    server: &Arc<Server>,
+    path: PathBuf,
+    policy: Fsync,
+) -> io::Result<(Arc<Aof>, std::thread::JoinHandle<()>)> {
+    let (offset, existing) = {
+        let state = server.state();
+        (state.log.as_ref().map_or(0, |l| l.offset()), path.exists())
+    };
+    if !existing {
+        let data = snapshot(server);
+        write_atomically(&path, &data)?;
+    }
+    let size = std::fs::metadata(&path)?.len();
+    let aof = Arc::new(Aof {
+        path: path.clone(),
+        policy,
+        durable: watch::Sender::new(offset),
+        wake: Mutex::new(false),
+        cond: Condvar::new(),
+        rewrite_requested: AtomicBool::new(false),
+        rewriting: AtomicBool::new(false),
+        last_write_ok: AtomicBool::new(true),
+        size: AtomicU64::new(size),
+        base_size: AtomicU64::new(size),
+        rewrites: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+    });
+    let file = OpenOptions::new().append(true).open(&path)?;
+    let thread = {
+        let (server, aof) = (server.clone(), aof.clone());
+        std::thread::Builder::new().name("aof-writer".into()).spawn(move || writer(server, aof, file))?
+    };
+    Ok((aof, thread))
+}
+
+/// Stops the writer after it wrote (and fsynced) everything buffered.
+pub fn stop_writer(aof: &Aof, thread: std::thread::JoinHandle<()>) {
+    aof.stop.store(true, Ordering::Relaxed);
+    aof.notify();
+    let _ = thread.join();
+}
+
+/// The dataset and the log's position, as an RDB payload, taken under the lock.
+fn snapshot(server: &Server) -> Vec<u8> {
+    let state = server.state();
+    let position = state.log.as_ref().map(|l| ReplPosition { replid: l.replid.clone(), offset: l.offset() });
+    rdb::write_with(&state.keyspace, now_ms(), position.as_ref()).to_vec()
+}
+
+fn writer(server: Arc<Server>, aof: Arc<Aof>, mut file: File) {
+    let mut last_fsync = Instant::now();
+    let mut dirty = false;
+    loop {
+        {
+            let woken = aof.wake.lock().unwrap_or_else(|e| e.into_inner());
+            let (mut woken, _) = aof
+                .cond
+                .wait_timeout_while(woken, Duration::from_millis(100), |w| !*w)
+                .unwrap_or_else(|e| e.into_inner());
+            *woken = false;
+        }
+        let stopping = aof.stop.load(Ordering::Relaxed);
+        let (bytes, end, auto_rewrite) = {
+            let mut state = server.state();
+            let pct: u64 = state.config.get("auto-aof-rewrite-percentage").parse().unwrap_or(100);
+            let min: u64 = state.config.get("auto-aof-rewrite-min-size").parse().unwrap_or(64 << 20);
+            let Some(log) = state.log.as_mut() else { return };
+            let bytes = log.aof_buf.as_mut().map(std::mem::take).unwrap_or_default();
+            let size = aof.size.load(Ordering::Relaxed) + bytes.len() as u64;
+            let base = aof.base_size.load(Ordering::Relaxed).max(1);
+            let grown = pct > 0 && size >= min && size > base + base * pct / 100;
+            (bytes, log.offset(), grown)
+        };
+        if !bytes.is_empty() {
+            match file.write_all(&bytes) {
+                Ok(()) => {
+                    aof.size.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                    aof.last_write_ok.store(true, Ordering::Relaxed);
+                    dirty = true;
+                }
+                Err(e) => {
+                    // Redis stops accepting writes here; we report it and keep trying.
+                    warn!(file = %aof.path.display(), error = %e, "writing the append only file failed");
+                    aof.last_write_ok.store(false, Ordering::Relaxed);
+                    if let Some(log) = server.state().log.as_mut() {
+                        if let Some(buf) = log.aof_buf.as_mut() {
+                            buf.splice(0..0, bytes);
+                        }
+                    }
+                    continue;
+                }
+            }
+        }
+        let sync_now = match aof.policy {
+            Fsync::Always => dirty,
+            Fsync::Everysec => dirty && (last_fsync.elapsed() >= Duration::from_secs(1) || stopping),
+            Fsync::No => stopping && dirty,
+        };
+        if sync_now {
+            if let Err(e) = file.sync_data() {
+                warn!(file = %aof.path.display(), error = %e, "fsync of the append only file failed");
+                aof.last_write_ok.store(false, Ordering::Relaxed);
+                continue;
+            }
+            last_fsync = Instant::now();
+            dirty = false;
+        }
+        if aof.policy != Fsync::Always || !dirty {
+            aof.durable.send_replace(end);
+        }
+        if stopping {
+            return;
+        }
+        if auto_rewrite || aof.rewrite_requested.swap(false, Ordering::Relaxed) {
+            match rewrite(&server, &aof, &mut file) {
+                Ok(size) => info!(file = %aof.path.display(), bytes = size, "append only file rewritten"),
+                Err(e) => warn!(file = %aof.path.display(), error = %e, "append only file rewrite failed"),
+            }
+        }
+    }
+}
+
+/// Replaces the AOF with a snapshot of now; writes buffered after it go to the new file.
+fn rewrite(server: &Arc<Server>, aof: &Aof, file: &mut File) -> io::Result<u64> {
+    aof.rewriting.store(true, Ordering::Relaxed);
+    let result = (|| {
+        // One lock hold: the buffer up to now goes to the old file, the snapshot covers it.
+        let (rest, data, end) = {
+            let mut state = server.state();
+            let position =
+                state.log.as_ref().map(|l| ReplPosition { replid: l.replid.clone(), offset: l.offset() });
+            let end = position.as_ref().map_or(0, |p| p.offset);
+            let rest =
+                state.log.as_mut().and_then(|l| l.aof_buf.as_mut()).map(std::mem::take).unwrap_or_default();
+            let data = rdb::write_with(&state.keyspace, now_ms(), position.as_ref());
+            (rest, data, end)
+        };
+        file.write_all(&rest)?;
+        file.sync_data()?;
+        write_atomically(&aof.path, &data)?;
+        *file = OpenOptions::new().append(true).open(&aof.path)?;
+        let size = data.len() as u64;
+        aof.size.store(size, Ordering::Relaxed);
+        aof.base_size.store(size, Ordering::Relaxed);
+        aof.rewrites.fetch_add(1, Ordering::Relaxed);
+        aof.durable.send_replace(end);
+        Ok(size)
+    })();
+    aof.rewriting.store(false, Ordering::Relaxed);
+    result
+}
+
+/// SAVE: the dataset (with the stream position) to the RDB file, atomically.
+pub fn save(server: &Server, path: &Path) -> io::Result<()> {
+    write_atomically(path, &snapshot(server))
+}

@@ -1,0 +1,359 @@
+//! Persistence, tested on real processes: a child rust-edis killed with SIGKILL while clients
+//! write, then restarted on the same directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use redis::aio::MultiplexedConnection;
+use redis::Value;
+
+use crate::harness::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_rust-edis");
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A rust-edis write shard as a child process; killed with SIGKILL on drop.
+struct Proc {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn free_port() -> u16 {
+    tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port()
+}
+
+async fn spawn(dir: &Path, fsync: &str) -> Proc {
+    let port = free_port().await;
+    let child = Command::new(BIN)
+        .args(["--role", "write", "--port", &port.to_string(), "--dir", dir.to_str().unwrap()])
+        .args(["--appendonly", "yes", "--appendfsync", fsync, "--loglevel", "warning"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start rust-edis");
+    let proc = Proc { child, port };
+    let up = eventually(WAIT, || async { connect(port).await.is_some() }).await;
+    assert!(up, "rust-edis on {port} did not come up");
+    proc
+}
+
+async fn connect(port: u16) -> Option<MultiplexedConnection> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).ok()?;
+    let mut c = client.get_multiplexed_async_connection().await.ok()?;
+    redis::cmd("PING").query_async::<String>(&mut c).await.ok()?;
+    Some(c)
+}
+
+/// Writes `SET w{id}:{n} n` until told to stop or the server dies; returns the acknowledged
+/// writes with when each was acknowledged.
+async fn writer(port: u16, id: usize, stop: tokio::sync::watch::Receiver<bool>) -> Vec<(String, Instant)> {
+    let mut acked = Vec::new();
+    let Some(mut c) = connect(port).await else { return acked };
+    for n in 0.. {
+        if *stop.borrow() {
+            break;
+        }
+        let key = format!("w{id}:{n}");
+        match redis::cmd("SET").arg(&key).arg(n).query_async::<Value>(&mut c).await {
+            Ok(Value::Okay) => acked.push((key, Instant::now())),
+            _ => break,
+        }
+    }
+    acked
+}
+
+/// Runs writers against `proc` for a while, kills it with SIGKILL mid-stream, restarts it on
+/// the same directory, and returns (acknowledged writes, lost ones, kill time).
+async fn crash_round(dir: &Path, fsync: &str, run_for: Duration) -> (usize, Vec<(String, Instant)>, Instant) {
+    let mut proc = spawn(dir, fsync).await;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let writers: Vec<_> = (0..3).map(|id| tokio::spawn(writer(proc.port, id, stop_rx.clone()))).collect();
+    tokio::time::sleep(run_for).await;
+    proc.child.kill().expect("SIGKILL");
+    let killed = Instant::now();
+    let _ = proc.child.wait();
+    let _ = stop_tx.send(true);
+    let mut acked = Vec::new();
+    for w in writers {
+        acked.extend(w.await.unwrap());
+    }
+    drop(proc);
+    let back = spawn(dir, fsync).await;
+    let mut c = connect(back.port).await.unwrap();
+    let mut lost = Vec::new();
+    for chunk in acked.chunks(500) {
+        let mut mget = redis::cmd("MGET");
+        for (k, _) in chunk {
+            mget.arg(k);
+        }
+        let values: Vec<Option<String>> = mget.query_async(&mut c).await.unwrap();
+        for ((k, at), v) in chunk.iter().zip(values) {
+            if v.is_none() {
+                lost.push((k.clone(), *at));
+            }
+        }
+    }
+    (acked.len(), lost, killed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appendfsync_always_loses_no_acknowledged_write_across_20_sigkills() {
+    let dir = temp_dir("aof-always");
+    let mut total = 0;
+    for round in 0..20 {
+        let (acked, lost, _) =
+            crash_round(&dir, "always", Duration::from_millis(40 + (round * 13) % 80)).await;
+        assert!(
+            lost.is_empty(),
+            "round {round}: {} of {acked} acknowledged writes lost, e.g. {:?}",
+            lost.len(),
+            &lost[..lost.len().min(3)]
+        );
+        total += acked;
+    }
+    println!("appendfsync always: 20 SIGKILLs, {total} acknowledged writes, none lost");
+    assert!(total > 200, "the writers did write ({total})");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appendfsync_everysec_loses_at_most_about_a_second() {
+    let dir = temp_dir("aof-everysec");
+    let mut worst = 0;
+    let mut worst_age = Duration::ZERO;
+    for round in 0..5 {
+        let (acked, lost, killed) =
+            crash_round(&dir, "everysec", Duration::from_millis(300 + round * 150)).await;
+        // Whatever was lost was acknowledged in the last stretch before the kill.
+        let oldest = lost.iter().map(|(_, at)| killed.duration_since(*at)).max().unwrap_or_default();
+        assert!(
+            oldest < Duration::from_millis(2500),
+            "round {round}: lost a write acknowledged {oldest:?} before the crash"
+        );
+        assert!(lost.len() < acked || acked == 0);
+        if lost.len() > worst {
+            worst = lost.len();
+        }
+        worst_age = worst_age.max(oldest);
+    }
+    println!("appendfsync everysec: largest loss {worst} writes, the oldest acknowledged {worst_age:?} before the kill");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+async fn digest(c: &mut MultiplexedConnection) -> String {
+    match q(c, &["DEBUG", "DIGEST"]).await {
+        Value::SimpleString(s) => s,
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn info(c: &mut MultiplexedConnection, field: &str) -> u64 {
+    let text: String = redis::cmd("INFO").arg("persistence").query_async(c).await.unwrap();
+    text.lines().find_map(|l| l.strip_prefix(&format!("{field}:"))).unwrap().trim().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewrite_under_writes_shrinks_the_file_and_keeps_the_data() {
+    let dir = temp_dir("aof-rewrite");
+    let proc = spawn(&dir, "always").await;
+    let mut c = connect(proc.port).await.unwrap();
+    // Many overwrites of few keys: the log is much larger than the data.
+    for i in 0..3000 {
+        q(&mut c, &["SET", &format!("k{}", i % 50), &i.to_string()]).await;
+    }
+    let before = info(&mut c, "aof_current_size").await;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let writers: Vec<_> = (0..2).map(|id| tokio::spawn(writer(proc.port, id, stop_rx.clone()))).collect();
+    q(&mut c, &["BGREWRITEAOF"]).await;
+    let done = eventually(WAIT, || {
+        let mut c = c.clone();
+        async move { info(&mut c, "aof_rewrites").await >= 1 }
+    })
+    .await;
+    assert!(done);
+    tokio::time::sleep(Duration::from_millis(100)).await; // let writes land after the rewrite too
+    let _ = stop_tx.send(true);
+    let mut acked = 0;
+    for w in writers {
+        acked += w.await.unwrap().len();
+    }
+    let after = info(&mut c, "aof_current_size").await;
+    let expected = digest(&mut c).await;
+    assert!(after < before, "the AOF shrank: {before} -> {after} bytes");
+    drop(c);
+    drop(proc); // SIGKILL
+    let back = spawn(&dir, "always").await;
+    let mut c = connect(back.port).await.unwrap();
+    assert_eq!(
+        digest(&mut c).await,
+        expected,
+        "same data after the restart ({acked} writes during the rewrite)"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+fn run_once(dir: &Path, extra: &[&str]) -> std::process::Output {
+    // A start that must fail exits at once; one that works is stopped after it came up.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = Command::new(BIN)
+        .args([
+            "--role",
+            "write",
+            "--port",
+            &port.to_string(),
+            "--dir",
+            dir.to_str().unwrap(),
+            "--loglevel",
+            "warning",
+        ])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + WAIT;
+    while Instant::now() < until {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncated_files_load_and_corrupt_ones_are_refused() {
+    let dir = temp_dir("aof-damage");
+    {
+        let proc = spawn(&dir, "always").await;
+        let mut c = connect(proc.port).await.unwrap();
+        for i in 0..300 {
+            q(&mut c, &["SET", &format!("key:{i}"), &"v".repeat(i % 40)]).await;
+        }
+    }
+    let aof: PathBuf = dir.join("appendonly.aof");
+    let data = std::fs::read(&aof).unwrap();
+    let (_, _, preamble) = rust_edis::replication::rdb::read_prefix(&data, 16).unwrap();
+    assert!(data.len() > preamble + 1000);
+    // Cut at random positions in the command stream: it loads, minus the cut command.
+    let mut x = 0x5EEDu64;
+    for _ in 0..8 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let cut = preamble + 1 + (x as usize % (data.len() - preamble - 1));
+        let copy = temp_dir("aof-cut");
+        copy_dir(&dir, &copy);
+        std::fs::write(copy.join("appendonly.aof"), &data[..cut]).unwrap();
+        let proc = spawn(&copy, "always").await;
+        let mut c = connect(proc.port).await.unwrap();
+        let Value::Int(n) = q(&mut c, &["DBSIZE"]).await else { panic!() };
+        assert!(n <= 300, "cut at {cut}: {n} keys");
+        // The keys present are a prefix of what was written.
+        if n > 0 {
+            assert_ne!(q(&mut c, &["GET", &format!("key:{}", n - 1)]).await, Value::Nil, "cut at {cut}");
+        }
+        assert!(
+            std::fs::metadata(copy.join("appendonly.aof")).unwrap().len() <= cut as u64,
+            "the torn tail was cut off"
+        );
+        drop(proc);
+        std::fs::remove_dir_all(&copy).ok();
+    }
+    // A byte changed inside the snapshot part: refused, naming the file.
+    let copy = temp_dir("aof-flip");
+    copy_dir(&dir, &copy);
+    let mut bad = data.clone();
+    bad[preamble / 2] ^= 0x5A;
+    std::fs::write(copy.join("appendonly.aof"), &bad).unwrap();
+    let out = run_once(&copy, &["--appendonly", "yes"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a corrupt snapshot must stop the start");
+    assert!(stderr.contains("appendonly.aof"), "the error names the file: {stderr}");
+    // A command damaged in the middle of the stream: refused, naming the file and offset.
+    let mut bad = data.clone();
+    let star = preamble + data[preamble..].iter().skip(100).position(|&b| b == b'*').unwrap() + 100;
+    bad[star] = b'!';
+    std::fs::write(copy.join("appendonly.aof"), &bad).unwrap();
+    let out = run_once(&copy, &["--appendonly", "yes"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("appendonly.aof") && stderr.contains(&format!("offset {star}")), "{stderr}");
+    // The same for an RDB snapshot loaded without appendonly.
+    std::fs::remove_file(copy.join("appendonly.aof")).unwrap();
+    let mut rdb = data[..preamble].to_vec();
+    rdb[preamble / 2] ^= 0x5A;
+    std::fs::write(copy.join("dump.rdb"), &rdb).unwrap();
+    let out = run_once(&copy, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("dump.rdb"), "{stderr}");
+    std::fs::remove_dir_all(&copy).ok();
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_primary_keeps_its_stream_so_replicas_continue() {
+    let dir = temp_dir("aof-replid");
+    let proc = spawn(&dir, "always").await;
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", proc.port).parse().unwrap();
+    let replica = TestServer::replica_of(addr, "").await;
+    let mut c = connect(proc.port).await.unwrap();
+    for i in 0..100 {
+        q(&mut c, &["SET", &format!("k{i}"), "v"]).await;
+    }
+    assert_eq!(q(&mut c, &["WAIT", "1", "5000"]).await, int(1));
+    let replid: String = redis::cmd("INFO")
+        .arg("replication")
+        .query_async::<String>(&mut c)
+        .await
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("master_replid:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    drop(c);
+    drop(proc);
+    // Restarted on the same port and directory: same replid, and the replica continues.
+    let port = addr.port();
+    let child = Command::new(BIN)
+        .args(["--role", "write", "--port", &port.to_string(), "--dir", dir.to_str().unwrap()])
+        .args(["--appendonly", "yes", "--appendfsync", "always", "--loglevel", "warning"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _back = Proc { child, port };
+    let up = eventually(WAIT, || async { connect(port).await.is_some() }).await;
+    assert!(up);
+    let mut c = connect(port).await.unwrap();
+    let info: String = redis::cmd("INFO").arg("replication").query_async(&mut c).await.unwrap();
+    assert!(info.contains(&format!("master_replid:{replid}")), "{info}");
+    q(&mut c, &["SET", "after", "restart"]).await;
+    assert_eq!(q(&mut c, &["WAIT", "1", "5000"]).await, int(1));
+    let mut r = replica.conn().await;
+    let text: String = redis::cmd("INFO").arg("replication").query_async(&mut r).await.unwrap();
+    assert!(text.contains("master_partial_syncs:1") && text.contains("master_full_syncs:1"), "{text}");
+    assert_eq!(q(&mut r, &["GET", "after"]).await, bulk("restart"));
+    std::fs::remove_dir_all(&dir).ok();
+}
