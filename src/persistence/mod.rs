@@ -55,10 +55,10 @@ pub struct Loaded {
     pub from: Option<PathBuf>,
 }
 
-/// Loads the AOF if `aof` is given and exists, else the RDB snapshot if it exists. A
+/// Loads the AOF if `aof` is given and exists, else the RDB snapshot if given and exists. A
 /// truncated last command is dropped (and cut from the file) with a warning; anything else
 /// wrong is an error naming the file and the offset.
-pub fn load(aof: Option<&Path>, rdb_path: &Path, server: &Arc<Server>) -> Result<Loaded, String> {
+pub fn load(aof: Option<&Path>, rdb_path: Option<&Path>, server: &Arc<Server>) -> Result<Loaded, String> {
     let databases = server.state().config.databases();
     if let Some(path) = aof.filter(|p| p.exists()) {
         let data = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -102,7 +102,7 @@ pub fn load(aof: Option<&Path>, rdb_path: &Path, server: &Arc<Server>) -> Result
             from: Some(path.to_path_buf()),
         });
     }
-    if rdb_path.exists() {
+    if let Some(rdb_path) = rdb_path.filter(|p| p.exists()) {
         let data = std::fs::read(rdb_path).map_err(|e| format!("cannot read {}: {e}", rdb_path.display()))?;
         let (keyspace, position, _) = rdb::read_prefix(&data, databases)
             .map_err(|e| format!("Bad file format reading the snapshot {}: {}", rdb_path.display(), e.0))?;

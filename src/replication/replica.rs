@@ -34,8 +34,27 @@ pub const SAVED: &str = "replica.rdb";
 /// Marks `server` as a replica and starts following the primary `resolve` names. The link
 /// stops when the returned guard is dropped. If `dir` holds what a clean stop saved, the
 /// replica starts from that dataset and asks the primary to continue from its position.
-pub fn start(server: Arc<Server>, resolve: Resolve, dir: &Path) -> AbortOnDrop {
+pub fn start(server: Arc<Server>, resolve: Resolve, dir: &Path) -> io::Result<AbortOnDrop> {
     let saved = std::fs::read(dir.join(SAVED)).ok();
+    let aof = {
+        let config = &server.state().config;
+        (config.get("appendonly") == "yes").then(|| StreamFile {
+            path: dir.join(config.get("appendfilename")),
+            policy: crate::persistence::Fsync::parse(config.get("appendfsync")),
+            file: None,
+            last_sync: Instant::now(),
+        })
+    };
+    // With an AOF, the files say where this replica is in its primary's stream.
+    let from_files = match &aof {
+        Some(a) => {
+            std::fs::create_dir_all(dir)?;
+            let loaded = crate::persistence::load(Some(&a.path), None, &server)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            Some(loaded)
+        }
+        None => None,
+    };
     {
         let mut state = server.state();
         let mut upstream = Upstream {
@@ -49,7 +68,17 @@ pub fn start(server: Arc<Server>, resolve: Resolve, dir: &Path) -> AbortOnDrop {
             full_syncs: 0,
             partial_syncs: 0,
         };
-        if let Some(data) = saved {
+        if let Some(loaded) = from_files {
+            // The AOF is the record; a dataset saved by an earlier clean stop is stale.
+            let _ = std::fs::remove_file(dir.join(SAVED));
+            state.keyspace = loaded.keyspace;
+            if let Some(p) = loaded.position {
+                let offset = p.offset + loaded.tail.len() as u64;
+                info!(replid = %p.replid, offset, "resuming from the append only file");
+                upstream.replid = Some(p.replid);
+                upstream.offset = offset;
+            }
+        } else if let Some(data) = saved {
             match rdb::read_with(&data, state.config.databases()) {
                 Ok((keyspace, position)) => {
                     state.keyspace = keyspace;
@@ -67,7 +96,48 @@ pub fn start(server: Arc<Server>, resolve: Resolve, dir: &Path) -> AbortOnDrop {
         state.keyspace.set_replica(true);
         state.upstream = Some(upstream);
     }
-    AbortOnDrop(tokio::spawn(follow(server, resolve)))
+    Ok(AbortOnDrop(tokio::spawn(follow(server, resolve, aof))))
+}
+
+/// A replica's AOF: its primary's stream as received, after a snapshot that carries the
+/// position it starts at. Appended as bytes arrive; a torn tail is dropped when loading.
+struct StreamFile {
+    path: std::path::PathBuf,
+    policy: crate::persistence::Fsync,
+    file: Option<std::fs::File>,
+    last_sync: Instant,
+}
+
+impl StreamFile {
+    /// After a full resync: the file becomes a snapshot of what was loaded, at `position`.
+    fn restart(&mut self, server: &Server, position: &rdb::ReplPosition) -> io::Result<()> {
+        let data = rdb::write_with(&server.state().keyspace, now_ms(), Some(position));
+        crate::persistence::write_atomically(&self.path, &data)?;
+        self.file = None;
+        Ok(())
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        use std::io::Write;
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let file = match &mut self.file {
+            Some(f) => f,
+            None => self.file.insert(std::fs::OpenOptions::new().append(true).create(true).open(&self.path)?),
+        };
+        file.write_all(bytes)?;
+        let sync = match self.policy {
+            crate::persistence::Fsync::Always => true,
+            crate::persistence::Fsync::Everysec => self.last_sync.elapsed() >= Duration::from_secs(1),
+            crate::persistence::Fsync::No => false,
+        };
+        if sync {
+            file.sync_data()?;
+            self.last_sync = Instant::now();
+        }
+        Ok(())
+    }
 }
 
 /// Saves the dataset and the replication position, for a restart to continue from. Taken
@@ -86,7 +156,7 @@ pub fn save(server: &Server, dir: &Path) -> io::Result<()> {
     std::fs::rename(tmp, dir.join(SAVED))
 }
 
-async fn follow(server: Arc<Server>, resolve: Resolve) {
+async fn follow(server: Arc<Server>, resolve: Resolve, mut aof: Option<StreamFile>) {
     let mut backoff = Duration::from_millis(50);
     loop {
         let Some((host, port)) = resolve(&server) else {
@@ -97,7 +167,7 @@ async fn follow(server: Arc<Server>, resolve: Resolve) {
             up.host = host.clone();
             up.port = port;
         }
-        let result = link(&server, &host, port, &mut backoff).await;
+        let result = link(&server, &host, port, &mut backoff, &mut aof).await;
         if let Some(up) = &mut server.state().upstream {
             up.link_up = false;
             up.syncing = false;
@@ -146,7 +216,13 @@ async fn command(stream: &mut TcpStream, buf: &mut BytesMut, args: &[&str]) -> i
     read_line(stream, buf).await
 }
 
-async fn link(server: &Arc<Server>, host: &str, port: u16, backoff: &mut Duration) -> io::Result<()> {
+async fn link(
+    server: &Arc<Server>,
+    host: &str,
+    port: u16,
+    backoff: &mut Duration,
+    aof: &mut Option<StreamFile>,
+) -> io::Result<()> {
     let addr = format!("{host}:{port}");
     let mut stream = tokio::time::timeout(IO_TIMEOUT, TcpStream::connect(&addr))
         .await
@@ -222,6 +298,10 @@ async fn link(server: &Arc<Server>, host: &str, port: u16, backoff: &mut Duratio
             up.offset = at;
             up.full_syncs += 1;
             up.syncing = false;
+            drop(state);
+            if let Some(a) = aof {
+                a.restart(server, &rdb::ReplPosition { replid: id.to_string(), offset: at })?;
+            }
             info!(primary = %addr, offset = at, bytes = len, "full resync done");
         }
         Some("+CONTINUE") => {
@@ -240,11 +320,20 @@ async fn link(server: &Arc<Server>, host: &str, port: u16, backoff: &mut Duratio
         up.link_up = true;
         up.last_io = Instant::now();
     }
-    stream_loop(server, stream, buf).await
+    stream_loop(server, stream, buf, aof).await
 }
 
 /// Applies the replication stream until the link breaks.
-async fn stream_loop(server: &Arc<Server>, mut stream: TcpStream, mut buf: BytesMut) -> io::Result<()> {
+async fn stream_loop(
+    server: &Arc<Server>,
+    mut stream: TcpStream,
+    mut buf: BytesMut,
+    aof: &mut Option<StreamFile>,
+) -> io::Result<()> {
+    // Stream bytes already read with the handshake go to the file first.
+    if let Some(a) = aof {
+        a.append(&buf)?;
+    }
     let addr = stream.peer_addr()?;
     let handle = Arc::new(ClientHandle::new(0, addr, stream.local_addr()?, -1));
     let mut client = Client::new(handle, true);
@@ -279,7 +368,10 @@ async fn stream_loop(server: &Arc<Server>, mut stream: TcpStream, mut buf: Bytes
                     Err(_) => return Err(broken("no data from the primary for 60 s".into())),
                     Ok(Ok(0)) => return Ok(()),
                     Ok(Err(e)) => return Err(e),
-                    Ok(Ok(_)) => {
+                    Ok(Ok(n)) => {
+                        if let Some(a) = aof.as_mut() {
+                            a.append(&buf[buf.len() - n..])?;
+                        }
                         if let Some(up) = &mut server.state().upstream {
                             up.last_io = Instant::now();
                         }

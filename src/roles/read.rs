@@ -43,18 +43,21 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: watch::Receive
     let (_agent, link) = match (info, id) {
         (Some(info), Some(id)) => {
             let agent = Agent::start(server.clone(), NodeKind::Read, id, info, replica_of);
-            (Some(agent), replica::start(server.clone(), primary_from_map(), &dir))
+            (Some(agent), replica::start(server.clone(), primary_from_map(), &dir)?)
         }
         _ => {
             let fixed = replica_of.expect("checked above");
-            (None, replica::start(server.clone(), Box::new(move |_: &Server| Some(fixed.clone())), &dir))
+            (None, replica::start(server.clone(), Box::new(move |_: &Server| Some(fixed.clone())), &dir)?)
         }
     };
     serve(server.clone(), listener, shutdown).await;
     // A clean stop: stop following, then save what we have and where we are in the stream,
     // so a restart continues with a partial resync (as a Redis replica does on SHUTDOWN).
     drop(link);
-    if let Err(e) = replica::save(&server, &dir) {
+    let has_aof = server.state().config.get("appendonly") == "yes";
+    if has_aof {
+        // The AOF already holds everything and the position.
+    } else if let Err(e) = replica::save(&server, &dir) {
         tracing::warn!(error = %e, "could not save the dataset for a partial resync on restart");
     }
     Ok(())

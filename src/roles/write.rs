@@ -34,7 +34,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: watch::Receive
 
     // The files on disk, if any: the AOF when appendonly is on, else the snapshot.
     std::fs::create_dir_all(&dir)?;
-    let loaded = persistence::load(appendonly.then_some(aof_path.as_path()), &rdb_path, &server)
+    let loaded = persistence::load(appendonly.then_some(aof_path.as_path()), Some(&rdb_path), &server)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     {
         let mut state = server.state();

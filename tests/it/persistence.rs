@@ -357,3 +357,61 @@ async fn a_restarted_primary_keeps_its_stream_so_replicas_continue() {
     assert_eq!(q(&mut r, &["GET", "after"]).await, bulk("restart"));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_with_an_aof_survives_sigkill_and_continues() {
+    let primary = TestServer::start().await;
+    let dir = temp_dir("replica-aof");
+    let start_replica = || {
+        Command::new(BIN)
+            .args([
+                "--role",
+                "read",
+                "--replica-of",
+                &primary.addr.to_string(),
+                "--dir",
+                dir.to_str().unwrap(),
+            ])
+            .args(["--port", "0", "--appendonly", "yes", "--appendfsync", "always", "--loglevel", "warning"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut p = primary.conn().await;
+    let mut replica = start_replica();
+    for i in 0..200 {
+        q(&mut p, &["SET", &format!("k{i}"), &i.to_string()]).await;
+    }
+    assert_eq!(q(&mut p, &["WAIT", "1", "5000"]).await, int(1));
+    replica.kill().unwrap();
+    replica.wait().unwrap();
+    for i in 200..260 {
+        q(&mut p, &["SET", &format!("k{i}"), &i.to_string()]).await;
+    }
+    let mut replica = start_replica();
+    assert_eq!(q(&mut p, &["WAIT", "1", "5000"]).await, int(1));
+    // The primary saw one full sync (the first start) and then a partial one.
+    let role: Vec<Value> = match q(&mut p, &["ROLE"]).await {
+        Value::Array(v) => v,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(role.len(), 3);
+    // The replica listens on a port of its own choosing: the primary's INFO says which.
+    let until = Instant::now() + WAIT;
+    let port: u16 = loop {
+        let info: String = redis::cmd("INFO").arg("replication").query_async(&mut p).await.unwrap();
+        if let Some(line) = info.lines().find(|l| l.starts_with("slave0:")) {
+            break line.split(',').find_map(|f| f.strip_prefix("port=")).unwrap().parse().unwrap();
+        }
+        assert!(Instant::now() < until, "the replica never attached: {info}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let mut rc = connect(port).await.unwrap();
+    let text: String = redis::cmd("INFO").arg("replication").query_async(&mut rc).await.unwrap();
+    assert!(text.contains("master_partial_syncs:1") && text.contains("master_full_syncs:0"), "{text}");
+    assert_eq!(digest(&mut rc).await, digest(&mut p).await);
+    replica.kill().unwrap();
+    replica.wait().unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+}
