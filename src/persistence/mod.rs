@@ -197,9 +197,18 @@ pub struct Aof {
 }
 
 impl Aof {
-    pub fn notify(&self) {
+    fn notify(&self) {
         *self.wake.lock().unwrap_or_else(|e| e.into_inner()) = true;
         self.cond.notify_one();
+    }
+
+    /// New bytes are in the buffer. Only `always` wakes the writer at once (a reply waits on
+    /// it); otherwise the writer collects on its next tick, so many writes cost one write(2),
+    /// as Redis writes once per event-loop pass.
+    pub fn written(&self) {
+        if self.policy == Fsync::Always {
+            self.notify();
+        }
     }
 
     pub fn request_rewrite(&self) {
@@ -261,15 +270,17 @@ fn snapshot(server: &Server) -> Vec<u8> {
 }
 
 fn writer(server: Arc<Server>, aof: Arc<Aof>, mut file: File) {
+    // With always, connections wake the writer; otherwise it writes every 10 ms, which bounds
+    // what a crash of this process (not of the machine) can lose to that.
+    let tick =
+        if aof.policy == Fsync::Always { Duration::from_millis(100) } else { Duration::from_millis(10) };
     let mut last_fsync = Instant::now();
     let mut dirty = false;
     loop {
         {
             let woken = aof.wake.lock().unwrap_or_else(|e| e.into_inner());
-            let (mut woken, _) = aof
-                .cond
-                .wait_timeout_while(woken, Duration::from_millis(100), |w| !*w)
-                .unwrap_or_else(|e| e.into_inner());
+            let (mut woken, _) =
+                aof.cond.wait_timeout_while(woken, tick, |w| !*w).unwrap_or_else(|e| e.into_inner());
             *woken = false;
         }
         let stopping = aof.stop.load(Ordering::Relaxed);

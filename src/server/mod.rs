@@ -341,7 +341,7 @@ impl Server {
             if log.offset() != before {
                 self.repl_offset.send_replace(log.offset());
                 if let Some(aof) = self.aof.get() {
-                    aof.notify();
+                    aof.written();
                 }
             }
         }

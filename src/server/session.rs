@@ -200,7 +200,7 @@ fn run_batch(
         ctx.client.wrote_to = end;
         server.repl_offset.send_replace(end);
         if let Some(aof) = server.aof.get() {
-            aof.notify();
+            aof.written();
         }
     }
     state.stats.net_output_bytes += (out.len() - before) as u64;
