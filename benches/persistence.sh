@@ -13,7 +13,7 @@ BIN=$PWD/target/release/rust-edis
 DIR=$(mktemp -d /tmp/rust-edis-persist-bench.XXXXXX)
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$DIR"; }
-trap cleanup EXIT
+trap cleanup EXIT INT TERM
 up() { for _ in $(seq 200); do redis-cli -p "$1" ping 2>/dev/null | grep -q PONG && return; sleep 0.05; done; echo "port $1 never came up" >&2; exit 1; }
 
 port=20000

@@ -18,7 +18,7 @@ cargo build --release --quiet
 DIR=$(mktemp -d /tmp/rust-edis-proxy-bench.XXXXXX)
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$DIR"; }
-trap cleanup EXIT
+trap cleanup EXIT INT TERM
 up() { for _ in $(seq 200); do redis-cli -p "$1" ping 2>/dev/null | grep -q PONG && return; sleep 0.05; done; echo "port $1 never came up" >&2; exit 1; }
 
 redis() { mkdir -p "$DIR/r$1"; redis-server --port "$1" --bind 127.0.0.1 --dir "$DIR/r$1" --save '' --appendonly no >/dev/null & pids+=($!); up "$1"; }

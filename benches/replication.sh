@@ -17,7 +17,7 @@ BIN=$PWD/target/release/rust-edis
 DIR=$(mktemp -d /tmp/rust-edis-repl-bench.XXXXXX)
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$DIR"; }
-trap cleanup EXIT
+trap cleanup EXIT INT TERM
 
 up() { for _ in $(seq 200); do redis-cli -p "$1" ping >/dev/null 2>&1 && return; sleep 0.05; done; echo "port $1 never came up" >&2; exit 1; }
 linked() { for _ in $(seq 6000); do redis-cli -p "$1" info replication 2>/dev/null | grep -q master_link_status:up && return; sleep 0.01; done; echo "replica on $1 never linked" >&2; exit 1; }

@@ -26,7 +26,7 @@ redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$(mktemp -d)" --save '
 REDIS_PID=$!
 ./target/release/rust-edis --role write --port "$EDIS_PORT" --loglevel warning --dir "$(mktemp -d)" &
 EDIS_PID=$!
-trap 'kill $REDIS_PID $EDIS_PID 2>/dev/null || true' EXIT
+trap 'kill $REDIS_PID $EDIS_PID 2>/dev/null || true' EXIT INT TERM
 for port in "$REDIS_PORT" "$EDIS_PORT"; do
     for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 done
