@@ -16,14 +16,20 @@ fn saved(ctx: &mut Ctx) {
     ctx.state.dirty_at_save = ctx.state.keyspace.dirty();
 }
 
-pub fn save(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
-    // The state lock is held: like Redis's SAVE, this blocks every client while it writes.
+/// The dataset and the stream position, as an RDB payload. Built from the handler's locked
+/// state (persistence::snapshot would take the lock again).
+fn snapshot(ctx: &Ctx) -> Bytes {
     let state = &*ctx.state;
     let position = state
         .log
         .as_ref()
         .map(|l| crate::replication::rdb::ReplPosition { replid: l.replid.clone(), offset: l.offset() });
-    let data = crate::replication::rdb::write_with(&state.keyspace, ctx.now, position.as_ref());
+    crate::replication::rdb::write_with(&state.keyspace, ctx.now, position.as_ref())
+}
+
+pub fn save(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+    // The state lock is held: like Redis's SAVE, this blocks every client while it writes.
+    let data = snapshot(ctx);
     match persistence::write_atomically(&rdb_path(ctx), &data) {
         Ok(()) => {
             saved(ctx);
@@ -35,12 +41,7 @@ pub fn save(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
 
 pub fn bgsave(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     // Serialised under the lock (consistent), written to disk in the background.
-    let state = &*ctx.state;
-    let position = state
-        .log
-        .as_ref()
-        .map(|l| crate::replication::rdb::ReplPosition { replid: l.replid.clone(), offset: l.offset() });
-    let data = crate::replication::rdb::write_with(&state.keyspace, ctx.now, position.as_ref());
+    let data = snapshot(ctx);
     let path = rdb_path(ctx);
     let server = ctx.server.clone();
     let dirty = ctx.state.keyspace.dirty();

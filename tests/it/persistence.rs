@@ -415,3 +415,43 @@ async fn a_replica_with_an_aof_survives_sigkill_and_continues() {
     replica.wait().unwrap();
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn save_bgsave_lastsave_and_loading_the_snapshot() {
+    let dir = temp_dir("snapshot");
+    let conf = format!("dir \"{}\"\n", dir.display());
+    let server = TestServer::with_conf(&conf).await;
+    let mut c = server.conn().await;
+    q(&mut c, &["SET", "a", "1"]).await;
+    q(&mut c, &["SET", "t", "x", "EX", "1000"]).await;
+    let Value::Int(before) = q(&mut c, &["LASTSAVE"]).await else { panic!() };
+    assert_eq!(q(&mut c, &["SAVE"]).await, Value::Okay);
+    assert!(dir.join("dump.rdb").exists());
+    let Value::Int(after) = q(&mut c, &["LASTSAVE"]).await else { panic!() };
+    assert!(after >= before);
+    q(&mut c, &["SET", "b", "2"]).await;
+    assert_eq!(q(&mut c, &["BGSAVE"]).await, Value::SimpleString("Background saving started".into()));
+    let saved = eventually(WAIT, || {
+        let mut c = c.clone();
+        async move {
+            let info: String = redis::cmd("INFO").arg("persistence").query_async(&mut c).await.unwrap();
+            info.contains("rdb_changes_since_last_save:0")
+        }
+    })
+    .await;
+    assert!(saved, "BGSAVE finished");
+    assert_eq!(
+        err(&mut c, &["BGREWRITEAOF"]).await,
+        "ERR appendonly is off: start the server with --appendonly yes to keep an AOF"
+    );
+    let expected = digest(&mut c).await;
+    drop(c);
+    server.stop().await;
+    let back = TestServer::with_conf(&conf).await;
+    let mut c = back.conn().await;
+    assert_eq!(digest(&mut c).await, expected, "the snapshot is loaded at start");
+    assert_eq!(q(&mut c, &["GET", "b"]).await, bulk("2"));
+    let Value::Int(ttl) = q(&mut c, &["TTL", "t"]).await else { panic!() };
+    assert!(ttl > 990);
+    std::fs::remove_dir_all(&dir).ok();
+}
