@@ -26,8 +26,8 @@ const DOWN_FOR: Duration = Duration::from_millis(200);
 /// Most bytes gathered into one write.
 const WRITE_BATCH: usize = 64 * 1024;
 
-/// A reply from a shard, or why there is none.
-pub type Answer = Result<BytesFrame, String>;
+/// A reply from a shard (decoded, and its exact bytes), or why there is none.
+pub type Answer = Result<(BytesFrame, Bytes), String>;
 
 struct Request {
     bytes: Bytes,
@@ -178,9 +178,9 @@ async fn run(
         loop {
             loop {
                 match decode_bytes_mut(&mut buf) {
-                    Ok(Some((frame, _, _))) => match order_rx.recv().await {
+                    Ok(Some((frame, _, raw))) => match order_rx.recv().await {
                         Some(slot) => {
-                            let _ = slot.send(Ok(frame));
+                            let _ = slot.send(Ok((frame, raw)));
                         }
                         None => return,
                     },

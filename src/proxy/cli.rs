@@ -82,7 +82,7 @@ async fn execute(router: &Arc<Router>, args: Vec<Bytes>) -> Reply {
         return Reply::error(format!("ERR unknown command '{}'", String::from_utf8_lossy(&args[0])));
     };
     if Router::handles(cmd) {
-        return router.route(args, 0, ReadFrom::Replica).await;
+        return router.route(args, 0, ReadFrom::Replica, false).await;
     }
     // Anything else is asked of the first write shard.
     let topology = router.topology();
@@ -93,7 +93,7 @@ async fn execute(router: &Arc<Router>, args: Vec<Bytes>) -> Reply {
     )
     .await
     {
-        Ok(Ok(Ok(frame))) => to_reply(frame),
+        Ok(Ok(Ok((frame, _)))) => to_reply(frame),
         _ => Reply::error(format!("CLUSTERDOWN {} is unavailable", shard.primary.addr())),
     }
 }

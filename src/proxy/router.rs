@@ -131,7 +131,7 @@ async fn answer(rx: oneshot::Receiver<Answer>) -> Answer {
 /// A replica that cannot answer yet (no data, or stale by its own account): try another.
 fn not_ready(answer: &Answer) -> bool {
     match answer {
-        Ok(BytesFrame::Error(e)) => e.starts_with("LOADING") || e.starts_with("MASTERDOWN"),
+        Ok((BytesFrame::Error(e), _)) => e.starts_with("LOADING") || e.starts_with("MASTERDOWN"),
         Ok(_) => false,
         Err(_) => true,
     }
@@ -169,7 +169,9 @@ impl Router {
 
     /// Sends `args` where they belong and returns the reply to come. `lane` keeps one client's
     /// commands on one connection per node.
-    pub fn route(self: &Arc<Self>, args: Vec<Bytes>, lane: usize, read_from: ReadFrom) -> Pending {
+    /// With `raw`, a reply that comes from one shard unchanged is passed on as the shard's
+    /// bytes (for RESP2 clients: no decode and re-encode).
+    pub fn route(self: &Arc<Self>, args: Vec<Bytes>, lane: usize, read_from: ReadFrom, raw: bool) -> Pending {
         let Some(cmd) = lookup(&args[0]) else {
             return Box::pin(async { Reply::err("ERR unknown command") });
         };
@@ -183,11 +185,11 @@ impl Router {
             "flushall" | "flushdb" => self.fan_out(&topology, args, lane, Merge::AllOk),
             "randomkey" => self.fan_out(&topology, args, lane, Merge::FirstNonNil),
             "scan" => self.scan(&topology, args, lane),
-            "mget" => self.split(&topology, cmd, args, lane, 1, Merge::Concat, read_from),
+            "mget" => self.split(&topology, cmd, args, lane, 1, Merge::Concat, read_from, raw),
             "mset" if args.len().is_multiple_of(2) => Box::pin(async { crate::command::wrong_arity("mset") }),
-            "mset" => self.split(&topology, cmd, args, lane, 2, Merge::AllOk, read_from),
+            "mset" => self.split(&topology, cmd, args, lane, 2, Merge::AllOk, read_from, raw),
             "del" | "unlink" | "exists" | "touch" => {
-                self.split(&topology, cmd, args, lane, 1, Merge::Sum, read_from)
+                self.split(&topology, cmd, args, lane, 1, Merge::Sum, read_from, raw)
             }
             _ => {
                 let slot = match crate::topology::view::ClusterView::slot_of(
@@ -198,7 +200,7 @@ impl Router {
                     Err(reply) => return Box::pin(async move { reply }),
                 };
                 let write = cmd.has(crate::command::flags::WRITE);
-                self.to_slot(&topology, slot, args, lane, write, read_from)
+                self.to_slot(&topology, slot, args, lane, write, read_from, raw)
             }
         }
     }
@@ -225,6 +227,7 @@ impl Router {
 
     /// One command on one slot: sent now to the first target; on failure the next target
     /// (reads only), and a MOVED reply followed once.
+    #[allow(clippy::too_many_arguments)]
     fn to_slot(
         self: &Arc<Self>,
         topology: &Routes,
@@ -233,6 +236,7 @@ impl Router {
         lane: usize,
         write: bool,
         read_from: ReadFrom,
+        raw: bool,
     ) -> Pending {
         let targets = self.targets(topology, slot, write, read_from);
         if targets.is_empty() {
@@ -250,13 +254,15 @@ impl Router {
                 result = answer(router.pool.send(&targets[tried], lane, encoded.clone())).await;
                 tried += 1;
             }
+            let finish =
+                |(frame, bytes): (BytesFrame, Bytes)| if raw { Reply::Raw(bytes) } else { to_reply(frame) };
             match result {
-                Ok(frame) => match moved_to(&frame) {
+                Ok(pair) => match moved_to(&pair.0) {
                     Some(addr) => match answer(router.pool.send(&addr, lane, encoded)).await {
-                        Ok(frame) => to_reply(frame),
+                        Ok(pair) => finish(pair),
                         Err(why) => down(Some(slot), &why),
                     },
-                    None => to_reply(frame),
+                    None => finish(pair),
                 },
                 Err(why) => down(Some(slot), &format!("{} ({why})", targets[tried - 1])),
             }
@@ -274,6 +280,7 @@ impl Router {
         per: usize,
         merge: Merge,
         read_from: ReadFrom,
+        raw: bool,
     ) -> Pending {
         let write = cmd.has(crate::command::flags::WRITE);
         // Group the keys by the shard that owns them (a shard takes several slots at once
@@ -294,7 +301,7 @@ impl Router {
         }
         if groups.len() == 1 {
             let slot = groups[0].0;
-            return self.to_slot(topology, slot, args, lane, write, read_from);
+            return self.to_slot(topology, slot, args, lane, write, read_from, raw);
         }
         let parts: Vec<(Vec<usize>, Pending)> = groups
             .into_iter()
@@ -303,7 +310,7 @@ impl Router {
                 for &k in &keys {
                     part.extend_from_slice(&args[1 + k * per..1 + (k + 1) * per]);
                 }
-                (keys, self.to_slot(topology, slot, part, lane, write, read_from))
+                (keys, self.to_slot(topology, slot, part, lane, write, read_from, false))
             })
             .collect();
         let total = (args.len() - 1) / per;
@@ -349,7 +356,7 @@ impl Router {
             let mut all = Vec::new();
             for (addr, rx) in parts {
                 let reply = match answer(rx).await {
-                    Ok(frame) => to_reply(frame),
+                    Ok((frame, _)) => to_reply(frame),
                     Err(why) => return down(None, &format!("{addr} ({why})")),
                 };
                 match (reply, merge) {
@@ -384,7 +391,7 @@ impl Router {
         let rx = self.pool.send_command(&target, lane, &args);
         Box::pin(async move {
             let reply = match answer(rx).await {
-                Ok(frame) => to_reply(frame),
+                Ok((frame, _)) => to_reply(frame),
                 Err(why) => return down(None, &format!("{target} ({why})")),
             };
             let Reply::Array(mut parts) = reply else { return reply };

@@ -191,7 +191,7 @@ fn handle_command(
         }
     }
     if super::router::Router::handles(cmd) {
-        return Item::Wait(proxy.router.route(args, lane, *read_from));
+        return Item::Wait(proxy.router.route(args, lane, *read_from, client.proto == 2));
     }
     // The proxy's own commands.
     let mut state = server.state();
@@ -218,8 +218,8 @@ fn exec(proxy: &Arc<Proxy>, multi: Multi, lane: usize) -> Pending {
     let result = pool.send_command(&addr, lane, &["EXEC"]);
     Box::pin(async move {
         match tokio::time::timeout(std::time::Duration::from_secs(2), result).await {
-            Ok(Ok(Ok(redis_protocol::resp2::types::BytesFrame::Null))) => Reply::NilArray,
-            Ok(Ok(Ok(frame))) => to_reply(frame),
+            Ok(Ok(Ok((redis_protocol::resp2::types::BytesFrame::Null, _)))) => Reply::NilArray,
+            Ok(Ok(Ok((frame, _)))) => to_reply(frame),
             _ => Reply::error(format!("CLUSTERDOWN slot {slot} is unavailable: {addr}")),
         }
     })

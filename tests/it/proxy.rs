@@ -412,3 +412,18 @@ async fn proxy_password_and_shard_credentials() {
     assert_eq!(raw.call(&resp(&["GET", "k"])).await, "$1\r\nv\r\n");
     assert_eq!(raw.call(&resp(&["MSET", "a", "1", "b", "2", "c", "3"])).await, "+OK\r\n");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_follow_the_clients_protocol() {
+    let (_cluster, proxy) = cluster_with_proxy(0, "").await;
+    let mut raw = Raw::connect(proxy.addr).await;
+    raw.call(&resp(&["SET", "k", "v"])).await;
+    // RESP2: the shard's bytes pass through as they are.
+    assert_eq!(raw.call(&resp(&["GET", "nokey"])).await, "$-1\r\n");
+    assert_eq!(raw.call(&resp(&["GET", "k"])).await, "$1\r\nv\r\n");
+    assert_eq!(raw.call(&resp(&["INCR", "k"])).await, "-ERR value is not an integer or out of range\r\n");
+    // RESP3: re-encoded for the client.
+    assert!(raw.call(&resp(&["HELLO", "3"])).await.starts_with('%'));
+    assert_eq!(raw.call(&resp(&["GET", "nokey"])).await, "_\r\n");
+    assert_eq!(raw.call(&resp(&["MGET", "k", "nokey"])).await, "*2\r\n$1\r\nv\r\n_\r\n");
+}
