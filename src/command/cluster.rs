@@ -11,6 +11,7 @@ use super::{int_arg, text, Ctx, SYNTAX};
 use crate::resp::Reply;
 use crate::topology::key_slot;
 use crate::topology::registry::Registration;
+use crate::topology::view::ClusterView;
 use crate::tri;
 
 const DISABLED: &str = "ERR This instance has cluster support disabled";
@@ -21,47 +22,40 @@ fn eq(arg: &[u8], word: &str) -> bool {
     arg.eq_ignore_ascii_case(word.as_bytes())
 }
 
+/// This node's view of the cluster, or the error a standalone server gives.
+fn view<'a>(ctx: &'a Ctx) -> Result<&'a ClusterView, Reply> {
+    ctx.state.cluster.as_ref().ok_or(Reply::err(DISABLED))
+}
+
 pub fn slots(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
-    ctx.state.cluster.as_ref().map_or(Reply::err(DISABLED), |v| v.topology.cluster_slots())
+    tri!(view(ctx)).topology.cluster_slots()
 }
 
 pub fn shards(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
-    ctx.state.cluster.as_ref().map_or(Reply::err(DISABLED), |v| v.topology.cluster_shards())
+    tri!(view(ctx)).topology.cluster_shards()
 }
 
 pub fn nodes(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
-    match &ctx.state.cluster {
-        Some(v) => Reply::Verbatim(Bytes::from(v.topology.cluster_nodes(&v.my_id))),
-        None => Reply::err(DISABLED),
-    }
+    let v = tri!(view(ctx));
+    Reply::Verbatim(Bytes::from(v.topology.cluster_nodes(&v.my_id)))
 }
 
 pub fn info(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
-    match &ctx.state.cluster {
-        Some(v) => Reply::Verbatim(Bytes::from(v.topology.cluster_info())),
-        None => Reply::err(DISABLED),
-    }
+    Reply::Verbatim(Bytes::from(tri!(view(ctx)).topology.cluster_info()))
 }
 
 pub fn keyslot(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    if ctx.state.cluster.is_none() {
-        return Reply::err(DISABLED);
-    }
+    tri!(view(ctx));
     Reply::Int(key_slot(&args[2]) as i64)
 }
 
 pub fn myid(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
-    match &ctx.state.cluster {
-        Some(v) => Reply::Bulk(Bytes::from(v.my_id.clone())),
-        None => Reply::err(DISABLED),
-    }
+    Reply::Bulk(Bytes::from(tri!(view(ctx)).my_id.clone()))
 }
 
 /// EDIS.ROUTER: marks this connection as a proxy's (see `Client::router`).
 pub fn router(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
-    if ctx.state.cluster.is_none() {
-        return Reply::err(DISABLED);
-    }
+    tri!(view(ctx));
     ctx.client.router = true;
     Reply::Ok
 }
@@ -69,10 +63,8 @@ pub fn router(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
 /// READONLY / READWRITE: on a cluster node, accepted (a read shard always serves its slots);
 /// the proxy handles them itself, as the read policy of the connection.
 pub fn readonly(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
-    match ctx.state.cluster {
-        Some(_) => Reply::Ok,
-        None => Reply::err(DISABLED),
-    }
+    tri!(view(ctx));
+    Reply::Ok
 }
 
 pub fn help(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
@@ -101,7 +93,7 @@ pub fn help(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
 /// EDIS.TOPOLOGY [WAIT epoch timeout-ms]: the map in its transport form. With WAIT, the
 /// reply comes once the epoch differs from the one given, or when the timeout passes.
 pub fn topology(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let Some(view) = &ctx.state.cluster else { return Reply::err(DISABLED) };
+    let view = tri!(view(ctx));
     match args.len() {
         1 => view.topology.to_reply(),
         4 if eq(&args[1], "wait") => {

@@ -377,7 +377,8 @@ pub fn dispatch(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     if ctx.state.log.is_none() {
         return (cmd.handler)(ctx, args);
     }
-    let before = ctx.state.keyspace.dirty();
+    // Only a write command is logged for what it changed: reads skip summing the counters.
+    let before = if cmd.has(flags::WRITE) { ctx.state.keyspace.dirty() } else { 0 };
     ctx.propagate = None;
     let reply = (cmd.handler)(ctx, args);
     log_effects(ctx, cmd, args, before);
