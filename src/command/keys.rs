@@ -27,7 +27,7 @@ pub fn exists(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 pub fn type_(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let now = ctx.now;
-    Reply::simple(ctx.db().get(&args[1], now).map_or("none", |e| e.value.type_name()))
+    Reply::simple(ctx.db().get(&args[1], now).map_or("none", |e| e.value().type_name()))
 }
 
 /// EXPIRE / PEXPIRE / EXPIREAT / PEXPIREAT key time [NX|XX|GT|LT]
@@ -56,7 +56,7 @@ fn expire_generic(ctx: &mut Ctx, args: &[Bytes], unit: i64, absolute: bool, name
     let Some(entry) = db.get(key, now) else {
         return Reply::Int(0);
     };
-    let current = entry.expire_at;
+    let current = entry.expire_at();
     let allowed = match current {
         None => !(xx || gt),
         Some(cur) => !(nx || (gt && at <= cur as i64) || (lt && at >= cur as i64)),
@@ -92,7 +92,7 @@ fn ttl_generic(ctx: &mut Ctx, key: &[u8], show: impl Fn(u64, u64) -> i64) -> Rep
     let now = ctx.now;
     match ctx.db().get(key, now) {
         None => Reply::Int(-2),
-        Some(e) => Reply::Int(e.expire_at.map_or(-1, |at| show(at, now))),
+        Some(e) => Reply::Int(e.expire_at().map_or(-1, |at| show(at, now))),
     }
 }
 
@@ -128,7 +128,7 @@ fn rename_generic(ctx: &mut Ctx, from: &[u8], to: &[u8], nx: bool) -> Result<boo
         return Ok(false);
     }
     let entry = db.remove(from).expect("checked above");
-    db.set(to, entry.value, entry.expire_at);
+    db.set(to, entry.value(), entry.expire_at());
     Ok(true)
 }
 
@@ -146,9 +146,9 @@ pub fn keys(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let pattern = &args[1];
     let all = pattern.as_ref() == b"*";
     let mut out = Vec::new();
-    ctx.db().for_each_live(now, |k, _| {
-        if all || glob_match(pattern, k) {
-            out.push(Reply::Bulk(k.clone()));
+    ctx.db().for_each_live(now, |e| {
+        if all || glob_match(pattern, e.key()) {
+            out.push(Reply::Bulk(Bytes::copy_from_slice(e.key())));
         }
     });
     Reply::Array(out)
@@ -196,10 +196,10 @@ pub fn scan(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     }
     let now = ctx.now;
     let mut keys = Vec::new();
-    let next = ctx.db().scan(cursor, count, now, |k, e| {
-        let type_ok = type_filter.is_none_or(|t| t.eq_ignore_ascii_case(e.value.type_name().as_bytes()));
-        if type_ok && pattern.is_none_or(|p| glob_match(p, k)) {
-            keys.push(Reply::Bulk(k.clone()));
+    let next = ctx.db().scan(cursor, count, now, |e| {
+        let type_ok = type_filter.is_none_or(|t| t.eq_ignore_ascii_case(e.value().type_name().as_bytes()));
+        if type_ok && pattern.is_none_or(|p| glob_match(p, e.key())) {
+            keys.push(Reply::Bulk(Bytes::copy_from_slice(e.key())));
         }
     });
     let mut c = itoa::Buffer::new();

@@ -406,8 +406,8 @@ impl Ctx<'_> {
         let now = self.now;
         let found = match self.db().get(key, now) {
             None => None,
-            Some(entry) => match &entry.value {
-                crate::keyspace::Value::Str(b) => Some(b.clone()),
+            Some(entry) => match entry.value() {
+                crate::keyspace::Value::Str(b) => Some(Bytes::copy_from_slice(b)),
             },
         };
         if found.is_some() {

@@ -13,8 +13,8 @@ fn eq(arg: &[u8], word: &str) -> bool {
     arg.eq_ignore_ascii_case(word.as_bytes())
 }
 
-fn str_value(v: &[u8]) -> Value {
-    Value::Str(Bytes::copy_from_slice(v))
+fn str_value(v: &[u8]) -> Value<'_> {
+    Value::Str(v)
 }
 
 fn too_long() -> Reply {
@@ -206,8 +206,8 @@ pub fn mget(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         args[1..]
             .iter()
             .map(|k| match db.get(k, now) {
-                Some(e) => match &e.value {
-                    Value::Str(b) => Reply::Bulk(b.clone()),
+                Some(e) => match e.value() {
+                    Value::Str(b) => Reply::Bulk(Bytes::copy_from_slice(b)),
                 },
                 None => Reply::Nil,
             })
@@ -257,10 +257,7 @@ fn incr_by(ctx: &mut Ctx, key: &[u8], by: i64) -> Reply {
     let value = str_value(buf.format(new).as_bytes());
     let now = ctx.now;
     let db = ctx.db();
-    match db.get_mut(key, now) {
-        Some(entry) => entry.value = value,
-        None => db.set(key, value, None),
-    }
+    db.set_keep_ttl(key, value, now);
     Reply::Int(new)
 }
 
@@ -315,10 +312,7 @@ pub fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let text = Bytes::from(format_double(new));
     let now = ctx.now;
     let db = ctx.db();
-    match db.get_mut(&args[1], now) {
-        Some(entry) => entry.value = Value::Str(text.clone()),
-        None => db.set(&args[1], Value::Str(text.clone()), None),
-    }
+    db.set_keep_ttl(&args[1], Value::Str(&text), now);
     ctx.propagate(&[b"SET", &args[1], &text, b"KEEPTTL"]);
     Reply::Bulk(text)
 }
@@ -334,11 +328,7 @@ pub fn append(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let len = joined.len() as i64;
     let now = ctx.now;
     let db = ctx.db();
-    let value = Value::Str(joined.freeze());
-    match db.get_mut(&args[1], now) {
-        Some(entry) => entry.value = value,
-        None => db.set(&args[1], value, None),
-    }
+    db.set_keep_ttl(&args[1], Value::Str(&joined), now);
     Reply::Int(len)
 }
 
@@ -390,10 +380,6 @@ pub fn setrange(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let len = value.len() as i64;
     let now = ctx.now;
     let db = ctx.db();
-    let value = Value::Str(value.freeze());
-    match db.get_mut(&args[1], now) {
-        Some(entry) => entry.value = value,
-        None => db.set(&args[1], value, None),
-    }
+    db.set_keep_ttl(&args[1], Value::Str(&value), now);
     Reply::Int(len)
 }

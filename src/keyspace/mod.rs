@@ -7,19 +7,23 @@
 //! which give RANDOMKEY and expiry sampling in O(1) and a SCAN cursor that never misses a key
 //! (see [`Db::scan`]).
 
+mod entry;
 pub mod glob;
 
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use indexmap::{IndexMap, IndexSet};
+use indexmap::set::MutableValues;
+use indexmap::IndexSet;
 
 /// The hasher for keys: foldhash, seeded at random per map (keys come from clients, so the
 /// seed must not be guessable), several times faster than SipHash on short keys.
 type Hasher = foldhash::fast::RandomState;
-type KeyMap<V> = IndexMap<Bytes, V, Hasher>;
+/// Entries hash and compare as their key, so the set is a map from key to entry.
+type EntrySet = IndexSet<Entry, Hasher>;
 type KeySet = IndexSet<Bytes, Hasher>;
 
+pub use entry::{Entry, Value};
 pub use glob::glob_match;
 
 /// Current time in Unix milliseconds.
@@ -28,34 +32,6 @@ pub fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
-}
-
-/// A stored value. Strings only for now; every other type is a new variant here.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    Str(Bytes),
-}
-
-impl Value {
-    /// The name TYPE reports.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            Value::Str(_) => "string",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Entry {
-    pub value: Value,
-    /// Absolute expiry time in Unix milliseconds.
-    pub expire_at: Option<u64>,
-}
-
-impl Entry {
-    fn is_expired(&self, now: u64) -> bool {
-        self.expire_at.is_some_and(|at| at <= now)
-    }
 }
 
 /// A tiny xorshift generator: sampling needs speed and spread, not cryptographic quality.
@@ -77,7 +53,7 @@ impl Rng {
 /// One numbered database.
 #[derive(Debug, Default)]
 pub struct Db {
-    entries: KeyMap<Entry>,
+    entries: EntrySet,
     /// Keys that have a TTL, so active expiry samples only those.
     expires: KeySet,
     /// Versions of watched keys: (version, number of watchers). A write to a watched key bumps
@@ -128,7 +104,7 @@ impl Db {
         }
         let total: u64 = (0..n)
             .filter_map(|i| self.expires.get_index(i))
-            .filter_map(|k| self.entries.get(k).and_then(|e| e.expire_at))
+            .filter_map(|k| self.entries.get(&k[..]).and_then(Entry::expire_at))
             .map(|at| at.saturating_sub(now))
             .sum();
         total / n as u64
@@ -151,10 +127,8 @@ impl Db {
             Some(e) if !e.is_expired(now) => true,
             Some(_) => {
                 if self.delete_expired {
-                    if let Some((_, stored, _)) = self.entries.get_full(key) {
-                        if self.log_expired {
-                            self.expired_keys.push(stored.clone());
-                        }
+                    if self.log_expired {
+                        self.expired_keys.push(Bytes::copy_from_slice(key));
                     }
                     self.remove(key);
                     self.expired += 1;
@@ -172,57 +146,52 @@ impl Db {
         self.entries.get(key)
     }
 
-    /// The live entry for `key`, for changing in place. Counts as a write for WATCH.
-    pub fn get_mut(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
-        if !self.expire_if_needed(key, now) {
-            return None;
-        }
-        self.touch(key);
-        self.entries.get_mut(key)
-    }
-
     pub fn contains(&mut self, key: &[u8], now: u64) -> bool {
         self.expire_if_needed(key, now)
     }
 
     /// Stores `value` under `key` with the given expiry (None: no TTL), replacing any value.
-    pub fn set(&mut self, key: &[u8], value: Value, expire_at: Option<u64>) {
+    pub fn set(&mut self, key: &[u8], value: Value<'_>, expire_at: Option<u64>) {
         self.touch(key);
-        match self.entries.get_full_mut(key) {
-            Some((_, stored_key, entry)) => {
-                match (entry.expire_at.is_some(), expire_at.is_some()) {
+        match self.entries.get_full_mut2(key) {
+            Some((_, entry)) => {
+                match (entry.expire_at().is_some(), expire_at.is_some()) {
                     (false, true) => {
-                        self.expires.insert(stored_key.clone());
+                        self.expires.insert(Bytes::copy_from_slice(key));
                     }
                     (true, false) => {
                         self.expires.swap_remove(key);
                     }
                     _ => {}
                 }
-                *entry = Entry { value, expire_at };
+                *entry = entry.replaced(value, expire_at);
             }
             None => {
-                // Copy the key out of the request buffer so the buffer is not pinned.
-                let key = Bytes::copy_from_slice(key);
                 if expire_at.is_some() {
-                    self.expires.insert(key.clone());
+                    self.expires.insert(Bytes::copy_from_slice(key));
                 }
-                self.entries.insert(key, Entry { value, expire_at });
+                self.entries.insert(Entry::new(key, value, expire_at));
             }
         }
     }
 
-    /// Replaces the value of `key`, keeping its TTL if it has one (SET ... KEEPTTL).
-    pub fn set_keep_ttl(&mut self, key: &[u8], value: Value, now: u64) {
-        let ttl = self.get(key, now).and_then(|e| e.expire_at);
-        self.set(key, value, ttl);
+    /// Replaces the value of `key`, keeping its TTL if it has one (SET ... KEEPTTL, INCR,
+    /// APPEND).
+    pub fn set_keep_ttl(&mut self, key: &[u8], value: Value<'_>, now: u64) {
+        if !self.expire_if_needed(key, now) {
+            return self.set(key, value, None);
+        }
+        self.touch(key);
+        if let Some((_, entry)) = self.entries.get_full_mut2(key) {
+            *entry = entry.replaced(value, entry.expire_at());
+        }
     }
 
     /// Removes `key` whether or not it has expired; returns the entry if there was one.
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let entry = self.entries.swap_remove(key)?;
+        let entry = self.entries.swap_take(key)?;
         self.touch(key);
-        if entry.expire_at.is_some() {
+        if entry.expire_at().is_some() {
             self.expires.swap_remove(key);
         }
         Some(entry)
@@ -244,13 +213,13 @@ impl Db {
             return false;
         }
         self.touch(key);
-        let Some((_, stored_key, entry)) = self.entries.get_full_mut(key) else {
+        let Some((_, entry)) = self.entries.get_full_mut2(key) else {
             return false;
         };
-        if entry.expire_at.is_none() {
-            self.expires.insert(stored_key.clone());
+        if entry.expire_at().is_none() {
+            self.expires.insert(Bytes::copy_from_slice(key));
         }
-        entry.expire_at = Some(at);
+        entry.set_expire(Some(at));
         true
     }
 
@@ -259,12 +228,13 @@ impl Db {
         if !self.expire_if_needed(key, now) {
             return false;
         }
-        let Some(entry) = self.entries.get_mut(key) else {
+        let Some((_, entry)) = self.entries.get_full_mut2(key) else {
             return false;
         };
-        if entry.expire_at.take().is_none() {
+        if entry.expire_at().is_none() {
             return false;
         }
+        entry.set_expire(None);
         self.expires.swap_remove(key);
         self.touch(key);
         true
@@ -276,10 +246,10 @@ impl Db {
         self.dirty += 1;
         if !self.watched.is_empty() {
             let keys: Vec<Bytes> =
-                self.watched.keys().filter(|k| self.entries.contains_key(*k)).cloned().collect();
+                self.watched.keys().filter(|k| self.entries.contains(&k[..])).cloned().collect();
             keys.iter().for_each(|k| self.touch(k));
         }
-        self.entries = KeyMap::default();
+        self.entries = EntrySet::default();
         self.expires = KeySet::default();
         n
     }
@@ -293,11 +263,11 @@ impl Db {
                 return None;
             }
             let i = rng.below(self.entries.len());
-            let (key, entry) = self.entries.get_index(i)?;
+            let entry = self.entries.get_index(i)?;
+            let key = Bytes::copy_from_slice(entry.key());
             if !entry.is_expired(now) {
-                return Some(key.clone());
+                return Some(key);
             }
-            let key = key.clone();
             self.expire_if_needed(&key, now);
         }
         None
@@ -310,16 +280,16 @@ impl Db {
     /// hole (`swap_remove`) and insertion appends. Walking from the top down, a hole below the
     /// cursor is filled from above it (already visited: at worst visited twice), and new keys
     /// land above it (SCAN need not return them).
-    pub fn scan(&mut self, cursor: u64, count: usize, now: u64, mut f: impl FnMut(&Bytes, &Entry)) -> u64 {
+    pub fn scan(&mut self, cursor: u64, count: usize, now: u64, mut f: impl FnMut(&Entry)) -> u64 {
         let mut pos =
             if cursor == 0 { self.entries.len() } else { (cursor as usize).min(self.entries.len()) };
         let mut visited = 0;
         while pos > 0 && visited < count {
             pos -= 1;
             visited += 1;
-            if let Some((k, e)) = self.entries.get_index(pos) {
+            if let Some(e) = self.entries.get_index(pos) {
                 if !e.is_expired(now) {
-                    f(k, e);
+                    f(e);
                 }
             }
         }
@@ -327,10 +297,10 @@ impl Db {
     }
 
     /// Calls `f` on every live key.
-    pub fn for_each_live(&self, now: u64, mut f: impl FnMut(&Bytes, &Entry)) {
-        for (k, e) in &self.entries {
+    pub fn for_each_live(&self, now: u64, mut f: impl FnMut(&Entry)) {
+        for e in &self.entries {
             if !e.is_expired(now) {
-                f(k, e);
+                f(e);
             }
         }
     }
@@ -467,8 +437,8 @@ impl Keyspace {
 mod tests {
     use super::*;
 
-    fn s(v: &str) -> Value {
-        Value::Str(Bytes::copy_from_slice(v.as_bytes()))
+    fn s(v: &str) -> Value<'_> {
+        Value::Str(v.as_bytes())
     }
 
     #[test]
@@ -490,7 +460,8 @@ mod tests {
         assert!(db.set_expire(b"k", 5_000, 0));
         assert_eq!(db.expires_len(), 1);
         db.set_keep_ttl(b"k", s("w"), 0);
-        assert_eq!(db.get(b"k", 0).unwrap().expire_at, Some(5_000));
+        assert_eq!(db.get(b"k", 0).unwrap().expire_at(), Some(5_000));
+        assert_eq!(db.get(b"k", 0).unwrap().str(), b"w");
         db.set(b"k", s("x"), None);
         assert_eq!(db.expires_len(), 0);
         assert!(!db.persist(b"k", 0));
@@ -562,8 +533,8 @@ mod tests {
         let mut cursor = 0;
         let mut round = 0;
         loop {
-            cursor = db.scan(cursor, 10, 0, |k, _| {
-                seen.insert(k.clone());
+            cursor = db.scan(cursor, 10, 0, |e| {
+                seen.insert(e.key().to_vec());
             });
             // Churn between calls: delete some keys (never the even ones), add new ones.
             round += 1;

@@ -72,15 +72,15 @@ pub fn write_with(keyspace: &Keyspace, now: u64, position: Option<&ReplPosition>
         out.put_u8(OP_RESIZEDB);
         put_len(&mut out, db.len() as u64);
         put_len(&mut out, db.expires_len() as u64);
-        db.for_each_live(now, |key, entry| {
-            if let Some(at) = entry.expire_at {
+        db.for_each_live(now, |entry| {
+            if let Some(at) = entry.expire_at() {
                 out.put_u8(OP_EXPIRETIME_MS);
                 out.put_u64_le(at);
             }
-            match &entry.value {
+            match entry.value() {
                 Value::Str(v) => {
                     out.put_u8(TYPE_STRING);
-                    put_str(&mut out, key);
+                    put_str(&mut out, entry.key());
                     put_str(&mut out, v);
                 }
             }
@@ -211,7 +211,7 @@ pub fn read_prefix(
             TYPE_STRING => {
                 let key = r.string()?;
                 let value = r.string()?;
-                ks.dbs[db].set(&key, Value::Str(value), expire.take());
+                ks.dbs[db].set(&key, Value::Str(&value), expire.take());
             }
             other => return Err(RdbError(format!("value type {other} is not supported"))),
         }
@@ -230,17 +230,17 @@ mod tests {
     #[test]
     fn round_trip_with_ttls_and_databases() {
         let mut ks = Keyspace::new(16);
-        ks.dbs[0].set(b"a", Value::Str(Bytes::from_static(b"1")), None);
-        ks.dbs[0].set(b"t", Value::Str(Bytes::from_static(b"x")), Some(9_999_999_999_999));
-        ks.dbs[0].set(b"gone", Value::Str(Bytes::from_static(b"x")), Some(5));
+        ks.dbs[0].set(b"a", Value::Str(b"1"), None);
+        ks.dbs[0].set(b"t", Value::Str(b"x"), Some(9_999_999_999_999));
+        ks.dbs[0].set(b"gone", Value::Str(b"x"), Some(5));
         let big = vec![b'z'; 70_000];
-        ks.dbs[3].set(&big, Value::Str(Bytes::from(big.clone())), None);
+        ks.dbs[3].set(&big, Value::Str(&big), None);
         let rdb = write(&ks, 10);
         assert!(rdb.starts_with(b"REDIS0009"));
         let mut back = read(&rdb, 16).unwrap();
         assert_eq!(back.dbs[0].len(), 2, "expired keys are not written");
-        assert_eq!(back.dbs[0].get(b"t", 10).unwrap().expire_at, Some(9_999_999_999_999));
-        assert_eq!(back.dbs[3].get(&big, 10).unwrap().value, Value::Str(Bytes::from(big.clone())));
+        assert_eq!(back.dbs[0].get(b"t", 10).unwrap().expire_at(), Some(9_999_999_999_999));
+        assert_eq!(back.dbs[3].get(&big, 10).unwrap().value(), Value::Str(&big));
     }
 
     #[test]
@@ -276,7 +276,7 @@ mod tests {
         data.push(OP_EOF);
         data.extend_from_slice(&[0; 8]); // checksum left out, as Redis allows
         let mut ks = read(&data, 16).unwrap();
-        assert_eq!(ks.dbs[0].get(b"k", 0).unwrap().value, Value::Str(Bytes::from_static(b"-5")));
-        assert_eq!(ks.dbs[0].get(b"m", 0).unwrap().value, Value::Str(Bytes::from_static(b"12345")));
+        assert_eq!(ks.dbs[0].get(b"k", 0).unwrap().value(), Value::Str(b"-5"));
+        assert_eq!(ks.dbs[0].get(b"m", 0).unwrap().value(), Value::Str(b"12345"));
     }
 }

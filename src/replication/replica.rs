@@ -440,13 +440,13 @@ pub fn digest(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     let mut acc = [0u64; 3];
     let mut any = false;
     for (i, db) in ctx.state.keyspace.dbs.iter().enumerate() {
-        db.for_each_live(now, |key, entry| {
+        db.for_each_live(now, |entry| {
             any = true;
             for (seed, slot) in acc.iter_mut().enumerate() {
                 let mut h = foldhash::fast::FixedState::with_seed(seed as u64 + 1).build_hasher();
-                (i, key.as_ref(), entry.expire_at).hash(&mut h);
-                match &entry.value {
-                    Value::Str(v) => v.as_ref().hash(&mut h),
+                (i, entry.key(), entry.expire_at()).hash(&mut h);
+                match entry.value() {
+                    Value::Str(v) => v.hash(&mut h),
                 }
                 *slot ^= h.finish();
             }

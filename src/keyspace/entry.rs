@@ -1,0 +1,220 @@
+//! One stored key: its name, value and expiry in a single heap allocation.
+//!
+//! Memory per key is what users compare with Redis, so a key costs one allocation sized to
+//! fit, like Redis's embedded strings, instead of separate key and value buffers with their
+//! handles. The layout is
+//!
+//! ```text
+//! header (LEB128 of key_len << 1 | has_expiry) | expiry (8 bytes LE, if any) | key | value
+//! ```
+//!
+//! so a 16-byte key with a 64-byte value and no TTL takes 82 bytes, and the map's slot holds
+//! only the 16-byte box. The value's length is what is left after the key.
+
+use std::borrow::Borrow;
+use std::hash::{Hash, Hasher};
+
+/// A stored value, borrowed from its entry. Strings only for now; every other type is a new
+/// variant here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Value<'a> {
+    Str(&'a [u8]),
+}
+
+impl Value<'_> {
+    /// The name TYPE reports.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Str(_) => "string",
+        }
+    }
+}
+
+/// A key with its value and expiry (absolute Unix milliseconds), in one allocation.
+#[derive(Clone)]
+pub struct Entry(Box<[u8]>);
+
+/// Where the parts of an entry are, decoded from its header.
+struct Layout {
+    expiry: Option<usize>,
+    key: usize,
+    key_len: usize,
+}
+
+fn varint_len(mut n: u64) -> usize {
+    let mut len = 1;
+    while n >= 0x80 {
+        n >>= 7;
+        len += 1;
+    }
+    len
+}
+
+impl Entry {
+    pub fn new(key: &[u8], value: Value<'_>, expire_at: Option<u64>) -> Entry {
+        let Value::Str(value) = value;
+        let header = (key.len() as u64) << 1 | expire_at.is_some() as u64;
+        let len = varint_len(header) + if expire_at.is_some() { 8 } else { 0 } + key.len() + value.len();
+        let mut buf = Vec::with_capacity(len);
+        let mut h = header;
+        while h >= 0x80 {
+            buf.push(h as u8 | 0x80);
+            h >>= 7;
+        }
+        buf.push(h as u8);
+        if let Some(at) = expire_at {
+            buf.extend_from_slice(&at.to_le_bytes());
+        }
+        buf.extend_from_slice(key);
+        buf.extend_from_slice(value);
+        debug_assert_eq!(buf.len(), len);
+        Entry(buf.into_boxed_slice())
+    }
+
+    fn layout(&self) -> Layout {
+        let (mut header, mut shift, mut i) = (0u64, 0, 0);
+        loop {
+            let b = self.0[i];
+            header |= u64::from(b & 0x7f) << shift;
+            i += 1;
+            if b < 0x80 {
+                break;
+            }
+            shift += 7;
+        }
+        let expiry = (header & 1 == 1).then_some(i);
+        let key = i + if expiry.is_some() { 8 } else { 0 };
+        Layout { expiry, key, key_len: (header >> 1) as usize }
+    }
+
+    pub fn key(&self) -> &[u8] {
+        let l = self.layout();
+        &self.0[l.key..l.key + l.key_len]
+    }
+
+    pub fn value(&self) -> Value<'_> {
+        let l = self.layout();
+        Value::Str(&self.0[l.key + l.key_len..])
+    }
+
+    /// The string value; strings are the only type yet.
+    pub fn str(&self) -> &[u8] {
+        let Value::Str(v) = self.value();
+        v
+    }
+
+    pub fn expire_at(&self) -> Option<u64> {
+        let at = self.layout().expiry?;
+        let bytes: [u8; 8] = self.0[at..at + 8].try_into().expect("8 bytes");
+        Some(u64::from_le_bytes(bytes))
+    }
+
+    pub fn is_expired(&self, now: u64) -> bool {
+        self.expire_at().is_some_and(|at| at <= now)
+    }
+
+    /// The same key with another value and expiry.
+    pub fn replaced(&self, value: Value<'_>, expire_at: Option<u64>) -> Entry {
+        Entry::new(self.key(), value, expire_at)
+    }
+
+    /// Changes the expiry, in place when the entry already has one.
+    pub fn set_expire(&mut self, expire_at: Option<u64>) {
+        match (self.layout().expiry, expire_at) {
+            (Some(at), Some(new)) => self.0[at..at + 8].copy_from_slice(&new.to_le_bytes()),
+            (None, None) => {}
+            _ => *self = Entry::new(self.key(), self.value(), expire_at),
+        }
+    }
+
+    /// Bytes of heap this entry occupies (its allocation, not counting the map's slot).
+    pub fn heap_size(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("key", &String::from_utf8_lossy(self.key()))
+            .field("value", &self.value())
+            .field("expire_at", &self.expire_at())
+            .finish()
+    }
+}
+
+/// Entries are set members keyed by their key alone: hashing and equality look at the key,
+/// consistently with `[u8]`, so a map of entries is looked up with a plain `&[u8]`.
+impl Hash for Entry {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.key().hash(state)
+    }
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Entry) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Entry {}
+
+impl Borrow<[u8]> for Entry {
+    fn borrow(&self) -> &[u8] {
+        self.key()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_round_trip() {
+        for key_len in [0usize, 1, 63, 64, 127, 128, 8191, 8192, 70_000] {
+            let key = vec![b'k'; key_len];
+            for value in [&b""[..], b"v", &[7u8; 300][..]] {
+                for at in [None, Some(0), Some(1_700_000_000_000), Some(u64::MAX)] {
+                    let e = Entry::new(&key, Value::Str(value), at);
+                    assert_eq!(e.key(), &key[..]);
+                    assert_eq!(e.str(), value);
+                    assert_eq!(e.expire_at(), at);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn one_allocation_sized_to_fit() {
+        let e = Entry::new(b"key:000000000001", Value::Str(&[b'v'; 64]), None);
+        assert_eq!(e.heap_size(), 1 + 16 + 64);
+        let e = Entry::new(b"key:000000000001", Value::Str(&[b'v'; 64]), Some(5));
+        assert_eq!(e.heap_size(), 1 + 8 + 16 + 64);
+        assert_eq!(std::mem::size_of::<Entry>(), 16);
+    }
+
+    #[test]
+    fn expiry_changes() {
+        let mut e = Entry::new(b"k", Value::Str(b"v"), None);
+        e.set_expire(Some(10));
+        assert_eq!((e.key(), e.str(), e.expire_at()), (&b"k"[..], &b"v"[..], Some(10)));
+        e.set_expire(Some(20));
+        assert_eq!(e.expire_at(), Some(20));
+        e.set_expire(None);
+        assert_eq!((e.key(), e.str(), e.expire_at()), (&b"k"[..], &b"v"[..], None));
+        let r = e.replaced(Value::Str(b"longer value"), Some(3));
+        assert_eq!((r.key(), r.str(), r.expire_at()), (&b"k"[..], &b"longer value"[..], Some(3)));
+    }
+
+    #[test]
+    fn hashes_and_compares_as_its_key() {
+        use std::hash::BuildHasher;
+        let s = std::collections::hash_map::RandomState::new();
+        let e = Entry::new(b"name", Value::Str(b"value"), Some(1));
+        assert_eq!(s.hash_one(&e), s.hash_one(&b"name"[..]));
+        let mut set = indexmap::IndexSet::new();
+        set.insert(e);
+        assert!(set.contains(&b"name"[..]));
+        assert!(!set.contains(&b"value"[..]));
+    }
+}
