@@ -71,7 +71,18 @@ impl Entry {
         Entry(buf.into_boxed_slice())
     }
 
+    #[inline]
     fn layout(&self) -> Layout {
+        let first = self.0[0];
+        if first < 0x80 {
+            // Keys shorter than 64 bytes: a one-byte header.
+            let expiry = (first & 1 == 1).then_some(1);
+            return Layout {
+                expiry,
+                key: if expiry.is_some() { 9 } else { 1 },
+                key_len: (first >> 1) as usize,
+            };
+        }
         let (mut header, mut shift, mut i) = (0u64, 0, 0);
         loop {
             let b = self.0[i];

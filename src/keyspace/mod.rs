@@ -122,28 +122,30 @@ impl Db {
     /// Deletes `key` if its TTL has passed (or hides it on a replica). Returns whether the key
     /// is live afterwards.
     fn expire_if_needed(&mut self, key: &[u8], now: u64) -> bool {
-        match self.entries.get(key) {
-            None => false,
-            Some(e) if !e.is_expired(now) => true,
-            Some(_) => {
-                if self.delete_expired {
-                    if self.log_expired {
-                        self.expired_keys.push(Bytes::copy_from_slice(key));
-                    }
-                    self.remove(key);
-                    self.expired += 1;
-                }
-                false
-            }
+        self.live_index(key, now).is_some()
+    }
+
+    /// The position of `key` if it is live (one hash lookup); an expired key is deleted (or
+    /// hidden on a replica).
+    fn live_index(&mut self, key: &[u8], now: u64) -> Option<usize> {
+        let i = self.entries.get_index_of(key)?;
+        if !self.entries[i].is_expired(now) {
+            return Some(i);
         }
+        if self.delete_expired {
+            if self.log_expired {
+                self.expired_keys.push(Bytes::copy_from_slice(key));
+            }
+            self.remove(key);
+            self.expired += 1;
+        }
+        None
     }
 
     /// The live entry for `key`, for reading.
     pub fn get(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
-        if !self.expire_if_needed(key, now) {
-            return None;
-        }
-        self.entries.get(key)
+        let i = self.live_index(key, now)?;
+        self.entries.get_index(i)
     }
 
     pub fn contains(&mut self, key: &[u8], now: u64) -> bool {
@@ -178,11 +180,11 @@ impl Db {
     /// Replaces the value of `key`, keeping its TTL if it has one (SET ... KEEPTTL, INCR,
     /// APPEND).
     pub fn set_keep_ttl(&mut self, key: &[u8], value: Value<'_>, now: u64) {
-        if !self.expire_if_needed(key, now) {
+        let Some(i) = self.live_index(key, now) else {
             return self.set(key, value, None);
-        }
+        };
         self.touch(key);
-        if let Some((_, entry)) = self.entries.get_full_mut2(key) {
+        if let Some(entry) = self.entries.get_index_mut2(i) {
             *entry = entry.replaced(value, entry.expire_at());
         }
     }
