@@ -3,6 +3,9 @@
 #
 #   benches/load.sh [requests] [rounds]
 #
+# For a quicker look while working on one path, TARGETS and TESTS narrow the run, e.g.
+#   TARGETS="twemproxy cluster" TESTS=set,get benches/load.sh 20000 3
+#
 # Starts on loopback, in one run: a rust-edis write shard (--role write); redis-server; the
 # rust-edis cluster (--role all: 3 write shards, 1 read shard each, the proxy); and twemproxy
 # (Debian's nutcracker) over 3 redis-servers. Each is driven by redis-benchmark
@@ -63,13 +66,15 @@ for _ in $(seq 100); do redis-cli -p 21020 set warm 1 2>/dev/null | grep -q OK &
 cpu() { # total user+system clock ticks of the given pids
     local sum=0; for p in $*; do set -- $(awk '{print $14, $15}' /proc/$p/stat); sum=$((sum + $1 + $2)); done; echo $sum
 }
-for P in 1 16; do for r in $(seq "$ROUNDS"); do for name in redis edis twemproxy cluster; do
+TESTS=${TESTS:-set,get,incr,mset}
+NTESTS=$(echo "$TESTS" | tr ',' '\n' | wc -l)
+for P in 1 16; do for r in $(seq "$ROUNDS"); do for name in ${TARGETS:-redis edis twemproxy cluster}; do
     before=$(cpu ${PIDS[$name]})
-    $CLIENT redis-benchmark -p "${PORT[$name]}" -c 50 -d 64 -r 100000 -n "$N" -P "$P" -t set,get,incr,mset --csv 2>/dev/null \
+    $CLIENT redis-benchmark -p "${PORT[$name]}" -c 50 -d 64 -r 100000 -n "$N" -P "$P" -t "$TESTS" --csv 2>/dev/null \
         | tr -d '"' | awk -F, -v s=$name -v p=$P 'NR > 1 { gsub(/ /, "_", $1); print s, p, $1, $2, $5, $7 }' >"$DIR/run"
     after=$(cpu ${PIDS[$name]})
-    # The server CPU of this run, shared over its four tests by request count (equal here).
-    awk -v t=$((after - before)) -v n=$((N * 4)) -v hz=$(getconf CLK_TCK) '{ printf "%s %.2f\n", $0, t / hz * 1e6 / n }' "$DIR/run" >>"$DIR/results"
+    # The server CPU of this run, shared over its tests by request count (equal here).
+    awk -v t=$((after - before)) -v n=$((N * NTESTS)) -v hz=$(getconf CLK_TCK) '{ printf "%s %.2f\n", $0, t / hz * 1e6 / n }' "$DIR/run" >>"$DIR/results"
 done; done; done
 echo "rust-edis load benchmark: $N requests per test, $ROUNDS rounds, -c 50 -d 64 -r 100000; $PIN"
 python3 - "$DIR/results" <<'PY'
@@ -91,5 +96,6 @@ for p in (1, 16):
             rps, p50, p99, cpu = med.get((key, p, t), (0, 0, 0, 0))
             cells.append(f"{rps:>11,.0f} {p50:>5.2f} {p99:>5.2f} {cpu:>9.1f}")
         r = lambda k: med.get((k, p, t), (0,))[0]
-        print(f"{t:<15}{p:>3}  " + "".join(f"{c:>34}" for c in cells) + f"{r('edis') / r('redis'):>12.2f}{r('cluster') / r('twemproxy'):>10.2f}")
+        ratio = lambda a, b: f"{r(a) / r(b):.2f}" if r(b) else "-"
+        print(f"{t:<15}{p:>3}  " + "".join(f"{c:>34}" for c in cells) + f"{ratio('edis', 'redis'):>12}{ratio('cluster', 'twemproxy'):>10}")
 PY

@@ -82,7 +82,7 @@ async fn execute(router: &Arc<Router>, args: Vec<Bytes>) -> Reply {
         return Reply::error(format!("ERR unknown command '{}'", String::from_utf8_lossy(&args[0])));
     };
     if Router::handles(cmd) {
-        return router.route(args, 0, ReadFrom::Replica, false).await;
+        return router.route(args, 0, ReadFrom::Replica, false).get().await;
     }
     // Anything else is asked of the first write shard.
     let topology = router.topology();
@@ -112,7 +112,7 @@ pub async fn run(info: &str, args: Vec<String>) -> i32 {
         eprintln!("Could not read the cluster map from info at {info} (start one with `rust-edis`, or pass --info HOST:PORT)");
         return 1;
     };
-    let router = Router::new(Pool::new(1, None));
+    let router = Router::new(Pool::new(1, None), None);
     router.set_topology(topology);
     let tty = std::io::stdout().is_terminal();
     if !args.is_empty() {

@@ -22,6 +22,7 @@ use redis_protocol::resp2::types::BytesFrame;
 use tokio::sync::oneshot;
 
 use super::backend::{Answer, Pool};
+use super::local::{Called, LocalNode, Locals};
 use crate::command::{lookup, Command};
 use crate::resp::Reply;
 use crate::topology::{key_slot, Topology};
@@ -32,6 +33,26 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 const SHARD_BITS: u32 = 10;
 
 pub type Pending = Pin<Box<dyn Future<Output = Reply> + Send>>;
+
+/// A routed command's reply: known at once (a shard in this process answered, or the
+/// command was refused), or to come.
+pub enum Routed {
+    Ready(Reply),
+    Wait(Pending),
+}
+
+impl Routed {
+    pub async fn get(self) -> Reply {
+        match self {
+            Routed::Ready(r) => r,
+            Routed::Wait(p) => p.await,
+        }
+    }
+}
+
+fn wait(f: impl Future<Output = Reply> + Send + 'static) -> Routed {
+    Routed::Wait(Box::pin(f))
+}
 
 /// Where reads go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +78,8 @@ impl ReadFrom {
 
 pub struct Router {
     pub pool: Arc<Pool>,
+    /// Nodes in this process (`--role all`), called directly instead of over TCP.
+    locals: Option<Arc<Locals>>,
     /// The current map and its routing tables; swapped whole by the topology watcher. A short
     /// lock to clone the Arc.
     topology: Mutex<Arc<Routes>>,
@@ -69,20 +92,28 @@ pub struct Routes {
     pub map: Topology,
     /// Slot to shard position.
     owner: Vec<Option<u16>>,
-    /// Per shard: the primary's address and the healthy read shards'.
-    nodes: Vec<(Arc<str>, Vec<Arc<str>>)>,
+    /// Per shard: the primary and the healthy read shards.
+    nodes: Vec<(Node, Vec<Node>)>,
+}
+
+/// A node to send to: its address, and the node itself when it runs in this process.
+#[derive(Clone)]
+pub struct Node {
+    addr: Arc<str>,
+    local: Option<Arc<LocalNode>>,
 }
 
 impl Routes {
-    fn new(map: Topology) -> Routes {
+    fn new(map: Topology, locals: Option<&Locals>) -> Routes {
         let owner = map.owner_table();
+        let node = |n: &crate::topology::map::NodeAddr| Node {
+            addr: Arc::from(n.addr()),
+            local: locals.and_then(|l| l.get(&n.id)),
+        };
         let nodes = map
             .shards
             .iter()
-            .map(|s| {
-                let replicas = s.replicas.iter().filter(|r| !r.failed).map(|r| Arc::from(r.addr())).collect();
-                (Arc::from(s.primary.addr()), replicas)
-            })
+            .map(|s| (node(&s.primary), s.replicas.iter().filter(|r| !r.failed).map(node).collect()))
             .collect();
         Routes { map, owner, nodes }
     }
@@ -128,26 +159,82 @@ async fn answer(rx: oneshot::Receiver<Answer>) -> Answer {
     }
 }
 
-/// A replica that cannot answer yet (no data, or stale by its own account): try another.
-fn not_ready(answer: &Answer) -> bool {
-    match answer {
-        Ok((BytesFrame::Error(e), _)) => e.starts_with("LOADING") || e.starts_with("MASTERDOWN"),
-        Ok(_) => false,
+/// A reply from a node: decoded from a connection (with its exact bytes), or handed over by
+/// a node in this process.
+enum Got {
+    Frame(BytesFrame, Bytes),
+    Reply(Reply),
+}
+
+impl Got {
+    fn error(&self) -> Option<&str> {
+        match self {
+            Got::Frame(BytesFrame::Error(e), _) => Some(e),
+            Got::Reply(Reply::Error(e)) => Some(e),
+            _ => None,
+        }
+    }
+
+    fn moved_to(&self) -> Option<String> {
+        let rest = self.error()?.strip_prefix("MOVED ")?;
+        rest.split(' ').nth(1).map(str::to_string)
+    }
+
+    /// Our reply: with `raw`, a shard's bytes as they came (for RESP2 clients).
+    fn finish(self, raw: bool) -> Reply {
+        match self {
+            Got::Frame(_, bytes) if raw => Reply::Raw(bytes),
+            Got::Frame(frame, _) => to_reply(frame),
+            Got::Reply(r) => r,
+        }
+    }
+}
+
+/// A replica that cannot answer yet (no data, or stale by its own account), or a node that
+/// did not answer: try another.
+fn not_ready(got: &Result<Got, String>) -> bool {
+    match got {
+        Ok(got) => got.error().is_some_and(unready),
         Err(_) => true,
     }
 }
 
-fn moved_to(frame: &BytesFrame) -> Option<String> {
-    let BytesFrame::Error(e) = frame else { return None };
-    let rest = e.strip_prefix("MOVED ")?;
-    rest.split(' ').nth(1).map(str::to_string)
+fn unready(error: &str) -> bool {
+    error.starts_with("LOADING") || error.starts_with("MASTERDOWN")
+}
+
+/// An error that sends the request elsewhere: another replica, or where MOVED says.
+fn redirect(error: &str) -> bool {
+    unready(error) || error.starts_with("MOVED ")
+}
+
+/// A request on its way to a node.
+enum Sent {
+    Local(Called),
+    Remote(oneshot::Receiver<Answer>),
+}
+
+impl Sent {
+    async fn settle(self) -> Result<Got, String> {
+        match self {
+            Sent::Local(Called::Gone) => Err("stopped".into()),
+            Sent::Local(Called::Now(r)) => Ok(Got::Reply(r)),
+            Sent::Local(Called::AfterFsync(r, server, offset)) => {
+                crate::server::session::durable_to(&server, offset).await;
+                Ok(Got::Reply(r))
+            }
+            Sent::Local(Called::Later(later)) => Ok(Got::Reply(later.await)),
+            Sent::Remote(rx) => answer(rx).await.map(|(frame, bytes)| Got::Frame(frame, bytes)),
+        }
+    }
 }
 
 impl Router {
-    pub fn new(pool: Arc<Pool>) -> Arc<Router> {
+    pub fn new(pool: Arc<Pool>, locals: Option<Arc<Locals>>) -> Arc<Router> {
         Arc::new(Router {
             pool,
-            topology: Mutex::new(Arc::new(Routes::new(Topology::default()))),
+            locals,
+            topology: Mutex::new(Arc::new(Routes::new(Topology::default(), None))),
             next_read: AtomicUsize::new(0),
         })
     }
@@ -157,7 +244,8 @@ impl Router {
     }
 
     pub fn set_topology(&self, t: Topology) {
-        *self.topology.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(Routes::new(t));
+        let routes = Arc::new(Routes::new(t, self.locals.as_deref()));
+        *self.topology.lock().unwrap_or_else(|e| e.into_inner()) = routes;
     }
 
     /// Whether the router handles `cmd` (keyed, or merged across shards); the rest the proxy
@@ -171,22 +259,22 @@ impl Router {
     /// commands on one connection per node.
     /// With `raw`, a reply that comes from one shard unchanged is passed on as the shard's
     /// bytes (for RESP2 clients: no decode and re-encode).
-    pub fn route(self: &Arc<Self>, args: Vec<Bytes>, lane: usize, read_from: ReadFrom, raw: bool) -> Pending {
+    pub fn route(self: &Arc<Self>, args: Vec<Bytes>, lane: usize, read_from: ReadFrom, raw: bool) -> Routed {
         let Some(cmd) = lookup(&args[0]) else {
-            return Box::pin(async { Reply::err("ERR unknown command") });
+            return Routed::Ready(Reply::err("ERR unknown command"));
         };
         let topology = self.topology();
         if topology.shards.is_empty() {
-            return Box::pin(async { Reply::err("CLUSTERDOWN no shard is known yet") });
+            return Routed::Ready(Reply::err("CLUSTERDOWN no shard is known yet"));
         }
         match cmd.name {
-            "dbsize" => self.fan_out(&topology, args, lane, Merge::Sum),
-            "keys" => self.fan_out(&topology, args, lane, Merge::Concat),
-            "flushall" | "flushdb" => self.fan_out(&topology, args, lane, Merge::AllOk),
-            "randomkey" => self.fan_out(&topology, args, lane, Merge::FirstNonNil),
-            "scan" => self.scan(&topology, args, lane),
+            "dbsize" => Routed::Wait(self.fan_out(&topology, args, lane, Merge::Sum)),
+            "keys" => Routed::Wait(self.fan_out(&topology, args, lane, Merge::Concat)),
+            "flushall" | "flushdb" => Routed::Wait(self.fan_out(&topology, args, lane, Merge::AllOk)),
+            "randomkey" => Routed::Wait(self.fan_out(&topology, args, lane, Merge::FirstNonNil)),
+            "scan" => Routed::Wait(self.scan(&topology, args, lane)),
             "mget" => self.split(&topology, cmd, args, lane, 1, Merge::Concat, read_from, raw),
-            "mset" if args.len().is_multiple_of(2) => Box::pin(async { crate::command::wrong_arity("mset") }),
+            "mset" if args.len().is_multiple_of(2) => Routed::Ready(crate::command::wrong_arity("mset")),
             "mset" => self.split(&topology, cmd, args, lane, 2, Merge::AllOk, read_from, raw),
             "del" | "unlink" | "exists" | "touch" => {
                 self.split(&topology, cmd, args, lane, 1, Merge::Sum, read_from, raw)
@@ -197,7 +285,7 @@ impl Router {
                 ) {
                     Ok(Some(slot)) => slot,
                     Ok(None) => 0,
-                    Err(reply) => return Box::pin(async move { reply }),
+                    Err(reply) => return Routed::Ready(reply),
                 };
                 let write = cmd.has(crate::command::flags::WRITE);
                 self.to_slot(&topology, slot, args, lane, write, read_from, raw)
@@ -206,7 +294,7 @@ impl Router {
     }
 
     /// The nodes to try for a command on `slot`, in order.
-    fn targets(&self, topology: &Routes, slot: u16, write: bool, read_from: ReadFrom) -> Vec<Arc<str>> {
+    fn targets(&self, topology: &Routes, slot: u16, write: bool, read_from: ReadFrom) -> Vec<Node> {
         let Some(shard) = topology.shard_of(slot) else { return Vec::new() };
         let (primary, replicas) = &topology.nodes[shard];
         let primary = primary.clone();
@@ -237,36 +325,58 @@ impl Router {
         write: bool,
         read_from: ReadFrom,
         raw: bool,
-    ) -> Pending {
+    ) -> Routed {
         let targets = self.targets(topology, slot, write, read_from);
         if targets.is_empty() {
-            return Box::pin(async move { Reply::error(format!("CLUSTERDOWN Hash slot {slot} not served")) });
+            return Routed::Ready(Reply::error(format!("CLUSTERDOWN Hash slot {slot} not served")));
         }
-        let mut encoded = bytes::BytesMut::new();
-        crate::resp::client::encode_command(&args, &mut encoded);
-        let encoded = encoded.freeze();
-        let first = self.pool.send(&targets[0], lane, encoded.clone());
+        let mut encoded = None;
+        let first = self.send_to(&targets[0], lane, &args, &mut encoded);
+        // A node in this process that answered at once, with a final answer: done.
+        let first = match first {
+            Sent::Local(Called::Now(reply)) if !matches!(&reply, Reply::Error(e) if redirect(e)) => {
+                return Routed::Ready(reply)
+            }
+            other => other,
+        };
         let router = self.clone();
-        Box::pin(async move {
-            let mut result = answer(first).await;
+        wait(async move {
+            let mut result = first.settle().await;
             let mut tried = 1;
             while not_ready(&result) && tried < targets.len() {
-                result = answer(router.pool.send(&targets[tried], lane, encoded.clone())).await;
+                result = router.send_to(&targets[tried], lane, &args, &mut encoded).settle().await;
                 tried += 1;
             }
-            let finish =
-                |(frame, bytes): (BytesFrame, Bytes)| if raw { Reply::Raw(bytes) } else { to_reply(frame) };
             match result {
-                Ok(pair) => match moved_to(&pair.0) {
-                    Some(addr) => match answer(router.pool.send(&addr, lane, encoded)).await {
-                        Ok(pair) => finish(pair),
-                        Err(why) => down(Some(slot), &why),
-                    },
-                    None => finish(pair),
+                Ok(got) => match got.moved_to() {
+                    Some(addr) => {
+                        let node = Node { addr: Arc::from(addr), local: None };
+                        match router.send_to(&node, lane, &args, &mut encoded).settle().await {
+                            Ok(got) => got.finish(raw),
+                            Err(why) => down(Some(slot), &why),
+                        }
+                    }
+                    None => got.finish(raw),
                 },
-                Err(why) => down(Some(slot), &format!("{} ({why})", targets[tried - 1])),
+                Err(why) => down(Some(slot), &format!("{} ({why})", targets[tried - 1].addr)),
             }
         })
+    }
+
+    /// Sends `args` to `node`: a call when it is in this process, else over its connection
+    /// (encoding the command once for all attempts).
+    fn send_to(&self, node: &Node, lane: usize, args: &[Bytes], encoded: &mut Option<Bytes>) -> Sent {
+        if let Some(local) = &node.local {
+            return Sent::Local(local.call(args));
+        }
+        let bytes = encoded
+            .get_or_insert_with(|| {
+                let mut out = bytes::BytesMut::new();
+                crate::resp::client::encode_command(args, &mut out);
+                out.freeze()
+            })
+            .clone();
+        Sent::Remote(self.pool.send(&node.addr, lane, bytes))
     }
 
     /// A multi-key command split per slot: `per` arguments per key (1, or 2 for MSET).
@@ -281,7 +391,7 @@ impl Router {
         merge: Merge,
         read_from: ReadFrom,
         raw: bool,
-    ) -> Pending {
+    ) -> Routed {
         let write = cmd.has(crate::command::flags::WRITE);
         // Group the keys by the shard that owns them (a shard takes several slots at once
         // from a router connection), keeping their order within each group. A group is sent
@@ -303,7 +413,7 @@ impl Router {
             let slot = groups[0].0;
             return self.to_slot(topology, slot, args, lane, write, read_from, raw);
         }
-        let parts: Vec<(Vec<usize>, Pending)> = groups
+        let parts: Vec<(Vec<usize>, Routed)> = groups
             .into_iter()
             .map(|(slot, keys)| {
                 let mut part = vec![args[0].clone()];
@@ -314,11 +424,11 @@ impl Router {
             })
             .collect();
         let total = (args.len() - 1) / per;
-        Box::pin(async move {
+        wait(async move {
             let mut values: Vec<Reply> = vec![Reply::Nil; total];
             let mut sum = 0i64;
             for (keys, pending) in parts {
-                match (pending.await, merge) {
+                match (pending.get().await, merge) {
                     (Reply::Error(e), _) => return Reply::Error(e),
                     (Reply::Array(items), Merge::Concat) => {
                         for (k, item) in keys.into_iter().zip(items) {

@@ -14,7 +14,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::router::{to_reply, Pending, ReadFrom};
+use super::router::{to_reply, Pending, ReadFrom, Routed};
 use super::Proxy;
 use crate::command::{dispatch, flags, resolve, Client, Ctx, Multi};
 use crate::keyspace::now_ms;
@@ -191,7 +191,10 @@ fn handle_command(
         }
     }
     if super::router::Router::handles(cmd) {
-        return Item::Wait(proxy.router.route(args, lane, *read_from, client.proto == 2));
+        return match proxy.router.route(args, lane, *read_from, client.proto == 2) {
+            Routed::Ready(reply) => Item::Ready(reply),
+            Routed::Wait(pending) => Item::Wait(pending),
+        };
     }
     // The proxy's own commands.
     let mut state = server.state();

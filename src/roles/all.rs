@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tracing::info;
 
 use crate::config::Config;
+use crate::proxy::local::Locals;
 
 /// Where info listens in all-in-one mode unless `--info` says otherwise, so that
 /// `rust-edis client` finds it by default.
@@ -32,6 +33,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: watch::Receive
     let info_at = info_listener.local_addr()?;
     let (writes, reads) = (config.write_shards(), config.get("read-replicas").parse::<usize>().unwrap_or(1));
     let mut tasks = tokio::task::JoinSet::new();
+    // The shards register here and the proxy calls them directly rather than over loopback.
+    let locals = Locals::new();
 
     let mut info_config = part(&config, "info", &info_at)?;
     info_config.set_startup("info", "").map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -40,19 +43,21 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: watch::Receive
     for i in 0..writes {
         let l = TcpListener::bind((bind.as_str(), 0)).await?;
         lines.push(format!("write shard {} on {}", i + 1, l.local_addr()?));
-        tasks.spawn(super::write::run(
+        tasks.spawn(super::write::run_in(
             part(&config, &format!("write{}", i + 1), &info_at)?,
             l,
             shutdown.clone(),
+            Some(locals.clone()),
         ));
     }
     for i in 0..writes * reads {
         let l = TcpListener::bind((bind.as_str(), 0)).await?;
         lines.push(format!("read shard {} on {}", i + 1, l.local_addr()?));
-        tasks.spawn(super::read::run(
+        tasks.spawn(super::read::run_in(
             part(&config, &format!("read{}", i + 1), &info_at)?,
             l,
             shutdown.clone(),
+            Some(locals.clone()),
         ));
     }
     // The proxy keeps the user's settings (requirepass included) and the main port.
@@ -64,7 +69,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: watch::Receive
         "proxy on {}   <- point redis-cli, clients and redis-benchmark here",
         listener.local_addr()?
     ));
-    tasks.spawn(super::proxy::run(proxy_config, listener, shutdown.clone()));
+    tasks.spawn(super::proxy::run_in(proxy_config, listener, shutdown.clone(), Some(locals)));
     for line in &lines {
         info!("{line}");
         println!("{line}");

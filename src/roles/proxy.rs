@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use super::agent::follow_topology;
 use crate::config::Config;
 use crate::proxy::backend::Pool;
+use crate::proxy::local::Locals;
 use crate::proxy::router::{ReadFrom, Router};
 use crate::proxy::Proxy;
 use crate::server::{random_hex40, serve, AbortOnDrop, Server};
@@ -31,6 +32,16 @@ fn as_one_node(me: &NodeAddr, real: &Topology) -> Topology {
 }
 
 pub async fn run(config: Config, listener: TcpListener, shutdown: watch::Receiver<bool>) -> io::Result<()> {
+    run_in(config, listener, shutdown, None).await
+}
+
+/// [`run`], calling the shards registered in `locals` (those of this process) directly.
+pub async fn run_in(
+    config: Config,
+    listener: TcpListener,
+    shutdown: watch::Receiver<bool>,
+    locals: Option<Arc<Locals>>,
+) -> io::Result<()> {
     let Some(info) = config.info_addr().map(str::to_string) else {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "--role proxy needs --info HOST:PORT"));
     };
@@ -43,7 +54,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: watch::Receive
         port: addr.port(),
         failed: false,
     };
-    let router = Router::new(Pool::new(CONNECTIONS_PER_NODE, auth));
+    let router = Router::new(Pool::new(CONNECTIONS_PER_NODE, auth), locals);
     let server = Arc::new(Server::new(config, addr));
     {
         let mut view = ClusterView::new(me.id.clone(), NodeKind::Write);

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use super::agent::{node_id, Agent};
 use crate::config::Config;
+use crate::proxy::local::Locals;
 use crate::replication::replica::{self, Resolve};
 use crate::server::{serve, Server};
 use crate::topology::view::NodeKind;
@@ -26,6 +27,16 @@ fn primary_from_map() -> Resolve {
 }
 
 pub async fn run(config: Config, listener: TcpListener, shutdown: watch::Receiver<bool>) -> io::Result<()> {
+    run_in(config, listener, shutdown, None).await
+}
+
+/// [`run`], registering the shard in `locals` so a proxy in this process calls it directly.
+pub async fn run_in(
+    config: Config,
+    listener: TcpListener,
+    shutdown: watch::Receiver<bool>,
+    locals: Option<Arc<Locals>>,
+) -> io::Result<()> {
     let info = config.info_addr().map(str::to_string);
     let replica_of = config.replica_of();
     if info.is_none() && replica_of.is_none() {
@@ -40,6 +51,10 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: watch::Receive
     };
     let dir = config.dir();
     let server = Arc::new(Server::new(config, listener.local_addr()?));
+    let _local = match (&locals, &id) {
+        (Some(locals), Some(id)) => Some(locals.add(id, &server)),
+        _ => None,
+    };
     let (_agent, link) = match (info, id) {
         (Some(info), Some(id)) => {
             let agent = Agent::start(server.clone(), NodeKind::Read, id, info, replica_of);

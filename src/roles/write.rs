@@ -13,12 +13,23 @@ use tokio::sync::watch;
 use super::agent::{node_id, Agent};
 use crate::config::Config;
 use crate::persistence::{self, Fsync};
+use crate::proxy::local::Locals;
 use crate::replication::log::WriteLog;
 use crate::server::{serve, Server};
 use crate::topology::view::NodeKind;
 
 /// Serves clients on `listener` until `shutdown` turns true or its sender is dropped.
 pub async fn run(config: Config, listener: TcpListener, shutdown: watch::Receiver<bool>) -> io::Result<()> {
+    run_in(config, listener, shutdown, None).await
+}
+
+/// [`run`], registering the shard in `locals` so a proxy in this process calls it directly.
+pub async fn run_in(
+    config: Config,
+    listener: TcpListener,
+    shutdown: watch::Receiver<bool>,
+    locals: Option<Arc<Locals>>,
+) -> io::Result<()> {
     let cluster = match config.info_addr() {
         Some(info) => Some((info.to_string(), node_id(&config.dir())?)),
         None => None,
@@ -62,6 +73,10 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: watch::Receive
         None
     };
 
+    let _local = match (&locals, &cluster) {
+        (Some(locals), Some((_, id))) => Some(locals.add(id, &server)),
+        _ => None,
+    };
     let _agent = cluster.map(|(info, id)| Agent::start(server.clone(), NodeKind::Write, id, info, None));
     serve(server.clone(), listener, shutdown).await;
     if let Some((aof, thread)) = writer {

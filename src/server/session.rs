@@ -98,7 +98,11 @@ pub async fn run(server: Arc<Server>, mut stream: TcpStream, handle: Arc<ClientH
             more |= ends.len() == MAX_BATCH;
             let mut next = 0;
             while next < ends.len() {
-                let deferred = run_batch(server, client, &args, &ends, next, &mut out, input_bytes);
+                let deferred = run_batch(server, client, &args, &ends, next, input_bytes, |reply, proto| {
+                    let before = out.len();
+                    reply.encode(proto, &mut out);
+                    out.len() - before
+                });
                 input_bytes = 0;
                 let Some((resume, reply)) = deferred else { break };
                 // A command that waits: what came before it goes out now, then its reply.
@@ -153,28 +157,65 @@ pub async fn run(server: Arc<Server>, mut stream: TcpStream, handle: Arc<ClientH
 
 /// With appendfsync always, replies to writes leave only once the AOF holds them on disk.
 async fn durable(server: &Server, client: &Client) {
+    durable_to(server, client.wrote_to).await
+}
+
+/// Waits until the AOF holds the write log up to `offset` on disk, when appendfsync is
+/// always; returns at once otherwise.
+pub async fn durable_to(server: &Server, offset: u64) {
     let Some(aof) = server.aof.get() else { return };
-    if aof.policy != crate::persistence::Fsync::Always || *aof.durable.borrow() >= client.wrote_to {
+    if !needs_fsync_wait(server, offset) {
         return;
     }
-    let target = client.wrote_to;
     let mut on_disk = aof.durable.subscribe();
-    let _ = on_disk.wait_for(|d| *d >= target).await;
+    let _ = on_disk.wait_for(|d| *d >= offset).await;
+}
+
+/// Whether a reply to a write that reached `offset` must wait for the disk.
+pub fn needs_fsync_wait(server: &Server, offset: u64) -> bool {
+    server
+        .aof
+        .get()
+        .is_some_and(|aof| aof.policy == crate::persistence::Fsync::Always && *aof.durable.borrow() < offset)
+}
+
+/// How a command from a router in this process went: its reply, or the reply to come.
+pub enum Local {
+    Now(Reply),
+    Later(Deferred),
+}
+
+/// Runs one command for a router in this same process (the proxy of `--role all`) exactly as
+/// it would run arriving on that router's connection, minus the socket: same lock, same
+/// dispatch, same replication and AOF bookkeeping. The caller honours
+/// [`needs_fsync_wait`] with `client.wrote_to` before passing a write's reply on.
+pub fn run_local(server: &Arc<Server>, client: &mut Client, args: &[Bytes]) -> Local {
+    let mut reply = None;
+    let deferred = run_batch(server, client, args, &[args.len()], 0, 0, |r, _| {
+        reply = Some(r);
+        0
+    });
+    match (deferred, reply) {
+        (Some((_, later)), _) => Local::Later(later),
+        (None, Some(now)) => Local::Now(now),
+        (None, None) => Local::Now(Reply::Nil),
+    }
 }
 
 /// Runs parsed commands, from the `first`-th on, under one acquisition of the state lock,
-/// encoding replies into `out`. Stops early at a command whose reply must wait, returning the
-/// index to resume from and the pending reply.
+/// handing each reply to `sink` (which returns the bytes it took, for INFO's counters).
+/// Stops early at a command whose reply must wait, returning the index to resume from and
+/// the pending reply.
 fn run_batch(
     server: &Arc<Server>,
     client: &mut Client,
     args: &[Bytes],
     ends: &[usize],
     first: usize,
-    out: &mut BytesMut,
     input_bytes: u64,
+    mut sink: impl FnMut(Reply, u8) -> usize,
 ) -> Option<(usize, Deferred)> {
-    let before = out.len();
+    let mut output_bytes = 0;
     let now = now_ms();
     let mut state = server.state();
     state.stats.net_input_bytes += input_bytes;
@@ -189,7 +230,7 @@ fn run_batch(
             pending = Some((i + 1, deferred));
             break;
         }
-        reply.encode(ctx.client.proto, out);
+        output_bytes += sink(reply, ctx.client.proto);
         if ctx.client.close || ctx.client.takeover.is_some() {
             break;
         }
@@ -203,7 +244,7 @@ fn run_batch(
             aof.written();
         }
     }
-    state.stats.net_output_bytes += (out.len() - before) as u64;
+    state.stats.net_output_bytes += output_bytes as u64;
     drop(state);
     let handle = &client.handle;
     handle.last_active.store(handle.created.elapsed().as_millis() as u64, Ordering::Relaxed);

@@ -1,0 +1,102 @@
+//! Shards that live in the proxy's own process (`--role all`).
+//!
+//! Over loopback TCP a routed command costs four more system calls and two trips through the
+//! kernel's TCP stack (proxy to shard and back); a profile of `--role all` under
+//! redis-benchmark -P 1 had 80% of its time in the kernel. A shard started in the same
+//! process registers here, and the router calls it directly: the command runs under the
+//! shard's lock through the same dispatch, replication and AOF bookkeeping as on a router
+//! connection (see `server::session::run_local`). Everything else about the shard is
+//! unchanged: it still listens, replicates to its read shards over the PSYNC stream, and is
+//! reachable by any client. The map from info still decides who owns what; this only changes
+//! how a request reaches a node the map names.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+
+use crate::command::Client;
+use crate::resp::Reply;
+use crate::server::session::{needs_fsync_wait, run_local, Local};
+use crate::server::{ClientHandle, Server};
+
+/// Nodes of this process, by node id.
+#[derive(Default)]
+pub struct Locals {
+    nodes: Mutex<HashMap<String, Arc<LocalNode>>>,
+}
+
+/// A shard in this process, and the router connection it would otherwise have.
+pub struct LocalNode {
+    server: Arc<Server>,
+    client: Mutex<Client>,
+    /// Set when the node's role stops: calls fail as a closed connection would.
+    gone: AtomicBool,
+}
+
+/// What a local call gives back: the reply now, the reply once the AOF is on disk
+/// (appendfsync always), or a reply still to come.
+pub enum Called {
+    Gone,
+    Now(Reply),
+    AfterFsync(Reply, Arc<Server>, u64),
+    Later(crate::command::Deferred),
+}
+
+impl Locals {
+    pub fn new() -> Arc<Locals> {
+        Arc::new(Locals::default())
+    }
+
+    /// Registers `server` as node `id` until the returned guard is dropped.
+    pub fn add(self: &Arc<Self>, id: &str, server: &Arc<Server>) -> Registered {
+        let addr: SocketAddr = server.local_addr;
+        let handle = Arc::new(ClientHandle::new(0, addr, addr, -1));
+        let mut client = Client::new(handle, true);
+        client.router = true;
+        let node = Arc::new(LocalNode {
+            server: server.clone(),
+            client: Mutex::new(client),
+            gone: AtomicBool::new(false),
+        });
+        self.nodes.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_string(), node);
+        Registered { locals: self.clone(), id: id.to_string() }
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<LocalNode>> {
+        self.nodes.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
+    }
+}
+
+/// Removes a node from [`Locals`] when its role stops.
+pub struct Registered {
+    locals: Arc<Locals>,
+    id: String,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Some(node) = self.locals.nodes.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id) {
+            node.gone.store(true, Ordering::Release);
+        }
+    }
+}
+
+impl LocalNode {
+    /// Runs one command on this node.
+    pub fn call(&self, args: &[Bytes]) -> Called {
+        if self.gone.load(Ordering::Acquire) {
+            return Called::Gone;
+        }
+        let mut client = self.client.lock().unwrap_or_else(|e| e.into_inner());
+        match run_local(&self.server, &mut client, args) {
+            Local::Later(later) => Called::Later(later),
+            Local::Now(reply) if needs_fsync_wait(&self.server, client.wrote_to) => {
+                Called::AfterFsync(reply, self.server.clone(), client.wrote_to)
+            }
+            Local::Now(reply) => Called::Now(reply),
+        }
+    }
+}
