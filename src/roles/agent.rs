@@ -4,7 +4,7 @@
 //! registers again, asking for the slots it had and carrying the newest epoch it saw.
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +43,20 @@ pub fn node_id(dir: &Path) -> io::Result<String> {
     Ok(id)
 }
 
+/// A write shard's slot index, kept in `<dir>/node.index` once info assigns it, so that after
+/// a restart of the whole cluster (info included, shards registering in any order) every
+/// write shard asks for the slots whose keys its files hold, as Redis Cluster's nodes.conf
+/// keeps a node's slots.
+pub fn stored_index(dir: &Path) -> Option<i64> {
+    std::fs::read_to_string(dir.join("node.index")).ok()?.trim().parse().ok()
+}
+
+fn store_index(dir: &Path, index: i64) -> io::Result<()> {
+    let tmp = dir.join("node.index.tmp");
+    std::fs::write(&tmp, format!("{index}\n"))?;
+    std::fs::rename(tmp, dir.join("node.index"))
+}
+
 pub struct Agent {
     server: Arc<Server>,
     info: String,
@@ -51,6 +65,8 @@ pub struct Agent {
     host: String,
     port: u16,
     replica_of: Option<(String, u16)>,
+    /// Where a write shard keeps its slot index (None for read shards).
+    dir: Option<PathBuf>,
 }
 
 impl Agent {
@@ -62,13 +78,14 @@ impl Agent {
         id: String,
         info_addr: String,
         replica_of: Option<(String, u16)>,
+        dir: Option<PathBuf>,
     ) -> Vec<AbortOnDrop> {
         let (host, port) = {
             let mut state = server.state();
             state.cluster = Some(ClusterView::new(id.clone(), kind));
             (state.config.announce_host().to_string(), server.local_addr.port())
         };
-        let agent = Arc::new(Agent { server, info: info_addr, kind, id, host, port, replica_of });
+        let agent = Arc::new(Agent { server, info: info_addr, kind, id, host, port, replica_of, dir });
         vec![AbortOnDrop(tokio::spawn(agent.clone().heartbeats())), AbortOnDrop(tokio::spawn(agent.watch()))]
     }
 
@@ -113,7 +130,7 @@ impl Agent {
         // Set once registered: the heartbeat interval info asked for.
         let mut interval: Option<Duration> = None;
         // The slot index info gave us, asked for again after info restarts.
-        let mut index: Option<i64> = None;
+        let mut index: Option<i64> = self.dir.as_deref().and_then(stored_index);
         loop {
             let c = match &mut conn {
                 Some(c) => c,
@@ -123,6 +140,11 @@ impl Agent {
                 match c.call(&self.register_args(index), CALL_TIMEOUT).await {
                     Ok(BytesFrame::Array(reply)) if reply.len() == 2 => {
                         if let BytesFrame::Integer(i) = reply[0] {
+                            if let (Some(dir), true) = (&self.dir, index != Some(i)) {
+                                if let Err(e) = store_index(dir, i) {
+                                    warn!(dir = %dir.display(), error = %e, "cannot keep the slot index");
+                                }
+                            }
                             index = Some(i);
                         }
                         let ms = match reply[1] {

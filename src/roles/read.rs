@@ -57,7 +57,7 @@ pub async fn run_in(
     };
     let (_agent, link) = match (info, id) {
         (Some(info), Some(id)) => {
-            let agent = Agent::start(server.clone(), NodeKind::Read, id, info, replica_of);
+            let agent = Agent::start(server.clone(), NodeKind::Read, id, info, replica_of, None);
             (Some(agent), replica::start(server.clone(), primary_from_map(), &dir)?)
         }
         _ => {
