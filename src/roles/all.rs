@@ -27,9 +27,19 @@ fn part(base: &Config, dir: &str, info: &SocketAddr) -> Result<Config, io::Error
 }
 
 pub async fn run(config: Config, listener: TcpListener, shutdown: watch::Receiver<bool>) -> io::Result<()> {
-    let bind = config.bind().to_string();
     let info_addr = config.info_addr().unwrap_or(DEFAULT_INFO).to_string();
     let info_listener = TcpListener::bind(&info_addr).await?;
+    run_with(config, listener, info_listener, shutdown).await
+}
+
+/// [`run`] with info's listener given (tests bind it to port 0).
+pub async fn run_with(
+    config: Config,
+    listener: TcpListener,
+    info_listener: TcpListener,
+    shutdown: watch::Receiver<bool>,
+) -> io::Result<()> {
+    let bind = config.bind().to_string();
     let info_at = info_listener.local_addr()?;
     let (writes, reads) = (config.write_shards(), config.get("read-replicas").parse::<usize>().unwrap_or(1));
     let mut tasks = tokio::task::JoinSet::new();

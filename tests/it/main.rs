@@ -1,6 +1,7 @@
 //! Integration tests: real servers in-process on 127.0.0.1 port 0, driven over TCP with the
 //! redis crate and raw bytes. One test binary, so the crate links once.
 
+mod all;
 mod cluster;
 mod connection;
 mod harness;

@@ -1,0 +1,134 @@
+//! `--role all` in-process on port 0: info, three write shards with a read shard each, and
+//! the proxy, whose router calls the shards of its own process directly (no loopback TCP).
+
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::Value;
+use rust_edis::config::Config;
+use rust_edis::topology::key_slot;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::cluster::{conn_to, slots};
+use crate::harness::*;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+struct AllInOne {
+    proxy: std::net::SocketAddr,
+    info: std::net::SocketAddr,
+    dir: std::path::PathBuf,
+    _shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for AllInOne {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn start(extra: &str) -> AllInOne {
+    let dir = temp_dir("all-in-one");
+    let conf =
+        format!("dir \"{}\"\nnode-timeout 500\nwrite-shards 3\nread-replicas 1\n{extra}", dir.display());
+    let config = Config::parse(&conf).expect("config");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let info_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (proxy, info) = (listener.local_addr().unwrap(), info_listener.local_addr().unwrap());
+    let (tx, rx) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        rust_edis::roles::all::run_with(config, listener, info_listener, rx).await.expect("role all");
+    });
+    let all = AllInOne { proxy, info, dir, _shutdown: tx, task };
+    // Up once every slot has a shard with its read shard, and the proxy routes.
+    let full = eventually(WAIT, || async {
+        let s = slots(info).await;
+        s.len() == 3 && s.iter().all(|r| r.3.len() == 1)
+    })
+    .await;
+    assert!(full, "the map never filled: {:?}", slots(info).await);
+    let routes = eventually(WAIT, || async {
+        let mut c = conn_to(proxy).await;
+        matches!(q(&mut c, &["SET", "warm", "1"]).await, Value::Okay)
+    })
+    .await;
+    assert!(routes, "the proxy never routed a SET");
+    all
+}
+
+async fn info_field(c: &mut MultiplexedConnection, section: &str, field: &str) -> u64 {
+    let text: String = redis::cmd("INFO").arg(section).query_async(c).await.unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in INFO {section}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_calls_its_own_shards_without_connections() {
+    let all = start("").await;
+    let mut c = conn_to(all.proxy).await;
+    // Writes and multi-key commands across the three shards.
+    let mut mset = redis::cmd("MSET");
+    for i in 0..300 {
+        mset.arg(format!("k{i}")).arg(format!("v{i}"));
+    }
+    let _: () = mset.query_async(&mut c).await.unwrap();
+    assert_eq!(q(&mut c, &["SET", "t", "x", "EX", "100"]).await, Value::Okay);
+    assert_eq!(q(&mut c, &["INCR", "n"]).await, int(1));
+    assert_eq!(q(&mut c, &["INCRBY", "n", "41"]).await, int(42));
+    assert!(err(&mut c, &["INCR", "k1"]).await.starts_with("ERR value is not an integer"));
+    assert!(err(&mut c, &["GET"]).await.starts_with("ERR wrong number of arguments for 'get'"));
+    let ttl = q(&mut c, &["TTL", "t"]).await;
+    assert!(matches!(ttl, Value::Int(t) if (99..=100).contains(&t)), "{ttl:?}");
+    assert_eq!(q(&mut c, &["DEL", "k0", "k1", "k2", "nope"]).await, int(3));
+
+    // Each key is held by the write shard owning its slot.
+    let map = slots(all.info).await;
+    for i in 3..300 {
+        let key = format!("k{i}");
+        let slot = key_slot(key.as_bytes()) as i64;
+        let owner = map.iter().find(|r| r.0 <= slot && slot <= r.1).unwrap().2;
+        let mut shard = conn_to(format!("127.0.0.1:{owner}").parse().unwrap()).await;
+        let value: Option<String> = redis::cmd("GET").arg(&key).query_async(&mut shard).await.unwrap();
+        assert_eq!(value.as_deref(), Some(format!("v{i}").as_str()), "{key} on the shard of slot {slot}");
+    }
+
+    // Reads go to the read shards once they have the data.
+    let mut mget = redis::cmd("MGET");
+    for i in 0..300 {
+        mget.arg(format!("k{i}"));
+    }
+    let ready = eventually(WAIT, || async {
+        let mut c = conn_to(all.proxy).await;
+        let values: Vec<Option<String>> = mget.query_async(&mut c).await.unwrap();
+        values.iter().skip(3).enumerate().all(|(i, v)| v.as_deref() == Some(format!("v{}", i + 3).as_str()))
+    })
+    .await;
+    assert!(ready, "MGET through the proxy never returned every value");
+    for i in 3..300 {
+        assert_eq!(q(&mut c, &["GET", &format!("k{i}")]).await, bulk(&format!("v{i}")));
+    }
+    for (_, _, primary, replicas) in &map {
+        let mut r = conn_to(format!("127.0.0.1:{}", replicas[0]).parse().unwrap()).await;
+        let hits = info_field(&mut r, "stats", "keyspace_hits").await;
+        assert!(hits >= 50, "read shard {} served {hits} hits", replicas[0]);
+        // No connection from the proxy: only the read shard's replication link and this
+        // test's own connection are clients of the write shard.
+        let mut p = conn_to(format!("127.0.0.1:{primary}").parse().unwrap()).await;
+        let clients = info_field(&mut p, "clients", "connected_clients").await;
+        assert!(clients <= 2, "write shard {primary} has {clients} clients: the proxy used TCP");
+    }
+
+    // RESP3 through the proxy: its own encoding of the shards' replies.
+    let mut raw = Raw::connect(all.proxy).await;
+    assert!(raw.call(&resp(&["HELLO", "3"])).await.starts_with('%'));
+    assert_eq!(raw.call(&resp(&["GET", "missing"])).await, "_\r\n");
+    assert_eq!(raw.call(&resp(&["GET", "k5"])).await, "$2\r\nv5\r\n");
+    assert_eq!(raw.call(&resp(&["INCR", "k5"])).await, "-ERR value is not an integer or out of range\r\n");
+}
