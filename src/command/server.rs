@@ -169,8 +169,16 @@ fn section(ctx: &mut Ctx, name: &str, out: &mut String) {
                     w(format!("master_repl_offset:{offset}"));
                 }
             }
-            w("master_replid2:0000000000000000000000000000000000000000".into());
-            w("second_repl_offset:-1".into());
+            match state.log.as_ref().and_then(|l| l.replid2.as_ref()) {
+                Some((old, end)) => {
+                    w(format!("master_replid2:{old}"));
+                    w(format!("second_repl_offset:{}", end + 1));
+                }
+                None => {
+                    w("master_replid2:0000000000000000000000000000000000000000".into());
+                    w("second_repl_offset:-1".into());
+                }
+            }
             w(format!("repl_backlog_active:{}", backlog.is_some() as u8));
             w(format!("repl_backlog_size:{}", backlog.map_or(1 << 20, |b| b.capacity())));
             w(format!("repl_backlog_first_byte_offset:{}", backlog.map_or(0, |b| b.start() + 1)));

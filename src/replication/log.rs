@@ -12,6 +12,10 @@ use crate::resp::client::encode_command;
 pub struct WriteLog {
     /// This primary's replication id (40 hex characters).
     pub replid: String,
+    /// The id of the history this one continues, and the offset up to which that history is
+    /// also ours (PSYNC2's replid2): after a restart, replicas of the stream the files ended
+    /// with may continue, but no further than the files went.
+    pub replid2: Option<(String, u64)>,
     pub backlog: Backlog,
     /// The database the stream is in, as replicas will see it; None forces a SELECT.
     db: Option<usize>,
@@ -33,6 +37,7 @@ impl WriteLog {
     pub fn resume(replid: String, capacity: usize, offset: u64) -> Self {
         WriteLog {
             replid,
+            replid2: None,
             backlog: Backlog::new(capacity, offset),
             db: None,
             in_exec: false,
@@ -47,6 +52,22 @@ impl WriteLog {
         if let Some(buf) = &mut self.aof_buf {
             buf.extend_from_slice(&self.scratch);
         }
+    }
+
+    /// Starts a new history, `replid`, at the current offset; the old one stays valid up to
+    /// here. A restarted primary does this, as Redis does: a replica may hold bytes of the old
+    /// history beyond what the files kept (sent before the crash, never written), and must not
+    /// continue from them into the new one.
+    pub fn shift_replid(&mut self, replid: String) {
+        let old = std::mem::replace(&mut self.replid, replid);
+        self.replid2 = Some((old, self.offset()));
+    }
+
+    /// Whether a replica holding `offset` bytes of history `replid` can continue here.
+    pub fn can_continue(&self, replid: &[u8], offset: u64) -> bool {
+        let ours = replid == self.replid.as_bytes()
+            || self.replid2.as_ref().is_some_and(|(old, end)| replid == old.as_bytes() && offset <= *end);
+        ours && self.backlog.can_continue_from(offset)
     }
 
     /// master_repl_offset.
@@ -106,6 +127,27 @@ mod tests {
         let mut out = Vec::new();
         log.backlog.read_from(log.backlog.start(), usize::MAX, &mut out).unwrap();
         String::from_utf8(out).unwrap().replace("\r\n", " ")
+    }
+
+    #[test]
+    fn a_shifted_history_continues_only_up_to_where_it_ended() {
+        let (old, new) = ("a".repeat(40), "b".repeat(40));
+        let mut log = WriteLog::resume(old.clone(), 1 << 20, 1000);
+        log.append(0, &["SET", "k", "v"]);
+        let end = log.offset();
+        log.shift_replid(new.clone());
+        assert_eq!(log.replid2, Some((old.clone(), end)));
+        log.append(0, &["SET", "k", "w"]);
+        // The old history up to the restart point: yes; beyond it (bytes the replica got but
+        // the files lost): no. The new history: anywhere in the backlog.
+        assert!(log.can_continue(old.as_bytes(), 1000));
+        assert!(log.can_continue(old.as_bytes(), end));
+        assert!(!log.can_continue(old.as_bytes(), end + 1));
+        assert!(log.can_continue(new.as_bytes(), log.offset()));
+        assert!(!log.can_continue(new.as_bytes(), log.offset() + 1));
+        assert!(!log.can_continue(b"c", 1000));
+        // Before the backlog: nobody.
+        assert!(!log.can_continue(old.as_bytes(), 999));
     }
 
     #[test]

@@ -34,7 +34,11 @@ fn ensure_log<'a>(state: &'a mut State, replid: &str) -> &'a mut WriteLog {
         state.keyspace.set_log_expired(true);
         // Continue the stream the files on disk ended with, so replicas can too.
         let log = match state.restored.take() {
-            Some(p) => WriteLog::resume(p.replid, capacity.max(0) as usize, p.offset),
+            Some(p) => {
+                let mut log = WriteLog::resume(p.replid, capacity.max(0) as usize, p.offset);
+                log.shift_replid(replid.to_string());
+                log
+            }
             None => WriteLog::new(replid.to_string(), capacity.max(0) as usize),
         };
         state.log = Some(log);
@@ -85,10 +89,7 @@ pub fn psync(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let replid = ctx.server.run_id.clone();
     let log = ensure_log(ctx.state, &replid);
     // PSYNC names the next byte wanted, one-based: a replica that has n bytes sends n + 1.
-    if args[1].as_ref() == log.replid.as_bytes()
-        && wanted >= 1
-        && log.backlog.can_continue_from(wanted as u64 - 1)
-    {
+    if wanted >= 1 && log.can_continue(&args[1], wanted as u64 - 1) {
         let from = wanted as u64 - 1;
         ctx.client.takeover = Some(from);
         info!(replica = %ctx.client.handle.addr, offset = from, "partial resync accepted");

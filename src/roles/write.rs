@@ -52,12 +52,16 @@ pub async fn run_in(
         state.keyspace = loaded.keyspace;
         if appendonly {
             // The log exists from the start: it is what the AOF is made of.
+            let restored = loaded.position.is_some();
             let (replid, base) = match loaded.position {
                 Some(p) => (p.replid, p.offset),
                 None => (server.run_id.clone(), 0),
             };
             let mut log = WriteLog::resume(replid, backlog, base);
             log.backlog.append(&loaded.tail);
+            if restored {
+                log.shift_replid(server.run_id.clone());
+            }
             log.aof_buf = Some(Vec::new());
             state.keyspace.set_log_expired(true);
             state.log = Some(log);
