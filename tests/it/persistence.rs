@@ -49,8 +49,11 @@ async fn spawn_role(dir: &Path, fsync: &str, role: &str) -> Proc {
     if role == "all" {
         command.args(["--info", &format!("127.0.0.1:{}", free_port().await), "--node-timeout", "500"]);
     }
-    let child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start rust-edis");
-    let proc = Proc { child, port };
+    // Its log, shown if it never comes up.
+    let log_path = dir.with_extension(format!("{port}.log"));
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let child = command.stdout(Stdio::null()).stderr(log).spawn().expect("start rust-edis");
+    let mut proc = Proc { child, port };
     // Up once it answers; a cluster once its proxy has a map covering every slot.
     let up = eventually(WAIT, || async {
         let Some(mut c) = connect(port).await else { return false };
@@ -61,7 +64,13 @@ async fn spawn_role(dir: &Path, fsync: &str, role: &str) -> Proc {
         info.is_ok_and(|t| t.contains("cluster_state:ok"))
     })
     .await;
-    assert!(up, "rust-edis --role {role} on {port} did not come up");
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&log_path);
+    assert!(
+        up,
+        "rust-edis --role {role} on {port} did not come up ({:?}); its log:\n{log}",
+        proc.child.try_wait()
+    );
     proc
 }
 
@@ -369,7 +378,7 @@ async fn truncated_files_load_and_corrupt_ones_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restarted_primary_keeps_its_stream_so_replicas_continue() {
+async fn a_restarted_primary_continues_its_replicas_under_a_new_replid() {
     let dir = temp_dir("aof-replid");
     let proc = spawn(&dir, "always").await;
     let addr: std::net::SocketAddr = format!("127.0.0.1:{}", proc.port).parse().unwrap();
@@ -391,7 +400,8 @@ async fn a_restarted_primary_keeps_its_stream_so_replicas_continue() {
         .to_string();
     drop(c);
     drop(proc);
-    // Restarted on the same port and directory: same replid, and the replica continues.
+    // Restarted on the same port and directory: a new replid, the old one as replid2 up to
+    // where the files went (as Redis does), and the replica continues.
     let port = addr.port();
     let child = Command::new(BIN)
         .args(["--role", "write", "--port", &port.to_string(), "--dir", dir.to_str().unwrap()])
@@ -405,7 +415,8 @@ async fn a_restarted_primary_keeps_its_stream_so_replicas_continue() {
     assert!(up);
     let mut c = connect(port).await.unwrap();
     let info: String = redis::cmd("INFO").arg("replication").query_async(&mut c).await.unwrap();
-    assert!(info.contains(&format!("master_replid:{replid}")), "{info}");
+    assert!(info.contains(&format!("master_replid2:{replid}")), "{info}");
+    assert!(!info.contains(&format!("master_replid:{replid}")), "{info}");
     q(&mut c, &["SET", "after", "restart"]).await;
     assert_eq!(q(&mut c, &["WAIT", "1", "5000"]).await, int(1));
     let mut r = replica.conn().await;
@@ -413,6 +424,50 @@ async fn a_restarted_primary_keeps_its_stream_so_replicas_continue() {
     assert!(text.contains("master_partial_syncs:1") && text.contains("master_full_syncs:1"), "{text}");
     assert_eq!(q(&mut r, &["GET", "after"]).await, bulk("restart"));
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A replica can hold stream bytes its primary never wrote to its files (sent, then the
+/// primary crashed). After the primary's restart those offsets belong to new writes: the
+/// replica must get a full resync, never continue into the middle of other commands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_ahead_of_a_restarted_primary_gets_a_full_resync() {
+    let dir = temp_dir("aof-ahead");
+    let proc = spawn(&dir, "always").await;
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", proc.port).parse().unwrap();
+    let replica_dir = temp_dir("aof-ahead-replica");
+    let replica = TestServer::replica_in(addr, &replica_dir, "").await;
+    let mut c = connect(proc.port).await.unwrap();
+    for i in 0..100 {
+        q(&mut c, &["SET", &format!("k{i}"), "before"]).await;
+    }
+    assert_eq!(q(&mut c, &["WAIT", "1", "5000"]).await, int(1));
+    // The replica stops with everything; the primary dies and its file loses its last 40
+    // commands, as if they were streamed but never written.
+    replica.stop().await;
+    drop(c);
+    drop(proc);
+    let aof = dir.join("appendonly.aof");
+    let len = std::fs::metadata(&aof).unwrap().len();
+    let command_len = "*3\r\n$3\r\nSET\r\n$3\r\nk99\r\n$6\r\nbefore\r\n".len() as u64;
+    std::fs::OpenOptions::new().write(true).open(&aof).unwrap().set_len(len - 40 * command_len).unwrap();
+    let back = spawn(&dir, "always").await;
+    let mut c = connect(back.port).await.unwrap();
+    // New writes carry the stream past the offset the replica holds.
+    for i in 0..100 {
+        q(&mut c, &["SET", &format!("n{i}"), "after"]).await;
+    }
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", back.port).parse().unwrap();
+    let replica = TestServer::replica_in(addr, &replica_dir, "").await;
+    assert_eq!(q(&mut c, &["WAIT", "1", "5000"]).await, int(1));
+    let mut r = replica.conn().await;
+    let text: String = redis::cmd("INFO").arg("replication").query_async(&mut r).await.unwrap();
+    assert!(text.contains("master_full_syncs:1") && text.contains("master_partial_syncs:0"), "{text}");
+    assert_eq!(digest(&mut r).await, digest(&mut c).await);
+    assert_eq!(q(&mut r, &["GET", "k99"]).await, Value::Nil, "lost with the primary's file");
+    assert_eq!(q(&mut r, &["GET", "n99"]).await, bulk("after"));
+    replica.stop().await;
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::remove_dir_all(&replica_dir).ok();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
