@@ -160,6 +160,10 @@ async fn run(
     let writer = async {
         let mut out = BytesMut::with_capacity(WRITE_BATCH);
         while let Some(first) = rx.recv().await {
+            // Let the other ready client tasks queue their requests first, so one write
+            // carries them all (woken from tokio's LIFO slot, this task would otherwise run
+            // right after the first sender and write one request at a time).
+            tokio::task::yield_now().await;
             out.clear();
             out.extend_from_slice(&first.bytes);
             let _ = order_tx.send(first.reply);
