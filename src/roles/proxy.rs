@@ -21,8 +21,8 @@ use crate::topology::Topology;
 
 /// Backend connections per shard node, shared by every client. One, as twemproxy's default:
 /// a shard runs its commands one at a time under its lock anyway, and every client's request
-/// in a round then leaves in one write (with 4, -P 1 GET through an eight-process cluster
-/// made ~4x the backend writes and ran at 0.6 of twemproxy).
+/// in a round can leave in one write (benches/load.sh, -P 1 GET through eight processes:
+/// 0.6 of twemproxy with four connections and no yield in the writer, 1.1 with one and it).
 const CONNECTIONS_PER_NODE: usize = 1;
 
 /// The map the proxy shows clients: itself, owning every slot.
