@@ -87,11 +87,21 @@ impl Drop for Registered {
 impl LocalNode {
     /// Runs one command on this node.
     pub fn call(&self, args: &[Bytes]) -> Called {
+        self.run(&[args])
+    }
+
+    /// Runs commands in order with nothing of another caller's between them (MULTI, the
+    /// queued commands, EXEC) and gives the last one's reply.
+    pub fn run<A: AsRef<[Bytes]>>(&self, commands: &[A]) -> Called {
         if self.gone.load(Ordering::Acquire) {
             return Called::Gone;
         }
         let mut client = self.client.lock().unwrap_or_else(|e| e.into_inner());
-        match run_local(&self.server, &mut client, args) {
+        let mut last = Local::Now(Reply::Nil);
+        for args in commands {
+            last = run_local(&self.server, &mut client, args.as_ref());
+        }
+        match last {
             Local::Later(later) => Called::Later(later),
             Local::Now(reply) if needs_fsync_wait(&self.server, client.wrote_to) => {
                 Called::AfterFsync(reply, self.server.clone(), client.wrote_to)

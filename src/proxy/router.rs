@@ -331,7 +331,22 @@ impl Router {
             return Routed::Ready(Reply::error(format!("CLUSTERDOWN Hash slot {slot} not served")));
         }
         let mut encoded = None;
-        let first = self.send_to(&targets[0], lane, &args, &mut encoded);
+        // Nodes of this process answer at once: while one cannot serve (a read shard still
+        // loading, a stopped node), the next is tried now, so the command still runs in its
+        // place in the client's pipeline.
+        let mut tried = 0;
+        let first = loop {
+            let sent = self.send_to(&targets[tried], lane, &args, &mut encoded);
+            tried += 1;
+            let unusable = match &sent {
+                Sent::Local(Called::Now(Reply::Error(e))) => unready(e),
+                Sent::Local(Called::Gone) => true,
+                _ => false,
+            };
+            if !unusable || tried == targets.len() {
+                break sent;
+            }
+        };
         // A node in this process that answered at once, with a final answer: done.
         let first = match first {
             Sent::Local(Called::Now(reply)) if !matches!(&reply, Reply::Error(e) if redirect(e)) => {
@@ -342,7 +357,6 @@ impl Router {
         let router = self.clone();
         wait(async move {
             let mut result = first.settle().await;
-            let mut tried = 1;
             while not_ready(&result) && tried < targets.len() {
                 result = router.send_to(&targets[tried], lane, &args, &mut encoded).settle().await;
                 tried += 1;
@@ -452,21 +466,18 @@ impl Router {
 
     /// A keyless command on every write shard, merged.
     fn fan_out(self: &Arc<Self>, topology: &Routes, args: Vec<Bytes>, lane: usize, merge: Merge) -> Pending {
-        let parts: Vec<(String, oneshot::Receiver<Answer>)> = topology
-            .shards
+        let mut encoded = None;
+        let parts: Vec<(Arc<str>, Sent)> = topology
+            .nodes
             .iter()
-            .map(|s| {
-                let addr = s.primary.addr();
-                let rx = self.pool.send_command(&addr, lane, &args);
-                (addr, rx)
-            })
+            .map(|(primary, _)| (primary.addr.clone(), self.send_to(primary, lane, &args, &mut encoded)))
             .collect();
         Box::pin(async move {
             let mut sum = 0;
             let mut all = Vec::new();
-            for (addr, rx) in parts {
-                let reply = match answer(rx).await {
-                    Ok((frame, _)) => to_reply(frame),
+            for (addr, sent) in parts {
+                let reply = match sent.settle().await {
+                    Ok(got) => got.finish(false),
                     Err(why) => return down(None, &format!("{addr} ({why})")),
                 };
                 match (reply, merge) {
@@ -491,18 +502,19 @@ impl Router {
         let Some(cursor) = std::str::from_utf8(&args[1]).ok().and_then(|c| c.parse::<u64>().ok()) else {
             return Box::pin(async { Reply::err("ERR invalid cursor") });
         };
-        let n = topology.shards.len() as u64;
+        let n = topology.nodes.len() as u64;
         let shard = cursor & ((1 << SHARD_BITS) - 1);
         let inner = cursor >> SHARD_BITS;
-        let Some(target) = topology.shards.get(shard as usize).map(|s| s.primary.addr()) else {
+        let Some((target, _)) = topology.nodes.get(shard as usize) else {
             return Box::pin(async { Reply::err("ERR invalid cursor") });
         };
         args[1] = Bytes::from(inner.to_string());
-        let rx = self.pool.send_command(&target, lane, &args);
+        let sent = self.send_to(target, lane, &args, &mut None);
+        let addr = target.addr.clone();
         Box::pin(async move {
-            let reply = match answer(rx).await {
-                Ok((frame, _)) => to_reply(frame),
-                Err(why) => return down(None, &format!("{target} ({why})")),
+            let reply = match sent.settle().await {
+                Ok(got) => got.finish(false),
+                Err(why) => return down(None, &format!("{addr} ({why})")),
             };
             let Reply::Array(mut parts) = reply else { return reply };
             let next_inner = match parts.first() {
@@ -520,6 +532,42 @@ impl Router {
             };
             parts[0] = Reply::Bulk(Bytes::from(next.to_string()));
             Reply::Array(parts)
+        })
+    }
+
+    /// A queued transaction on the write shard owning `slot`: MULTI, the commands and EXEC
+    /// together, on this client's connection to that shard or, for a shard in this process,
+    /// in one call.
+    pub fn transaction(self: &Arc<Self>, slot: u16, queued: Vec<Vec<Bytes>>, lane: usize) -> Routed {
+        let topology = self.topology();
+        let Some(shard) = topology.shard_of(slot) else {
+            return Routed::Ready(Reply::error(format!("CLUSTERDOWN Hash slot {slot} not served")));
+        };
+        let primary = topology.nodes[shard].0.clone();
+        let multi = [Bytes::from_static(b"MULTI")];
+        let exec = [Bytes::from_static(b"EXEC")];
+        let sent = match &primary.local {
+            Some(local) => {
+                let mut all: Vec<&[Bytes]> = vec![&multi];
+                all.extend(queued.iter().map(Vec::as_slice));
+                all.push(&exec);
+                Sent::Local(local.run(&all))
+            }
+            None => {
+                // Only EXEC's reply matters: the +OK and +QUEUED before it are dropped.
+                drop(self.send_to(&primary, lane, &multi, &mut None));
+                for cmd in &queued {
+                    drop(self.send_to(&primary, lane, cmd, &mut None));
+                }
+                self.send_to(&primary, lane, &exec, &mut None)
+            }
+        };
+        wait(async move {
+            match sent.settle().await {
+                Ok(Got::Frame(BytesFrame::Null, _)) => Reply::NilArray,
+                Ok(got) => got.finish(false),
+                Err(why) => down(Some(slot), &format!("{} ({why})", primary.addr)),
+            }
         })
     }
 }

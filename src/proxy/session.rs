@@ -14,7 +14,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::router::{to_reply, Pending, ReadFrom, Routed};
+use super::router::{Pending, ReadFrom, Routed};
 use super::Proxy;
 use crate::command::{dispatch, flags, resolve, Client, Ctx, Multi};
 use crate::keyspace::now_ms;
@@ -156,7 +156,10 @@ fn handle_command(
                 Some(m) if m.aborted => {
                     Item::Ready(Reply::err("EXECABORT Transaction discarded because of previous errors."))
                 }
-                Some(m) => Item::Wait(exec(proxy, m, lane)),
+                Some(m) => match proxy.router.transaction(m.slot.unwrap_or(0), m.queued, lane) {
+                    Routed::Ready(reply) => Item::Ready(reply),
+                    Routed::Wait(pending) => Item::Wait(pending),
+                },
             }
         }
         "watch" => return Item::Ready(Reply::err("ERR WATCH is not supported through the proxy")),
@@ -201,29 +204,4 @@ fn handle_command(
     let mut ctx = Ctx { state: &mut state, client, server, now: now_ms(), deferred: None, propagate: None };
     let reply = dispatch(&mut ctx, &args);
     Item::Ready(reply)
-}
-
-/// Runs a queued transaction on the write shard owning its slot: MULTI, the commands and
-/// EXEC travel together on this client's connection to that shard.
-fn exec(proxy: &Arc<Proxy>, multi: Multi, lane: usize) -> Pending {
-    let topology = proxy.router.topology();
-    let slot = multi.slot.unwrap_or(0);
-    let Some(shard) = topology.owner(slot) else {
-        return Box::pin(async move { Reply::error(format!("CLUSTERDOWN Hash slot {slot} not served")) });
-    };
-    let addr = shard.primary.addr();
-    let pool = &proxy.router.pool;
-    // Only EXEC's reply matters: the +OK and +QUEUED before it are dropped as they arrive.
-    drop(pool.send_command(&addr, lane, &["MULTI"]));
-    for cmd in &multi.queued {
-        drop(pool.send_command(&addr, lane, cmd));
-    }
-    let result = pool.send_command(&addr, lane, &["EXEC"]);
-    Box::pin(async move {
-        match tokio::time::timeout(std::time::Duration::from_secs(2), result).await {
-            Ok(Ok(Ok((redis_protocol::resp2::types::BytesFrame::Null, _)))) => Reply::NilArray,
-            Ok(Ok(Ok((frame, _)))) => to_reply(frame),
-            _ => Reply::error(format!("CLUSTERDOWN slot {slot} is unavailable: {addr}")),
-        }
-    })
 }

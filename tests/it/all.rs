@@ -132,3 +132,42 @@ async fn the_proxy_calls_its_own_shards_without_connections() {
     assert_eq!(raw.call(&resp(&["GET", "k5"])).await, "$2\r\nv5\r\n");
     assert_eq!(raw.call(&resp(&["INCR", "k5"])).await, "-ERR value is not an integer or out of range\r\n");
 }
+
+/// A client's pipeline keeps its order across the kinds of routing: a fan-out (FLUSHALL,
+/// DBSIZE) or a transaction, then keyed commands right behind it on the same shards. (With
+/// READWRITE: reads from read shards may lag behind the client's own writes.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelines_keep_their_order_across_fan_outs_and_transactions() {
+    let all = start("").await;
+    let mut c = conn_to(all.proxy).await;
+    assert_eq!(q(&mut c, &["READWRITE"]).await, Value::Okay);
+    for round in 0..20 {
+        let key = format!("p{round}");
+        let (_, _, get, dbsize, _, queued, exec, after): ((), (), String, i64, (), String, Vec<i64>, i64) =
+            redis::pipe()
+                .cmd("SET")
+                .arg(&key)
+                .arg(1)
+                .cmd("FLUSHALL")
+                .cmd("SET")
+                .arg(&key)
+                .arg(10)
+                .ignore()
+                .cmd("GET")
+                .arg(&key)
+                .cmd("DBSIZE")
+                .cmd("MULTI")
+                .cmd("INCR")
+                .arg(&key)
+                .cmd("EXEC")
+                .cmd("INCR")
+                .arg(&key)
+                .query_async(&mut c)
+                .await
+                .unwrap();
+        assert_eq!((get.as_str(), queued.as_str()), ("10", "QUEUED"), "round {round}");
+        assert_eq!(dbsize, 1, "round {round}: DBSIZE saw the key set after FLUSHALL only");
+        assert_eq!(exec, vec![11], "round {round}");
+        assert_eq!(after, 12, "round {round}: INCR ran after the transaction");
+    }
+}
