@@ -35,43 +35,51 @@ async fn spawn(dir: &Path, fsync: &str) -> Proc {
 }
 
 /// `role` is "write" (one write shard) or "all" (the whole cluster, clients on its proxy).
+/// The ports are picked free, but another test may take one before the child binds it: a
+/// child that exits because its address is in use is started again on new ports.
 async fn spawn_role(dir: &Path, fsync: &str, role: &str) -> Proc {
-    let port = free_port().await;
-    let mut command = Command::new(BIN);
-    command.args(["--role", role, "--port", &port.to_string(), "--dir", dir.to_str().unwrap()]).args([
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        fsync,
-        "--loglevel",
-        "warning",
-    ]);
-    if role == "all" {
-        command.args(["--info", &format!("127.0.0.1:{}", free_port().await), "--node-timeout", "500"]);
-    }
-    // Its log, shown if it never comes up.
-    let log_path = dir.with_extension(format!("{port}.log"));
-    let log = std::fs::File::create(&log_path).expect("log file");
-    let child = command.stdout(Stdio::null()).stderr(log).spawn().expect("start rust-edis");
-    let mut proc = Proc { child, port };
-    // Up once it answers; a cluster once its proxy has a map covering every slot.
-    let up = eventually(WAIT, || async {
-        let Some(mut c) = connect(port).await else { return false };
-        if role != "all" {
-            return true;
+    for attempt in 0.. {
+        let port = free_port().await;
+        let mut command = Command::new(BIN);
+        command.args(["--role", role, "--port", &port.to_string(), "--dir", dir.to_str().unwrap()]).args([
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            fsync,
+            "--loglevel",
+            "warning",
+        ]);
+        if role == "all" {
+            command.args(["--info", &format!("127.0.0.1:{}", free_port().await), "--node-timeout", "500"]);
         }
-        let info = redis::cmd("CLUSTER").arg("INFO").query_async::<String>(&mut c).await;
-        info.is_ok_and(|t| t.contains("cluster_state:ok"))
-    })
-    .await;
-    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-    let _ = std::fs::remove_file(&log_path);
-    assert!(
-        up,
-        "rust-edis --role {role} on {port} did not come up ({:?}); its log:\n{log}",
-        proc.child.try_wait()
-    );
-    proc
+        // Its log, shown if it never comes up.
+        let log_path = dir.with_extension(format!("{port}.log"));
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let child = command.stdout(Stdio::null()).stderr(log).spawn().expect("start rust-edis");
+        let mut proc = Proc { child, port };
+        // Up once it answers; a cluster once its proxy has a map covering every slot.
+        let up = eventually(WAIT, || async {
+            let Some(mut c) = connect(port).await else { return false };
+            if role != "all" {
+                return true;
+            }
+            let info = redis::cmd("CLUSTER").arg("INFO").query_async::<String>(&mut c).await;
+            info.is_ok_and(|t| t.contains("cluster_state:ok"))
+        })
+        .await;
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let _ = std::fs::remove_file(&log_path);
+        let exited = proc.child.try_wait().ok().flatten();
+        if exited.is_some() && log.contains("in use") && attempt < 3 {
+            continue;
+        }
+        assert!(
+            up && exited.is_none(),
+            "rust-edis --role {role} on {port} did not come up ({exited:?}); its log:\n{log}"
+        );
+        return proc;
+    }
+    unreachable!("the loop returns or panics")
 }
 
 async fn connect(port: u16) -> Option<MultiplexedConnection> {
@@ -267,36 +275,46 @@ async fn rewrite_under_writes_shrinks_the_file_and_keeps_the_data() {
 }
 
 fn run_once(dir: &Path, extra: &[&str]) -> std::process::Output {
-    // A start that must fail exits at once; one that works is stopped after it came up.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // A start that must fail exits at once; one that works is stopped once it says it is
+    // ready. Port 0 and the log line, not a probed port: another test may take any port.
     let mut child = Command::new(BIN)
-        .args([
-            "--role",
-            "write",
-            "--port",
-            &port.to_string(),
-            "--dir",
-            dir.to_str().unwrap(),
-            "--loglevel",
-            "warning",
-        ])
+        .args(["--role", "write", "--port", "0", "--dir", dir.to_str().unwrap(), "--loglevel", "notice"])
         .args(extra)
-        .stdout(Stdio::piped())
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
     let until = Instant::now() + WAIT;
-    while Instant::now() < until {
-        if let Ok(Some(_)) = child.try_wait() {
-            break;
+    let mut log = String::new();
+    loop {
+        match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            Ok(line) => {
+                if line.contains("ready to accept connections") {
+                    let _ = child.kill();
+                }
+                log.push_str(&line);
+                log.push('\n');
+            }
+            // Its stderr closed: it exited (or was stopped above).
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                break;
+            }
         }
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
     }
-    child.wait_with_output().unwrap()
+    let status = child.wait().unwrap();
+    std::process::Output { status, stdout: Vec::new(), stderr: log.into_bytes() }
 }
 
 fn copy_dir(from: &Path, to: &Path) {
