@@ -337,6 +337,12 @@ pub fn dispatch(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             return reply;
         }
     };
+    dispatch_resolved(ctx, cmd, args)
+}
+
+/// [`dispatch`] for a command already resolved from `args` (name, arity and subcommand
+/// checked by [`resolve`]), as the proxy has when it calls a shard of its own process.
+pub fn dispatch_resolved(ctx: &mut Ctx, cmd: &'static Command, args: &[Bytes]) -> Reply {
     if !ctx.client.authenticated && !cmd.has(flags::NO_AUTH) {
         if let Some(multi) = &mut ctx.client.multi {
             multi.aborted = true;

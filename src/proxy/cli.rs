@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::backend::Pool;
-use super::router::{to_reply, ReadFrom, Router};
+use super::router::{to_reply, ReadFrom, Req, Router};
 use crate::command::lookup;
 use crate::resp::client::Client;
 use crate::resp::split::split_args;
@@ -82,7 +82,8 @@ async fn execute(router: &Arc<Router>, args: Vec<Bytes>) -> Reply {
         return Reply::error(format!("ERR unknown command '{}'", String::from_utf8_lossy(&args[0])));
     };
     if Router::handles(cmd) {
-        return router.route(args, 0, ReadFrom::Replica, false).get().await;
+        let req = Req { cmd, lane: 0, now: crate::keyspace::now_ms() };
+        return router.route(args, req, ReadFrom::Replica, false).get().await;
     }
     // Anything else is asked of the first write shard.
     let topology = router.topology();

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
-use crate::command::Client;
+use crate::command::{resolve, Client, Command};
 use crate::resp::Reply;
 use crate::server::session::{needs_fsync_wait, run_local, Local};
 use crate::server::{ClientHandle, Server};
@@ -85,23 +85,35 @@ impl Drop for Registered {
 }
 
 impl LocalNode {
-    /// Runs one command on this node.
-    pub fn call(&self, args: &[Bytes]) -> Called {
-        self.run(&[args])
+    /// Runs one command (`args`, resolved as `cmd`) on this node; `now` is the caller's clock.
+    pub fn call(&self, cmd: &'static Command, args: &[Bytes], now: u64) -> Called {
+        if self.gone.load(Ordering::Acquire) {
+            return Called::Gone;
+        }
+        let mut client = self.client.lock().unwrap_or_else(|e| e.into_inner());
+        let done = run_local(&self.server, &mut client, cmd, args, now);
+        self.called(done, &client)
     }
 
     /// Runs commands in order with nothing of another caller's between them (MULTI, the
     /// queued commands, EXEC) and gives the last one's reply.
-    pub fn run<A: AsRef<[Bytes]>>(&self, commands: &[A]) -> Called {
+    pub fn run(&self, commands: &[&[Bytes]], now: u64) -> Called {
         if self.gone.load(Ordering::Acquire) {
             return Called::Gone;
         }
         let mut client = self.client.lock().unwrap_or_else(|e| e.into_inner());
         let mut last = Local::Now(Reply::Nil);
         for args in commands {
-            last = run_local(&self.server, &mut client, args.as_ref());
+            last = match resolve(args) {
+                Ok(cmd) => run_local(&self.server, &mut client, cmd, args, now),
+                Err(reply) => Local::Now(reply),
+            };
         }
-        match last {
+        self.called(last, &client)
+    }
+
+    fn called(&self, done: Local, client: &Client) -> Called {
+        match done {
             Local::Later(later) => Called::Later(later),
             Local::Now(reply) if needs_fsync_wait(&self.server, client.wrote_to) => {
                 Called::AfterFsync(reply, self.server.clone(), client.wrote_to)

@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 
 use super::backend::{Answer, Pool};
 use super::local::{Called, LocalNode, Locals};
-use crate::command::{lookup, Command};
+use crate::command::Command;
 use crate::resp::Reply;
 use crate::topology::{key_slot, Topology};
 
@@ -33,6 +33,15 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 const SHARD_BITS: u32 = 10;
 
 pub type Pending = Pin<Box<dyn Future<Output = Reply> + Send>>;
+
+/// What routing one request needs besides its arguments: the command they resolve to, the
+/// client's lane (its connection to each node), and the clock reading of its batch.
+#[derive(Clone, Copy)]
+pub struct Req {
+    pub cmd: &'static Command,
+    pub lane: usize,
+    pub now: u64,
+}
 
 /// A routed command's reply: known at once (a shard in this process answered, or the
 /// command was refused), or to come.
@@ -208,6 +217,47 @@ fn redirect(error: &str) -> bool {
     unready(error) || error.starts_with("MOVED ")
 }
 
+/// The order in which to try a shard's nodes for one request.
+#[derive(Clone, Copy)]
+struct Targets {
+    shard: usize,
+    order: Order,
+}
+
+#[derive(Clone, Copy)]
+enum Order {
+    /// The primary alone.
+    Primary,
+    /// The read shards from `start` round, then the primary.
+    Replicas { start: usize },
+    /// Read shards and the primary, from `start` round.
+    Any { start: usize },
+}
+
+impl Targets {
+    fn len(&self, routes: &Routes) -> usize {
+        match self.order {
+            Order::Primary => 1,
+            Order::Replicas { .. } | Order::Any { .. } => routes.nodes[self.shard].1.len() + 1,
+        }
+    }
+
+    /// The `i`-th node to try (`i < len`).
+    fn get<'a>(&self, routes: &'a Routes, i: usize) -> &'a Node {
+        let (primary, replicas) = &routes.nodes[self.shard];
+        let n = replicas.len();
+        match self.order {
+            Order::Primary => primary,
+            Order::Replicas { start } if i < n => &replicas[(start + i) % n],
+            Order::Replicas { .. } => primary,
+            Order::Any { start } => match (start + i) % (n + 1) {
+                j if j < n => &replicas[j],
+                _ => primary,
+            },
+        }
+    }
+}
+
 /// A request on its way to a node.
 enum Sent {
     Local(Called),
@@ -259,25 +309,23 @@ impl Router {
     /// commands on one connection per node.
     /// With `raw`, a reply that comes from one shard unchanged is passed on as the shard's
     /// bytes (for RESP2 clients: no decode and re-encode).
-    pub fn route(self: &Arc<Self>, args: Vec<Bytes>, lane: usize, read_from: ReadFrom, raw: bool) -> Routed {
-        let Some(cmd) = lookup(&args[0]) else {
-            return Routed::Ready(Reply::err("ERR unknown command"));
-        };
+    pub fn route(self: &Arc<Self>, args: Vec<Bytes>, req: Req, read_from: ReadFrom, raw: bool) -> Routed {
+        let cmd = req.cmd;
         let topology = self.topology();
         if topology.shards.is_empty() {
             return Routed::Ready(Reply::err("CLUSTERDOWN no shard is known yet"));
         }
         match cmd.name {
-            "dbsize" => Routed::Wait(self.fan_out(&topology, args, lane, Merge::Sum)),
-            "keys" => Routed::Wait(self.fan_out(&topology, args, lane, Merge::Concat)),
-            "flushall" | "flushdb" => Routed::Wait(self.fan_out(&topology, args, lane, Merge::AllOk)),
-            "randomkey" => Routed::Wait(self.fan_out(&topology, args, lane, Merge::FirstNonNil)),
-            "scan" => Routed::Wait(self.scan(&topology, args, lane)),
-            "mget" => self.split(&topology, cmd, args, lane, 1, Merge::Concat, read_from, raw),
+            "dbsize" => Routed::Wait(self.fan_out(&topology, args, req, Merge::Sum)),
+            "keys" => Routed::Wait(self.fan_out(&topology, args, req, Merge::Concat)),
+            "flushall" | "flushdb" => Routed::Wait(self.fan_out(&topology, args, req, Merge::AllOk)),
+            "randomkey" => Routed::Wait(self.fan_out(&topology, args, req, Merge::FirstNonNil)),
+            "scan" => Routed::Wait(self.scan(&topology, args, req)),
+            "mget" => self.split(&topology, args, req, 1, Merge::Concat, read_from, raw),
             "mset" if args.len().is_multiple_of(2) => Routed::Ready(crate::command::wrong_arity("mset")),
-            "mset" => self.split(&topology, cmd, args, lane, 2, Merge::AllOk, read_from, raw),
+            "mset" => self.split(&topology, args, req, 2, Merge::AllOk, read_from, raw),
             "del" | "unlink" | "exists" | "touch" => {
-                self.split(&topology, cmd, args, lane, 1, Merge::Sum, read_from, raw)
+                self.split(&topology, args, req, 1, Merge::Sum, read_from, raw)
             }
             _ => {
                 let slot = match crate::topology::view::ClusterView::slot_of(
@@ -288,29 +336,28 @@ impl Router {
                     Err(reply) => return Routed::Ready(reply),
                 };
                 let write = cmd.has(crate::command::flags::WRITE);
-                self.to_slot(&topology, slot, args, lane, write, read_from, raw)
+                self.to_slot(&topology, slot, args, req, write, read_from, raw)
             }
         }
     }
 
-    /// The nodes to try for a command on `slot`, in order.
-    fn targets(&self, topology: &Routes, slot: u16, write: bool, read_from: ReadFrom) -> Vec<Node> {
-        let Some(shard) = topology.shard_of(slot) else { return Vec::new() };
-        let (primary, replicas) = &topology.nodes[shard];
-        let primary = primary.clone();
-        if write || read_from == ReadFrom::Primary || replicas.is_empty() {
-            return vec![primary];
-        }
-        let mut order = replicas.clone();
-        if read_from == ReadFrom::Any {
-            order.push(primary.clone());
-        }
-        let start = self.next_read.fetch_add(1, Ordering::Relaxed) % order.len();
-        order.rotate_left(start);
-        if read_from == ReadFrom::Replica {
-            order.push(primary);
-        }
-        order
+    /// The nodes to try for a command on `slot`, in order (no allocation: an order over the
+    /// shard's nodes in the map).
+    fn targets(&self, topology: &Routes, slot: u16, write: bool, read_from: ReadFrom) -> Option<Targets> {
+        let shard = topology.shard_of(slot)?;
+        let n = topology.nodes[shard].1.len();
+        let order = if write || read_from == ReadFrom::Primary || n == 0 {
+            Order::Primary
+        } else {
+            let m = if read_from == ReadFrom::Any { n + 1 } else { n };
+            let start = self.next_read.fetch_add(1, Ordering::Relaxed) % m;
+            if read_from == ReadFrom::Any {
+                Order::Any { start }
+            } else {
+                Order::Replicas { start }
+            }
+        };
+        Some(Targets { shard, order })
     }
 
     /// One command on one slot: sent now to the first target; on failure the next target
@@ -318,32 +365,32 @@ impl Router {
     #[allow(clippy::too_many_arguments)]
     fn to_slot(
         self: &Arc<Self>,
-        topology: &Routes,
+        topology: &Arc<Routes>,
         slot: u16,
         args: Vec<Bytes>,
-        lane: usize,
+        req: Req,
         write: bool,
         read_from: ReadFrom,
         raw: bool,
     ) -> Routed {
-        let targets = self.targets(topology, slot, write, read_from);
-        if targets.is_empty() {
+        let Some(targets) = self.targets(topology, slot, write, read_from) else {
             return Routed::Ready(Reply::error(format!("CLUSTERDOWN Hash slot {slot} not served")));
-        }
+        };
+        let count = targets.len(topology);
         let mut encoded = None;
         // Nodes of this process answer at once: while one cannot serve (a read shard still
         // loading, a stopped node), the next is tried now, so the command still runs in its
         // place in the client's pipeline.
         let mut tried = 0;
         let first = loop {
-            let sent = self.send_to(&targets[tried], lane, &args, &mut encoded);
+            let sent = self.send_to(targets.get(topology, tried), req, &args, &mut encoded);
             tried += 1;
             let unusable = match &sent {
                 Sent::Local(Called::Now(Reply::Error(e))) => unready(e),
                 Sent::Local(Called::Gone) => true,
                 _ => false,
             };
-            if !unusable || tried == targets.len() {
+            if !unusable || tried == count {
                 break sent;
             }
         };
@@ -354,34 +401,35 @@ impl Router {
             }
             other => other,
         };
-        let router = self.clone();
+        let (router, topology) = (self.clone(), topology.clone());
         wait(async move {
             let mut result = first.settle().await;
-            while not_ready(&result) && tried < targets.len() {
-                result = router.send_to(&targets[tried], lane, &args, &mut encoded).settle().await;
+            while not_ready(&result) && tried < count {
+                result =
+                    router.send_to(targets.get(&topology, tried), req, &args, &mut encoded).settle().await;
                 tried += 1;
             }
             match result {
                 Ok(got) => match got.moved_to() {
                     Some(addr) => {
                         let node = Node { addr: Arc::from(addr), local: None };
-                        match router.send_to(&node, lane, &args, &mut encoded).settle().await {
+                        match router.send_to(&node, req, &args, &mut encoded).settle().await {
                             Ok(got) => got.finish(raw),
                             Err(why) => down(Some(slot), &why),
                         }
                     }
                     None => got.finish(raw),
                 },
-                Err(why) => down(Some(slot), &format!("{} ({why})", targets[tried - 1].addr)),
+                Err(why) => down(Some(slot), &format!("{} ({why})", targets.get(&topology, tried - 1).addr)),
             }
         })
     }
 
     /// Sends `args` to `node`: a call when it is in this process, else over its connection
     /// (encoding the command once for all attempts).
-    fn send_to(&self, node: &Node, lane: usize, args: &[Bytes], encoded: &mut Option<Bytes>) -> Sent {
+    fn send_to(&self, node: &Node, req: Req, args: &[Bytes], encoded: &mut Option<Bytes>) -> Sent {
         if let Some(local) = &node.local {
-            return Sent::Local(local.call(args));
+            return Sent::Local(local.call(req.cmd, args, req.now));
         }
         let bytes = encoded
             .get_or_insert_with(|| {
@@ -390,23 +438,22 @@ impl Router {
                 out.freeze()
             })
             .clone();
-        Sent::Remote(self.pool.send(&node.addr, lane, bytes))
+        Sent::Remote(self.pool.send(&node.addr, req.lane, bytes))
     }
 
     /// A multi-key command split per slot: `per` arguments per key (1, or 2 for MSET).
     #[allow(clippy::too_many_arguments)]
     fn split(
         self: &Arc<Self>,
-        topology: &Routes,
-        cmd: &Command,
+        topology: &Arc<Routes>,
         args: Vec<Bytes>,
-        lane: usize,
+        req: Req,
         per: usize,
         merge: Merge,
         read_from: ReadFrom,
         raw: bool,
     ) -> Routed {
-        let write = cmd.has(crate::command::flags::WRITE);
+        let write = req.cmd.has(crate::command::flags::WRITE);
         // Group the keys by the shard that owns them (a shard takes several slots at once
         // from a router connection), keeping their order within each group. A group is sent
         // as to the slot of its first key.
@@ -425,7 +472,7 @@ impl Router {
         }
         if groups.len() == 1 {
             let slot = groups[0].0;
-            return self.to_slot(topology, slot, args, lane, write, read_from, raw);
+            return self.to_slot(topology, slot, args, req, write, read_from, raw);
         }
         let parts: Vec<(Vec<usize>, Routed)> = groups
             .into_iter()
@@ -434,7 +481,7 @@ impl Router {
                 for &k in &keys {
                     part.extend_from_slice(&args[1 + k * per..1 + (k + 1) * per]);
                 }
-                (keys, self.to_slot(topology, slot, part, lane, write, read_from, false))
+                (keys, self.to_slot(topology, slot, part, req, write, read_from, false))
             })
             .collect();
         let total = (args.len() - 1) / per;
@@ -465,12 +512,12 @@ impl Router {
     }
 
     /// A keyless command on every write shard, merged.
-    fn fan_out(self: &Arc<Self>, topology: &Routes, args: Vec<Bytes>, lane: usize, merge: Merge) -> Pending {
+    fn fan_out(self: &Arc<Self>, topology: &Routes, args: Vec<Bytes>, req: Req, merge: Merge) -> Pending {
         let mut encoded = None;
         let parts: Vec<(Arc<str>, Sent)> = topology
             .nodes
             .iter()
-            .map(|(primary, _)| (primary.addr.clone(), self.send_to(primary, lane, &args, &mut encoded)))
+            .map(|(primary, _)| (primary.addr.clone(), self.send_to(primary, req, &args, &mut encoded)))
             .collect();
         Box::pin(async move {
             let mut sum = 0;
@@ -498,7 +545,7 @@ impl Router {
     }
 
     /// SCAN over every write shard in turn; the cursor's low bits say which.
-    fn scan(self: &Arc<Self>, topology: &Routes, mut args: Vec<Bytes>, lane: usize) -> Pending {
+    fn scan(self: &Arc<Self>, topology: &Routes, mut args: Vec<Bytes>, req: Req) -> Pending {
         let Some(cursor) = std::str::from_utf8(&args[1]).ok().and_then(|c| c.parse::<u64>().ok()) else {
             return Box::pin(async { Reply::err("ERR invalid cursor") });
         };
@@ -509,7 +556,7 @@ impl Router {
             return Box::pin(async { Reply::err("ERR invalid cursor") });
         };
         args[1] = Bytes::from(inner.to_string());
-        let sent = self.send_to(target, lane, &args, &mut None);
+        let sent = self.send_to(target, req, &args, &mut None);
         let addr = target.addr.clone();
         Box::pin(async move {
             let reply = match sent.settle().await {
@@ -538,7 +585,7 @@ impl Router {
     /// A queued transaction on the write shard owning `slot`: MULTI, the commands and EXEC
     /// together, on this client's connection to that shard or, for a shard in this process,
     /// in one call.
-    pub fn transaction(self: &Arc<Self>, slot: u16, queued: Vec<Vec<Bytes>>, lane: usize) -> Routed {
+    pub fn transaction(self: &Arc<Self>, slot: u16, queued: Vec<Vec<Bytes>>, req: Req) -> Routed {
         let topology = self.topology();
         let Some(shard) = topology.shard_of(slot) else {
             return Routed::Ready(Reply::error(format!("CLUSTERDOWN Hash slot {slot} not served")));
@@ -551,15 +598,15 @@ impl Router {
                 let mut all: Vec<&[Bytes]> = vec![&multi];
                 all.extend(queued.iter().map(Vec::as_slice));
                 all.push(&exec);
-                Sent::Local(local.run(&all))
+                Sent::Local(local.run(&all, req.now))
             }
             None => {
                 // Only EXEC's reply matters: the +OK and +QUEUED before it are dropped.
-                drop(self.send_to(&primary, lane, &multi, &mut None));
+                drop(self.send_to(&primary, req, &multi, &mut None));
                 for cmd in &queued {
-                    drop(self.send_to(&primary, lane, cmd, &mut None));
+                    drop(self.send_to(&primary, req, cmd, &mut None));
                 }
-                self.send_to(&primary, lane, &exec, &mut None)
+                self.send_to(&primary, req, &exec, &mut None)
             }
         };
         wait(async move {
@@ -578,4 +625,46 @@ enum Merge {
     Concat,
     AllOk,
     FirstNonNil,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::map::{NodeAddr, Shard};
+
+    fn node(port: u16, failed: bool) -> NodeAddr {
+        NodeAddr { id: format!("{port:040}"), host: "127.0.0.1".into(), port, failed }
+    }
+
+    /// One shard owning every slot: primary 7000, read shards 7001, 7002 and a failed 7003.
+    fn router() -> (Arc<Router>, Arc<Routes>) {
+        let router = Router::new(Pool::new(1, None), None);
+        let replicas = vec![node(7001, false), node(7002, false), node(7003, true)];
+        let shard = Shard { primary: node(7000, false), index: 0, slots: (0, 16383), replicas };
+        router.set_topology(Topology { epoch: 1, ok: true, shards: vec![shard] });
+        let routes = router.topology();
+        (router, routes)
+    }
+
+    fn order(router: &Router, routes: &Routes, write: bool, read_from: ReadFrom) -> Vec<String> {
+        let t = router.targets(routes, 42, write, read_from).unwrap();
+        (0..t.len(routes)).map(|i| t.get(routes, i).addr.to_string()).collect()
+    }
+
+    #[test]
+    fn reads_rotate_over_healthy_read_shards_then_fall_back_to_the_primary() {
+        let (router, routes) = router();
+        let (p, r1, r2) = ("127.0.0.1:7000", "127.0.0.1:7001", "127.0.0.1:7002");
+        assert_eq!(order(&router, &routes, true, ReadFrom::Replica), [p]);
+        assert_eq!(order(&router, &routes, false, ReadFrom::Primary), [p]);
+        let first = order(&router, &routes, false, ReadFrom::Replica);
+        let second = order(&router, &routes, false, ReadFrom::Replica);
+        assert_eq!(first, [r1, r2, p]);
+        assert_eq!(second, [r2, r1, p], "the next read starts at the next read shard");
+        let mut firsts: Vec<String> =
+            (0..3).map(|_| order(&router, &routes, false, ReadFrom::Any).remove(0)).collect();
+        firsts.sort();
+        assert_eq!(firsts, [p, r1, r2], "with any, the primary takes its turn");
+        assert_eq!(order(&router, &routes, false, ReadFrom::Any).len(), 3);
+    }
 }

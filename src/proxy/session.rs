@@ -14,7 +14,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::router::{Pending, ReadFrom, Routed};
+use super::router::{Pending, ReadFrom, Req, Routed};
 use super::Proxy;
 use crate::command::{dispatch, flags, resolve, Client, Ctx, Multi};
 use crate::keyspace::now_ms;
@@ -69,11 +69,22 @@ pub async fn run(
         loop {
             let mut items = Vec::new();
             let mut protocol_error = None;
+            // One clock reading for the batch, taken when its first command is parsed.
+            let mut now = None;
             while items.len() < MAX_BATCH {
                 match parser.next(&mut inbuf, &mut args) {
                     Ok(Some(_)) => {
                         let cmd = std::mem::take(&mut args);
-                        items.push(handle_command(&server, &proxy, &mut client, &mut read_from, lane, cmd));
+                        let now = *now.get_or_insert_with(now_ms);
+                        items.push(handle_command(
+                            &server,
+                            &proxy,
+                            &mut client,
+                            &mut read_from,
+                            lane,
+                            now,
+                            cmd,
+                        ));
                         parser.set_authenticated(client.authenticated);
                         if client.close {
                             break;
@@ -122,6 +133,7 @@ fn handle_command(
     client: &mut Client,
     read_from: &mut ReadFrom,
     lane: usize,
+    now: u64,
     args: Vec<Bytes>,
 ) -> Item {
     let cmd = match resolve(&args) {
@@ -156,10 +168,12 @@ fn handle_command(
                 Some(m) if m.aborted => {
                     Item::Ready(Reply::err("EXECABORT Transaction discarded because of previous errors."))
                 }
-                Some(m) => match proxy.router.transaction(m.slot.unwrap_or(0), m.queued, lane) {
-                    Routed::Ready(reply) => Item::Ready(reply),
-                    Routed::Wait(pending) => Item::Wait(pending),
-                },
+                Some(m) => {
+                    match proxy.router.transaction(m.slot.unwrap_or(0), m.queued, Req { cmd, lane, now }) {
+                        Routed::Ready(reply) => Item::Ready(reply),
+                        Routed::Wait(pending) => Item::Wait(pending),
+                    }
+                }
             }
         }
         "watch" => return Item::Ready(Reply::err("ERR WATCH is not supported through the proxy")),
@@ -194,14 +208,14 @@ fn handle_command(
         }
     }
     if super::router::Router::handles(cmd) {
-        return match proxy.router.route(args, lane, *read_from, client.proto == 2) {
+        return match proxy.router.route(args, Req { cmd, lane, now }, *read_from, client.proto == 2) {
             Routed::Ready(reply) => Item::Ready(reply),
             Routed::Wait(pending) => Item::Wait(pending),
         };
     }
     // The proxy's own commands.
     let mut state = server.state();
-    let mut ctx = Ctx { state: &mut state, client, server, now: now_ms(), deferred: None, propagate: None };
+    let mut ctx = Ctx { state: &mut state, client, server, now, deferred: None, propagate: None };
     let reply = dispatch(&mut ctx, &args);
     Item::Ready(reply)
 }

@@ -12,8 +12,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::debug;
 
-use super::{ClientHandle, Server};
-use crate::command::{dispatch, Client, Ctx, Deferred};
+use super::{ClientHandle, Server, State};
+use crate::command::{dispatch, dispatch_resolved, Client, Ctx, Deferred};
 use crate::keyspace::now_ms;
 use crate::resp::{Reply, RequestParser};
 
@@ -187,18 +187,39 @@ pub enum Local {
 
 /// Runs one command for a router in this same process (the proxy of `--role all`) exactly as
 /// it would run arriving on that router's connection, minus the socket: same lock, same
-/// dispatch, same replication and AOF bookkeeping. The caller honours
-/// [`needs_fsync_wait`] with `client.wrote_to` before passing a write's reply on.
-pub fn run_local(server: &Arc<Server>, client: &mut Client, args: &[Bytes]) -> Local {
-    let mut reply = None;
-    let deferred = run_batch(server, client, args, &[args.len()], 0, 0, |r, _| {
-        reply = Some(r);
-        0
-    });
-    match (deferred, reply) {
-        (Some((_, later)), _) => Local::Later(later),
-        (None, Some(now)) => Local::Now(now),
-        (None, None) => Local::Now(Reply::Nil),
+/// dispatch, same replication and AOF bookkeeping. `cmd` is `args` already resolved, and
+/// `now` the caller's clock reading for its batch. The caller honours [`needs_fsync_wait`]
+/// with `client.wrote_to` before passing a write's reply on.
+pub fn run_local(
+    server: &Arc<Server>,
+    client: &mut Client,
+    cmd: &'static crate::command::Command,
+    args: &[Bytes],
+    now: u64,
+) -> Local {
+    let mut state = server.state();
+    let log_before = state.log.as_ref().map(|l| l.offset());
+    let mut ctx = Ctx { state: &mut state, client, server, now, deferred: None, propagate: None };
+    let reply = dispatch_resolved(&mut ctx, cmd, args);
+    let deferred = ctx.deferred.take();
+    logged(server, &state, client, log_before);
+    match deferred {
+        Some(later) => Local::Later(later),
+        None => Local::Now(reply),
+    }
+}
+
+/// After commands ran: if they added to the write log, the client's replies wait for that
+/// offset (appendfsync always), the replication feeds and the AOF writer are told.
+fn logged(server: &Server, state: &State, client: &mut Client, log_before: Option<u64>) {
+    let log_after = state.log.as_ref().map(|l| l.offset());
+    if log_after != log_before {
+        let end = log_after.unwrap_or(0);
+        client.wrote_to = end;
+        server.repl_offset.send_replace(end);
+        if let Some(aof) = server.aof.get() {
+            aof.written();
+        }
     }
 }
 
@@ -235,15 +256,7 @@ fn run_batch(
             break;
         }
     }
-    let log_after = ctx.state.log.as_ref().map(|l| l.offset());
-    if log_after != log_before {
-        let end = log_after.unwrap_or(0);
-        ctx.client.wrote_to = end;
-        server.repl_offset.send_replace(end);
-        if let Some(aof) = server.aof.get() {
-            aof.written();
-        }
-    }
+    logged(server, &state, client, log_before);
     state.stats.net_output_bytes += output_bytes as u64;
     drop(state);
     let handle = &client.handle;
