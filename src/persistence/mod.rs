@@ -218,17 +218,20 @@ impl Aof {
 }
 
 /// Starts the AOF writer for `server`, whose write log must already have its AOF buffer. A
-/// new file starts with a snapshot of the current data.
+/// new file starts with a snapshot of the current data; with `fresh`, an existing one is
+/// replaced by such a snapshot first (a restarted primary: its file then names the history
+/// it writes now, not the one it loaded).
 pub fn start_writer(
     server: &Arc<Server>,
     path: PathBuf,
     policy: Fsync,
+    fresh: bool,
 ) -> io::Result<(Arc<Aof>, std::thread::JoinHandle<()>)> {
     let (offset, existing) = {
         let state = server.state();
         (state.log.as_ref().map_or(0, |l| l.offset()), path.exists())
     };
-    if !existing {
+    if fresh || !existing {
         let data = snapshot(server);
         write_atomically(&path, &data)?;
     }

@@ -47,12 +47,12 @@ pub async fn run_in(
     std::fs::create_dir_all(&dir)?;
     let loaded = persistence::load(appendonly.then_some(aof_path.as_path()), Some(&rdb_path), &server)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    let restored = loaded.position.is_some();
     {
         let mut state = server.state();
         state.keyspace = loaded.keyspace;
         if appendonly {
             // The log exists from the start: it is what the AOF is made of.
-            let restored = loaded.position.is_some();
             let (replid, base) = match loaded.position {
                 Some(p) => (p.replid, p.offset),
                 None => (server.run_id.clone(), 0),
@@ -70,7 +70,10 @@ pub async fn run_in(
         }
     }
     let writer = if appendonly {
-        let (aof, thread) = persistence::start_writer(&server, aof_path, policy)?;
+        // A restarted primary serves a new replication history (see WriteLog::shift_replid):
+        // its AOF starts over from a snapshot naming it, or the next restart would read the
+        // new history's commands as the old one's.
+        let (aof, thread) = persistence::start_writer(&server, aof_path, policy, restored)?;
         let _ = server.aof.set(aof.clone());
         Some((aof, thread))
     } else {

@@ -439,9 +439,10 @@ async fn a_restarted_primary_continues_its_replicas_under_a_new_replid() {
 
 /// A replica can hold stream bytes its primary never wrote to its files (sent, then the
 /// primary crashed). After the primary's restart those offsets belong to new writes: the
-/// replica must get a full resync, never continue into the middle of other commands.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_replica_ahead_of_a_restarted_primary_gets_a_full_resync() {
+/// replica must get a full resync, never continue into the middle of other commands. With
+/// `restarts` 2 the primary restarts once more before the replica comes back: its file must
+/// not present the new history's commands as the old one's.
+async fn replica_ahead_of_restarted_primary(restarts: usize) {
     let dir = temp_dir("aof-ahead");
     let proc = spawn(&dir, "always").await;
     let addr: std::net::SocketAddr = format!("127.0.0.1:{}", proc.port).parse().unwrap();
@@ -461,12 +462,19 @@ async fn a_replica_ahead_of_a_restarted_primary_gets_a_full_resync() {
     let len = std::fs::metadata(&aof).unwrap().len();
     let command_len = "*3\r\n$3\r\nSET\r\n$3\r\nk99\r\n$6\r\nbefore\r\n".len() as u64;
     std::fs::OpenOptions::new().write(true).open(&aof).unwrap().set_len(len - 40 * command_len).unwrap();
-    let back = spawn(&dir, "always").await;
-    let mut c = connect(back.port).await.unwrap();
-    // New writes carry the stream past the offset the replica holds.
-    for i in 0..100 {
-        q(&mut c, &["SET", &format!("n{i}"), "after"]).await;
+    let mut back = spawn(&dir, "always").await;
+    for restart in 0..restarts {
+        if restart > 0 {
+            drop(back);
+            back = spawn(&dir, "always").await;
+        }
+        // New writes carry the stream past the offset the replica holds.
+        let mut c = connect(back.port).await.unwrap();
+        for i in 0..100 {
+            q(&mut c, &["SET", &format!("n{restart}:{i}"), "after"]).await;
+        }
     }
+    let mut c = connect(back.port).await.unwrap();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{}", back.port).parse().unwrap();
     let replica = TestServer::replica_in(addr, &replica_dir, "").await;
     assert_eq!(q(&mut c, &["WAIT", "1", "5000"]).await, int(1));
@@ -475,10 +483,20 @@ async fn a_replica_ahead_of_a_restarted_primary_gets_a_full_resync() {
     assert!(text.contains("master_full_syncs:1") && text.contains("master_partial_syncs:0"), "{text}");
     assert_eq!(digest(&mut r).await, digest(&mut c).await);
     assert_eq!(q(&mut r, &["GET", "k99"]).await, Value::Nil, "lost with the primary's file");
-    assert_eq!(q(&mut r, &["GET", "n99"]).await, bulk("after"));
+    assert_eq!(q(&mut r, &["GET", &format!("n{}:99", restarts - 1)]).await, bulk("after"));
     replica.stop().await;
     std::fs::remove_dir_all(&dir).ok();
     std::fs::remove_dir_all(&replica_dir).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_ahead_of_a_restarted_primary_gets_a_full_resync() {
+    replica_ahead_of_restarted_primary(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_ahead_of_a_twice_restarted_primary_gets_a_full_resync() {
+    replica_ahead_of_restarted_primary(2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
