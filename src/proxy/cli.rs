@@ -83,7 +83,7 @@ async fn execute(router: &Arc<Router>, args: Vec<Bytes>) -> Reply {
     };
     if Router::handles(cmd) {
         let req = Req { cmd, lane: 0, now: crate::keyspace::now_ms() };
-        return router.route(args, req, ReadFrom::Replica, false).get().await;
+        return router.route(&args, req, ReadFrom::Replica, false).get().await;
     }
     // Anything else is asked of the first write shard.
     let topology = router.topology();

@@ -309,7 +309,7 @@ impl Router {
     /// commands on one connection per node.
     /// With `raw`, a reply that comes from one shard unchanged is passed on as the shard's
     /// bytes (for RESP2 clients: no decode and re-encode).
-    pub fn route(self: &Arc<Self>, args: Vec<Bytes>, req: Req, read_from: ReadFrom, raw: bool) -> Routed {
+    pub fn route(self: &Arc<Self>, args: &[Bytes], req: Req, read_from: ReadFrom, raw: bool) -> Routed {
         let cmd = req.cmd;
         let topology = self.topology();
         if topology.shards.is_empty() {
@@ -367,7 +367,7 @@ impl Router {
         self: &Arc<Self>,
         topology: &Arc<Routes>,
         slot: u16,
-        args: Vec<Bytes>,
+        args: &[Bytes],
         req: Req,
         write: bool,
         read_from: ReadFrom,
@@ -383,7 +383,7 @@ impl Router {
         // place in the client's pipeline.
         let mut tried = 0;
         let first = loop {
-            let sent = self.send_to(targets.get(topology, tried), req, &args, &mut encoded);
+            let sent = self.send_to(targets.get(topology, tried), req, args, &mut encoded);
             tried += 1;
             let unusable = match &sent {
                 Sent::Local(Called::Now(Reply::Error(e))) => unready(e),
@@ -401,7 +401,7 @@ impl Router {
             }
             other => other,
         };
-        let (router, topology) = (self.clone(), topology.clone());
+        let (router, topology, args) = (self.clone(), topology.clone(), args.to_vec());
         wait(async move {
             let mut result = first.settle().await;
             while not_ready(&result) && tried < count {
@@ -446,7 +446,7 @@ impl Router {
     fn split(
         self: &Arc<Self>,
         topology: &Arc<Routes>,
-        args: Vec<Bytes>,
+        args: &[Bytes],
         req: Req,
         per: usize,
         merge: Merge,
@@ -481,7 +481,7 @@ impl Router {
                 for &k in &keys {
                     part.extend_from_slice(&args[1 + k * per..1 + (k + 1) * per]);
                 }
-                (keys, self.to_slot(topology, slot, part, req, write, read_from, false))
+                (keys, self.to_slot(topology, slot, &part, req, write, read_from, false))
             })
             .collect();
         let total = (args.len() - 1) / per;
@@ -512,12 +512,12 @@ impl Router {
     }
 
     /// A keyless command on every write shard, merged.
-    fn fan_out(self: &Arc<Self>, topology: &Routes, args: Vec<Bytes>, req: Req, merge: Merge) -> Pending {
+    fn fan_out(self: &Arc<Self>, topology: &Routes, args: &[Bytes], req: Req, merge: Merge) -> Pending {
         let mut encoded = None;
         let parts: Vec<(Arc<str>, Sent)> = topology
             .nodes
             .iter()
-            .map(|(primary, _)| (primary.addr.clone(), self.send_to(primary, req, &args, &mut encoded)))
+            .map(|(primary, _)| (primary.addr.clone(), self.send_to(primary, req, args, &mut encoded)))
             .collect();
         Box::pin(async move {
             let mut sum = 0;
@@ -545,7 +545,7 @@ impl Router {
     }
 
     /// SCAN over every write shard in turn; the cursor's low bits say which.
-    fn scan(self: &Arc<Self>, topology: &Routes, mut args: Vec<Bytes>, req: Req) -> Pending {
+    fn scan(self: &Arc<Self>, topology: &Routes, args: &[Bytes], req: Req) -> Pending {
         let Some(cursor) = std::str::from_utf8(&args[1]).ok().and_then(|c| c.parse::<u64>().ok()) else {
             return Box::pin(async { Reply::err("ERR invalid cursor") });
         };
@@ -555,6 +555,7 @@ impl Router {
         let Some((target, _)) = topology.nodes.get(shard as usize) else {
             return Box::pin(async { Reply::err("ERR invalid cursor") });
         };
+        let mut args = args.to_vec();
         args[1] = Bytes::from(inner.to_string());
         let sent = self.send_to(target, req, &args, &mut None);
         let addr = target.addr.clone();

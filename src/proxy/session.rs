@@ -57,6 +57,7 @@ pub async fn run(
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut out = BytesMut::with_capacity(READ_CHUNK);
     let mut args: Vec<Bytes> = Vec::new();
+    let mut items: Vec<Item> = Vec::new();
     loop {
         let want = parser.missing().clamp(READ_CHUNK, READ_CHUNK.max(inbuf.len()));
         if inbuf.capacity() - inbuf.len() < want {
@@ -67,14 +68,13 @@ pub async fn run(
             Ok(_) => {}
         }
         loop {
-            let mut items = Vec::new();
+            items.clear();
             let mut protocol_error = None;
             // One clock reading for the batch, taken when its first command is parsed.
             let mut now = None;
             while items.len() < MAX_BATCH {
                 match parser.next(&mut inbuf, &mut args) {
                     Ok(Some(_)) => {
-                        let cmd = std::mem::take(&mut args);
                         let now = *now.get_or_insert_with(now_ms);
                         items.push(handle_command(
                             &server,
@@ -83,8 +83,9 @@ pub async fn run(
                             &mut read_from,
                             lane,
                             now,
-                            cmd,
+                            &args,
                         ));
+                        args.clear();
                         parser.set_authenticated(client.authenticated);
                         if client.close {
                             break;
@@ -98,7 +99,7 @@ pub async fn run(
                 }
             }
             let more = items.len() == MAX_BATCH;
-            for item in items {
+            for item in items.drain(..) {
                 let reply = match item {
                     Item::Ready(r) => r,
                     Item::Wait(p) => p.await,
@@ -134,9 +135,9 @@ fn handle_command(
     read_from: &mut ReadFrom,
     lane: usize,
     now: u64,
-    args: Vec<Bytes>,
+    args: &[Bytes],
 ) -> Item {
-    let cmd = match resolve(&args) {
+    let cmd = match resolve(args) {
         Ok(cmd) => cmd,
         Err(reply) => {
             if let Some(m) = &mut client.multi {
@@ -203,7 +204,7 @@ fn handle_command(
                     Ok(slot) => m.slot = m.slot.or(slot),
                 }
             }
-            m.queued.push(args);
+            m.queued.push(args.to_vec());
             return Item::Ready(Reply::simple("QUEUED"));
         }
     }
@@ -216,6 +217,6 @@ fn handle_command(
     // The proxy's own commands.
     let mut state = server.state();
     let mut ctx = Ctx { state: &mut state, client, server, now, deferred: None, propagate: None };
-    let reply = dispatch(&mut ctx, &args);
+    let reply = dispatch(&mut ctx, args);
     Item::Ready(reply)
 }
