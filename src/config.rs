@@ -337,6 +337,21 @@ impl Config {
     pub fn maxclients(&self) -> usize {
         self.int("maxclients") as usize
     }
+    /// The hard limit of `client-output-buffer-limit`'s replica (`slave`) class: the most a
+    /// lagging replica may hold back in the backlog before it is cut off (0: no limit).
+    pub fn replica_output_limit(&self) -> usize {
+        let words: Vec<&str> = self.get("client-output-buffer-limit").split_whitespace().collect();
+        let hard = words
+            .windows(2)
+            .find(|w| w[0].eq_ignore_ascii_case("slave") || w[0].eq_ignore_ascii_case("replica"))
+            .and_then(|w| parse_memory(w[1]));
+        match hard {
+            Some(0) => usize::MAX,
+            Some(n) => n.max(0) as usize,
+            None => crate::replication::backlog::DEFAULT_FEED_LIMIT,
+        }
+    }
+
     pub fn proto_max_bulk_len(&self) -> usize {
         self.int("proto-max-bulk-len") as usize
     }

@@ -2,8 +2,15 @@
 //! `end` is master_repl_offset (bytes ever appended); the backlog holds the last `capacity`
 //! of them. A replica that has processed `n` bytes continues from `n` if the backlog still
 //! holds it (PSYNC sends `n + 1`, Redis's one-based "next byte").
+//!
+//! Replicas are fed from here. A feed that lags keeps the bytes it has yet to send past
+//! `capacity`, up to `limit` (Redis's replica output buffer hard limit, 256 MB by default):
+//! a replica slower for a moment is not cut off, one that stays behind costs at most that.
 
 use std::collections::VecDeque;
+
+/// The hard limit Redis puts on a replica's output buffer by default.
+pub const DEFAULT_FEED_LIMIT: usize = 256 << 20;
 
 #[derive(Debug)]
 pub struct Backlog {
@@ -11,23 +18,60 @@ pub struct Backlog {
     capacity: usize,
     /// Offset just past the last byte: master_repl_offset.
     end: u64,
+    /// Feeds sending from here: (feed id, offset of the next byte it sends).
+    feeds: Vec<(u64, u64)>,
+    /// Most bytes kept for lagging feeds.
+    limit: usize,
 }
 
 impl Backlog {
     pub fn new(capacity: usize, start_offset: u64) -> Self {
-        Backlog { buf: VecDeque::new(), capacity: capacity.max(16 * 1024), end: start_offset }
+        Backlog {
+            buf: VecDeque::new(),
+            capacity: capacity.max(16 * 1024),
+            end: start_offset,
+            feeds: Vec::new(),
+            limit: DEFAULT_FEED_LIMIT,
+        }
     }
 
     pub fn append(&mut self, bytes: &[u8]) {
         self.end += bytes.len() as u64;
-        if bytes.len() >= self.capacity {
+        if bytes.len() >= self.capacity && self.feeds.is_empty() {
             self.buf.clear();
             self.buf.extend(&bytes[bytes.len() - self.capacity..]);
             return;
         }
-        let overflow = (self.buf.len() + bytes.len()).saturating_sub(self.capacity);
-        self.buf.drain(..overflow);
         self.buf.extend(bytes);
+        self.trim();
+    }
+
+    /// Drops what neither the backlog's capacity nor a lagging feed (within `limit`) keeps.
+    fn trim(&mut self) {
+        let lagging = self.feeds.iter().map(|&(_, next)| self.end.saturating_sub(next)).max().unwrap_or(0);
+        let keep = self.capacity.max((lagging as usize).min(self.limit));
+        let overflow = self.buf.len().saturating_sub(keep);
+        self.buf.drain(..overflow);
+    }
+
+    /// Feed `id` sends from `offset` next: the bytes from there stay (up to the limit).
+    pub fn retain(&mut self, id: u64, offset: u64) {
+        match self.feeds.iter_mut().find(|(f, _)| *f == id) {
+            Some(feed) => feed.1 = offset,
+            None => self.feeds.push((id, offset)),
+        }
+    }
+
+    /// Feed `id` ended.
+    pub fn release(&mut self, id: u64) {
+        self.feeds.retain(|(f, _)| *f != id);
+        self.trim();
+    }
+
+    /// The most bytes kept for lagging feeds (at least the capacity).
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit;
+        self.trim();
     }
 
     /// master_repl_offset.
@@ -50,8 +94,7 @@ impl Backlog {
 
     pub fn set_capacity(&mut self, capacity: usize) {
         self.capacity = capacity.max(16 * 1024);
-        let overflow = self.buf.len().saturating_sub(self.capacity);
-        self.buf.drain(..overflow);
+        self.trim();
     }
 
     /// Whether a replica that has processed `offset` bytes can continue from here.
@@ -106,6 +149,35 @@ mod tests {
         assert!(b.read_from(100, 10, &mut out).is_none());
         b.read_from(b.end() - 3, 10, &mut out).unwrap();
         assert_eq!(out, vec![7, 7, 7]);
+    }
+
+    #[test]
+    fn a_lagging_feed_keeps_its_bytes_up_to_the_limit() {
+        let mut b = Backlog::new(16 * 1024, 0);
+        b.set_limit(64 * 1024);
+        b.retain(7, 0);
+        b.append(&vec![1u8; 40_000]);
+        assert_eq!(b.histlen(), 40_000, "kept past the capacity for feed 7");
+        assert!(b.can_continue_from(0));
+        // The feed moves on: what it sent may go.
+        b.retain(7, 30_000);
+        b.append(&[2u8; 100]);
+        assert_eq!(b.start(), 40_100 - 16 * 1024);
+        // Past the limit the oldest go even though the feed still needs them: it is cut off.
+        b.retain(7, 40_100);
+        b.append(&vec![3u8; 100_000]);
+        assert_eq!(b.histlen(), 64 * 1024);
+        assert!(!b.can_continue_from(40_100));
+        // Two feeds: the slower one counts; when it ends, back to the capacity.
+        b.retain(7, b.end());
+        b.retain(8, b.end() - 20_000);
+        b.append(&[4u8; 10]);
+        assert_eq!(b.histlen(), 20_010);
+        b.release(8);
+        assert_eq!(b.histlen(), 16 * 1024);
+        b.release(7);
+        b.append(&vec![5u8; 50_000]);
+        assert_eq!(b.histlen(), 16 * 1024);
     }
 
     #[test]

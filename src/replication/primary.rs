@@ -42,6 +42,10 @@ fn ensure_log<'a>(state: &'a mut State, replid: &str) -> &'a mut WriteLog {
             None => WriteLog::new(replid.to_string(), capacity.max(0) as usize),
         };
         state.log = Some(log);
+        let limit = state.config.replica_output_limit();
+        if let Some(log) = state.log.as_mut() {
+            log.backlog.set_limit(limit);
+        }
     }
     state.log.as_mut().expect("just set")
 }
@@ -91,6 +95,7 @@ pub fn psync(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     // PSYNC names the next byte wanted, one-based: a replica that has n bytes sends n + 1.
     if wanted >= 1 && log.can_continue(&args[1], wanted as u64 - 1) {
         let from = wanted as u64 - 1;
+        log.backlog.retain(ctx.client.id, from);
         ctx.client.takeover = Some(from);
         info!(replica = %ctx.client.handle.addr, offset = from, "partial resync accepted");
         return Reply::Raw(Bytes::from(format!("+CONTINUE {}\r\n", log.replid)));
@@ -121,6 +126,8 @@ fn full_sync(ctx: &mut Ctx, announce: bool) -> Reply {
     }
     out.extend_from_slice(format!("${}\r\n", snapshot.len()).as_bytes());
     out.extend_from_slice(&snapshot);
+    // From the snapshot's offset on, the stream is kept for this replica while it loads.
+    log.backlog.retain(ctx.client.id, offset);
     ctx.client.takeover = Some(offset);
     info!(replica = %ctx.client.handle.addr, offset, bytes = snapshot.len(), "full resync");
     Reply::Raw(out.freeze())
@@ -270,8 +277,11 @@ pub async fn feed(
         offsets.borrow_and_update();
         chunk.clear();
         let held = {
-            let state = server.state();
-            state.log.as_ref().and_then(|log| log.backlog.read_from(offset, FEED_CHUNK, &mut chunk))
+            let mut state = server.state();
+            state.log.as_mut().and_then(|log| {
+                log.backlog.retain(id, offset);
+                log.backlog.read_from(offset, FEED_CHUNK, &mut chunk)
+            })
         };
         if held.is_none() {
             warn!(replica = %peer, offset, "replica fell behind the backlog; disconnecting it");
@@ -299,6 +309,10 @@ struct Unlist(Arc<Server>, u64);
 
 impl Drop for Unlist {
     fn drop(&mut self) {
-        self.0.state().replicas.retain(|r| r.id != self.1);
+        let mut state = self.0.state();
+        state.replicas.retain(|r| r.id != self.1);
+        if let Some(log) = state.log.as_mut() {
+            log.backlog.release(self.1);
+        }
     }
 }

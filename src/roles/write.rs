@@ -58,6 +58,7 @@ pub async fn run_in(
                 None => (server.run_id.clone(), 0),
             };
             let mut log = WriteLog::resume(replid, backlog, base);
+            log.backlog.set_limit(state.config.replica_output_limit());
             log.backlog.append(&loaded.tail);
             if restored {
                 log.shift_replid(server.run_id.clone());

@@ -41,6 +41,12 @@ struct Session {
 impl Drop for Session {
     fn drop(&mut self) {
         self.server.clients().remove(&self.client.id);
+        if self.client.takeover.is_some() {
+            // Answered PSYNC but gone before its feed started: the stream kept for it goes.
+            if let Some(log) = self.server.state().log.as_mut() {
+                log.backlog.release(self.client.id);
+            }
+        }
         if !self.client.watched.is_empty() {
             let mut state = self.server.state();
             for (db, key, _) in self.client.watched.drain(..) {

@@ -303,6 +303,53 @@ async fn replicas_refuse_writes_and_hide_expired_keys() {
     assert!(gone);
 }
 
+/// A replica behind by more than the backlog but within the output buffer limit is not cut
+/// off: it gets the whole stream once it reads again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_behind_more_than_the_backlog_catches_up() {
+    let primary = TestServer::with_conf("repl-backlog-size 16kb\n").await;
+    let mut p = primary.conn().await;
+    let mut fake = primary.raw().await;
+    fake.send(&resp(&["PSYNC", "?", "-1"])).await;
+    // "+FULLRESYNC <replid> <offset>\r\n", then "$<len>\r\n" and the snapshot.
+    async fn line(stream: &mut tokio::net::TcpStream) -> String {
+        let mut line = Vec::new();
+        while !line.ends_with(b"\r\n") {
+            let mut byte = [0u8; 1];
+            tokio::io::AsyncReadExt::read_exact(stream, &mut byte).await.unwrap();
+            line.push(byte[0]);
+        }
+        String::from_utf8(line[..line.len() - 2].to_vec()).unwrap()
+    }
+    let header = line(&mut fake.stream).await;
+    assert!(header.starts_with("+FULLRESYNC "), "{header}");
+    let start: u64 = header.rsplit(' ').next().unwrap().parse().unwrap();
+    let snapshot_len: usize = line(&mut fake.stream).await[1..].parse().unwrap();
+    let mut snapshot = vec![0u8; snapshot_len];
+    tokio::io::AsyncReadExt::read_exact(&mut fake.stream, &mut snapshot).await.unwrap();
+    // 24 MB of writes while the replica reads nothing: more than the sockets buffer, and
+    // 1,500 times the backlog.
+    let value = "v".repeat(10 * 1024);
+    for i in 0..2400 {
+        q(&mut p, &["SET", &format!("k{}", i % 10), &value]).await;
+    }
+    let end: u64 = info_field(&mut p, "master_repl_offset").await.parse().unwrap();
+    assert!(end - start > 24_000_000);
+    // Reading again, it receives every byte from its offset to the end, and stays attached.
+    let mut got = 0u64;
+    let mut buf = vec![0u8; 64 * 1024];
+    let read_all = async {
+        while got < end - start {
+            let n = tokio::io::AsyncReadExt::read(&mut fake.stream, &mut buf).await.unwrap();
+            assert!(n > 0, "cut off after {got} of {} bytes", end - start);
+            got += n as u64;
+        }
+    };
+    tokio::time::timeout(WAIT, read_all).await.expect("the stream arrives");
+    assert_eq!(got, end - start);
+    assert_eq!(info_field(&mut p, "connected_slaves").await, "1");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wait_waits_for_replicas_that_have_not_attached_yet() {
     let primary = TestServer::start().await;
@@ -448,7 +495,10 @@ fn which(name: &str) -> Result<std::path::PathBuf, ()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_that_stops_reading_is_cut_off_and_costs_no_memory() {
-    let primary = TestServer::with_conf("repl-backlog-size 16kb\n").await;
+    // The stream kept for a lagging replica is bounded by the replica output buffer's hard
+    // limit (Redis's client-output-buffer-limit), here 4 MB.
+    let primary =
+        TestServer::with_conf("repl-backlog-size 16kb\nclient-output-buffer-limit slave 4mb 0 0\n").await;
     let mut p = primary.conn().await;
     let used = |info: String| -> i64 {
         info.lines().find_map(|l| l.strip_prefix("used_memory:")).unwrap().trim().parse().unwrap()
