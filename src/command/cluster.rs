@@ -60,6 +60,48 @@ pub fn router(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     Reply::Ok
 }
 
+/// Longest a read waits on a read shard for the offset its session needs (EDIS.AT) before the
+/// router is told to go to the primary. Replication on one machine is usually this far behind
+/// at most; a longer wait would hold up the replies queued behind it on a shared connection.
+pub const AT_WAIT: Duration = Duration::from_millis(5);
+
+/// EDIS.AT offset command [arg ...]: runs the command once this node's replication offset
+/// has reached `offset`, waiting up to [`AT_WAIT`]; else answers `EDISBEHIND have wanted` so
+/// the router asks the primary. This is how the proxy gives a connection read-your-writes
+/// and monotonic reads on read shards (see proxy/router.rs).
+pub fn at(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let wanted = tri!(int_arg(&args[1]).and_then(|n| u64::try_from(n).map_err(|_| Reply::err(super::NOT_INTEGER))));
+    // The wrapper is not a command of its own in the counters.
+    ctx.state.stats.commands = ctx.state.stats.commands.saturating_sub(1);
+    if ctx.state.node_offset() >= wanted {
+        return super::dispatch(ctx, &args[2..]);
+    }
+    let server = ctx.server.clone();
+    let inner: Vec<Bytes> = args[2..].to_vec();
+    let (db, handle) = (ctx.client.db, ctx.client.handle.clone());
+    let mut applied = server.applied.subscribe();
+    ctx.deferred = Some(Box::pin(async move {
+        let reached = tokio::time::timeout(AT_WAIT, applied.wait_for(|a| *a >= wanted)).await;
+        let mut state = server.state();
+        let have = state.node_offset();
+        let mut out = bytes::BytesMut::new();
+        crate::server::session::encode_mark(have, &mut out);
+        let reply = if !matches!(reached, Ok(Ok(_))) && have < wanted {
+            Reply::error(format!("EDISBEHIND {have} {wanted}"))
+        } else {
+            let mut client = super::Client::new(handle, true);
+            client.router = true;
+            client.db = db;
+            let now = crate::keyspace::now_ms();
+            let mut ctx = Ctx { state: &mut state, client: &mut client, server: &server, now, deferred: None, propagate: None };
+            super::dispatch(&mut ctx, &inner)
+        };
+        reply.encode(2, &mut out);
+        Reply::Raw(out.freeze())
+    }));
+    Reply::Nil
+}
+
 /// READONLY / READWRITE: on a cluster node, accepted (a read shard always serves its slots);
 /// the proxy handles them itself, as the read policy of the connection.
 pub fn readonly(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {

@@ -173,6 +173,8 @@ pub struct Client {
     /// A proxy's backend connection (EDIS.ROUTER): a multi-key command may span slots, as
     /// long as this node serves every one, so the proxy splits per shard, not per slot.
     pub router: bool,
+    /// On a router connection: the node offset last told in an offset mark.
+    pub marked: u64,
     /// The write-log offset this connection's last write reached: with appendfsync always,
     /// its replies wait until the AOF is durable up to here.
     pub wrote_to: u64,
@@ -194,6 +196,7 @@ impl Client {
             listening_port: 0,
             takeover: None,
             router: false,
+            marked: 0,
             wrote_to: 0,
             handle,
         }

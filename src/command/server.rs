@@ -116,7 +116,8 @@ fn section(ctx: &mut Ctx, name: &str, out: &mut String) {
             let s = &state.stats;
             w("# Stats".into());
             w(format!("total_connections_received:{}", s.connections));
-            w(format!("total_commands_processed:{}", s.commands));
+            let forwarded = server.forwarded.load(std::sync::atomic::Ordering::Relaxed);
+            w(format!("total_commands_processed:{}", s.commands + forwarded));
             w(format!("instantaneous_ops_per_sec:{}", s.ops_per_sec()));
             w(format!("total_net_input_bytes:{}", s.net_input_bytes));
             w(format!("total_net_output_bytes:{}", s.net_output_bytes));

@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
 
 use crate::resp::client::encode_command;
+use crate::server::session::OFFSET_MARK;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// After a failed connect, requests to that node fail at once for this long.
@@ -26,11 +27,57 @@ const DOWN_FOR: Duration = Duration::from_millis(200);
 /// Most bytes gathered into one write.
 const WRITE_BATCH: usize = 64 * 1024;
 
-/// A reply from a shard (decoded, and its exact bytes), or why there is none.
-pub type Answer = Result<(BytesFrame, Bytes), String>;
+/// A reply from a shard: decoded, its exact bytes, and the node's replication offset when it
+/// answered (see [`OFFSET_MARK`]); or why there is none.
+pub type Answer = Result<Answered, Failure>;
+
+pub struct Answered {
+    pub frame: BytesFrame,
+    pub bytes: Bytes,
+    /// The node's write-log offset (a primary) or applied offset (a replica) when it ran the
+    /// command, as its last offset mark before the reply said.
+    pub offset: u64,
+}
+
+/// Why a request got no reply, and whether it may have run: a client can retry a request
+/// that was never sent, but not blindly one whose outcome is unknown.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub sent: bool,
+    pub why: String,
+}
+
+impl Failure {
+    pub fn not_sent(why: impl Into<String>) -> Failure {
+        Failure { sent: false, why: why.into() }
+    }
+
+    pub fn unknown(why: impl Into<String>) -> Failure {
+        Failure { sent: true, why: why.into() }
+    }
+}
+
+/// The offset in a mark frame, if `frame` is one.
+fn offset_mark(frame: &BytesFrame) -> Option<u64> {
+    match frame {
+        BytesFrame::SimpleString(s) if s.first() == Some(&OFFSET_MARK) => {
+            std::str::from_utf8(&s[1..]).ok()?.parse().ok()
+        }
+        _ => None,
+    }
+}
 
 struct Request {
     bytes: Bytes,
+    /// How many replies the bytes produce (several commands sent as one request, such as a
+    /// whole MULTI ... EXEC); the last one is the answer.
+    replies: usize,
+    reply: oneshot::Sender<Answer>,
+}
+
+/// Where the reader hands one request's answer.
+struct Slot {
+    replies: usize,
     reply: oneshot::Sender<Answer>,
 }
 
@@ -72,9 +119,21 @@ impl Pool {
     /// client keeps one lane, so its commands to a node stay in order). Returns at once; the
     /// receiver yields the reply.
     pub fn send(self: &Arc<Self>, addr: &str, lane: usize, bytes: Bytes) -> oneshot::Receiver<Answer> {
+        self.send_many(addr, lane, bytes, 1)
+    }
+
+    /// [`send`](Self::send) for `bytes` holding `replies` commands that must reach the node
+    /// back to back (nothing of another client between them); answers with the last reply.
+    pub fn send_many(
+        self: &Arc<Self>,
+        addr: &str,
+        lane: usize,
+        bytes: Bytes,
+        replies: usize,
+    ) -> oneshot::Receiver<Answer> {
         let (reply, rx) = oneshot::channel();
         if self.is_down(addr) {
-            let _ = reply.send(Err(format!("{addr} is unreachable")));
+            let _ = reply.send(Err(Failure::not_sent(format!("{addr} is unreachable"))));
             return rx;
         }
         let conn = {
@@ -90,10 +149,16 @@ impl Pool {
                 }
             }
         };
-        if let Err(mpsc::error::SendError(req)) = conn.tx.send(Request { bytes, reply }) {
-            let _ = req.reply.send(Err(format!("connection to {addr} closed")));
+        if let Err(mpsc::error::SendError(req)) = conn.tx.send(Request { bytes, replies, reply }) {
+            let _ = req.reply.send(Err(Failure::not_sent(format!("connection to {addr} closed"))));
         }
         rx
+    }
+
+    /// A connection to `addr` for one caller alone (a WATCH ... EXEC, a WAIT that may block):
+    /// its state on the node is the caller's, and it closes when dropped.
+    pub fn dedicated(self: &Arc<Self>, addr: &str) -> Dedicated {
+        Dedicated { conn: self.open(addr), addr: addr.into() }
     }
 
     /// Encodes and queues a command.
@@ -134,7 +199,7 @@ async fn run(
             pool.mark_down(&addr);
             rx.close();
             while let Ok(req) = rx.try_recv() {
-                let _ = req.reply.send(Err(format!("{addr} is unreachable: {why}")));
+                let _ = req.reply.send(Err(Failure::not_sent(format!("{addr} is unreachable: {why}"))));
             }
             return;
         }
@@ -143,16 +208,18 @@ async fn run(
     let (mut rd, mut wr) = stream.into_split();
     // Replies come back in the order requests were written: the writer passes each reply
     // slot to the reader in that order.
-    let (order_tx, mut order_rx) = mpsc::unbounded_channel::<oneshot::Sender<Answer>>();
+    let (order_tx, mut order_rx) = mpsc::unbounded_channel::<Slot>();
+    let dropped = || Slot { replies: 1, reply: oneshot::channel().0 };
     // Authenticate if shards want it, and say this is a router's connection, so multi-key
-    // commands may be grouped per shard. Their replies are dropped.
+    // commands may be grouped per shard and replies carry offset marks. Their replies are
+    // dropped.
     let mut hello = BytesMut::new();
     if let Some(pw) = &pool.auth {
         encode_command(&["AUTH", pw.as_str()], &mut hello);
-        let _ = order_tx.send(oneshot::channel().0);
+        let _ = order_tx.send(dropped());
     }
     encode_command(&["EDIS.ROUTER"], &mut hello);
-    let _ = order_tx.send(oneshot::channel().0);
+    let _ = order_tx.send(dropped());
     if wr.write_all(&hello).await.is_err() {
         alive.store(false, Ordering::Relaxed);
         return;
@@ -166,11 +233,11 @@ async fn run(
             tokio::task::yield_now().await;
             out.clear();
             out.extend_from_slice(&first.bytes);
-            let _ = order_tx.send(first.reply);
+            let _ = order_tx.send(Slot { replies: first.replies, reply: first.reply });
             while out.len() < WRITE_BATCH {
                 let Ok(more) = rx.try_recv() else { break };
                 out.extend_from_slice(&more.bytes);
-                let _ = order_tx.send(more.reply);
+                let _ = order_tx.send(Slot { replies: more.replies, reply: more.reply });
             }
             if wr.write_all(&out).await.is_err() {
                 break;
@@ -179,15 +246,32 @@ async fn run(
     };
     let reader = async {
         let mut buf = BytesMut::with_capacity(16 * 1024);
+        let mut offset = 0;
+        // The request being answered and how many of its replies are still to come.
+        let mut current: Option<Slot> = None;
         loop {
             loop {
                 match decode_bytes_mut(&mut buf) {
-                    Ok(Some((frame, _, raw))) => match order_rx.recv().await {
-                        Some(slot) => {
-                            let _ = slot.send(Ok((frame, raw)));
+                    Ok(Some((frame, _, raw))) => {
+                        if let Some(at) = offset_mark(&frame) {
+                            offset = at;
+                            continue;
                         }
-                        None => return,
-                    },
+                        if current.is_none() {
+                            match order_rx.recv().await {
+                                Some(slot) => current = Some(slot),
+                                None => return,
+                            }
+                        }
+                        if let Some(slot) = current.as_mut() {
+                            slot.replies -= 1;
+                            if slot.replies == 0 {
+                                if let Some(slot) = current.take() {
+                                    let _ = slot.reply.send(Ok(Answered { frame, bytes: raw, offset }));
+                                }
+                            }
+                        }
+                    }
                     Ok(None) => break,
                     Err(_) => return,
                 }
@@ -206,12 +290,33 @@ async fn run(
     alive.store(false, Ordering::Relaxed);
     debug!(shard = %addr, "backend connection closed");
     // Whatever was queued or in flight fails now instead of hanging.
+    // Queued and never written: safe to send again. Written and unanswered: unknown.
     rx.close();
     while let Ok(req) = rx.try_recv() {
-        let _ = req.reply.send(Err(format!("connection to {addr} lost")));
+        let _ = req.reply.send(Err(Failure::not_sent(format!("connection to {addr} lost"))));
     }
     order_rx.close();
     while let Ok(slot) = order_rx.try_recv() {
-        let _ = slot.send(Err(format!("connection to {addr} lost")));
+        let _ = slot.reply.send(Err(Failure::unknown(format!("connection to {addr} lost"))));
+    }
+}
+
+/// A connection of its own to one node (see [`Pool::dedicated`]).
+pub struct Dedicated {
+    conn: Conn,
+    pub addr: Arc<str>,
+}
+
+impl Dedicated {
+    pub fn send(&self, bytes: Bytes, replies: usize) -> oneshot::Receiver<Answer> {
+        let (reply, rx) = oneshot::channel();
+        if let Err(mpsc::error::SendError(req)) = self.conn.tx.send(Request { bytes, replies, reply }) {
+            let _ = req.reply.send(Err(Failure::not_sent(format!("connection to {} closed", self.addr))));
+        }
+        rx
+    }
+
+    pub fn alive(&self) -> bool {
+        self.conn.alive.load(Ordering::Relaxed)
     }
 }

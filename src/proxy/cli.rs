@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::backend::Pool;
-use super::router::{to_reply, ReadFrom, Req, Router};
+use super::router::{to_reply, Caller, ReadFrom, Req, Router};
 use crate::command::lookup;
 use crate::resp::client::Client;
 use crate::resp::split::split_args;
@@ -83,7 +83,7 @@ async fn execute(router: &Arc<Router>, args: Vec<Bytes>) -> Reply {
     };
     if Router::handles(cmd) {
         let req = Req { cmd, lane: 0, now: crate::keyspace::now_ms() };
-        return router.route(&args, req, ReadFrom::Replica, false).get().await;
+        return router.route(&args, req, &Caller::new(ReadFrom::Replica, false)).get().await;
     }
     // Anything else is asked of the first write shard.
     let topology = router.topology();
@@ -94,7 +94,7 @@ async fn execute(router: &Arc<Router>, args: Vec<Bytes>) -> Reply {
     )
     .await
     {
-        Ok(Ok(Ok((frame, _)))) => to_reply(frame),
+        Ok(Ok(Ok(answered))) => to_reply(answered.frame),
         _ => Reply::error(format!("CLUSTERDOWN {} is unavailable", shard.primary.addr())),
     }
 }

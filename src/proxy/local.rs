@@ -36,12 +36,14 @@ pub struct LocalNode {
     gone: AtomicBool,
 }
 
-/// What a local call gives back: the reply now, the reply once the AOF is on disk
-/// (appendfsync always), or a reply still to come.
+/// What a local call gives back: the reply now (with the node's offset as of it), the reply
+/// once the AOF is on disk (appendfsync always), a reply still to come, or nothing because
+/// the node is gone or behind the offset asked for.
 pub enum Called {
     Gone,
-    Now(Reply),
-    AfterFsync(Reply, Arc<Server>, u64),
+    Behind,
+    Now(Reply, u64),
+    AfterFsync(Reply, Arc<Server>, u64, u64),
     Later(crate::command::Deferred),
 }
 
@@ -86,13 +88,14 @@ impl Drop for Registered {
 
 impl LocalNode {
     /// Runs one command (`args`, resolved as `cmd`) on this node; `now` is the caller's clock.
-    pub fn call(&self, cmd: &'static Command, args: &[Bytes], now: u64) -> Called {
+    /// With `min` above 0, only if the node's offset has reached it.
+    pub fn call(&self, cmd: &'static Command, args: &[Bytes], now: u64, min: u64) -> Called {
         if self.gone.load(Ordering::Acquire) {
             return Called::Gone;
         }
         let mut client = self.client.lock().unwrap_or_else(|e| e.into_inner());
-        let done = run_local(&self.server, &mut client, cmd, args, now);
-        self.called(done, &client)
+        let done = run_local(&self.server, &mut client, cmd, args, now, min);
+        called(&self.server, done, &client)
     }
 
     /// Runs commands in order with nothing of another caller's between them (MULTI, the
@@ -102,23 +105,78 @@ impl LocalNode {
             return Called::Gone;
         }
         let mut client = self.client.lock().unwrap_or_else(|e| e.into_inner());
-        let mut last = Local::Now(Reply::Nil);
-        for args in commands {
-            last = match resolve(args) {
-                Ok(cmd) => run_local(&self.server, &mut client, cmd, args, now),
-                Err(reply) => Local::Now(reply),
-            };
-        }
-        self.called(last, &client)
+        run_all(&self.server, &mut client, commands, now)
     }
 
-    fn called(&self, done: Local, client: &Client) -> Called {
-        match done {
-            Local::Later(later) => Called::Later(later),
-            Local::Now(reply) if needs_fsync_wait(&self.server, client.wrote_to) => {
-                Called::AfterFsync(reply, self.server.clone(), client.wrote_to)
+    /// Waits until the node's applied offset reaches `offset`, for at most `limit`.
+    pub async fn reach(&self, offset: u64, limit: std::time::Duration) {
+        let mut applied = self.server.applied.subscribe();
+        let _ = tokio::time::timeout(limit, applied.wait_for(|a| *a >= offset)).await;
+    }
+
+    /// A client of this node for one caller alone (WATCH ... EXEC): its watches and MULTI
+    /// are its own, and are released when it is dropped.
+    pub fn session(self: &Arc<Self>) -> LocalSession {
+        let server = &self.server;
+        let id = server.next_client_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let addr = server.local_addr;
+        let mut client = Client::new(Arc::new(ClientHandle::new(id, addr, addr, -1)), true);
+        client.router = true;
+        LocalSession { node: self.clone(), client }
+    }
+}
+
+fn run_all(server: &Arc<Server>, client: &mut Client, commands: &[&[Bytes]], now: u64) -> Called {
+    let mut last = Local::Now(Reply::Nil, 0);
+    for args in commands {
+        last = match resolve(args) {
+            Ok(cmd) => run_local(server, client, cmd, args, now, 0),
+            Err(reply) => Local::Now(reply, 0),
+        };
+    }
+    called(server, last, client)
+}
+
+fn called(server: &Arc<Server>, done: Local, client: &Client) -> Called {
+    match done {
+        Local::Later(later) => Called::Later(later),
+        Local::Behind => Called::Behind,
+        Local::Now(reply, offset) if needs_fsync_wait(server, client.wrote_to) => {
+            Called::AfterFsync(reply, server.clone(), client.wrote_to, offset)
+        }
+        Local::Now(reply, offset) => Called::Now(reply, offset),
+    }
+}
+
+/// A node's client held by one caller (see [`LocalNode::session`]).
+pub struct LocalSession {
+    node: Arc<LocalNode>,
+    client: Client,
+}
+
+impl LocalSession {
+    pub fn call(&mut self, args: &[Bytes], now: u64) -> Called {
+        if self.node.gone.load(Ordering::Acquire) {
+            return Called::Gone;
+        }
+        run_all(&self.node.server, &mut self.client, &[args], now)
+    }
+
+    pub fn run(&mut self, commands: &[&[Bytes]], now: u64) -> Called {
+        if self.node.gone.load(Ordering::Acquire) {
+            return Called::Gone;
+        }
+        run_all(&self.node.server, &mut self.client, commands, now)
+    }
+}
+
+impl Drop for LocalSession {
+    fn drop(&mut self) {
+        if !self.client.watched.is_empty() {
+            let mut state = self.node.server.state();
+            for (db, key, _) in self.client.watched.drain(..) {
+                state.keyspace.dbs[db].unwatch(&key);
             }
-            Local::Now(reply) => Called::Now(reply),
         }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod cli;
+pub mod consistency;
 pub mod local;
 pub mod router;
 pub mod session;

@@ -1,7 +1,8 @@
 //! Routing commands over the cluster, from the command table and the shard map.
 //!
 //! - A keyed command goes to the shard owning its slot: writes to the primary, reads by the
-//!   read policy (healthy read shards round-robin, falling back to the primary).
+//!   read policy (healthy read shards round-robin, falling back to the primary), under the
+//!   connection's session guarantees (see [`super::consistency`]).
 //! - MGET, MSET, DEL, UNLINK, EXISTS, TOUCH whose keys span slots are split per slot and the
 //!   parts merged (values in key order, sums, all-OK).
 //! - DBSIZE, KEYS, SCAN, FLUSHALL, FLUSHDB, RANDOMKEY go to every primary and are merged; the
@@ -9,7 +10,9 @@
 //! - A MOVED reply (the map changed) is followed once, invisibly.
 //!
 //! `route` sends every request at once and returns a future that only waits for replies, so
-//! the commands of a pipeline all travel before the first reply is awaited.
+//! the commands of a pipeline all travel before the first reply is awaited. A request that
+//! fails says whether it was sent: never sent (`CLUSTERDOWN ... not sent`) is safe to retry;
+//! sent with no reply (`UNCERTAIN ...`) may have been applied.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -17,18 +20,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use redis_protocol::resp2::types::BytesFrame;
 use tokio::sync::oneshot;
 
-use super::backend::{Answer, Pool};
+use super::backend::{Answer, Answered, Failure, Pool};
+use super::consistency::Consistency;
 use super::local::{Called, LocalNode, Locals};
+use crate::command::cluster::AT_WAIT;
 use crate::command::Command;
 use crate::resp::Reply;
 use crate::topology::{key_slot, Topology};
 
 /// Longest wait for a shard's reply before the client gets an error.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// SCAN cursors keep the shard index in their low bits.
 const SHARD_BITS: u32 = 10;
 
@@ -43,11 +48,31 @@ pub struct Req {
     pub now: u64,
 }
 
+/// The connection a request comes from: its read policy, whether it takes a shard's reply
+/// bytes as they are (RESP2), and its session guarantees.
+pub struct Caller {
+    pub read_from: ReadFrom,
+    pub raw: bool,
+    pub cons: Arc<Consistency>,
+}
+
+impl Caller {
+    pub fn new(read_from: ReadFrom, raw: bool) -> Caller {
+        Caller { read_from, raw, cons: Arc::new(Consistency::default()) }
+    }
+
+    fn guarded(&self) -> bool {
+        self.read_from != ReadFrom::Eventual
+    }
+}
+
 /// A routed command's reply: known at once (a shard in this process answered, or the
-/// command was refused), or to come.
+/// command was refused), or to come; or `Settle`: the connection must first wait for the
+/// replies it has in flight (see [`super::consistency`]), then route the command again.
 pub enum Routed {
     Ready(Reply),
     Wait(Pending),
+    Settle,
 }
 
 impl Routed {
@@ -55,6 +80,7 @@ impl Routed {
         match self {
             Routed::Ready(r) => r,
             Routed::Wait(p) => p.await,
+            Routed::Settle => Reply::err("ERR internal: a request was routed before its connection settled"),
         }
     }
 }
@@ -70,8 +96,11 @@ pub enum ReadFrom {
     Primary,
     /// Its healthy read shards, round-robin; the primary when there is none.
     Replica,
-    /// Read shards and the primary, round-robin.
+    /// Read shards and the primary, round-robin, with the same session guarantees.
     Any,
+    /// Read shards round-robin with no session guarantee: a read may miss the connection's
+    /// own last write (plain eventual consistency, for whoever opts in).
+    Eventual,
 }
 
 impl ReadFrom {
@@ -80,6 +109,7 @@ impl ReadFrom {
             "primary" | "master" => Some(ReadFrom::Primary),
             "replica" | "slave" => Some(ReadFrom::Replica),
             "any" => Some(ReadFrom::Any),
+            "eventual" | "replica-eventual" => Some(ReadFrom::Eventual),
             _ => None,
         }
     }
@@ -103,13 +133,15 @@ pub struct Routes {
     owner: Vec<Option<u16>>,
     /// Per shard: the primary and the healthy read shards.
     nodes: Vec<(Node, Vec<Node>)>,
+    /// Per shard: its slot-range index, which names it in session guarantees.
+    index: Vec<u16>,
 }
 
 /// A node to send to: its address, and the node itself when it runs in this process.
 #[derive(Clone)]
 pub struct Node {
-    addr: Arc<str>,
-    local: Option<Arc<LocalNode>>,
+    pub addr: Arc<str>,
+    pub local: Option<Arc<LocalNode>>,
 }
 
 impl Routes {
@@ -124,11 +156,22 @@ impl Routes {
             .iter()
             .map(|s| (node(&s.primary), s.replicas.iter().filter(|r| !r.failed).map(node).collect()))
             .collect();
-        Routes { map, owner, nodes }
+        let index = map.shards.iter().map(|s| s.index.min(u16::MAX as usize) as u16).collect();
+        Routes { map, owner, nodes, index }
     }
 
-    fn shard_of(&self, slot: u16) -> Option<usize> {
+    pub fn shard_of(&self, slot: u16) -> Option<usize> {
         self.owner[slot as usize].map(usize::from)
+    }
+
+    /// The primary of the shard at `position`, and the shard's index.
+    pub fn primary(&self, position: usize) -> (&Node, u16) {
+        (&self.nodes[position].0, self.index[position])
+    }
+
+    /// Every shard's primary and index.
+    pub fn primaries(&self) -> impl Iterator<Item = (&Node, u16)> {
+        self.nodes.iter().zip(&self.index).map(|((p, _), i)| (p, *i))
     }
 }
 
@@ -152,35 +195,56 @@ pub fn to_reply(frame: BytesFrame) -> Reply {
     }
 }
 
-fn down(slot: Option<u16>, why: &str) -> Reply {
-    match slot {
-        Some(slot) => Reply::error(format!("CLUSTERDOWN slot {slot} is unavailable: {why}")),
-        None => Reply::error(format!("CLUSTERDOWN {why}")),
+/// The reply for a request that got no answer from `addr`. Never sent: the cluster is down
+/// for it and a retry is safe. Sent: nobody knows whether it ran, and the text says so.
+pub fn failed(slot: Option<u16>, addr: &str, failure: &Failure) -> Reply {
+    let at = slot.map(|s| format!(" for slot {s}")).unwrap_or_default();
+    if failure.sent {
+        Reply::error(format!(
+            "UNCERTAIN the command was sent to {addr}{at} and no reply came ({}): it may or may not have been applied",
+            failure.why
+        ))
+    } else {
+        let slot = slot.map(|s| format!("slot {s} ")).unwrap_or_default();
+        Reply::error(format!(
+            "CLUSTERDOWN {slot}is unavailable: {addr} ({}); the command was not sent, it is safe to retry",
+            failure.why
+        ))
     }
 }
 
 /// Waits for one reply, bounded in time.
-async fn answer(rx: oneshot::Receiver<Answer>) -> Answer {
-    match tokio::time::timeout(REQUEST_TIMEOUT, rx).await {
-        Ok(Ok(answer)) => answer,
-        Ok(Err(_)) => Err("connection lost".into()),
-        Err(_) => Err("timed out".into()),
-    }
+async fn answer(rx: oneshot::Receiver<Answer>, limit: Option<Duration>) -> Answer {
+    let got = match limit {
+        Some(limit) => match tokio::time::timeout(limit, rx).await {
+            Ok(got) => got,
+            Err(_) => return Err(Failure::unknown(format!("timed out after {} ms", limit.as_millis()))),
+        },
+        None => rx.await,
+    };
+    got.unwrap_or_else(|_| Err(Failure::unknown("connection lost")))
 }
 
 /// A reply from a node: decoded from a connection (with its exact bytes), or handed over by
-/// a node in this process.
-enum Got {
-    Frame(BytesFrame, Bytes),
-    Reply(Reply),
+/// a node in this process; with the node's offset as of the reply when known.
+pub enum Got {
+    Frame(BytesFrame, Bytes, u64),
+    Reply(Reply, Option<u64>),
 }
 
 impl Got {
     fn error(&self) -> Option<&str> {
         match self {
-            Got::Frame(BytesFrame::Error(e), _) => Some(e),
-            Got::Reply(Reply::Error(e)) => Some(e),
+            Got::Frame(BytesFrame::Error(e), ..) => Some(e),
+            Got::Reply(Reply::Error(e), _) => Some(e),
             _ => None,
+        }
+    }
+
+    fn offset(&self) -> Option<u64> {
+        match self {
+            Got::Frame(.., offset) => Some(*offset),
+            Got::Reply(_, offset) => *offset,
         }
     }
 
@@ -190,31 +254,20 @@ impl Got {
     }
 
     /// Our reply: with `raw`, a shard's bytes as they came (for RESP2 clients).
-    fn finish(self, raw: bool) -> Reply {
+    pub fn finish(self, raw: bool) -> Reply {
         match self {
-            Got::Frame(_, bytes) if raw => Reply::Raw(bytes),
-            Got::Frame(frame, _) => to_reply(frame),
-            Got::Reply(r) => r,
+            Got::Frame(BytesFrame::Null, ..) if !raw => Reply::Nil,
+            Got::Frame(_, bytes, _) if raw => Reply::Raw(bytes),
+            Got::Frame(frame, ..) => to_reply(frame),
+            Got::Reply(r, _) => r,
         }
     }
 }
 
-/// A replica that cannot answer yet (no data, or stale by its own account), or a node that
-/// did not answer: try another.
-fn not_ready(got: &Result<Got, String>) -> bool {
-    match got {
-        Ok(got) => got.error().is_some_and(unready),
-        Err(_) => true,
-    }
-}
-
+/// A replica that cannot answer (no data yet, its primary gone, or behind the offset the
+/// session needs): try another node.
 fn unready(error: &str) -> bool {
-    error.starts_with("LOADING") || error.starts_with("MASTERDOWN")
-}
-
-/// An error that sends the request elsewhere: another replica, or where MOVED says.
-fn redirect(error: &str) -> bool {
-    unready(error) || error.starts_with("MOVED ")
+    error.starts_with("LOADING") || error.starts_with("MASTERDOWN") || error.starts_with("EDISBEHIND")
 }
 
 /// The order in which to try a shard's nodes for one request.
@@ -242,41 +295,80 @@ impl Targets {
         }
     }
 
-    /// The `i`-th node to try (`i < len`).
-    fn get<'a>(&self, routes: &'a Routes, i: usize) -> &'a Node {
+    /// The `i`-th node to try (`i < len`), and whether it is the primary.
+    fn get<'a>(&self, routes: &'a Routes, i: usize) -> (&'a Node, bool) {
         let (primary, replicas) = &routes.nodes[self.shard];
         let n = replicas.len();
         match self.order {
-            Order::Primary => primary,
-            Order::Replicas { start } if i < n => &replicas[(start + i) % n],
-            Order::Replicas { .. } => primary,
+            Order::Primary => (primary, true),
+            Order::Replicas { start } if i < n => (&replicas[(start + i) % n], false),
+            Order::Replicas { .. } => (primary, true),
             Order::Any { start } => match (start + i) % (n + 1) {
-                j if j < n => &replicas[j],
-                _ => primary,
+                j if j < n => (&replicas[j], false),
+                _ => (primary, true),
             },
         }
     }
 }
 
 /// A request on its way to a node.
-enum Sent {
+pub enum Sent {
     Local(Called),
     Remote(oneshot::Receiver<Answer>),
 }
 
 impl Sent {
-    async fn settle(self) -> Result<Got, String> {
+    pub async fn settle(self) -> Result<Got, Failure> {
+        self.settle_within(Some(REQUEST_TIMEOUT)).await
+    }
+
+    pub async fn settle_within(self, limit: Option<Duration>) -> Result<Got, Failure> {
         match self {
-            Sent::Local(Called::Gone) => Err("stopped".into()),
-            Sent::Local(Called::Now(r)) => Ok(Got::Reply(r)),
-            Sent::Local(Called::AfterFsync(r, server, offset)) => {
-                crate::server::session::durable_to(&server, offset).await;
-                Ok(Got::Reply(r))
+            Sent::Local(Called::Gone) => Err(Failure::not_sent("stopped")),
+            Sent::Local(Called::Behind) => Err(Failure::not_sent("behind")),
+            Sent::Local(Called::Now(r, offset)) => Ok(Got::Reply(r, Some(offset))),
+            Sent::Local(Called::AfterFsync(r, server, to, offset)) => {
+                crate::server::session::durable_to(&server, to).await;
+                Ok(Got::Reply(r, Some(offset)))
             }
-            Sent::Local(Called::Later(later)) => Ok(Got::Reply(later.await)),
-            Sent::Remote(rx) => answer(rx).await.map(|(frame, bytes)| Got::Frame(frame, bytes)),
+            Sent::Local(Called::Later(later)) => Ok(Got::Reply(later.await, None)),
+            Sent::Remote(rx) => answer(rx, limit)
+                .await
+                .map(|Answered { frame, bytes, offset }| Got::Frame(frame, bytes, offset)),
         }
     }
+}
+
+/// Encodes `EDIS.AT min args...`: the command, to run once the node reached `min`.
+fn encode_at(min: u64, args: &[Bytes], out: &mut BytesMut) {
+    let bulk = |a: &[u8], out: &mut BytesMut| {
+        out.put_u8(b'$');
+        out.put_slice(itoa::Buffer::new().format(a.len()).as_bytes());
+        out.put_slice(b"\r\n");
+        out.put_slice(a);
+        out.put_slice(b"\r\n");
+    };
+    out.put_u8(b'*');
+    out.put_slice(itoa::Buffer::new().format(args.len() + 2).as_bytes());
+    out.put_slice(b"\r\n");
+    bulk(b"EDIS.AT", out);
+    bulk(itoa::Buffer::new().format(min).as_bytes(), out);
+    for a in args {
+        bulk(a, out);
+    }
+}
+
+/// A node's address and what it answered.
+pub type FromNode = (Arc<str>, Result<Got, Failure>);
+
+/// What routing a command on one slot needs to carry into its reply future.
+struct Slotted {
+    slot: u16,
+    index: u16,
+    targets: Targets,
+    write: bool,
+    guard: bool,
+    raw: bool,
 }
 
 impl Router {
@@ -305,28 +397,26 @@ impl Router {
             || matches!(cmd.name, "dbsize" | "keys" | "scan" | "flushall" | "flushdb" | "randomkey")
     }
 
-    /// Sends `args` where they belong and returns the reply to come. `lane` keeps one client's
-    /// commands on one connection per node.
-    /// With `raw`, a reply that comes from one shard unchanged is passed on as the shard's
-    /// bytes (for RESP2 clients: no decode and re-encode).
-    pub fn route(self: &Arc<Self>, args: &[Bytes], req: Req, read_from: ReadFrom, raw: bool) -> Routed {
+    /// Sends `args` where they belong and returns the reply to come. `req.lane` keeps one
+    /// client's commands on one connection per node.
+    /// With `caller.raw`, a reply that comes from one shard unchanged is passed on as the
+    /// shard's bytes (for RESP2 clients: no decode and re-encode).
+    pub fn route(self: &Arc<Self>, args: &[Bytes], req: Req, caller: &Caller) -> Routed {
         let cmd = req.cmd;
         let topology = self.topology();
         if topology.shards.is_empty() {
             return Routed::Ready(Reply::err("CLUSTERDOWN no shard is known yet"));
         }
         match cmd.name {
-            "dbsize" => Routed::Wait(self.fan_out(&topology, args, req, Merge::Sum)),
-            "keys" => Routed::Wait(self.fan_out(&topology, args, req, Merge::Concat)),
-            "flushall" | "flushdb" => Routed::Wait(self.fan_out(&topology, args, req, Merge::AllOk)),
-            "randomkey" => Routed::Wait(self.fan_out(&topology, args, req, Merge::FirstNonNil)),
-            "scan" => Routed::Wait(self.scan(&topology, args, req)),
-            "mget" => self.split(&topology, args, req, 1, Merge::Concat, read_from, raw),
+            "dbsize" => self.fan_out(&topology, args, req, caller, Merge::Sum),
+            "keys" => self.fan_out(&topology, args, req, caller, Merge::Concat),
+            "flushall" | "flushdb" => self.fan_out(&topology, args, req, caller, Merge::AllOk),
+            "randomkey" => self.fan_out(&topology, args, req, caller, Merge::FirstNonNil),
+            "scan" => self.scan(&topology, args, req, caller),
+            "mget" => self.split(&topology, args, req, 1, Merge::Concat, caller),
             "mset" if args.len().is_multiple_of(2) => Routed::Ready(crate::command::wrong_arity("mset")),
-            "mset" => self.split(&topology, args, req, 2, Merge::AllOk, read_from, raw),
-            "del" | "unlink" | "exists" | "touch" => {
-                self.split(&topology, args, req, 1, Merge::Sum, read_from, raw)
-            }
+            "mset" => self.split(&topology, args, req, 2, Merge::AllOk, caller),
+            "del" | "unlink" | "exists" | "touch" => self.split(&topology, args, req, 1, Merge::Sum, caller),
             _ => {
                 let slot = match crate::topology::view::ClusterView::slot_of(
                     cmd.key_positions(args.len()).map(|i| &args[i]),
@@ -336,28 +426,64 @@ impl Router {
                     Err(reply) => return Routed::Ready(reply),
                 };
                 let write = cmd.has(crate::command::flags::WRITE);
-                self.to_slot(&topology, slot, args, req, write, read_from, raw)
+                self.to_slot(&topology, slot, args, req, write, caller, caller.raw)
             }
         }
     }
 
-    /// The nodes to try for a command on `slot`, in order (no allocation: an order over the
-    /// shard's nodes in the map).
-    fn targets(&self, topology: &Routes, slot: u16, write: bool, read_from: ReadFrom) -> Option<Targets> {
-        let shard = topology.shard_of(slot)?;
+    /// The nodes to try for a command on the shard at `shard`, in order (no allocation: an
+    /// order over the shard's nodes in the map). Under session guarantees a read goes to the
+    /// primary while a request to it is in flight, and never starts at the primary while
+    /// reads on read shards are in flight (it would have to wait for them).
+    fn targets(&self, topology: &Routes, shard: usize, write: bool, caller: &Caller) -> Targets {
         let n = topology.nodes[shard].1.len();
-        let order = if write || read_from == ReadFrom::Primary || n == 0 {
+        let read_from = caller.read_from;
+        let index = topology.index[shard];
+        let order = if write
+            || read_from == ReadFrom::Primary
+            || n == 0
+            || (caller.guarded() && caller.cons.primary_in_flight(index))
+        {
             Order::Primary
-        } else {
-            let m = if read_from == ReadFrom::Any { n + 1 } else { n };
-            let start = self.next_read.fetch_add(1, Ordering::Relaxed) % m;
-            if read_from == ReadFrom::Any {
-                Order::Any { start }
-            } else {
-                Order::Replicas { start }
+        } else if read_from == ReadFrom::Any {
+            let mut start = self.next_read.fetch_add(1, Ordering::Relaxed) % (n + 1);
+            if start == n && caller.cons.replica_reads_in_flight() {
+                start = 0;
             }
+            Order::Any { start }
+        } else {
+            Order::Replicas { start: self.next_read.fetch_add(1, Ordering::Relaxed) % n }
         };
-        Some(Targets { shard, order })
+        Targets { shard, order }
+    }
+
+    /// Whether a request for these targets must wait until the connection's reads on read
+    /// shards have settled: it starts at a primary, which could otherwise run it before them.
+    fn must_settle(&self, topology: &Routes, targets: &Targets, caller: &Caller) -> bool {
+        caller.guarded() && caller.cons.replica_reads_in_flight() && targets.get(topology, 0).1
+    }
+
+    /// Sends to the `i`-th target: a call when it is in this process, else over its
+    /// connection; a read shard gets the offset the session needs (EDIS.AT). Counts requests
+    /// in flight for the session.
+    #[allow(clippy::too_many_arguments)]
+    fn attempt(
+        &self,
+        topology: &Routes,
+        how: &Slotted,
+        i: usize,
+        req: Req,
+        args: &[Bytes],
+        plain: &mut Option<Bytes>,
+        cons: &Consistency,
+    ) -> Sent {
+        let (node, primary) = how.targets.get(topology, i);
+        let min = if how.guard && !primary { cons.need(how.index) } else { 0 };
+        let sent = self.send_to(node, req, args, min, plain);
+        if matches!(sent, Sent::Remote(_)) {
+            cons.sent(how.index, primary);
+        }
+        sent
     }
 
     /// One command on one slot: sent now to the first target; on failure the next target
@@ -370,79 +496,166 @@ impl Router {
         args: &[Bytes],
         req: Req,
         write: bool,
-        read_from: ReadFrom,
+        caller: &Caller,
         raw: bool,
     ) -> Routed {
-        let Some(targets) = self.targets(topology, slot, write, read_from) else {
+        let Some(shard) = topology.shard_of(slot) else {
             return Routed::Ready(Reply::error(format!("CLUSTERDOWN Hash slot {slot} not served")));
         };
+        let targets = self.targets(topology, shard, write, caller);
+        if self.must_settle(topology, &targets, caller) {
+            return Routed::Settle;
+        }
+        let how = Slotted { slot, index: topology.index[shard], targets, write, guard: caller.guarded(), raw };
+        let cons = &caller.cons;
         let count = targets.len(topology);
-        let mut encoded = None;
+        let mut plain = None;
         // Nodes of this process answer at once: while one cannot serve (a read shard still
         // loading, a stopped node), the next is tried now, so the command still runs in its
         // place in the client's pipeline.
-        let mut tried = 0;
+        let mut i = 0;
         let first = loop {
-            let sent = self.send_to(targets.get(topology, tried), req, args, &mut encoded);
-            tried += 1;
-            let unusable = match &sent {
-                Sent::Local(Called::Now(Reply::Error(e))) => unready(e),
-                Sent::Local(Called::Gone) => true,
-                _ => false,
-            };
-            if !unusable || tried == count {
-                break sent;
-            }
-        };
-        // A node in this process that answered at once, with a final answer: done.
-        let first = match first {
-            Sent::Local(Called::Now(reply)) if !matches!(&reply, Reply::Error(e) if redirect(e)) => {
-                return Routed::Ready(reply)
-            }
-            other => other,
-        };
-        let (router, topology, args) = (self.clone(), topology.clone(), args.to_vec());
-        wait(async move {
-            let mut result = first.settle().await;
-            while not_ready(&result) && tried < count {
-                result =
-                    router.send_to(targets.get(&topology, tried), req, &args, &mut encoded).settle().await;
-                tried += 1;
-            }
-            match result {
-                Ok(got) => match got.moved_to() {
-                    Some(addr) => {
-                        let node = Node { addr: Arc::from(addr), local: None };
-                        match router.send_to(&node, req, &args, &mut encoded).settle().await {
-                            Ok(got) => got.finish(raw),
-                            Err(why) => down(Some(slot), &why),
-                        }
+            let sent = self.attempt(topology, &how, i, req, args, &mut plain, cons);
+            let last = i + 1 == count;
+            match sent {
+                Sent::Local(Called::Now(Reply::Error(e), _)) if unready(&e) && !last => {}
+                Sent::Local(Called::Gone) if !last => {}
+                Sent::Local(Called::Now(reply, offset))
+                    if !matches!(&reply, Reply::Error(e) if e.starts_with("MOVED ")) =>
+                {
+                    // A final answer from a node of this process.
+                    let primary = targets.get(topology, i).1;
+                    if how.guard {
+                        cons.observe(how.index, offset, primary);
                     }
-                    None => got.finish(raw),
-                },
-                Err(why) => down(Some(slot), &format!("{} ({why})", targets.get(&topology, tried - 1).addr)),
+                    if write {
+                        cons.wrote(how.index);
+                    }
+                    return Routed::Ready(reply);
+                }
+                Sent::Local(Called::AfterFsync(reply, server, to, offset)) => {
+                    cons.observe(how.index, offset, targets.get(topology, i).1);
+                    if write {
+                        cons.wrote(how.index);
+                    }
+                    return wait(async move {
+                        crate::server::session::durable_to(&server, to).await;
+                        reply
+                    });
+                }
+                other => break other,
             }
-        })
+            i += 1;
+        };
+        let (router, topology, args, cons) = (self.clone(), topology.clone(), args.to_vec(), cons.clone());
+        wait(async move { router.finish_slot(topology, how, first, i, req, args, plain, cons).await })
     }
 
-    /// Sends `args` to `node`: a call when it is in this process, else over its connection
-    /// (encoding the command once for all attempts).
-    fn send_to(&self, node: &Node, req: Req, args: &[Bytes], encoded: &mut Option<Bytes>) -> Sent {
-        if let Some(local) = &node.local {
-            return Sent::Local(local.call(req.cmd, args, req.now));
+    /// The rest of [`to_slot`](Self::to_slot), once the first request is out.
+    #[allow(clippy::too_many_arguments)]
+    async fn finish_slot(
+        self: Arc<Self>,
+        topology: Arc<Routes>,
+        how: Slotted,
+        mut sent: Sent,
+        mut i: usize,
+        req: Req,
+        args: Vec<Bytes>,
+        mut plain: Option<Bytes>,
+        cons: Arc<Consistency>,
+    ) -> Reply {
+        let count = how.targets.len(&topology);
+        // One second chance per node: a read shard behind the session's offset is waited for
+        // briefly, or asked again when an earlier reply of the pipeline raised the need.
+        let mut again = false;
+        loop {
+            let (node, primary) = how.targets.get(&topology, i);
+            let remote = matches!(sent, Sent::Remote(_));
+            if let (Sent::Local(Called::Behind), Some(local), false) = (&sent, &node.local, again) {
+                local.reach(cons.need(how.index), AT_WAIT).await;
+                again = true;
+                sent = self.attempt(&topology, &how, i, req, &args, &mut plain, &cons);
+                continue;
+            }
+            let result = sent.settle().await;
+            if remote {
+                cons.settled(how.index, primary);
+            }
+            let last = i + 1 == count;
+            let next = match &result {
+                Err(_) => !how.write && !last,
+                Ok(got) => got.error().is_some_and(unready) && !last,
+            };
+            if next {
+                i += 1;
+                again = false;
+                sent = self.attempt(&topology, &how, i, req, &args, &mut plain, &cons);
+                continue;
+            }
+            let got = match result {
+                Ok(got) => got,
+                Err(failure) => return failed(Some(how.slot), &node.addr, &failure),
+            };
+            if let Some(addr) = got.moved_to() {
+                // The map moved under us: follow once, to a primary over TCP.
+                let node = Node { addr: Arc::from(addr), local: None };
+                return match self.send_to(&node, req, &args, 0, &mut plain).settle().await {
+                    Ok(got) => got.finish(how.raw),
+                    Err(failure) => failed(Some(how.slot), &node.addr, &failure),
+                };
+            }
+            if let Some(offset) = got.offset() {
+                if how.guard && !primary && got.error().is_none() && offset < cons.need(how.index) {
+                    // Older than what an earlier reply of this connection showed.
+                    if !again {
+                        again = true;
+                    } else if last {
+                        return Reply::error(format!(
+                            "CLUSTERDOWN slot {} is unavailable: no node reached the offset this connection already saw; the command was not applied, it is safe to retry",
+                            how.slot
+                        ));
+                    } else {
+                        i += 1;
+                        again = false;
+                    }
+                    sent = self.attempt(&topology, &how, i, req, &args, &mut plain, &cons);
+                    continue;
+                }
+                if how.guard {
+                    cons.observe(how.index, offset, primary);
+                }
+            }
+            if how.write {
+                cons.wrote(how.index);
+            }
+            return got.finish(how.raw);
         }
-        let bytes = encoded
-            .get_or_insert_with(|| {
-                let mut out = bytes::BytesMut::new();
-                crate::resp::client::encode_command(args, &mut out);
-                out.freeze()
-            })
-            .clone();
+    }
+
+    /// Sends `args` to `node`: a call when it is in this process, else over its connection.
+    /// With `min` above 0 the node runs it only once it has reached that offset (EDIS.AT);
+    /// without, the encoding is made once for all attempts.
+    fn send_to(&self, node: &Node, req: Req, args: &[Bytes], min: u64, plain: &mut Option<Bytes>) -> Sent {
+        if let Some(local) = &node.local {
+            return Sent::Local(local.call(req.cmd, args, req.now, min));
+        }
+        let bytes = if min > 0 {
+            let mut out = BytesMut::new();
+            encode_at(min, args, &mut out);
+            out.freeze()
+        } else {
+            plain
+                .get_or_insert_with(|| {
+                    let mut out = BytesMut::new();
+                    crate::resp::client::encode_command(args, &mut out);
+                    out.freeze()
+                })
+                .clone()
+        };
         Sent::Remote(self.pool.send(&node.addr, req.lane, bytes))
     }
 
     /// A multi-key command split per slot: `per` arguments per key (1, or 2 for MSET).
-    #[allow(clippy::too_many_arguments)]
     fn split(
         self: &Arc<Self>,
         topology: &Arc<Routes>,
@@ -450,8 +663,7 @@ impl Router {
         req: Req,
         per: usize,
         merge: Merge,
-        read_from: ReadFrom,
-        raw: bool,
+        caller: &Caller,
     ) -> Routed {
         let write = req.cmd.has(crate::command::flags::WRITE);
         // Group the keys by the shard that owns them (a shard takes several slots at once
@@ -472,7 +684,21 @@ impl Router {
         }
         if groups.len() == 1 {
             let slot = groups[0].0;
-            return self.to_slot(topology, slot, args, req, write, read_from, raw);
+            return self.to_slot(topology, slot, args, req, write, caller, caller.raw);
+        }
+        // No part may leave if one of them would have to wait for the session to settle.
+        if caller.guarded() && caller.cons.replica_reads_in_flight() {
+            let starts_at_primary = |shard: Option<usize>| {
+                shard.is_some_and(|s| {
+                    write
+                        || caller.read_from == ReadFrom::Primary
+                        || topology.nodes[s].1.is_empty()
+                        || caller.cons.primary_in_flight(topology.index[s])
+                })
+            };
+            if owners.iter().any(|o| starts_at_primary(*o)) {
+                return Routed::Settle;
+            }
         }
         let parts: Vec<(Vec<usize>, Routed)> = groups
             .into_iter()
@@ -481,16 +707,21 @@ impl Router {
                 for &k in &keys {
                     part.extend_from_slice(&args[1 + k * per..1 + (k + 1) * per]);
                 }
-                (keys, self.to_slot(topology, slot, &part, req, write, read_from, false))
+                (keys, self.to_slot(topology, slot, &part, req, write, caller, false))
             })
             .collect();
         let total = (args.len() - 1) / per;
         wait(async move {
             let mut values: Vec<Reply> = vec![Reply::Nil; total];
             let mut sum = 0i64;
+            let mut error = None;
+            // Every part is awaited, even after an error, so the session's count of
+            // requests in flight comes back down.
             for (keys, pending) in parts {
                 match (pending.get().await, merge) {
-                    (Reply::Error(e), _) => return Reply::Error(e),
+                    (Reply::Error(e), _) => {
+                        error.get_or_insert(Reply::Error(e));
+                    }
                     (Reply::Array(items), Merge::Concat) => {
                         for (k, item) in keys.into_iter().zip(items) {
                             values[k] = item;
@@ -499,9 +730,12 @@ impl Router {
                     (Reply::Int(n), Merge::Sum) => sum += n,
                     (_, Merge::AllOk) => {}
                     (other, _) => {
-                        return Reply::error(format!("ERR unexpected reply from a shard: {other:?}"))
+                        error.get_or_insert(Reply::error(format!("ERR unexpected reply from a shard: {other:?}")));
                     }
                 }
+            }
+            if let Some(e) = error {
+                return e;
             }
             match merge {
                 Merge::Concat => Reply::Array(values),
@@ -511,33 +745,89 @@ impl Router {
         })
     }
 
-    /// A keyless command on every write shard, merged.
-    fn fan_out(self: &Arc<Self>, topology: &Routes, args: &[Bytes], req: Req, merge: Merge) -> Pending {
-        let mut encoded = None;
-        let parts: Vec<(Arc<str>, Sent)> = topology
-            .nodes
-            .iter()
-            .map(|(primary, _)| (primary.addr.clone(), self.send_to(primary, req, args, &mut encoded)))
+    /// Sends `args` to the primary of every shard (counted as in flight for the session) and
+    /// returns what each answered, in shard order; `limit` bounds the wait (None: for ever).
+    pub fn to_primaries(
+        self: &Arc<Self>,
+        topology: &Routes,
+        args: &[Bytes],
+        req: Req,
+        caller: &Caller,
+        limit: Option<Duration>,
+    ) -> Option<impl Future<Output = Vec<FromNode>> + Send + 'static> {
+        if caller.guarded() && caller.cons.replica_reads_in_flight() {
+            return None;
+        }
+        let cons = caller.cons.clone();
+        let mut plain = None;
+        let parts: Vec<(Arc<str>, u16, Sent)> = topology
+            .primaries()
+            .map(|(node, index)| {
+                let sent = self.send_to(node, req, args, 0, &mut plain);
+                if matches!(sent, Sent::Remote(_)) {
+                    cons.sent(index, true);
+                }
+                (node.addr.clone(), index, sent)
+            })
             .collect();
-        Box::pin(async move {
+        let write = req.cmd.has(crate::command::flags::WRITE);
+        Some(async move {
+            let mut out = Vec::with_capacity(parts.len());
+            for (addr, index, sent) in parts {
+                let remote = matches!(sent, Sent::Remote(_));
+                let got = sent.settle_within(limit).await;
+                if remote {
+                    cons.settled(index, true);
+                }
+                if let Ok(got) = &got {
+                    if let Some(offset) = got.offset() {
+                        cons.observe(index, offset, true);
+                    }
+                    if write {
+                        cons.wrote(index);
+                    }
+                }
+                out.push((addr, got));
+            }
+            out
+        })
+    }
+
+    /// A keyless command on every write shard, merged.
+    fn fan_out(self: &Arc<Self>, topology: &Routes, args: &[Bytes], req: Req, caller: &Caller, merge: Merge) -> Routed {
+        let Some(all) = self.to_primaries(topology, args, req, caller, Some(REQUEST_TIMEOUT)) else {
+            return Routed::Settle;
+        };
+        wait(async move {
             let mut sum = 0;
-            let mut all = Vec::new();
-            for (addr, sent) in parts {
-                let reply = match sent.settle().await {
+            let mut values = Vec::new();
+            let mut first = None;
+            for (addr, got) in all.await {
+                let reply = match got {
                     Ok(got) => got.finish(false),
-                    Err(why) => return down(None, &format!("{addr} ({why})")),
+                    Err(failure) => {
+                        first.get_or_insert_with(|| failed(None, &addr, &failure));
+                        continue;
+                    }
                 };
                 match (reply, merge) {
-                    (Reply::Error(e), _) => return Reply::Error(e),
+                    (Reply::Error(e), _) => {
+                        first.get_or_insert(Reply::Error(e));
+                    }
                     (Reply::Int(n), Merge::Sum) => sum += n,
-                    (Reply::Array(items), Merge::Concat) => all.extend(items),
-                    (Reply::Bulk(b), Merge::FirstNonNil) => return Reply::Bulk(b),
+                    (Reply::Array(items), Merge::Concat) => values.extend(items),
+                    (Reply::Bulk(b), Merge::FirstNonNil) => {
+                        first.get_or_insert(Reply::Bulk(b));
+                    }
                     _ => {}
                 }
             }
+            if let Some(reply) = first {
+                return reply;
+            }
             match merge {
                 Merge::Sum => Reply::Int(sum),
-                Merge::Concat => Reply::Array(all),
+                Merge::Concat => Reply::Array(values),
                 Merge::AllOk => Reply::Ok,
                 Merge::FirstNonNil => Reply::Nil,
             }
@@ -545,24 +835,42 @@ impl Router {
     }
 
     /// SCAN over every write shard in turn; the cursor's low bits say which.
-    fn scan(self: &Arc<Self>, topology: &Routes, args: &[Bytes], req: Req) -> Pending {
+    fn scan(self: &Arc<Self>, topology: &Routes, args: &[Bytes], req: Req, caller: &Caller) -> Routed {
         let Some(cursor) = std::str::from_utf8(&args[1]).ok().and_then(|c| c.parse::<u64>().ok()) else {
-            return Box::pin(async { Reply::err("ERR invalid cursor") });
+            return Routed::Ready(Reply::err("ERR invalid cursor"));
         };
         let n = topology.nodes.len() as u64;
         let shard = cursor & ((1 << SHARD_BITS) - 1);
         let inner = cursor >> SHARD_BITS;
-        let Some((target, _)) = topology.nodes.get(shard as usize) else {
-            return Box::pin(async { Reply::err("ERR invalid cursor") });
-        };
+        if shard >= n {
+            return Routed::Ready(Reply::err("ERR invalid cursor"));
+        }
+        if caller.guarded() && caller.cons.replica_reads_in_flight() {
+            return Routed::Settle;
+        }
+        let (target, index) = topology.primary(shard as usize);
         let mut args = args.to_vec();
         args[1] = Bytes::from(inner.to_string());
-        let sent = self.send_to(target, req, &args, &mut None);
+        let sent = self.send_to(target, req, &args, 0, &mut None);
+        let remote = matches!(sent, Sent::Remote(_));
+        let cons = caller.cons.clone();
+        if remote {
+            cons.sent(index, true);
+        }
         let addr = target.addr.clone();
-        Box::pin(async move {
-            let reply = match sent.settle().await {
-                Ok(got) => got.finish(false),
-                Err(why) => return down(None, &format!("{addr} ({why})")),
+        wait(async move {
+            let got = sent.settle().await;
+            if remote {
+                cons.settled(index, true);
+            }
+            let reply = match got {
+                Ok(got) => {
+                    if let Some(offset) = got.offset() {
+                        cons.observe(index, offset, true);
+                    }
+                    got.finish(false)
+                }
+                Err(failure) => return failed(None, &addr, &failure),
             };
             let Reply::Array(mut parts) = reply else { return reply };
             let next_inner = match parts.first() {
@@ -584,39 +892,64 @@ impl Router {
     }
 
     /// A queued transaction on the write shard owning `slot`: MULTI, the commands and EXEC
-    /// together, on this client's connection to that shard or, for a shard in this process,
-    /// in one call.
-    pub fn transaction(self: &Arc<Self>, slot: u16, queued: Vec<Vec<Bytes>>, req: Req) -> Routed {
+    /// as one request, so nothing of another client's can come between them on the shared
+    /// connection (or, for a shard in this process, in one call under its lock).
+    pub fn transaction(self: &Arc<Self>, slot: u16, queued: &[Vec<Bytes>], req: Req, caller: &Caller) -> Routed {
         let topology = self.topology();
         let Some(shard) = topology.shard_of(slot) else {
             return Routed::Ready(Reply::error(format!("CLUSTERDOWN Hash slot {slot} not served")));
         };
-        let primary = topology.nodes[shard].0.clone();
-        let multi = [Bytes::from_static(b"MULTI")];
-        let exec = [Bytes::from_static(b"EXEC")];
+        if caller.guarded() && caller.cons.replica_reads_in_flight() {
+            return Routed::Settle;
+        }
+        let (primary, index) = topology.primary(shard);
+        let primary = primary.clone();
         let sent = match &primary.local {
-            Some(local) => {
-                let mut all: Vec<&[Bytes]> = vec![&multi];
-                all.extend(queued.iter().map(Vec::as_slice));
-                all.push(&exec);
-                Sent::Local(local.run(&all, req.now))
-            }
+            Some(local) => Sent::Local(local.run(&transaction_commands(queued), req.now)),
             None => {
-                // Only EXEC's reply matters: the +OK and +QUEUED before it are dropped.
-                drop(self.send_to(&primary, req, &multi, &mut None));
-                for cmd in &queued {
-                    drop(self.send_to(&primary, req, cmd, &mut None));
+                let mut out = BytesMut::new();
+                for cmd in transaction_commands(queued) {
+                    crate::resp::client::encode_command(cmd, &mut out);
                 }
-                self.send_to(&primary, req, &exec, &mut None)
+                caller.cons.sent(index, true);
+                Sent::Remote(self.pool.send_many(&primary.addr, req.lane, out.freeze(), queued.len() + 2))
             }
         };
-        wait(async move {
-            match sent.settle().await {
-                Ok(Got::Frame(BytesFrame::Null, _)) => Reply::NilArray,
-                Ok(got) => got.finish(false),
-                Err(why) => down(Some(slot), &format!("{} ({why})", primary.addr)),
+        let cons = caller.cons.clone();
+        wait(async move { settle_exec(sent, &cons, index, slot, &primary.addr).await })
+    }
+}
+
+/// MULTI, the queued commands, EXEC.
+pub fn transaction_commands(queued: &[Vec<Bytes>]) -> Vec<&[Bytes]> {
+    static MULTI: [Bytes; 1] = [Bytes::from_static(b"MULTI")];
+    static EXEC: [Bytes; 1] = [Bytes::from_static(b"EXEC")];
+    let mut all: Vec<&[Bytes]> = Vec::with_capacity(queued.len() + 2);
+    all.push(&MULTI);
+    all.extend(queued.iter().map(Vec::as_slice));
+    all.push(&EXEC);
+    all
+}
+
+/// EXEC's reply from a primary, taken in by the session (a transaction is a write).
+pub async fn settle_exec(sent: Sent, cons: &Consistency, index: u16, slot: u16, addr: &str) -> Reply {
+    let remote = matches!(sent, Sent::Remote(_));
+    let got = sent.settle().await;
+    if remote {
+        cons.settled(index, true);
+    }
+    match got {
+        Ok(got) => {
+            if let Some(offset) = got.offset() {
+                cons.observe(index, offset, true);
             }
-        })
+            cons.wrote(index);
+            match got {
+                Got::Frame(BytesFrame::Null, ..) => Reply::NilArray,
+                got => got.finish(false),
+            }
+        }
+        Err(failure) => failed(Some(slot), addr, &failure),
     }
 }
 
@@ -648,8 +981,9 @@ mod tests {
     }
 
     fn order(router: &Router, routes: &Routes, write: bool, read_from: ReadFrom) -> Vec<String> {
-        let t = router.targets(routes, 42, write, read_from).unwrap();
-        (0..t.len(routes)).map(|i| t.get(routes, i).addr.to_string()).collect()
+        let shard = routes.shard_of(42).unwrap();
+        let t = router.targets(routes, shard, write, &Caller::new(read_from, false));
+        (0..t.len(routes)).map(|i| t.get(routes, i).0.addr.to_string()).collect()
     }
 
     #[test]

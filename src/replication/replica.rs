@@ -296,6 +296,7 @@ async fn link(
             let up = state.upstream.as_mut().expect("a replica has an upstream");
             up.replid = Some(id.to_string());
             up.offset = at;
+            server.applied.send_replace(at);
             up.full_syncs += 1;
             up.syncing = false;
             drop(state);
@@ -412,6 +413,7 @@ fn apply(server: &Arc<Server>, client: &mut Client, args: &[Bytes], ends: &[(usi
     }
     if let Some(up) = &mut state.upstream {
         up.offset += consumed;
+        server.applied.send_replace(up.offset);
     }
     getack
 }

@@ -80,6 +80,18 @@ pub struct State {
     pub dirty_at_save: u64,
 }
 
+impl State {
+    /// This node's replication offset: what it applied from its primary (a replica), or the
+    /// end of its write log (a primary; 0 before a replica ever attached, when nothing
+    /// needs an offset). A router's session guarantees compare these.
+    pub fn node_offset(&self) -> u64 {
+        match &self.upstream {
+            Some(up) => up.offset,
+            None => self.log.as_ref().map_or(0, |l| l.offset()),
+        }
+    }
+}
+
 /// How often a primary pings its replicas through the stream (Redis's
 /// repl-ping-replica-period).
 const REPL_PING_EVERY: Duration = Duration::from_secs(10);
@@ -253,6 +265,12 @@ pub struct Server {
     pub repl_offset: watch::Sender<u64>,
     /// Bumped whenever a replica acknowledges, so WAIT wakes up.
     pub acks: watch::Sender<u64>,
+    /// On a replica: the offset applied from its primary, published after each applied
+    /// batch, so a read that must see an offset (EDIS.AT) can wait for it.
+    pub applied: watch::Sender<u64>,
+    /// On a proxy: commands it forwarded to shards (counted in total_commands_processed; one
+    /// atomic add per batch instead of the state lock).
+    pub forwarded: AtomicU64,
     /// Set on the proxy role: its connections forward to the cluster through this router.
     pub proxy: std::sync::OnceLock<Arc<crate::proxy::Proxy>>,
     /// The AOF writer, with appendonly on.
@@ -298,6 +316,8 @@ impl Server {
             epoch: watch::Sender::new(0),
             repl_offset: watch::Sender::new(0),
             acks: watch::Sender::new(0),
+            applied: watch::Sender::new(0),
+            forwarded: AtomicU64::new(0),
             proxy: std::sync::OnceLock::new(),
             aof: std::sync::OnceLock::new(),
         }
@@ -348,7 +368,7 @@ impl Server {
         let expired = state.keyspace.take_expired();
         let stats = &mut state.stats;
         stats.expired_keys += expired;
-        let commands = stats.commands;
+        let commands = stats.commands + self.forwarded.load(Ordering::Relaxed);
         stats.ops_samples.push_back((now, commands));
         while stats.ops_samples.len() > 16 {
             stats.ops_samples.pop_front();

@@ -24,6 +24,19 @@ const MAX_BATCH: usize = 1024;
 /// Replies buffered before they are written even if more input is waiting.
 const OUT_FLUSH: usize = 64 * 1024;
 
+/// A shard tells a router connection (EDIS.ROUTER) its replication offset in a simple string
+/// that starts with this byte, sent before a reply whenever the offset changed since the last
+/// mark on that connection. No Redis reply starts with a control character, so the router's
+/// reader cannot mistake a mark for a reply; it tags each reply with the last mark it saw.
+pub const OFFSET_MARK: u8 = 0x01;
+
+/// Appends an offset mark to `out`.
+pub fn encode_mark(offset: u64, out: &mut BytesMut) {
+    out.extend_from_slice(&[b'+', OFFSET_MARK]);
+    out.extend_from_slice(itoa::Buffer::new().format(offset).as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
 /// Answers a connection we will not serve with one error and closes it.
 pub async fn refuse(mut stream: TcpStream, why: &'static str) {
     let mut out = BytesMut::new();
@@ -104,8 +117,11 @@ pub async fn run(server: Arc<Server>, mut stream: TcpStream, handle: Arc<ClientH
             more |= ends.len() == MAX_BATCH;
             let mut next = 0;
             while next < ends.len() {
-                let deferred = run_batch(server, client, &args, &ends, next, input_bytes, |reply, proto| {
+                let deferred = run_batch(server, client, &args, &ends, next, input_bytes, |reply, proto, mark| {
                     let before = out.len();
+                    if let Some(offset) = mark {
+                        encode_mark(offset, &mut out);
+                    }
                     reply.encode(proto, &mut out);
                     out.len() - before
                 });
@@ -185,10 +201,12 @@ pub fn needs_fsync_wait(server: &Server, offset: u64) -> bool {
         .is_some_and(|aof| aof.policy == crate::persistence::Fsync::Always && *aof.durable.borrow() < offset)
 }
 
-/// How a command from a router in this process went: its reply, or the reply to come.
+/// How a command from a router in this process went: its reply and the node's offset as of
+/// it, the reply to come, or (with a minimum offset) not run because the node is behind.
 pub enum Local {
-    Now(Reply),
+    Now(Reply, u64),
     Later(Deferred),
+    Behind,
 }
 
 /// Runs one command for a router in this same process (the proxy of `--role all`) exactly as
@@ -196,14 +214,20 @@ pub enum Local {
 /// dispatch, same replication and AOF bookkeeping. `cmd` is `args` already resolved, and
 /// `now` the caller's clock reading for its batch. The caller honours [`needs_fsync_wait`]
 /// with `client.wrote_to` before passing a write's reply on.
+/// With `min` above 0 the command runs only if the node's offset has reached it (as EDIS.AT
+/// does for a router over TCP).
 pub fn run_local(
     server: &Arc<Server>,
     client: &mut Client,
     cmd: &'static crate::command::Command,
     args: &[Bytes],
     now: u64,
+    min: u64,
 ) -> Local {
     let mut state = server.state();
+    if min > 0 && state.node_offset() < min {
+        return Local::Behind;
+    }
     let log_before = state.log.as_ref().map(|l| l.offset());
     let mut ctx = Ctx { state: &mut state, client, server, now, deferred: None, propagate: None };
     let reply = dispatch_resolved(&mut ctx, cmd, args);
@@ -211,7 +235,7 @@ pub fn run_local(
     logged(server, &state, client, log_before);
     match deferred {
         Some(later) => Local::Later(later),
-        None => Local::Now(reply),
+        None => Local::Now(reply, state.node_offset()),
     }
 }
 
@@ -240,7 +264,7 @@ fn run_batch(
     ends: &[usize],
     first: usize,
     input_bytes: u64,
-    mut sink: impl FnMut(Reply, u8) -> usize,
+    mut sink: impl FnMut(Reply, u8, Option<u64>) -> usize,
 ) -> Option<(usize, Deferred)> {
     let mut output_bytes = 0;
     let now = now_ms();
@@ -257,7 +281,17 @@ fn run_batch(
             pending = Some((i + 1, deferred));
             break;
         }
-        output_bytes += sink(reply, ctx.client.proto);
+        // A router connection learns the node's offset as of this reply (see OFFSET_MARK).
+        let mark = if ctx.client.router {
+            let offset = ctx.state.node_offset();
+            (offset != ctx.client.marked).then(|| {
+                ctx.client.marked = offset;
+                offset
+            })
+        } else {
+            None
+        };
+        output_bytes += sink(reply, ctx.client.proto, mark);
         if ctx.client.close || ctx.client.takeover.is_some() {
             break;
         }
