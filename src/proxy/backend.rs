@@ -6,7 +6,7 @@
 //! reply is dropped with its receiver and can never be mistaken for another request's.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,9 @@ use crate::server::session::OFFSET_MARK;
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// After a failed connect, requests to that node fail at once for this long.
 const DOWN_FOR: Duration = Duration::from_millis(200);
+/// A connection with requests outstanding and no answer for this long is taken as stalled;
+/// new requests for it fail at once, unsent. The router's reply timeout.
+const STALLED_AFTER: Duration = Duration::from_secs(2);
 /// Most bytes gathered into one write.
 const WRITE_BATCH: usize = 64 * 1024;
 
@@ -84,7 +87,43 @@ struct Slot {
 #[derive(Clone)]
 struct Conn {
     tx: mpsc::UnboundedSender<Request>,
-    alive: Arc<AtomicBool>,
+    health: Arc<Health>,
+}
+
+/// A connection's state as senders see it, without a lock.
+#[derive(Default)]
+struct Health {
+    alive: AtomicBool,
+    /// Requests queued or sent and not answered yet.
+    outstanding: AtomicU64,
+    /// When (Unix ms) the connection last made progress: an answer came, or it went from
+    /// idle to busy.
+    progress_at: AtomicU64,
+}
+
+impl Health {
+    fn alive(&self) -> bool {
+        self.alive.load(Ordering::Relaxed)
+    }
+
+    /// Busy and silent for [`STALLED_AFTER`]: the node has stopped answering (paused, hung,
+    /// or cut off without a reset). What is sent now would wait behind requests that will
+    /// time out, and might still run when the node wakes: better refused, unsent.
+    fn stalled(&self, now: u64) -> bool {
+        self.outstanding.load(Ordering::Relaxed) > 0
+            && now.saturating_sub(self.progress_at.load(Ordering::Relaxed)) >= STALLED_AFTER.as_millis() as u64
+    }
+
+    fn queued(&self, now: u64) {
+        if self.outstanding.fetch_add(1, Ordering::Relaxed) == 0 {
+            self.progress_at.store(now, Ordering::Relaxed);
+        }
+    }
+
+    fn answered(&self, now: u64) {
+        let _ = self.outstanding.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        self.progress_at.store(now, Ordering::Relaxed);
+    }
 }
 
 /// Connections to every node, a few per node.
@@ -141,7 +180,7 @@ impl Pool {
             let slots = conns.entry(addr.to_string()).or_insert_with(|| vec![None; self.per_node]);
             let slot = &mut slots[lane % self.per_node];
             match slot {
-                Some(c) if c.alive.load(Ordering::Relaxed) => c.clone(),
+                Some(c) if c.health.alive() => c.clone(),
                 _ => {
                     let c = self.open(addr);
                     *slot = Some(c.clone());
@@ -149,9 +188,7 @@ impl Pool {
                 }
             }
         };
-        if let Err(mpsc::error::SendError(req)) = conn.tx.send(Request { bytes, replies, reply }) {
-            let _ = req.reply.send(Err(Failure::not_sent(format!("connection to {addr} closed"))));
-        }
+        queue(&conn, addr, Request { bytes, replies, reply });
         rx
     }
 
@@ -175,9 +212,24 @@ impl Pool {
 
     fn open(self: &Arc<Self>, addr: &str) -> Conn {
         let (tx, rx) = mpsc::unbounded_channel();
-        let alive = Arc::new(AtomicBool::new(true));
-        tokio::spawn(run(self.clone(), addr.to_string(), rx, alive.clone()));
-        Conn { tx, alive }
+        let health = Arc::new(Health { alive: AtomicBool::new(true), ..Health::default() });
+        tokio::spawn(run(self.clone(), addr.to_string(), rx, health.clone()));
+        Conn { tx, health }
+    }
+}
+
+/// Queues a request on `conn`, or fails it unsent when the connection is closed or stalled.
+fn queue(conn: &Conn, addr: &str, req: Request) {
+    let now = crate::keyspace::now_ms();
+    if conn.health.stalled(now) {
+        let why = format!("{addr} has not answered for {} ms", STALLED_AFTER.as_millis());
+        let _ = req.reply.send(Err(Failure::not_sent(why)));
+        return;
+    }
+    conn.health.queued(now);
+    if let Err(mpsc::error::SendError(req)) = conn.tx.send(req) {
+        conn.health.answered(now);
+        let _ = req.reply.send(Err(Failure::not_sent(format!("connection to {addr} closed"))));
     }
 }
 
@@ -185,8 +237,9 @@ async fn run(
     pool: Arc<Pool>,
     addr: String,
     mut rx: mpsc::UnboundedReceiver<Request>,
-    alive: Arc<AtomicBool>,
+    health: Arc<Health>,
 ) {
+    let alive = &health.alive;
     let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr)).await {
         Ok(Ok(s)) => s,
         result => {
@@ -214,12 +267,15 @@ async fn run(
     // commands may be grouped per shard and replies carry offset marks. Their replies are
     // dropped.
     let mut hello = BytesMut::new();
+    let now = crate::keyspace::now_ms();
     if let Some(pw) = &pool.auth {
         encode_command(&["AUTH", pw.as_str()], &mut hello);
         let _ = order_tx.send(dropped());
+        health.queued(now);
     }
     encode_command(&["EDIS.ROUTER"], &mut hello);
     let _ = order_tx.send(dropped());
+    health.queued(now);
     if wr.write_all(&hello).await.is_err() {
         alive.store(false, Ordering::Relaxed);
         return;
@@ -249,6 +305,7 @@ async fn run(
         let mut offset = 0;
         // The request being answered and how many of its replies are still to come.
         let mut current: Option<Slot> = None;
+        let mut now = 0;
         loop {
             loop {
                 match decode_bytes_mut(&mut buf) {
@@ -267,6 +324,7 @@ async fn run(
                             slot.replies -= 1;
                             if slot.replies == 0 {
                                 if let Some(slot) = current.take() {
+                                    health.answered(now);
                                     let _ = slot.reply.send(Ok(Answered { frame, bytes: raw, offset }));
                                 }
                             }
@@ -279,7 +337,7 @@ async fn run(
             buf.reserve(16 * 1024);
             match rd.read_buf(&mut buf).await {
                 Ok(0) | Err(_) => return,
-                Ok(_) => {}
+                Ok(_) => now = crate::keyspace::now_ms(),
             }
         }
     };
@@ -310,13 +368,7 @@ pub struct Dedicated {
 impl Dedicated {
     pub fn send(&self, bytes: Bytes, replies: usize) -> oneshot::Receiver<Answer> {
         let (reply, rx) = oneshot::channel();
-        if let Err(mpsc::error::SendError(req)) = self.conn.tx.send(Request { bytes, replies, reply }) {
-            let _ = req.reply.send(Err(Failure::not_sent(format!("connection to {} closed", self.addr))));
-        }
+        queue(&self.conn, &self.addr, Request { bytes, replies, reply });
         rx
-    }
-
-    pub fn alive(&self) -> bool {
-        self.conn.alive.load(Ordering::Relaxed)
     }
 }

@@ -15,10 +15,10 @@ use crate::harness::*;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-struct AllInOne {
-    proxy: std::net::SocketAddr,
-    info: std::net::SocketAddr,
-    dir: std::path::PathBuf,
+pub(crate) struct AllInOne {
+    pub(crate) proxy: std::net::SocketAddr,
+    pub(crate) info: std::net::SocketAddr,
+    pub(crate) dir: std::path::PathBuf,
     _shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -30,7 +30,7 @@ impl Drop for AllInOne {
     }
 }
 
-async fn start(extra: &str) -> AllInOne {
+pub(crate) async fn start(extra: &str) -> AllInOne {
     let dir = temp_dir("all-in-one");
     let conf =
         format!("dir \"{}\"\nnode-timeout 500\nwrite-shards 3\nread-replicas 1\n{extra}", dir.display());

@@ -4,6 +4,7 @@
 mod all;
 mod cluster;
 mod connection;
+mod guarantees;
 mod harness;
 mod keys;
 mod persistence;

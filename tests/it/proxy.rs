@@ -12,7 +12,7 @@ use crate::cluster::{conn_to, covers_all, slots, start_node, Cluster, Kind, Node
 use crate::harness::*;
 
 /// A cluster of 3 write shards with `reads` read shards each, and a proxy in front.
-async fn cluster_with_proxy(reads: usize, proxy_conf: &str) -> (Cluster, Node) {
+pub(crate) async fn cluster_with_proxy(reads: usize, proxy_conf: &str) -> (Cluster, Node) {
     let mut cluster = Cluster::start(3).await;
     for _ in 0..3 * reads {
         cluster.add_read().await;
@@ -56,7 +56,7 @@ async fn owner(cluster: &Cluster, key: &str) -> MultiplexedConnection {
     conn_to(w.addr).await
 }
 
-async fn stat(c: &mut MultiplexedConnection, name: &str) -> i64 {
+pub(crate) async fn stat(c: &mut MultiplexedConnection, name: &str) -> i64 {
     let info: String = redis::cmd("INFO").arg("stats").query_async(c).await.unwrap();
     info.lines().find_map(|l| l.strip_prefix(&format!("{name}:"))).unwrap().trim().parse().unwrap()
 }
@@ -202,7 +202,7 @@ async fn a_pipeline_of_5000_mixed_commands_answers_in_order() {
     }
 }
 
-async fn read_hits(nodes: &[Node]) -> Vec<i64> {
+pub(crate) async fn read_hits(nodes: &[Node]) -> Vec<i64> {
     let mut out = Vec::new();
     for n in nodes {
         let mut c = conn_to(n.addr).await;
