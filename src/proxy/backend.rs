@@ -99,6 +99,8 @@ struct Health {
     /// When (Unix ms) the connection last made progress: an answer came, or it went from
     /// idle to busy.
     progress_at: AtomicU64,
+    /// The node offset its last offset mark told.
+    known: AtomicU64,
 }
 
 impl Health {
@@ -170,6 +172,20 @@ impl Pool {
         bytes: Bytes,
         replies: usize,
     ) -> oneshot::Receiver<Answer> {
+        self.send_with(addr, lane, replies, crate::keyspace::now_ms(), |_| bytes)
+    }
+
+    /// Queues the bytes `encode` makes, given the node offset this connection's last mark
+    /// told: every request sent on it from now on runs at that offset or later, so a read
+    /// that needs no more can go without EDIS.AT.
+    pub fn send_with(
+        self: &Arc<Self>,
+        addr: &str,
+        lane: usize,
+        replies: usize,
+        now: u64,
+        encode: impl FnOnce(u64) -> Bytes,
+    ) -> oneshot::Receiver<Answer> {
         let (reply, rx) = oneshot::channel();
         if self.is_down(addr) {
             let _ = reply.send(Err(Failure::not_sent(format!("{addr} is unreachable"))));
@@ -188,7 +204,8 @@ impl Pool {
                 }
             }
         };
-        queue(&conn, addr, Request { bytes, replies, reply });
+        let bytes = encode(conn.health.known.load(Ordering::Relaxed));
+        queue(&conn, addr, now, Request { bytes, replies, reply });
         rx
     }
 
@@ -219,8 +236,7 @@ impl Pool {
 }
 
 /// Queues a request on `conn`, or fails it unsent when the connection is closed or stalled.
-fn queue(conn: &Conn, addr: &str, req: Request) {
-    let now = crate::keyspace::now_ms();
+fn queue(conn: &Conn, addr: &str, now: u64, req: Request) {
     if conn.health.stalled(now) {
         let why = format!("{addr} has not answered for {} ms", STALLED_AFTER.as_millis());
         let _ = req.reply.send(Err(Failure::not_sent(why)));
@@ -312,6 +328,7 @@ async fn run(
                     Ok(Some((frame, _, raw))) => {
                         if let Some(at) = offset_mark(&frame) {
                             offset = at;
+                            health.known.store(at, Ordering::Relaxed);
                             continue;
                         }
                         if current.is_none() {
@@ -368,7 +385,7 @@ pub struct Dedicated {
 impl Dedicated {
     pub fn send(&self, bytes: Bytes, replies: usize) -> oneshot::Receiver<Answer> {
         let (reply, rx) = oneshot::channel();
-        queue(&self.conn, &self.addr, Request { bytes, replies, reply });
+        queue(&self.conn, &self.addr, crate::keyspace::now_ms(), Request { bytes, replies, reply });
         rx
     }
 }

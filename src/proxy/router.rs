@@ -339,22 +339,49 @@ impl Sent {
     }
 }
 
-/// Encodes `EDIS.AT min args...`: the command, to run once the node reached `min`.
-fn encode_at(min: u64, args: &[Bytes], out: &mut BytesMut) {
-    let bulk = |a: &[u8], out: &mut BytesMut| {
-        out.put_u8(b'$');
-        out.put_slice(itoa::Buffer::new().format(a.len()).as_bytes());
-        out.put_slice(b"\r\n");
-        out.put_slice(a);
-        out.put_slice(b"\r\n");
-    };
+/// A command encoded as RESP.
+fn encode(args: &[Bytes]) -> Bytes {
+    let mut out = BytesMut::new();
+    crate::resp::client::encode_command(args, &mut out);
+    out.freeze()
+}
+
+/// `EDIS.AT min <command>` from the command's encoding: the command, to run once the node
+/// reached `min`. Only the array header changes; the arguments' bytes are copied as they are.
+fn at_from_encoded(min: u64, encoded: &[u8]) -> Bytes {
+    let header_end = encoded.iter().position(|&b| b == b'\n').map_or(0, |p| p + 1);
+    let argc: usize = std::str::from_utf8(&encoded[1..header_end.saturating_sub(2).max(1)])
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let min = itoa::Buffer::new().format(min).to_string();
+    let mut out = BytesMut::with_capacity(encoded.len() + 32);
     out.put_u8(b'*');
-    out.put_slice(itoa::Buffer::new().format(args.len() + 2).as_bytes());
+    out.put_slice(itoa::Buffer::new().format(argc + 2).as_bytes());
+    out.put_slice(b"\r\n$7\r\nEDIS.AT\r\n$");
+    out.put_slice(itoa::Buffer::new().format(min.len()).as_bytes());
     out.put_slice(b"\r\n");
-    bulk(b"EDIS.AT", out);
-    bulk(itoa::Buffer::new().format(min).as_bytes(), out);
-    for a in args {
-        bulk(a, out);
+    out.put_slice(min.as_bytes());
+    out.put_slice(b"\r\n");
+    out.put_slice(&encoded[header_end..]);
+    out.freeze()
+}
+
+/// What a request re-sends when it tries another node: the arguments (nodes of this
+/// process), or the command's encoding (over TCP).
+enum What<'a> {
+    Borrowed(&'a [Bytes]),
+    Args(Vec<Bytes>),
+    Encoded(Bytes),
+}
+
+impl What<'_> {
+    fn owned(&self) -> What<'static> {
+        match self {
+            What::Borrowed(args) => What::Args(args.to_vec()),
+            What::Args(args) => What::Args(args.clone()),
+            What::Encoded(b) => What::Encoded(b.clone()),
+        }
     }
 }
 
@@ -466,20 +493,16 @@ impl Router {
     /// Sends to the `i`-th target: a call when it is in this process, else over its
     /// connection; a read shard gets the offset the session needs (EDIS.AT). Counts requests
     /// in flight for the session.
-    #[allow(clippy::too_many_arguments)]
-    fn attempt(
-        &self,
-        topology: &Routes,
-        how: &Slotted,
-        i: usize,
-        req: Req,
-        args: &[Bytes],
-        plain: &mut Option<Bytes>,
-        cons: &Consistency,
-    ) -> Sent {
+    fn attempt(&self, topology: &Routes, how: &Slotted, i: usize, req: Req, what: &What, cons: &Consistency) -> Sent {
         let (node, primary) = how.targets.get(topology, i);
         let min = if how.guard && !primary { cons.need(how.index) } else { 0 };
-        let sent = self.send_to(node, req, args, min, plain);
+        let sent = match (&node.local, what) {
+            (Some(local), What::Args(args)) => Sent::Local(local.call(req.cmd, args, req.now, min)),
+            (Some(local), What::Borrowed(args)) => Sent::Local(local.call(req.cmd, args, req.now, min)),
+            (_, What::Args(args)) => self.send_encoded(node, req, &encode(args), min),
+            (_, What::Borrowed(args)) => self.send_encoded(node, req, &encode(args), min),
+            (_, What::Encoded(bytes)) => self.send_encoded(node, req, bytes, min),
+        };
         if matches!(sent, Sent::Remote(_)) {
             cons.sent(how.index, primary);
         }
@@ -508,14 +531,28 @@ impl Router {
         }
         let how = Slotted { slot, index: topology.index[shard], targets, write, guard: caller.guarded(), raw };
         let cons = &caller.cons;
-        let count = targets.len(topology);
-        let mut plain = None;
+        if topology.nodes[shard].0.local.is_none() {
+            // Over TCP: encoded once; a retry or a MOVED sends the same bytes.
+            let what = What::Encoded(encode(args));
+            let first = self.attempt(topology, &how, 0, req, &what, cons);
+            let (router, topology, cons) = (self.clone(), topology.clone(), cons.clone());
+            return wait(async move { router.finish_slot(topology, how, first, 0, req, what, cons).await });
+        }
         // Nodes of this process answer at once: while one cannot serve (a read shard still
         // loading, a stopped node), the next is tried now, so the command still runs in its
         // place in the client's pipeline.
+        let count = targets.len(topology);
+        let local = What::Borrowed(args);
         let mut i = 0;
         let first = loop {
-            let sent = self.attempt(topology, &how, i, req, args, &mut plain, cons);
+            let (node, primary) = targets.get(topology, i);
+            let sent = match &node.local {
+                Some(node) => {
+                    let min = if how.guard && !primary { cons.need(how.index) } else { 0 };
+                    Sent::Local(node.call(req.cmd, args, req.now, min))
+                }
+                None => self.attempt(topology, &how, i, req, &local, cons),
+            };
             let last = i + 1 == count;
             match sent {
                 Sent::Local(Called::Now(Reply::Error(e), _)) if unready(&e) && !last => {}
@@ -524,7 +561,6 @@ impl Router {
                     if !matches!(&reply, Reply::Error(e) if e.starts_with("MOVED ")) =>
                 {
                     // A final answer from a node of this process.
-                    let primary = targets.get(topology, i).1;
                     if how.guard {
                         cons.observe(how.index, offset, primary);
                     }
@@ -534,7 +570,7 @@ impl Router {
                     return Routed::Ready(reply);
                 }
                 Sent::Local(Called::AfterFsync(reply, server, to, offset)) => {
-                    cons.observe(how.index, offset, targets.get(topology, i).1);
+                    cons.observe(how.index, offset, primary);
                     if write {
                         cons.wrote(how.index);
                     }
@@ -547,8 +583,9 @@ impl Router {
             }
             i += 1;
         };
-        let (router, topology, args, cons) = (self.clone(), topology.clone(), args.to_vec(), cons.clone());
-        wait(async move { router.finish_slot(topology, how, first, i, req, args, plain, cons).await })
+        let (router, topology, cons) = (self.clone(), topology.clone(), cons.clone());
+        let what = local.owned();
+        wait(async move { router.finish_slot(topology, how, first, i, req, what, cons).await })
     }
 
     /// The rest of [`to_slot`](Self::to_slot), once the first request is out.
@@ -560,8 +597,7 @@ impl Router {
         mut sent: Sent,
         mut i: usize,
         req: Req,
-        args: Vec<Bytes>,
-        mut plain: Option<Bytes>,
+        what: What<'static>,
         cons: Arc<Consistency>,
     ) -> Reply {
         let count = how.targets.len(&topology);
@@ -574,7 +610,7 @@ impl Router {
             if let (Sent::Local(Called::Behind), Some(local), false) = (&sent, &node.local, again) {
                 local.reach(cons.need(how.index), AT_WAIT).await;
                 again = true;
-                sent = self.attempt(&topology, &how, i, req, &args, &mut plain, &cons);
+                sent = self.attempt(&topology, &how, i, req, &what, &cons);
                 continue;
             }
             let result = sent.settle().await;
@@ -589,7 +625,7 @@ impl Router {
             if next {
                 i += 1;
                 again = false;
-                sent = self.attempt(&topology, &how, i, req, &args, &mut plain, &cons);
+                sent = self.attempt(&topology, &how, i, req, &what, &cons);
                 continue;
             }
             let got = match result {
@@ -599,7 +635,12 @@ impl Router {
             if let Some(addr) = got.moved_to() {
                 // The map moved under us: follow once, to a primary over TCP.
                 let node = Node { addr: Arc::from(addr), local: None };
-                return match self.send_to(&node, req, &args, 0, &mut plain).settle().await {
+                let bytes = match &what {
+                    What::Encoded(bytes) => bytes.clone(),
+                    What::Args(args) => encode(args),
+                    What::Borrowed(args) => encode(args),
+                };
+                return match self.send_encoded(&node, req, &bytes, 0).settle().await {
                     Ok(got) => got.finish(how.raw),
                     Err(failure) => failed(Some(how.slot), &node.addr, &failure),
                 };
@@ -618,7 +659,7 @@ impl Router {
                         i += 1;
                         again = false;
                     }
-                    sent = self.attempt(&topology, &how, i, req, &args, &mut plain, &cons);
+                    sent = self.attempt(&topology, &how, i, req, &what, &cons);
                     continue;
                 }
                 if how.guard {
@@ -633,26 +674,24 @@ impl Router {
     }
 
     /// Sends `args` to `node`: a call when it is in this process, else over its connection.
-    /// With `min` above 0 the node runs it only once it has reached that offset (EDIS.AT);
-    /// without, the encoding is made once for all attempts.
-    fn send_to(&self, node: &Node, req: Req, args: &[Bytes], min: u64, plain: &mut Option<Bytes>) -> Sent {
-        if let Some(local) = &node.local {
-            return Sent::Local(local.call(req.cmd, args, req.now, min));
+    /// With `min` above 0 the node runs it only once it has reached that offset (EDIS.AT).
+    fn send_to(&self, node: &Node, req: Req, args: &[Bytes], min: u64) -> Sent {
+        match &node.local {
+            Some(local) => Sent::Local(local.call(req.cmd, args, req.now, min)),
+            None => self.send_encoded(node, req, &encode(args), min),
         }
-        let bytes = if min > 0 {
-            let mut out = BytesMut::new();
-            encode_at(min, args, &mut out);
-            out.freeze()
-        } else {
-            plain
-                .get_or_insert_with(|| {
-                    let mut out = BytesMut::new();
-                    crate::resp::client::encode_command(args, &mut out);
-                    out.freeze()
-                })
-                .clone()
-        };
-        Sent::Remote(self.pool.send(&node.addr, req.lane, bytes))
+    }
+
+    /// Sends an encoded command over `node`'s connection, as EDIS.AT when `min` is past what
+    /// that connection already knows the node reached.
+    fn send_encoded(&self, node: &Node, req: Req, bytes: &Bytes, min: u64) -> Sent {
+        Sent::Remote(self.pool.send_with(&node.addr, req.lane, 1, req.now, |known| {
+            if min > known {
+                at_from_encoded(min, bytes)
+            } else {
+                bytes.clone()
+            }
+        }))
     }
 
     /// A multi-key command split per slot: `per` arguments per key (1, or 2 for MSET).
@@ -759,11 +798,10 @@ impl Router {
             return None;
         }
         let cons = caller.cons.clone();
-        let mut plain = None;
         let parts: Vec<(Arc<str>, u16, Sent)> = topology
             .primaries()
             .map(|(node, index)| {
-                let sent = self.send_to(node, req, args, 0, &mut plain);
+                let sent = self.send_to(node, req, args, 0);
                 if matches!(sent, Sent::Remote(_)) {
                     cons.sent(index, true);
                 }
@@ -851,7 +889,7 @@ impl Router {
         let (target, index) = topology.primary(shard as usize);
         let mut args = args.to_vec();
         args[1] = Bytes::from(inner.to_string());
-        let sent = self.send_to(target, req, &args, 0, &mut None);
+        let sent = self.send_to(target, req, &args, 0);
         let remote = matches!(sent, Sent::Remote(_));
         let cons = caller.cons.clone();
         if remote {
@@ -912,7 +950,8 @@ impl Router {
                     crate::resp::client::encode_command(cmd, &mut out);
                 }
                 caller.cons.sent(index, true);
-                Sent::Remote(self.pool.send_many(&primary.addr, req.lane, out.freeze(), queued.len() + 2))
+                let bytes = out.freeze();
+                Sent::Remote(self.pool.send_with(&primary.addr, req.lane, queued.len() + 2, req.now, |_| bytes))
             }
         };
         let cons = caller.cons.clone();
@@ -984,6 +1023,12 @@ mod tests {
         let shard = routes.shard_of(42).unwrap();
         let t = router.targets(routes, shard, write, &Caller::new(read_from, false));
         (0..t.len(routes)).map(|i| t.get(routes, i).0.addr.to_string()).collect()
+    }
+
+    #[test]
+    fn edis_at_wraps_an_encoded_command() {
+        let get = encode(&[Bytes::from_static(b"GET"), Bytes::from_static(b"k")]);
+        assert_eq!(&at_from_encoded(1234, &get)[..], b"*4\r\n$7\r\nEDIS.AT\r\n$4\r\n1234\r\n$3\r\nGET\r\n$1\r\nk\r\n");
     }
 
     #[test]

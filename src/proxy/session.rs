@@ -423,8 +423,6 @@ fn cluster_wide(
     req: Req,
     settled: bool,
 ) -> Option<Step> {
-    let router = &proxy.router;
-    let topology = router.topology();
     let kind = match cmd.name {
         "save" | "bgsave" | "bgrewriteaof" => Wide::AllOk,
         "lastsave" => Wide::Oldest,
@@ -433,6 +431,8 @@ fn cluster_wide(
         "info" if wants_keyspace(args) => Wide::Keyspace,
         _ => return None,
     };
+    let router = &proxy.router;
+    let topology = router.topology();
     if topology.shards.is_empty() {
         return Some(ready(Reply::err("CLUSTERDOWN no shard is known yet")));
     }

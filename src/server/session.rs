@@ -274,6 +274,10 @@ fn run_batch(
     let mut ctx = Ctx { state: &mut state, client, server, now, deferred: None, propagate: None };
     let mut start = if first == 0 { 0 } else { ends[first - 1] };
     let mut pending = None;
+    // A router connection's replies are held until the batch has run, then sent after one
+    // offset mark (see OFFSET_MARK) with the node's offset at the end of the batch: at or past
+    // every reply's own, which is all the router's guarantees need, at one mark per batch.
+    let mut held: Vec<Reply> = Vec::new();
     for (i, &end) in ends.iter().enumerate().skip(first) {
         let reply = dispatch(&mut ctx, &args[start..end]);
         start = end;
@@ -281,19 +285,21 @@ fn run_batch(
             pending = Some((i + 1, deferred));
             break;
         }
-        // A router connection learns the node's offset as of this reply (see OFFSET_MARK).
-        let mark = if ctx.client.router {
-            let offset = ctx.state.node_offset();
-            (offset != ctx.client.marked).then(|| {
-                ctx.client.marked = offset;
-                offset
-            })
+        if ctx.client.router || !held.is_empty() {
+            held.push(reply);
         } else {
-            None
-        };
-        output_bytes += sink(reply, ctx.client.proto, mark);
+            output_bytes += sink(reply, ctx.client.proto, None);
+        }
         if ctx.client.close || ctx.client.takeover.is_some() {
             break;
+        }
+    }
+    if !held.is_empty() {
+        let offset = ctx.state.node_offset();
+        let mut mark = (offset != ctx.client.marked).then_some(offset);
+        ctx.client.marked = offset;
+        for reply in held {
+            output_bytes += sink(reply, ctx.client.proto, mark.take());
         }
     }
     logged(server, &state, client, log_before);
