@@ -1,17 +1,18 @@
 //! `rust-edis client`: sends commands straight to the shards, routing exactly as the proxy
-//! does (the same router), from the map info gives it. Prints replies as redis-cli does:
-//! typed and quoted on a terminal, raw when piped.
+//! does (the same router and the same per-connection session: MULTI/EXEC on the key's shard,
+//! WATCH, WAIT, read-your-writes), from the map info gives it. Prints replies as redis-cli
+//! does: typed and quoted on a terminal, raw when piped. The prompt has line editing and
+//! history, and `help` reads the command table.
 
-use std::io::{BufRead, IsTerminal, Write};
-use std::sync::Arc;
+use std::io::{BufRead, IsTerminal};
 use std::time::Duration;
 
 use bytes::Bytes;
 
 use super::backend::Pool;
-use super::router::{to_reply, Caller, ReadFrom, Req, Router};
-use crate::command::lookup;
-use crate::resp::client::Client;
+use super::router::{ReadFrom, Router};
+use super::session::Driver;
+use crate::command::{lookup, Command};
 use crate::resp::split::split_args;
 use crate::resp::Reply;
 use crate::topology::Topology;
@@ -77,32 +78,86 @@ pub fn format_reply(reply: &Reply, tty: bool) -> String {
     out
 }
 
-async fn execute(router: &Arc<Router>, args: Vec<Bytes>) -> Reply {
-    let Some(cmd) = lookup(&args[0]) else {
-        return Reply::error(format!("ERR unknown command '{}'", String::from_utf8_lossy(&args[0])));
+/// `help`, `help <command>` and `help @<group>`, from the command table, in redis-cli's shape.
+pub fn help(topic: Option<&str>) -> String {
+    let entry = |c: &Command| {
+        format!(
+            "\n  {} {}\n  summary: {}\n  since: {}\n  group: {}\n",
+            c.name.to_ascii_uppercase(),
+            c.syntax,
+            c.summary,
+            c.since,
+            c.group
+        )
     };
-    if Router::handles(cmd) {
-        let req = Req { cmd, lane: 0, now: crate::keyspace::now_ms() };
-        return router.route(&args, req, &Caller::new(ReadFrom::Replica, false)).get().await;
+    match topic {
+        None => format!(
+            "rust-edis client {}\nType: \"help @<group>\" to get a list of commands in <group>\n      \"help <command>\" for help on <command>\n      \"quit\" to exit\n\nGroups: {}\n",
+            env!("CARGO_PKG_VERSION"),
+            groups().join(", ")
+        ),
+        Some(t) if t.starts_with('@') => {
+            let group = &t[1..];
+            let found: Vec<String> = crate::command::COMMANDS
+                .iter()
+                .filter(|c| c.group.eq_ignore_ascii_case(group) && !c.name.starts_with("edis."))
+                .map(entry)
+                .collect();
+            if found.is_empty() {
+                format!("No such group '{group}'. Groups: {}\n", groups().join(", "))
+            } else {
+                found.concat()
+            }
+        }
+        Some(t) => match lookup(t.as_bytes()) {
+            Some(c) if c.subcommands.is_empty() => entry(c),
+            Some(c) => {
+                let mut out = entry(c);
+                for sub in c.subcommands {
+                    out.push_str(&format!(
+                        "\n  {} {} {}\n  summary: {}\n",
+                        c.name.to_ascii_uppercase(),
+                        sub.name.to_ascii_uppercase(),
+                        sub.syntax,
+                        sub.summary
+                    ));
+                }
+                out
+            }
+            None => format!("No help for '{t}'. Try \"help @<group>\".\n"),
+        },
     }
-    // Anything else is asked of the first write shard.
-    let topology = router.topology();
-    let Some(shard) = topology.shards.first() else { return Reply::err("CLUSTERDOWN no shard is known yet") };
-    match tokio::time::timeout(
-        Duration::from_secs(2),
-        router.pool.send_command(&shard.primary.addr(), 0, &args),
-    )
-    .await
-    {
-        Ok(Ok(Ok(answered))) => to_reply(answered.frame),
-        _ => Reply::error(format!("CLUSTERDOWN {} is unavailable", shard.primary.addr())),
+}
+
+fn groups() -> Vec<&'static str> {
+    let mut g: Vec<&'static str> = crate::command::COMMANDS.iter().map(|c| c.group).collect();
+    g.sort_unstable();
+    g.dedup();
+    g
+}
+
+/// One line of input: a command's reply to print, or nothing (quit).
+async fn line(driver: &mut Driver, words: Vec<Vec<u8>>) -> Option<String> {
+    let first = String::from_utf8_lossy(&words[0]).to_ascii_lowercase();
+    match first.as_str() {
+        "quit" | "exit" => None,
+        "help" => {
+            let topic = words.get(1).map(|w| String::from_utf8_lossy(w).into_owned());
+            Some(help(topic.as_deref()).trim_end_matches('\n').to_string())
+        }
+        _ => {
+            let args: Vec<Bytes> = words.into_iter().map(Bytes::from).collect();
+            let tty = std::io::stdout().is_terminal();
+            Some(format_reply(&driver.call(&args).await, tty))
+        }
     }
 }
 
 /// Runs `args` (or, when empty, an interactive prompt) against the cluster whose info role
-/// listens at `info`. Returns the process exit code.
+/// listens at `info`. Returns the process exit code. One session: its MULTI, WATCH and
+/// read-your-writes hold from one line to the next.
 pub async fn run(info: &str, args: Vec<String>) -> i32 {
-    let topology = match Client::connect(info, Duration::from_secs(2)).await {
+    let topology = match crate::resp::client::Client::connect(info, Duration::from_secs(2)).await {
         Ok(mut c) => match c.call(&["EDIS.TOPOLOGY"], Duration::from_secs(2)).await {
             Ok(frame) => Topology::from_frame(&frame),
             Err(_) => None,
@@ -115,24 +170,57 @@ pub async fn run(info: &str, args: Vec<String>) -> i32 {
     };
     let router = Router::new(Pool::new(1, None), None);
     router.set_topology(topology);
-    let tty = std::io::stdout().is_terminal();
+    let mut driver = Driver::new(router, ReadFrom::Replica);
     if !args.is_empty() {
-        let reply = execute(&router, args.into_iter().map(Bytes::from).collect()).await;
-        println!("{}", format_reply(&reply, tty));
+        let words = args.into_iter().map(String::into_bytes).collect();
+        if let Some(out) = line(&mut driver, words).await {
+            println!("{out}");
+        }
         return 0;
     }
+    if std::io::stdin().is_terminal() {
+        return prompt(info, driver).await;
+    }
+    // Commands piped in, one per line.
     let stdin = std::io::stdin();
-    let prompt = format!("{info}> ");
     loop {
-        if tty || stdin.is_terminal() {
-            print!("{prompt}");
-            let _ = std::io::stdout().flush();
-        }
-        let mut line = String::new();
-        if stdin.lock().read_line(&mut line).unwrap_or(0) == 0 {
+        let mut text = String::new();
+        if stdin.lock().read_line(&mut text).unwrap_or(0) == 0 {
             return 0;
         }
-        let words = match split_args(line.trim_end().as_bytes()) {
+        match split_args(text.trim_end().as_bytes()) {
+            Ok(w) if w.is_empty() => continue,
+            Ok(w) => match line(&mut driver, w).await {
+                Some(out) => println!("{out}"),
+                None => return 0,
+            },
+            Err(_) => println!("Invalid argument(s)"),
+        }
+    }
+}
+
+/// The interactive prompt: line editing and history (kept in ~/.rust-edis_history, as
+/// redis-cli keeps ~/.rediscli_history).
+async fn prompt(info: &str, mut driver: Driver) -> i32 {
+    let mut editor = match rustyline::DefaultEditor::new() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("Could not start the prompt: {e}");
+            return 1;
+        }
+    };
+    let history = std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".rust-edis_history"));
+    if let Some(h) = &history {
+        let _ = editor.load_history(h);
+    }
+    loop {
+        let prompt = if driver.in_multi() { format!("{info}(TX)> ") } else { format!("{info}> ") };
+        let text = match editor.readline(&prompt) {
+            Ok(text) => text,
+            Err(rustyline::error::ReadlineError::Interrupted) => continue,
+            Err(_) => break,
+        };
+        let words = match split_args(text.trim().as_bytes()) {
             Ok(w) if w.is_empty() => continue,
             Ok(w) => w,
             Err(_) => {
@@ -140,12 +228,16 @@ pub async fn run(info: &str, args: Vec<String>) -> i32 {
                 continue;
             }
         };
-        if words[0].eq_ignore_ascii_case(b"quit") || words[0].eq_ignore_ascii_case(b"exit") {
-            return 0;
+        let _ = editor.add_history_entry(text.trim());
+        match line(&mut driver, words).await {
+            Some(out) => println!("{out}"),
+            None => break,
         }
-        let reply = execute(&router, words.into_iter().map(Bytes::from).collect()).await;
-        println!("{}", format_reply(&reply, tty));
     }
+    if let Some(h) = &history {
+        let _ = editor.save_history(h);
+    }
+    0
 }
 
 #[cfg(test)]
@@ -164,5 +256,15 @@ mod tests {
         assert_eq!(format_reply(&r, false), "a\"b\n3\n\nOK");
         assert_eq!(format_reply(&Reply::err("ERR x"), true), "(error) ERR x");
         assert_eq!(format_reply(&Reply::Array(vec![]), true), "(empty array)");
+    }
+
+    #[test]
+    fn help_reads_the_command_table() {
+        let set = help(Some("set"));
+        assert!(set.contains("SET key value") && set.contains("group: string"), "{set}");
+        assert!(help(Some("@transactions")).contains("MULTI"));
+        assert!(help(None).contains("help @<group>"));
+        assert!(help(Some("nosuch")).starts_with("No help"));
+        assert!(help(Some("config")).contains("CONFIG GET"));
     }
 }

@@ -18,4 +18,7 @@ pub struct Proxy {
     pub router: Arc<Router>,
     /// The default read policy (`--read-from`); READWRITE switches a connection to primary.
     pub read_from: ReadFrom,
+    /// Commands the router does not route go to the first write shard instead of being
+    /// answered here (the routing client, which has no server of its own worth asking).
+    pub rest_to_shard: bool,
 }

@@ -929,6 +929,24 @@ impl Router {
         })
     }
 
+    /// A command for the first write shard (the routing client's answer for what it does
+    /// not route).
+    pub fn to_first_primary(self: &Arc<Self>, args: &[Bytes], req: Req) -> Routed {
+        let topology = self.topology();
+        if topology.shards.is_empty() {
+            return Routed::Ready(Reply::err("CLUSTERDOWN no shard is known yet"));
+        }
+        let (node, _) = topology.primary(0);
+        let addr = node.addr.clone();
+        let sent = self.send_to(node, req, args, 0);
+        wait(async move {
+            match sent.settle().await {
+                Ok(got) => got.finish(false),
+                Err(failure) => failed(None, &addr, &failure),
+            }
+        })
+    }
+
     /// A queued transaction on the write shard owning `slot`: MULTI, the commands and EXEC
     /// as one request, so nothing of another client's can come between them on the shared
     /// connection (or, for a shard in this process, in one call under its lock).

@@ -112,6 +112,8 @@ struct Conn {
     pinned: Option<Pinned>,
     /// Commands forwarded in this batch, added to the proxy's counter once per batch.
     forwarded: u64,
+    /// Whether a RESP2 client's replies may be a shard's bytes as they came.
+    raw_ok: bool,
 }
 
 pub async fn run(
@@ -130,6 +132,7 @@ pub async fn run(
         lane: handle.id as usize,
         pinned: None,
         forwarded: 0,
+        raw_ok: true,
     };
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut out = BytesMut::with_capacity(READ_CHUNK);
@@ -253,7 +256,7 @@ fn handle_command(
     }
     let req = Req { cmd, lane: conn.lane, now };
     // A RESP2 client takes a shard's reply bytes as they come (HELLO may have changed it).
-    conn.caller.raw = client.proto == 2;
+    conn.caller.raw = client.proto == 2 && conn.raw_ok;
     match cmd.name {
         "multi" if client.multi.is_some() => return ready(Reply::err("ERR MULTI calls can not be nested")),
         "multi" => {
@@ -369,11 +372,56 @@ fn handle_command(
         }
         return proxy.router.route(args, req, &conn.caller).into();
     }
+    if proxy.rest_to_shard && !cmd.has(flags::NO_AUTH) && !matches!(cmd.name, "quit" | "reset") {
+        conn.forwarded += 1;
+        return proxy.router.to_first_primary(args, req).into();
+    }
     // The proxy's own commands.
     let mut state = server.state();
     let mut ctx = Ctx { state: &mut state, client: &mut conn.client, server, now, deferred: None, propagate: None };
     let reply = dispatch(&mut ctx, args);
     ready(reply)
+}
+
+/// A client of the router driven one command at a time in this process: the routing
+/// client's session (`rust-edis client`), with the same MULTI, WATCH, WAIT and session
+/// guarantees as a connection to the proxy.
+pub struct Driver {
+    server: Arc<Server>,
+    proxy: Arc<Proxy>,
+    conn: Conn,
+}
+
+impl Driver {
+    pub fn new(router: Arc<super::router::Router>, read_from: ReadFrom) -> Driver {
+        let addr: std::net::SocketAddr = ([127, 0, 0, 1], 0).into();
+        let server = Arc::new(Server::new(crate::config::Config::default(), addr));
+        let proxy = Arc::new(Proxy { router, read_from, rest_to_shard: true });
+        let handle = Arc::new(ClientHandle::new(1, addr, addr, -1));
+        let conn = Conn {
+            client: Client::new(handle, true),
+            caller: Caller::new(read_from, false),
+            lane: 0,
+            pinned: None,
+            forwarded: 0,
+            raw_ok: false,
+        };
+        Driver { server, proxy, conn }
+    }
+
+    /// Runs one command and gives its reply.
+    pub async fn call(&mut self, args: &[Bytes]) -> Reply {
+        match handle_command(&self.server, &self.proxy, &mut self.conn, now_ms(), args, true) {
+            Step::Item(Item::Ready(reply)) => reply,
+            Step::Item(Item::Wait(pending)) => pending.await,
+            Step::Settle => Reply::err("ERR internal: routing did not settle"),
+        }
+    }
+
+    /// Whether a transaction is being queued (the prompt shows it, as redis-cli does).
+    pub fn in_multi(&self) -> bool {
+        self.conn.client.multi.is_some()
+    }
 }
 
 /// WATCH key [key ...]: the keys' primary gets a connection of this client's own.

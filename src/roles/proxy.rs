@@ -64,7 +64,7 @@ pub async fn run_in(
         view.update(as_one_node(&me, &Topology::default()));
         server.state().cluster = Some(view);
     }
-    let _ = server.proxy.set(Arc::new(Proxy { router: router.clone(), read_from }));
+    let _ = server.proxy.set(Arc::new(Proxy { router: router.clone(), read_from, rest_to_shard: false }));
     let _watcher = {
         let server = server.clone();
         AbortOnDrop(tokio::spawn(follow_topology(info, move |t| {

@@ -375,6 +375,24 @@ async fn cluster_clients_and_the_routing_client() {
     assert_eq!(q(&mut o, &["WAIT", "1", "5000"]).await, int(1));
     assert_eq!(run(&["GET", "via-client"]), "hello\n");
     assert_eq!(run(&["MGET", "cc1", "via-client", "nope"]), "1\nhello\n\n");
+    // One session over piped lines: MULTI queues, DISCARD undoes, EXEC runs on the key's
+    // shard, keys of two slots abort the transaction, WATCH sees its own session's view.
+    let script = "SET {t}a 1\nMULTI\nINCR {t}a\nDISCARD\nGET {t}a\nMULTI\nINCR {t}a\nSET other 1\nEXEC\n\
+                  MULTI\nINCR {t}a\nINCR {t}a\nEXEC\nWATCH {t}a\nMULTI\nSET {t}a 9\nEXEC\nGET {t}a\nhelp incr\nquit\nPING\n";
+    let mut child = std::process::Command::new(bin)
+        .args(["client", "--info", &info])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let expected = "OK\nOK\nQUEUED\nOK\n1\nOK\nQUEUED\nCROSSSLOT Keys in request don't hash to the same slot\n\
+                    EXECABORT Transaction discarded because of previous errors.\nOK\nQUEUED\nQUEUED\n2\n3\nOK\nOK\nQUEUED\nOK\n9\n";
+    assert!(text.starts_with(expected), "{text}");
+    assert!(text.contains("INCR key") && text.contains("group: string") && !text.contains("PONG"), "{text}");
     let unreachable =
         std::process::Command::new(bin).args(["client", "--info", "127.0.0.1:1", "PING"]).output().unwrap();
     assert!(!unreachable.status.success());
