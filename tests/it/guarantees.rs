@@ -293,7 +293,9 @@ async fn isolated_transactions(ep: &Endpoint, run_for: Duration) {
     for t in tasks {
         assert_eq!(t.await.unwrap(), 500);
     }
+    // A new connection has no session with the writers: it asks the primary (READWRITE).
     let mut c = ep.conn().await;
+    q(&mut c, &["READWRITE"]).await;
     assert_eq!(q(&mut c, &["GET", "{iso}cas"]).await, bulk("4000"), "{name}: the check-and-set counter");
 }
 
