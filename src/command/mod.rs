@@ -66,6 +66,46 @@ pub mod flags {
 
 pub type Handler = fn(&mut Ctx, &[Bytes]) -> Reply;
 
+/// How a proxy (or the routing client) routes a command over the cluster. Declared in the
+/// table beside arity and flags; the default is [`Route::Slot`] for a command with keys and
+/// [`Route::Proxy`] for one without.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// The proxy answers it itself: connection state, CONFIG, COMMAND, CLUSTER, ...
+    Proxy,
+    /// To the shard owning its keys' one slot (CROSSSLOT if they span slots): a write to the
+    /// primary, a read by the connection's read policy.
+    Slot,
+    /// Keys that may live on several shards: split per shard, `per` arguments per key, and
+    /// the parts' replies merged.
+    Split { per: u8, merge: Merge },
+    /// To every write shard, the replies merged.
+    Primaries(Merge),
+    /// SCAN: one write shard at a time, the cursor says which.
+    Scan,
+    /// WAIT: the write shards this connection wrote to, each on a connection of its own.
+    Wait,
+}
+
+/// How the replies of several shards make one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Merge {
+    /// Integers added (DEL, EXISTS, DBSIZE).
+    Sum,
+    /// Arrays concatenated, in key order for a split (MGET, KEYS).
+    Concat,
+    /// Every part must succeed; the first reply stands for all (MSET, FLUSHALL, SAVE).
+    AllOk,
+    /// The first non-nil bulk (RANDOMKEY).
+    FirstNonNil,
+    /// The smallest integer (LASTSAVE: it moves once every shard has saved).
+    Oldest,
+    /// DEBUG DIGEST: per-key hashes combined by XOR, so the shards' digests combine into one.
+    Digest,
+    /// INFO: the proxy's own sections, with the keyspace section summed over the shards.
+    Keyspace,
+}
+
 /// One command (or one subcommand of a container command such as CONFIG).
 pub struct Command {
     /// Lower-case name, as COMMAND reports it.
@@ -87,9 +127,16 @@ pub struct Command {
     pub syntax: &'static str,
     pub handler: Handler,
     pub subcommands: &'static [Command],
+    /// How a proxy routes it.
+    pub route: Route,
 }
 
 impl Command {
+    /// This command with its routing declared (see [`Route`]).
+    pub const fn routed(self, route: Route) -> Command {
+        Command { route, ..self }
+    }
+
     pub fn has(&self, flag: u32) -> bool {
         self.flags & flag != 0
     }

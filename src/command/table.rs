@@ -5,7 +5,7 @@ use super::{
     cluster, connection as conn, introspection as intro, keys, persist, server as srv, strings,
     transactions as tx,
 };
-use super::{Command, Handler};
+use super::{Command, Handler, Merge, Route};
 use crate::replication::{primary as repl, replica};
 
 /// Declares a command. Keys are (first, last, step) as in Redis's legacy key positions.
@@ -36,6 +36,7 @@ const fn c(
         syntax,
         handler,
         subcommands: &[],
+        route: if keys.0 > 0 { Route::Slot } else { Route::Proxy },
     }
 }
 
@@ -133,7 +134,7 @@ static CLUSTER_SUBS: &[Command] = &[
 
 #[rustfmt::skip]
 static DEBUG_SUBS: &[Command] = &[
-    c("digest", 2, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "server", "1.0.0", "Returns a digest of the whole dataset: equal datasets give equal digests.", "O(N) where N is the number of keys", "", replica::digest),
+    c("digest", 2, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "server", "1.0.0", "Returns a digest of the whole dataset: equal datasets give equal digests.", "O(N) where N is the number of keys", "", replica::digest).routed(Route::Primaries(Merge::Digest)),
     c("set-active-expire", 3, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "server", "1.0.0", "Turns active expiry of keys off (0) or on (1).", O1, "flag", replica::set_active_expire),
 ];
 
@@ -159,8 +160,8 @@ pub static COMMANDS: &[Command] = &[
     c("getset", 3, WDF, KEY1, "string", "1.0.0", "Returns the previous string value of a key after setting it to a new value.", O1, "key value", strings::getset),
     c("getdel", 2, WF, KEY1, "string", "6.2.0", "Returns the string value of a key after deleting the key.", O1, "key", strings::getdel),
     c("getex", -2, WF, KEY1, "string", "6.2.0", "Returns the string value of a key after setting its expiration time.", O1, "key [EX seconds|PX milliseconds|EXAT unix-time-seconds|PXAT unix-time-milliseconds|PERSIST]", strings::getex),
-    c("mget", -2, RF, ALLKEYS, "string", "1.0.0", "Atomically returns the string values of one or more keys.", ON, "key [key ...]", strings::mget),
-    c("mset", -3, WD, (1, -1, 2), "string", "1.0.1", "Atomically creates or modifies the string values of one or more keys.", ON, "key value [key value ...]", strings::mset),
+    c("mget", -2, RF, ALLKEYS, "string", "1.0.0", "Atomically returns the string values of one or more keys.", ON, "key [key ...]", strings::mget).routed(Route::Split { per: 1, merge: Merge::Concat }),
+    c("mset", -3, WD, (1, -1, 2), "string", "1.0.1", "Atomically creates or modifies the string values of one or more keys.", ON, "key value [key value ...]", strings::mset).routed(Route::Split { per: 2, merge: Merge::AllOk }),
     c("msetnx", -3, WD, (1, -1, 2), "string", "1.0.1", "Atomically modifies the string values of one or more keys only when all keys don't exist.", ON, "key value [key value ...]", strings::msetnx),
     c("incr", 2, WDF, KEY1, "string", "1.0.0", "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", O1, "key", strings::incr),
     c("decr", 2, WDF, KEY1, "string", "1.0.0", "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", O1, "key", strings::decr),
@@ -172,10 +173,10 @@ pub static COMMANDS: &[Command] = &[
     c("getrange", 4, READONLY, KEY1, "string", "2.4.0", "Returns a substring of the string stored at a key.", "O(N) where N is the length of the returned string.", "key start end", strings::getrange),
     c("setrange", 4, WD, KEY1, "string", "2.2.0", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.", O1, "key offset value", strings::setrange),
     // keys
-    c("del", -2, W, ALLKEYS, "generic", "1.0.0", "Deletes one or more keys.", ON, "key [key ...]", keys::del),
-    c("unlink", -2, WF, ALLKEYS, "generic", "4.0.0", "Asynchronously deletes one or more keys.", ON, "key [key ...]", keys::del),
-    c("exists", -2, RF, ALLKEYS, "generic", "1.0.0", "Determines whether one or more keys exist.", ON, "key [key ...]", keys::exists),
-    c("touch", -2, RF, ALLKEYS, "generic", "3.2.1", "Returns the number of existing keys out of those specified after updating the time they were last accessed.", ON, "key [key ...]", keys::exists),
+    c("del", -2, W, ALLKEYS, "generic", "1.0.0", "Deletes one or more keys.", ON, "key [key ...]", keys::del).routed(Route::Split { per: 1, merge: Merge::Sum }),
+    c("unlink", -2, WF, ALLKEYS, "generic", "4.0.0", "Asynchronously deletes one or more keys.", ON, "key [key ...]", keys::del).routed(Route::Split { per: 1, merge: Merge::Sum }),
+    c("exists", -2, RF, ALLKEYS, "generic", "1.0.0", "Determines whether one or more keys exist.", ON, "key [key ...]", keys::exists).routed(Route::Split { per: 1, merge: Merge::Sum }),
+    c("touch", -2, RF, ALLKEYS, "generic", "3.2.1", "Returns the number of existing keys out of those specified after updating the time they were last accessed.", ON, "key [key ...]", keys::exists).routed(Route::Split { per: 1, merge: Merge::Sum }),
     c("type", 2, RF, KEY1, "generic", "1.0.0", "Determines the type of value stored at a key.", O1, "key", keys::type_),
     c("expire", -3, WF, KEY1, "generic", "1.0.0", "Sets the expiration time of a key in seconds.", O1, "key seconds [NX|XX|GT|LT]", keys::expire),
     c("pexpire", -3, WF, KEY1, "generic", "2.6.0", "Sets the expiration time of a key in milliseconds.", O1, "key milliseconds [NX|XX|GT|LT]", keys::pexpire),
@@ -188,12 +189,12 @@ pub static COMMANDS: &[Command] = &[
     c("persist", 2, WF, KEY1, "generic", "2.2.0", "Removes the expiration time of a key.", O1, "key", keys::persist),
     c("rename", 3, W, (1, 2, 1), "generic", "1.0.0", "Renames a key and overwrites the destination.", O1, "key newkey", keys::rename),
     c("renamenx", 3, WF, (1, 2, 1), "generic", "1.0.0", "Renames a key only when the target key name doesn't exist.", O1, "key newkey", keys::renamenx),
-    c("keys", 2, READONLY, NOKEYS, "generic", "1.0.0", "Returns all key names that match a pattern.", "O(N) with N being the number of keys in the database", "pattern", keys::keys),
-    c("scan", -2, READONLY, NOKEYS, "generic", "2.8.0", "Iterates over the key names in the database.", "O(1) for every call. O(N) for a complete iteration.", "cursor [MATCH pattern] [COUNT count] [TYPE type]", keys::scan),
-    c("randomkey", 1, READONLY, NOKEYS, "generic", "1.0.0", "Returns a random key name from the database.", O1, "", keys::randomkey),
-    c("dbsize", 1, RF, NOKEYS, "server", "1.0.0", "Returns the number of keys in the database.", O1, "", keys::dbsize),
-    c("flushdb", -1, W, NOKEYS, "server", "1.0.0", "Remove all keys from the current database.", "O(N) where N is the number of keys in the selected database", "[ASYNC|SYNC]", keys::flushdb),
-    c("flushall", -1, W, NOKEYS, "server", "1.0.0", "Removes all keys from all databases.", "O(N) where N is the total number of keys in all databases", "[ASYNC|SYNC]", keys::flushall),
+    c("keys", 2, READONLY, NOKEYS, "generic", "1.0.0", "Returns all key names that match a pattern.", "O(N) with N being the number of keys in the database", "pattern", keys::keys).routed(Route::Primaries(Merge::Concat)),
+    c("scan", -2, READONLY, NOKEYS, "generic", "2.8.0", "Iterates over the key names in the database.", "O(1) for every call. O(N) for a complete iteration.", "cursor [MATCH pattern] [COUNT count] [TYPE type]", keys::scan).routed(Route::Scan),
+    c("randomkey", 1, READONLY, NOKEYS, "generic", "1.0.0", "Returns a random key name from the database.", O1, "", keys::randomkey).routed(Route::Primaries(Merge::FirstNonNil)),
+    c("dbsize", 1, RF, NOKEYS, "server", "1.0.0", "Returns the number of keys in the database.", O1, "", keys::dbsize).routed(Route::Primaries(Merge::Sum)),
+    c("flushdb", -1, W, NOKEYS, "server", "1.0.0", "Remove all keys from the current database.", "O(N) where N is the number of keys in the selected database", "[ASYNC|SYNC]", keys::flushdb).routed(Route::Primaries(Merge::AllOk)),
+    c("flushall", -1, W, NOKEYS, "server", "1.0.0", "Removes all keys from all databases.", "O(N) where N is the total number of keys in all databases", "[ASYNC|SYNC]", keys::flushall).routed(Route::Primaries(Merge::AllOk)),
     // transactions
     c("multi", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, NOKEYS, "transactions", "1.2.0", "Starts a transaction.", O1, "", tx::multi),
     c("exec", 1, NOSCRIPT | LOADING | STALE | SKIP_SLOWLOG, NOKEYS, "transactions", "1.2.0", "Executes all commands in a transaction.", "Depends on commands in the transaction", "", tx::exec),
@@ -210,19 +211,19 @@ pub static COMMANDS: &[Command] = &[
     c("reset", 1, CONN | NO_AUTH | ALLOW_BUSY, NOKEYS, "connection", "6.2.0", "Resets the connection.", O1, "", conn::reset),
     container("client", -2, "connection", "2.4.0", "A container for client connection commands.", container_usage, CLIENT_SUBS),
     // server
-    c("save", 1, ADMIN | NOSCRIPT | NO_MULTI, NOKEYS, "server", "1.0.0", "Synchronously saves the database(s) to disk.", "O(N) where N is the total number of keys in all databases", "", persist::save),
-    c("bgsave", -1, ADMIN | NOSCRIPT | NO_MULTI, NOKEYS, "server", "1.0.0", "Asynchronously saves the database(s) to disk.", "O(1)", "[SCHEDULE]", persist::bgsave),
-    c("lastsave", 1, LOADING | STALE | FAST, NOKEYS, "server", "1.0.0", "Returns the Unix timestamp of the last successful save to disk.", O1, "", persist::lastsave),
-    c("bgrewriteaof", 1, ADMIN | NOSCRIPT | NO_MULTI, NOKEYS, "server", "1.0.0", "Asynchronously rewrites the append-only file to disk.", O1, "", persist::bgrewriteaof),
+    c("save", 1, ADMIN | NOSCRIPT | NO_MULTI, NOKEYS, "server", "1.0.0", "Synchronously saves the database(s) to disk.", "O(N) where N is the total number of keys in all databases", "", persist::save).routed(Route::Primaries(Merge::AllOk)),
+    c("bgsave", -1, ADMIN | NOSCRIPT | NO_MULTI, NOKEYS, "server", "1.0.0", "Asynchronously saves the database(s) to disk.", "O(1)", "[SCHEDULE]", persist::bgsave).routed(Route::Primaries(Merge::AllOk)),
+    c("lastsave", 1, LOADING | STALE | FAST, NOKEYS, "server", "1.0.0", "Returns the Unix timestamp of the last successful save to disk.", O1, "", persist::lastsave).routed(Route::Primaries(Merge::Oldest)),
+    c("bgrewriteaof", 1, ADMIN | NOSCRIPT | NO_MULTI, NOKEYS, "server", "1.0.0", "Asynchronously rewrites the append-only file to disk.", O1, "", persist::bgrewriteaof).routed(Route::Primaries(Merge::AllOk)),
     c("time", 1, LOADING | STALE | FAST, NOKEYS, "server", "2.6.0", "Returns the server time.", O1, "", srv::time),
-    c("info", -1, LOADING | STALE, NOKEYS, "server", "1.0.0", "Returns information and statistics about the server.", O1, "[section [section ...]]", srv::info),
+    c("info", -1, LOADING | STALE, NOKEYS, "server", "1.0.0", "Returns information and statistics about the server.", O1, "[section [section ...]]", srv::info).routed(Route::Primaries(Merge::Keyspace)),
     container("config", -2, "server", "2.0.0", "A container for server configuration commands.", container_usage, CONFIG_SUBS),
     container("command", -1, "server", "2.8.13", "Returns detailed information about all commands.", intro::command, COMMAND_SUBS),
     // replication
     c("replconf", -1, ADMIN | NOSCRIPT | LOADING | STALE | ALLOW_BUSY, NOKEYS, "server", "3.0.0", "An internal command for configuring the replication stream.", O1, "", repl::replconf),
     c("psync", -3, ADMIN | NOSCRIPT | NO_MULTI, NOKEYS, "server", "2.8.0", "An internal command used in replication.", "", "replicationid offset", repl::psync),
     c("sync", 1, ADMIN | NOSCRIPT | NO_MULTI, NOKEYS, "server", "1.0.0", "An internal command used in replication.", "", "", repl::sync),
-    c("wait", 3, NOSCRIPT, NOKEYS, "generic", "3.0.0", "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.", O1, "numreplicas timeout", repl::wait),
+    c("wait", 3, NOSCRIPT, NOKEYS, "generic", "3.0.0", "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.", O1, "numreplicas timeout", repl::wait).routed(Route::Wait),
     c("role", 1, NOSCRIPT | LOADING | STALE | FAST, NOKEYS, "server", "2.8.12", "Returns the replication role.", O1, "", repl::role),
     container("debug", -2, "server", "1.0.0", "A container for debugging commands.", container_usage, DEBUG_SUBS),
     c("readonly", 1, LOADING | STALE | FAST, NOKEYS, "cluster", "3.0.0", "Enables read-only queries for a connection to a Redis Cluster replica node.", O1, "", cluster::readonly),

@@ -6,6 +6,7 @@ pub mod backend;
 pub mod cli;
 pub mod consistency;
 pub mod local;
+pub mod merge;
 pub mod router;
 pub mod session;
 

@@ -28,12 +28,14 @@ use super::backend::{Answer, Answered, Failure, Pool};
 use super::consistency::Consistency;
 use super::local::{Called, LocalNode, Locals};
 use crate::command::cluster::AT_WAIT;
-use crate::command::Command;
+use crate::command::{Command, Merge, Route};
 use crate::resp::Reply;
 use crate::topology::{key_slot, Topology};
 
 /// Longest wait for a shard's reply before the client gets an error.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// The same for an admin command sent to every shard (SAVE on a big dataset).
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(60);
 /// SCAN cursors keep the shard index in their low bits.
 const SHARD_BITS: u32 = 10;
 
@@ -417,11 +419,14 @@ impl Router {
         *self.topology.lock().unwrap_or_else(|e| e.into_inner()) = routes;
     }
 
-    /// Whether the router handles `cmd` (keyed, or merged across shards); the rest the proxy
-    /// answers itself.
+    /// Whether the router handles `cmd` (its table entry routes it to shards); the rest the
+    /// proxy's session answers (itself, or as WAIT and INFO need).
     pub fn handles(cmd: &Command) -> bool {
-        cmd.first_key > 0
-            || matches!(cmd.name, "dbsize" | "keys" | "scan" | "flushall" | "flushdb" | "randomkey")
+        match cmd.route {
+            Route::Slot | Route::Split { .. } | Route::Scan => true,
+            Route::Primaries(merge) => merge != Merge::Keyspace,
+            Route::Proxy | Route::Wait => false,
+        }
     }
 
     /// Sends `args` where they belong and returns the reply to come. `req.lane` keeps one
@@ -434,17 +439,14 @@ impl Router {
         if topology.shards.is_empty() {
             return Routed::Ready(Reply::err("CLUSTERDOWN no shard is known yet"));
         }
-        match cmd.name {
-            "dbsize" => self.fan_out(&topology, args, req, caller, Merge::Sum),
-            "keys" => self.fan_out(&topology, args, req, caller, Merge::Concat),
-            "flushall" | "flushdb" => self.fan_out(&topology, args, req, caller, Merge::AllOk),
-            "randomkey" => self.fan_out(&topology, args, req, caller, Merge::FirstNonNil),
-            "scan" => self.scan(&topology, args, req, caller),
-            "mget" => self.split(&topology, args, req, 1, Merge::Concat, caller),
-            "mset" if args.len().is_multiple_of(2) => Routed::Ready(crate::command::wrong_arity("mset")),
-            "mset" => self.split(&topology, args, req, 2, Merge::AllOk, caller),
-            "del" | "unlink" | "exists" | "touch" => self.split(&topology, args, req, 1, Merge::Sum, caller),
-            _ => {
+        match cmd.route {
+            Route::Primaries(merge) => self.fan_out(&topology, args, req, caller, merge),
+            Route::Scan => self.scan(&topology, args, req, caller),
+            Route::Split { per, .. } if !(args.len() - 1).is_multiple_of(per as usize) => {
+                Routed::Ready(crate::command::wrong_arity(cmd.name))
+            }
+            Route::Split { per, merge } => self.split(&topology, args, req, per as usize, merge, caller),
+            Route::Slot | Route::Proxy | Route::Wait => {
                 let slot = match crate::topology::view::ClusterView::slot_of(
                     cmd.key_positions(args.len()).map(|i| &args[i]),
                 ) {
@@ -833,42 +835,21 @@ impl Router {
 
     /// A keyless command on every write shard, merged.
     fn fan_out(self: &Arc<Self>, topology: &Routes, args: &[Bytes], req: Req, caller: &Caller, merge: Merge) -> Routed {
-        let Some(all) = self.to_primaries(topology, args, req, caller, Some(REQUEST_TIMEOUT)) else {
+        // A save may take a while on a big dataset; everything else answers at once.
+        let limit = if req.cmd.has(crate::command::flags::ADMIN) { ADMIN_TIMEOUT } else { REQUEST_TIMEOUT };
+        let Some(all) = self.to_primaries(topology, args, req, caller, Some(limit)) else {
             return Routed::Settle;
         };
         wait(async move {
-            let mut sum = 0;
-            let mut values = Vec::new();
-            let mut first = None;
+            let mut replies = Vec::new();
             for (addr, got) in all.await {
-                let reply = match got {
-                    Ok(got) => got.finish(false),
-                    Err(failure) => {
-                        first.get_or_insert_with(|| failed(None, &addr, &failure));
-                        continue;
-                    }
-                };
-                match (reply, merge) {
-                    (Reply::Error(e), _) => {
-                        first.get_or_insert(Reply::Error(e));
-                    }
-                    (Reply::Int(n), Merge::Sum) => sum += n,
-                    (Reply::Array(items), Merge::Concat) => values.extend(items),
-                    (Reply::Bulk(b), Merge::FirstNonNil) => {
-                        first.get_or_insert(Reply::Bulk(b));
-                    }
-                    _ => {}
+                match got.map(|got| got.finish(false)) {
+                    Ok(Reply::Error(e)) => return Reply::Error(e),
+                    Ok(reply) => replies.push(reply),
+                    Err(failure) => return failed(None, &addr, &failure),
                 }
             }
-            if let Some(reply) = first {
-                return reply;
-            }
-            match merge {
-                Merge::Sum => Reply::Int(sum),
-                Merge::Concat => Reply::Array(values),
-                Merge::AllOk => Reply::Ok,
-                Merge::FirstNonNil => Reply::Nil,
-            }
+            super::merge::merge(merge, replies)
         })
     }
 
@@ -1008,14 +989,6 @@ pub async fn settle_exec(sent: Sent, cons: &Consistency, index: u16, slot: u16, 
         }
         Err(failure) => failed(Some(slot), addr, &failure),
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Merge {
-    Sum,
-    Concat,
-    AllOk,
-    FirstNonNil,
 }
 
 #[cfg(test)]

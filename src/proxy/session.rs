@@ -24,7 +24,7 @@ use super::consistency::Consistency;
 use super::local::LocalSession;
 use super::router::{failed, settle_exec, transaction_commands, Caller, Pending, ReadFrom, Req, Routed, Sent};
 use super::Proxy;
-use crate::command::{dispatch, flags, int_arg, resolve, Client, Command, Ctx, Multi};
+use crate::command::{dispatch, flags, int_arg, resolve, Client, Command, Ctx, Merge, Multi, Route};
 use crate::keyspace::now_ms;
 use crate::resp::{Reply, RequestParser};
 use crate::server::{ClientHandle, Server};
@@ -303,6 +303,8 @@ fn handle_command(
             conn.pinned = None;
             return ready(Reply::Ok);
         }
+        // RESET (answered below, by the proxy's server) also gives the watch up.
+        "reset" => conn.pinned = None,
         "readonly" if client.multi.is_none() => {
             conn.caller.read_from = proxy.read_from;
             return ready(Reply::Ok);
@@ -461,7 +463,8 @@ fn watch(proxy: &Arc<Proxy>, conn: &mut Conn, args: &[Bytes], req: Req, settled:
     })
 }
 
-/// Commands whose answer is the cluster's, not the proxy's: asked of every write shard.
+/// The session's part of routing: WAIT, and INFO whose keyspace section is the cluster's
+/// (the proxy's own sections with the write shards' keyspaces summed).
 fn cluster_wide(
     server: &Arc<Server>,
     proxy: &Arc<Proxy>,
@@ -471,152 +474,37 @@ fn cluster_wide(
     req: Req,
     settled: bool,
 ) -> Option<Step> {
-    let kind = match cmd.name {
-        "save" | "bgsave" | "bgrewriteaof" => Wide::AllOk,
-        "lastsave" => Wide::Oldest,
-        "digest" if args[0].eq_ignore_ascii_case(b"debug") => Wide::Digest,
-        "wait" => return Some(wait(proxy, conn, args, req, settled)),
-        "info" if wants_keyspace(args) => Wide::Keyspace,
+    match cmd.route {
+        Route::Wait => return Some(wait(proxy, conn, args, req, settled)),
+        Route::Primaries(Merge::Keyspace) if super::merge::wants_keyspace(args) => {}
         _ => return None,
-    };
+    }
     let router = &proxy.router;
     let topology = router.topology();
     if topology.shards.is_empty() {
         return Some(ready(Reply::err("CLUSTERDOWN no shard is known yet")));
     }
-    // The proxy's own INFO text, whose keyspace section the shards' replace.
-    let own = if kind == Wide::Keyspace {
+    let info_keyspace = [Bytes::from_static(b"INFO"), Bytes::from_static(b"keyspace")];
+    let Some(all) = router.to_primaries(&topology, &info_keyspace, req, &conn.caller, Some(super::router::REQUEST_TIMEOUT))
+    else {
+        return Some(Step::Settle);
+    };
+    let own = {
         let mut state = server.state();
         let mut ctx = Ctx { state: &mut state, client: &mut conn.client, server, now: req.now, deferred: None, propagate: None };
-        Some(dispatch(&mut ctx, args))
-    } else {
-        None
-    };
-    let info_keyspace = [Bytes::from_static(b"INFO"), Bytes::from_static(b"keyspace")];
-    let asked: &[Bytes] = if kind == Wide::Keyspace { &info_keyspace } else { args };
-    let limit = if kind == Wide::AllOk { Some(Duration::from_secs(60)) } else { Some(super::router::REQUEST_TIMEOUT) };
-    let Some(all) = router.to_primaries(&topology, asked, req, &conn.caller, limit) else {
-        return Some(Step::Settle);
+        dispatch(&mut ctx, args)
     };
     Some(later(async move {
         let mut replies = Vec::new();
         for (addr, got) in all.await {
-            match got {
-                Ok(got) => match got.finish(false) {
-                    Reply::Error(e) => return Reply::Error(e),
-                    reply => replies.push(reply),
-                },
+            match got.map(|got| got.finish(false)) {
+                Ok(Reply::Error(e)) => return Reply::Error(e),
+                Ok(reply) => replies.push(reply),
                 Err(failure) => return failed(None, &addr, &failure),
             }
         }
-        merge_wide(kind, replies, own)
+        super::merge::with_keyspace(own, replies)
     }))
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Wide {
-    /// Every shard must succeed; the first reply stands for all.
-    AllOk,
-    /// LASTSAVE: the oldest, so it moves once every shard has saved.
-    Oldest,
-    /// DEBUG DIGEST: the shards' digests combined as one dataset's.
-    Digest,
-    /// INFO with its keyspace section summed over the shards.
-    Keyspace,
-}
-
-fn wants_keyspace(args: &[Bytes]) -> bool {
-    args.len() == 1
-        || args[1..].iter().any(|a| {
-            ["keyspace", "all", "everything", "default"].iter().any(|w| a.eq_ignore_ascii_case(w.as_bytes()))
-        })
-}
-
-fn text_of(reply: &Reply) -> String {
-    match reply {
-        Reply::Bulk(b) | Reply::Verbatim(b) | Reply::Raw(b) => String::from_utf8_lossy(b).into_owned(),
-        Reply::Simple(s) => s.to_string(),
-        _ => String::new(),
-    }
-}
-
-fn merge_wide(kind: Wide, replies: Vec<Reply>, own: Option<Reply>) -> Reply {
-    match kind {
-        Wide::AllOk => replies.into_iter().next().unwrap_or(Reply::Ok),
-        Wide::Oldest => replies
-            .into_iter()
-            .filter_map(|r| if let Reply::Int(n) = r { Some(n) } else { None })
-            .min()
-            .map_or(Reply::Int(0), Reply::Int),
-        Wide::Digest => {
-            let texts: Vec<String> = replies.iter().map(text_of).collect();
-            Reply::Simple(xor_digests(texts.iter().map(String::as_str)).into())
-        }
-        Wide::Keyspace => {
-            let texts: Vec<String> = replies.iter().map(text_of).collect();
-            let section = sum_keyspaces(texts.iter().map(String::as_str));
-            let own = own.as_ref().map(text_of).unwrap_or_default();
-            Reply::Verbatim(Bytes::from(replace_keyspace(&own, &section)))
-        }
-    }
-}
-
-/// Digests whose keys' hashes are combined by XOR (so equal datasets give equal digests in any
-/// order): the digest of the union is the XOR of the shards' digests.
-pub fn xor_digests<'a>(digests: impl Iterator<Item = &'a str>) -> String {
-    let mut acc = [0u8; 20];
-    for d in digests {
-        for (i, byte) in acc.iter_mut().enumerate() {
-            if let Some(pair) = d.get(2 * i..2 * i + 2) {
-                *byte ^= u8::from_str_radix(pair, 16).unwrap_or(0);
-            }
-        }
-    }
-    acc.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Sums `INFO keyspace` texts: `db0:keys=3,expires=1,avg_ttl=5` lines per database.
-pub fn sum_keyspaces<'a>(texts: impl Iterator<Item = &'a str>) -> String {
-    let mut dbs: std::collections::BTreeMap<usize, (u64, u64, u64, u64)> = Default::default();
-    for text in texts {
-        for line in text.lines() {
-            let Some((db, fields)) = line.trim().split_once(':') else { continue };
-            let Some(n) = db.strip_prefix("db").and_then(|n| n.parse::<usize>().ok()) else { continue };
-            let field = |name: &str| {
-                fields
-                    .split(',')
-                    .find_map(|f| f.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0)
-            };
-            let e = dbs.entry(n).or_default();
-            let (keys, expires, ttl) = (field("keys"), field("expires"), field("avg_ttl"));
-            e.0 += keys;
-            e.1 += expires;
-            // avg_ttl weighted by the keys with a TTL.
-            e.2 += ttl * expires;
-            e.3 += expires;
-        }
-    }
-    let mut out = String::from("# Keyspace\r\n");
-    for (db, (keys, expires, ttl_sum, weight)) in dbs {
-        let avg = ttl_sum.checked_div(weight).unwrap_or(0);
-        out.push_str(&format!("db{db}:keys={keys},expires={expires},avg_ttl={avg}\r\n"));
-    }
-    out
-}
-
-/// `info` with its `# Keyspace` section (if any; else appended) replaced by `section`.
-fn replace_keyspace(info: &str, section: &str) -> String {
-    match info.find("# Keyspace\r\n") {
-        Some(start) => {
-            let rest = &info[start..];
-            let end = rest.find("\r\n\r\n").map_or(info.len(), |e| start + e + 2);
-            format!("{}{}{}", &info[..start], section, &info[end..])
-        }
-        None if info.is_empty() => section.to_string(),
-        None => format!("{info}\r\n{section}"),
-    }
 }
 
 /// WAIT numreplicas timeout: waits, on every shard this connection wrote to (every shard if
@@ -678,33 +566,4 @@ fn wait(proxy: &Arc<Proxy>, conn: &mut Conn, args: &[Bytes], req: Req, settled: 
         }
         Reply::Int(least.unwrap_or(0))
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn digests_combine_as_one_dataset() {
-        let zero = "0".repeat(40);
-        let a = "0123456789abcdef0123456789abcdef01234567";
-        assert_eq!(xor_digests([zero.as_str(), zero.as_str()].into_iter()), zero);
-        assert_eq!(xor_digests([a, zero.as_str()].into_iter()), a);
-        assert_eq!(xor_digests([a, a].into_iter()), zero);
-    }
-
-    #[test]
-    fn keyspaces_add_up() {
-        let a = "# Keyspace\r\ndb0:keys=3,expires=1,avg_ttl=100\r\n";
-        let b = "# Keyspace\r\ndb0:keys=2,expires=1,avg_ttl=300\r\ndb1:keys=1,expires=0,avg_ttl=0\r\n";
-        let sum = sum_keyspaces([a, b].into_iter());
-        assert_eq!(sum, "# Keyspace\r\ndb0:keys=5,expires=2,avg_ttl=200\r\ndb1:keys=1,expires=0,avg_ttl=0\r\n");
-        assert_eq!(sum_keyspaces(["# Keyspace\r\n"].into_iter()), "# Keyspace\r\n");
-        let info = "# Server\r\nx:1\r\n\r\n# Keyspace\r\n\r\n# Other\r\ny:2\r\n";
-        assert_eq!(
-            replace_keyspace(info, "# Keyspace\r\ndb0:keys=1,expires=0,avg_ttl=0\r\n"),
-            "# Server\r\nx:1\r\n\r\n# Keyspace\r\ndb0:keys=1,expires=0,avg_ttl=0\r\n\r\n# Other\r\ny:2\r\n"
-        );
-    }
-
 }

@@ -1,0 +1,158 @@
+//! Merging the replies of every write shard into the one reply a single server would give
+//! (the [`Merge`] rules the command table names). Plain functions over replies, no I/O.
+
+use bytes::Bytes;
+
+use crate::command::Merge;
+use crate::resp::Reply;
+
+/// The merged reply of a command sent to every write shard, each of whose `replies` was not
+/// an error.
+pub fn merge(merge: Merge, replies: Vec<Reply>) -> Reply {
+    match merge {
+        Merge::Sum => Reply::Int(replies.iter().map(|r| if let Reply::Int(n) = r { *n } else { 0 }).sum()),
+        Merge::Concat => Reply::Array(
+            replies.into_iter().flat_map(|r| if let Reply::Array(items) = r { items } else { Vec::new() }).collect(),
+        ),
+        Merge::AllOk => replies.into_iter().next().unwrap_or(Reply::Ok),
+        Merge::FirstNonNil => replies.into_iter().find(|r| matches!(r, Reply::Bulk(_))).unwrap_or(Reply::Nil),
+        Merge::Oldest => replies
+            .iter()
+            .filter_map(|r| if let Reply::Int(n) = r { Some(*n) } else { None })
+            .min()
+            .map_or(Reply::Int(0), Reply::Int),
+        Merge::Digest => {
+            let texts: Vec<String> = replies.iter().map(text_of).collect();
+            Reply::Simple(xor_digests(texts.iter().map(String::as_str)).into())
+        }
+        Merge::Keyspace => with_keyspace(Reply::Verbatim(Bytes::new()), replies),
+    }
+}
+
+/// The proxy's own INFO text `own` with its keyspace section replaced by the sum of the
+/// shards' (`INFO keyspace` replies).
+pub fn with_keyspace(own: Reply, shards: Vec<Reply>) -> Reply {
+    if let Reply::Error(_) = own {
+        return own;
+    }
+    let texts: Vec<String> = shards.iter().map(text_of).collect();
+    let section = sum_keyspaces(texts.iter().map(String::as_str));
+    Reply::Verbatim(Bytes::from(replace_keyspace(&text_of(&own), &section)))
+}
+
+/// Whether INFO with these arguments prints the keyspace section.
+pub fn wants_keyspace(args: &[Bytes]) -> bool {
+    args.len() == 1
+        || args[1..].iter().any(|a| {
+            ["keyspace", "all", "everything", "default"].iter().any(|w| a.eq_ignore_ascii_case(w.as_bytes()))
+        })
+}
+
+fn text_of(reply: &Reply) -> String {
+    match reply {
+        Reply::Bulk(b) | Reply::Verbatim(b) | Reply::Raw(b) => String::from_utf8_lossy(b).into_owned(),
+        Reply::Simple(s) => s.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// Digests whose keys' hashes are combined by XOR (so equal datasets give equal digests in any
+/// order): the digest of the union is the XOR of the shards' digests.
+pub fn xor_digests<'a>(digests: impl Iterator<Item = &'a str>) -> String {
+    let mut acc = [0u8; 20];
+    for d in digests {
+        for (i, byte) in acc.iter_mut().enumerate() {
+            if let Some(pair) = d.get(2 * i..2 * i + 2) {
+                *byte ^= u8::from_str_radix(pair, 16).unwrap_or(0);
+            }
+        }
+    }
+    acc.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Sums `INFO keyspace` texts: `db0:keys=3,expires=1,avg_ttl=5` lines per database.
+pub fn sum_keyspaces<'a>(texts: impl Iterator<Item = &'a str>) -> String {
+    let mut dbs: std::collections::BTreeMap<usize, (u64, u64, u64)> = Default::default();
+    for text in texts {
+        for line in text.lines() {
+            let Some((db, fields)) = line.trim().split_once(':') else { continue };
+            let Some(n) = db.strip_prefix("db").and_then(|n| n.parse::<usize>().ok()) else { continue };
+            let field = |name: &str| {
+                fields
+                    .split(',')
+                    .find_map(|f| f.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            let e = dbs.entry(n).or_default();
+            let (keys, expires, ttl) = (field("keys"), field("expires"), field("avg_ttl"));
+            e.0 += keys;
+            e.1 += expires;
+            // avg_ttl weighted by the keys with a TTL.
+            e.2 += ttl * expires;
+        }
+    }
+    let mut out = String::from("# Keyspace\r\n");
+    for (db, (keys, expires, ttl_sum)) in dbs {
+        let avg = ttl_sum.checked_div(expires).unwrap_or(0);
+        out.push_str(&format!("db{db}:keys={keys},expires={expires},avg_ttl={avg}\r\n"));
+    }
+    out
+}
+
+/// `info` with its `# Keyspace` section (if any; else appended) replaced by `section`.
+fn replace_keyspace(info: &str, section: &str) -> String {
+    match info.find("# Keyspace\r\n") {
+        Some(start) => {
+            let rest = &info[start..];
+            let end = rest.find("\r\n\r\n").map_or(info.len(), |e| start + e + 2);
+            format!("{}{}{}", &info[..start], section, &info[end..])
+        }
+        None if info.is_empty() => section.to_string(),
+        None => format!("{info}\r\n{section}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_combine_as_one_dataset() {
+        let zero = "0".repeat(40);
+        let a = "0123456789abcdef0123456789abcdef01234567";
+        assert_eq!(xor_digests([zero.as_str(), zero.as_str()].into_iter()), zero);
+        assert_eq!(xor_digests([a, zero.as_str()].into_iter()), a);
+        assert_eq!(xor_digests([a, a].into_iter()), zero);
+    }
+
+    #[test]
+    fn keyspaces_add_up() {
+        let a = "# Keyspace\r\ndb0:keys=3,expires=1,avg_ttl=100\r\n";
+        let b = "# Keyspace\r\ndb0:keys=2,expires=1,avg_ttl=300\r\ndb1:keys=1,expires=0,avg_ttl=0\r\n";
+        let sum = sum_keyspaces([a, b].into_iter());
+        assert_eq!(sum, "# Keyspace\r\ndb0:keys=5,expires=2,avg_ttl=200\r\ndb1:keys=1,expires=0,avg_ttl=0\r\n");
+        assert_eq!(sum_keyspaces(["# Keyspace\r\n"].into_iter()), "# Keyspace\r\n");
+        let info = "# Server\r\nx:1\r\n\r\n# Keyspace\r\n\r\n# Other\r\ny:2\r\n";
+        assert_eq!(
+            replace_keyspace(info, "# Keyspace\r\ndb0:keys=1,expires=0,avg_ttl=0\r\n"),
+            "# Server\r\nx:1\r\n\r\n# Keyspace\r\ndb0:keys=1,expires=0,avg_ttl=0\r\n\r\n# Other\r\ny:2\r\n"
+        );
+    }
+
+    #[test]
+    fn merges() {
+        assert_eq!(merge(Merge::Sum, vec![Reply::Int(2), Reply::Int(3)]), Reply::Int(5));
+        assert_eq!(merge(Merge::Oldest, vec![Reply::Int(20), Reply::Int(10)]), Reply::Int(10));
+        assert_eq!(merge(Merge::FirstNonNil, vec![Reply::Nil, Reply::bulk("k")]), Reply::bulk("k"));
+        assert_eq!(merge(Merge::FirstNonNil, vec![Reply::Nil, Reply::Nil]), Reply::Nil);
+        assert_eq!(
+            merge(Merge::AllOk, vec![Reply::simple("Background saving started"), Reply::simple("x")]),
+            Reply::simple("Background saving started")
+        );
+        assert_eq!(
+            merge(Merge::Concat, vec![Reply::Array(vec![Reply::Int(1)]), Reply::Array(vec![Reply::Int(2)])]),
+            Reply::Array(vec![Reply::Int(1), Reply::Int(2)])
+        );
+    }
+}
