@@ -17,6 +17,8 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
+use super::node::{Backend, Link, Sent, What};
+use super::router::Req;
 use crate::command::{resolve, Client, Command};
 use crate::resp::Reply;
 use crate::server::session::{needs_fsync_wait, run_local, Local};
@@ -31,9 +33,10 @@ pub struct Locals {
 /// A shard in this process, and the router connection it would otherwise have.
 pub struct LocalNode {
     server: Arc<Server>,
+    addr: Arc<str>,
     client: Mutex<Client>,
     /// Set when the node's role stops: calls fail as a closed connection would.
-    gone: AtomicBool,
+    gone: Arc<AtomicBool>,
 }
 
 /// What a local call gives back: the reply now (with the node's offset as of it), the reply
@@ -41,7 +44,8 @@ pub struct LocalNode {
 /// the node is gone or behind the offset asked for.
 pub enum Called {
     Gone,
-    Behind,
+    /// Behind the offset asked for; the receiver follows the node's applied offset.
+    Behind(tokio::sync::watch::Receiver<u64>),
     Now(Reply, u64),
     AfterFsync(Reply, Arc<Server>, u64, u64),
     Later(crate::command::Deferred),
@@ -60,8 +64,9 @@ impl Locals {
         client.router = true;
         let node = Arc::new(LocalNode {
             server: server.clone(),
+            addr: Arc::from(addr.to_string()),
             client: Mutex::new(client),
-            gone: AtomicBool::new(false),
+            gone: Arc::new(AtomicBool::new(false)),
         });
         self.nodes.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_string(), node);
         Registered { locals: self.clone(), id: id.to_string() }
@@ -108,21 +113,43 @@ impl LocalNode {
         run_all(&self.server, &mut client, commands, now)
     }
 
-    /// Waits until the node's applied offset reaches `offset`, for at most `limit`.
-    pub async fn reach(&self, offset: u64, limit: std::time::Duration) {
-        let mut applied = self.server.applied.subscribe();
-        let _ = tokio::time::timeout(limit, applied.wait_for(|a| *a >= offset)).await;
-    }
-
     /// A client of this node for one caller alone (WATCH ... EXEC): its watches and MULTI
     /// are its own, and are released when it is dropped.
-    pub fn session(self: &Arc<Self>) -> LocalSession {
+    pub fn session(&self) -> LocalSession {
         let server = &self.server;
         let id = server.next_client_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let addr = server.local_addr;
         let mut client = Client::new(Arc::new(ClientHandle::new(id, addr, addr, -1)), true);
         client.router = true;
-        LocalSession { node: self.clone(), client }
+        LocalSession { server: self.server.clone(), gone: self.gone.clone(), client }
+    }
+}
+
+impl Backend for LocalNode {
+    fn addr(&self) -> &Arc<str> {
+        &self.addr
+    }
+
+    fn in_process(&self) -> bool {
+        true
+    }
+
+    fn send(&self, req: Req, what: &What, min: u64) -> Sent {
+        match what {
+            What::Borrowed(args) => Sent::Local(self.call(req.cmd, args, req.now, min)),
+            What::Args(args) => Sent::Local(self.call(req.cmd, args, req.now, min)),
+            // The router encodes only for shards whose primary is across TCP, and a read
+            // shard of this process never follows one: answer as a node that cannot serve.
+            What::Encoded(_) => Sent::Local(Called::Gone),
+        }
+    }
+
+    fn send_all(&self, req: Req, commands: &[&[Bytes]]) -> Sent {
+        Sent::Local(self.run(commands, req.now))
+    }
+
+    fn own(&self) -> Link {
+        Link::InProcess(self.session())
     }
 }
 
@@ -140,7 +167,7 @@ fn run_all(server: &Arc<Server>, client: &mut Client, commands: &[&[Bytes]], now
 fn called(server: &Arc<Server>, done: Local, client: &Client) -> Called {
     match done {
         Local::Later(later) => Called::Later(later),
-        Local::Behind => Called::Behind,
+        Local::Behind => Called::Behind(server.applied.subscribe()),
         Local::Now(reply, offset) if needs_fsync_wait(server, client.wrote_to) => {
             Called::AfterFsync(reply, server.clone(), client.wrote_to, offset)
         }
@@ -150,30 +177,31 @@ fn called(server: &Arc<Server>, done: Local, client: &Client) -> Called {
 
 /// A node's client held by one caller (see [`LocalNode::session`]).
 pub struct LocalSession {
-    node: Arc<LocalNode>,
+    server: Arc<Server>,
+    gone: Arc<AtomicBool>,
     client: Client,
 }
 
 impl LocalSession {
     pub fn call(&mut self, args: &[Bytes], now: u64) -> Called {
-        if self.node.gone.load(Ordering::Acquire) {
+        if self.gone.load(Ordering::Acquire) {
             return Called::Gone;
         }
-        run_all(&self.node.server, &mut self.client, &[args], now)
+        run_all(&self.server, &mut self.client, &[args], now)
     }
 
     pub fn run(&mut self, commands: &[&[Bytes]], now: u64) -> Called {
-        if self.node.gone.load(Ordering::Acquire) {
+        if self.gone.load(Ordering::Acquire) {
             return Called::Gone;
         }
-        run_all(&self.node.server, &mut self.client, commands, now)
+        run_all(&self.server, &mut self.client, commands, now)
     }
 }
 
 impl Drop for LocalSession {
     fn drop(&mut self) {
         if !self.client.watched.is_empty() {
-            let mut state = self.node.server.state();
+            let mut state = self.server.state();
             for (db, key, _) in self.client.watched.drain(..) {
                 state.keyspace.dbs[db].unwatch(&key);
             }

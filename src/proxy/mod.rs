@@ -7,6 +7,7 @@ pub mod cli;
 pub mod consistency;
 pub mod local;
 pub mod merge;
+pub mod node;
 pub mod router;
 pub mod session;
 

@@ -20,13 +20,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use redis_protocol::resp2::types::BytesFrame;
 use tokio::sync::oneshot;
 
-use super::backend::{Answer, Answered, Failure, Pool};
+use super::backend::{Answer, Failure, Pool};
 use super::consistency::Consistency;
-use super::local::{Called, LocalNode, Locals};
+use super::local::{Called, Locals};
+use super::node::{encode, Backend, Sent, Tcp, What};
 use crate::command::cluster::AT_WAIT;
 use crate::command::{Command, Merge, Route};
 use crate::resp::Reply;
@@ -139,19 +140,17 @@ pub struct Routes {
     index: Vec<u16>,
 }
 
-/// A node to send to: its address, and the node itself when it runs in this process.
-#[derive(Clone)]
-pub struct Node {
-    pub addr: Arc<str>,
-    pub local: Option<Arc<LocalNode>>,
-}
+/// A node to send to: in this process or across TCP, behind one interface.
+pub type Node = Arc<dyn Backend>;
 
 impl Routes {
-    fn new(map: Topology, locals: Option<&Locals>) -> Routes {
+    fn new(map: Topology, locals: Option<&Locals>, pool: &Arc<Pool>) -> Routes {
         let owner = map.owner_table();
-        let node = |n: &crate::topology::map::NodeAddr| Node {
-            addr: Arc::from(n.addr()),
-            local: locals.and_then(|l| l.get(&n.id)),
+        let node = |n: &crate::topology::map::NodeAddr| -> Node {
+            match locals.and_then(|l| l.get(&n.id)) {
+                Some(local) => local,
+                None => Arc::new(Tcp { addr: Arc::from(n.addr()), pool: pool.clone() }),
+            }
         };
         let nodes = map
             .shards
@@ -216,7 +215,7 @@ pub fn failed(slot: Option<u16>, addr: &str, failure: &Failure) -> Reply {
 }
 
 /// Waits for one reply, bounded in time.
-async fn answer(rx: oneshot::Receiver<Answer>, limit: Option<Duration>) -> Answer {
+pub async fn answer(rx: oneshot::Receiver<Answer>, limit: Option<Duration>) -> Answer {
     let got = match limit {
         Some(limit) => match tokio::time::timeout(limit, rx).await {
             Ok(got) => got,
@@ -313,80 +312,6 @@ impl Targets {
     }
 }
 
-/// A request on its way to a node.
-pub enum Sent {
-    Local(Called),
-    Remote(oneshot::Receiver<Answer>),
-}
-
-impl Sent {
-    pub async fn settle(self) -> Result<Got, Failure> {
-        self.settle_within(Some(REQUEST_TIMEOUT)).await
-    }
-
-    pub async fn settle_within(self, limit: Option<Duration>) -> Result<Got, Failure> {
-        match self {
-            Sent::Local(Called::Gone) => Err(Failure::not_sent("stopped")),
-            Sent::Local(Called::Behind) => Err(Failure::not_sent("behind")),
-            Sent::Local(Called::Now(r, offset)) => Ok(Got::Reply(r, Some(offset))),
-            Sent::Local(Called::AfterFsync(r, server, to, offset)) => {
-                crate::server::session::durable_to(&server, to).await;
-                Ok(Got::Reply(r, Some(offset)))
-            }
-            Sent::Local(Called::Later(later)) => Ok(Got::Reply(later.await, None)),
-            Sent::Remote(rx) => answer(rx, limit)
-                .await
-                .map(|Answered { frame, bytes, offset }| Got::Frame(frame, bytes, offset)),
-        }
-    }
-}
-
-/// A command encoded as RESP.
-fn encode(args: &[Bytes]) -> Bytes {
-    let mut out = BytesMut::new();
-    crate::resp::client::encode_command(args, &mut out);
-    out.freeze()
-}
-
-/// `EDIS.AT min <command>` from the command's encoding: the command, to run once the node
-/// reached `min`. Only the array header changes; the arguments' bytes are copied as they are.
-fn at_from_encoded(min: u64, encoded: &[u8]) -> Bytes {
-    let header_end = encoded.iter().position(|&b| b == b'\n').map_or(0, |p| p + 1);
-    let argc: usize = std::str::from_utf8(&encoded[1..header_end.saturating_sub(2).max(1)])
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    let min = itoa::Buffer::new().format(min).to_string();
-    let mut out = BytesMut::with_capacity(encoded.len() + 32);
-    out.put_u8(b'*');
-    out.put_slice(itoa::Buffer::new().format(argc + 2).as_bytes());
-    out.put_slice(b"\r\n$7\r\nEDIS.AT\r\n$");
-    out.put_slice(itoa::Buffer::new().format(min.len()).as_bytes());
-    out.put_slice(b"\r\n");
-    out.put_slice(min.as_bytes());
-    out.put_slice(b"\r\n");
-    out.put_slice(&encoded[header_end..]);
-    out.freeze()
-}
-
-/// What a request re-sends when it tries another node: the arguments (nodes of this
-/// process), or the command's encoding (over TCP).
-enum What<'a> {
-    Borrowed(&'a [Bytes]),
-    Args(Vec<Bytes>),
-    Encoded(Bytes),
-}
-
-impl What<'_> {
-    fn owned(&self) -> What<'static> {
-        match self {
-            What::Borrowed(args) => What::Args(args.to_vec()),
-            What::Args(args) => What::Args(args.clone()),
-            What::Encoded(b) => What::Encoded(b.clone()),
-        }
-    }
-}
-
 /// A node's address and what it answered.
 pub type FromNode = (Arc<str>, Result<Got, Failure>);
 
@@ -403,9 +328,9 @@ struct Slotted {
 impl Router {
     pub fn new(pool: Arc<Pool>, locals: Option<Arc<Locals>>) -> Arc<Router> {
         Arc::new(Router {
-            pool,
+            pool: pool.clone(),
             locals,
-            topology: Mutex::new(Arc::new(Routes::new(Topology::default(), None))),
+            topology: Mutex::new(Arc::new(Routes::new(Topology::default(), None, &pool))),
             next_read: AtomicUsize::new(0),
         })
     }
@@ -415,7 +340,7 @@ impl Router {
     }
 
     pub fn set_topology(&self, t: Topology) {
-        let routes = Arc::new(Routes::new(t, self.locals.as_deref()));
+        let routes = Arc::new(Routes::new(t, self.locals.as_deref(), &self.pool));
         *self.topology.lock().unwrap_or_else(|e| e.into_inner()) = routes;
     }
 
@@ -498,13 +423,7 @@ impl Router {
     fn attempt(&self, topology: &Routes, how: &Slotted, i: usize, req: Req, what: &What, cons: &Consistency) -> Sent {
         let (node, primary) = how.targets.get(topology, i);
         let min = if how.guard && !primary { cons.need(how.index) } else { 0 };
-        let sent = match (&node.local, what) {
-            (Some(local), What::Args(args)) => Sent::Local(local.call(req.cmd, args, req.now, min)),
-            (Some(local), What::Borrowed(args)) => Sent::Local(local.call(req.cmd, args, req.now, min)),
-            (_, What::Args(args)) => self.send_encoded(node, req, &encode(args), min),
-            (_, What::Borrowed(args)) => self.send_encoded(node, req, &encode(args), min),
-            (_, What::Encoded(bytes)) => self.send_encoded(node, req, bytes, min),
-        };
+        let sent = node.send(req, what, min);
         if matches!(sent, Sent::Remote(_)) {
             cons.sent(how.index, primary);
         }
@@ -533,28 +452,16 @@ impl Router {
         }
         let how = Slotted { slot, index: topology.index[shard], targets, write, guard: caller.guarded(), raw };
         let cons = &caller.cons;
-        if topology.nodes[shard].0.local.is_none() {
-            // Over TCP: encoded once; a retry or a MOVED sends the same bytes.
-            let what = What::Encoded(encode(args));
-            let first = self.attempt(topology, &how, 0, req, &what, cons);
-            let (router, topology, cons) = (self.clone(), topology.clone(), cons.clone());
-            return wait(async move { router.finish_slot(topology, how, first, 0, req, what, cons).await });
-        }
-        // Nodes of this process answer at once: while one cannot serve (a read shard still
-        // loading, a stopped node), the next is tried now, so the command still runs in its
-        // place in the client's pipeline.
+        // Over TCP the command is encoded once: a retry or a MOVED sends the same bytes.
+        // Nodes of this process take the arguments and answer at once: while one cannot
+        // serve (a read shard still loading, a stopped node), the next is tried now, so the
+        // command still runs in its place in the client's pipeline.
+        let what = if topology.nodes[shard].0.in_process() { What::Borrowed(args) } else { What::Encoded(encode(args)) };
         let count = targets.len(topology);
-        let local = What::Borrowed(args);
         let mut i = 0;
         let first = loop {
-            let (node, primary) = targets.get(topology, i);
-            let sent = match &node.local {
-                Some(node) => {
-                    let min = if how.guard && !primary { cons.need(how.index) } else { 0 };
-                    Sent::Local(node.call(req.cmd, args, req.now, min))
-                }
-                None => self.attempt(topology, &how, i, req, &local, cons),
-            };
+            let sent = self.attempt(topology, &how, i, req, &what, cons);
+            let primary = targets.get(topology, i).1;
             let last = i + 1 == count;
             match sent {
                 Sent::Local(Called::Now(Reply::Error(e), _)) if unready(&e) && !last => {}
@@ -586,7 +493,7 @@ impl Router {
             i += 1;
         };
         let (router, topology, cons) = (self.clone(), topology.clone(), cons.clone());
-        let what = local.owned();
+        let what = what.owned();
         wait(async move { router.finish_slot(topology, how, first, i, req, what, cons).await })
     }
 
@@ -609,8 +516,10 @@ impl Router {
         loop {
             let (node, primary) = how.targets.get(&topology, i);
             let remote = matches!(sent, Sent::Remote(_));
-            if let (Sent::Local(Called::Behind), Some(local), false) = (&sent, &node.local, again) {
-                local.reach(cons.need(how.index), AT_WAIT).await;
+            if let (Sent::Local(Called::Behind(applied)), false) = (&mut sent, again) {
+                // A read shard of this process behind the session: wait for it, briefly.
+                let need = cons.need(how.index);
+                let _ = tokio::time::timeout(AT_WAIT, applied.wait_for(|a| *a >= need)).await;
                 again = true;
                 sent = self.attempt(&topology, &how, i, req, &what, &cons);
                 continue;
@@ -632,17 +541,12 @@ impl Router {
             }
             let got = match result {
                 Ok(got) => got,
-                Err(failure) => return failed(Some(how.slot), &node.addr, &failure),
+                Err(failure) => return failed(Some(how.slot), node.addr(), &failure),
             };
             if let Some(addr) = got.moved_to() {
                 // The map moved under us: follow once, to a primary over TCP.
-                let node = Node { addr: Arc::from(addr), local: None };
-                let bytes = match &what {
-                    What::Encoded(bytes) => bytes.clone(),
-                    What::Args(args) => encode(args),
-                    What::Borrowed(args) => encode(args),
-                };
-                return match self.send_encoded(&node, req, &bytes, 0).settle().await {
+                let node = Tcp { addr: Arc::from(addr), pool: self.pool.clone() };
+                return match node.send(req, &what, 0).settle().await {
                     Ok(got) => got.finish(how.raw),
                     Err(failure) => failed(Some(how.slot), &node.addr, &failure),
                 };
@@ -673,27 +577,6 @@ impl Router {
             }
             return got.finish(how.raw);
         }
-    }
-
-    /// Sends `args` to `node`: a call when it is in this process, else over its connection.
-    /// With `min` above 0 the node runs it only once it has reached that offset (EDIS.AT).
-    fn send_to(&self, node: &Node, req: Req, args: &[Bytes], min: u64) -> Sent {
-        match &node.local {
-            Some(local) => Sent::Local(local.call(req.cmd, args, req.now, min)),
-            None => self.send_encoded(node, req, &encode(args), min),
-        }
-    }
-
-    /// Sends an encoded command over `node`'s connection, as EDIS.AT when `min` is past what
-    /// that connection already knows the node reached.
-    fn send_encoded(&self, node: &Node, req: Req, bytes: &Bytes, min: u64) -> Sent {
-        Sent::Remote(self.pool.send_with(&node.addr, req.lane, 1, req.now, |known| {
-            if min > known {
-                at_from_encoded(min, bytes)
-            } else {
-                bytes.clone()
-            }
-        }))
     }
 
     /// A multi-key command split per slot: `per` arguments per key (1, or 2 for MSET).
@@ -803,11 +686,11 @@ impl Router {
         let parts: Vec<(Arc<str>, u16, Sent)> = topology
             .primaries()
             .map(|(node, index)| {
-                let sent = self.send_to(node, req, args, 0);
+                let sent = node.send(req, &What::Borrowed(args), 0);
                 if matches!(sent, Sent::Remote(_)) {
                     cons.sent(index, true);
                 }
-                (node.addr.clone(), index, sent)
+                (node.addr().clone(), index, sent)
             })
             .collect();
         let write = req.cmd.has(crate::command::flags::WRITE);
@@ -870,13 +753,13 @@ impl Router {
         let (target, index) = topology.primary(shard as usize);
         let mut args = args.to_vec();
         args[1] = Bytes::from(inner.to_string());
-        let sent = self.send_to(target, req, &args, 0);
+        let sent = target.send(req, &What::Borrowed(&args), 0);
         let remote = matches!(sent, Sent::Remote(_));
         let cons = caller.cons.clone();
         if remote {
             cons.sent(index, true);
         }
-        let addr = target.addr.clone();
+        let addr = target.addr().clone();
         wait(async move {
             let got = sent.settle().await;
             if remote {
@@ -918,8 +801,8 @@ impl Router {
             return Routed::Ready(Reply::err("CLUSTERDOWN no shard is known yet"));
         }
         let (node, _) = topology.primary(0);
-        let addr = node.addr.clone();
-        let sent = self.send_to(node, req, args, 0);
+        let addr = node.addr().clone();
+        let sent = node.send(req, &What::Borrowed(args), 0);
         wait(async move {
             match sent.settle().await {
                 Ok(got) => got.finish(false),
@@ -940,21 +823,12 @@ impl Router {
             return Routed::Settle;
         }
         let (primary, index) = topology.primary(shard);
-        let primary = primary.clone();
-        let sent = match &primary.local {
-            Some(local) => Sent::Local(local.run(&transaction_commands(queued), req.now)),
-            None => {
-                let mut out = BytesMut::new();
-                for cmd in transaction_commands(queued) {
-                    crate::resp::client::encode_command(cmd, &mut out);
-                }
-                caller.cons.sent(index, true);
-                let bytes = out.freeze();
-                Sent::Remote(self.pool.send_with(&primary.addr, req.lane, queued.len() + 2, req.now, |_| bytes))
-            }
-        };
-        let cons = caller.cons.clone();
-        wait(async move { settle_exec(sent, &cons, index, slot, &primary.addr).await })
+        let sent = primary.send_all(req, &transaction_commands(queued));
+        if matches!(sent, Sent::Remote(_)) {
+            caller.cons.sent(index, true);
+        }
+        let (cons, addr) = (caller.cons.clone(), primary.addr().clone());
+        wait(async move { settle_exec(sent, &cons, index, slot, &addr).await })
     }
 }
 
@@ -1013,13 +887,7 @@ mod tests {
     fn order(router: &Router, routes: &Routes, write: bool, read_from: ReadFrom) -> Vec<String> {
         let shard = routes.shard_of(42).unwrap();
         let t = router.targets(routes, shard, write, &Caller::new(read_from, false));
-        (0..t.len(routes)).map(|i| t.get(routes, i).0.addr.to_string()).collect()
-    }
-
-    #[test]
-    fn edis_at_wraps_an_encoded_command() {
-        let get = encode(&[Bytes::from_static(b"GET"), Bytes::from_static(b"k")]);
-        assert_eq!(&at_from_encoded(1234, &get)[..], b"*4\r\n$7\r\nEDIS.AT\r\n$4\r\n1234\r\n$3\r\nGET\r\n$1\r\nk\r\n");
+        (0..t.len(routes)).map(|i| t.get(routes, i).0.addr().to_string()).collect()
     }
 
     #[test]

@@ -19,10 +19,9 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::backend::Dedicated;
 use super::consistency::Consistency;
-use super::local::LocalSession;
-use super::router::{failed, settle_exec, transaction_commands, Caller, Pending, ReadFrom, Req, Routed, Sent};
+use super::node::{Link, Sent};
+use super::router::{failed, settle_exec, transaction_commands, Caller, ReadFrom, Req, Routed};
 use super::Proxy;
 use crate::command::{dispatch, flags, int_arg, resolve, Client, Command, Ctx, Merge, Multi, Route};
 use crate::keyspace::now_ms;
@@ -33,42 +32,15 @@ use crate::topology::view::{ClusterView, CROSSSLOT};
 const READ_CHUNK: usize = 16 * 1024;
 const MAX_BATCH: usize = 1024;
 
-enum Item {
-    Ready(Reply),
-    Wait(Pending),
+fn ready(reply: Reply) -> Routed {
+    Routed::Ready(reply)
 }
 
-/// What handling one command gives: its reply (now or to come), or a request to first wait
-/// for every reply still to come, then handle the command again.
-enum Step {
-    Item(Item),
-    Settle,
-}
-
-impl From<Routed> for Step {
-    fn from(r: Routed) -> Step {
-        match r {
-            Routed::Ready(reply) => Step::Item(Item::Ready(reply)),
-            Routed::Wait(p) => Step::Item(Item::Wait(p)),
-            Routed::Settle => Step::Settle,
-        }
-    }
-}
-
-fn ready(reply: Reply) -> Step {
-    Step::Item(Item::Ready(reply))
-}
-
-fn later(f: impl std::future::Future<Output = Reply> + Send + 'static) -> Step {
-    Step::Item(Item::Wait(Box::pin(f)))
+fn later(f: impl std::future::Future<Output = Reply> + Send + 'static) -> Routed {
+    Routed::Wait(Box::pin(f))
 }
 
 /// A connection of this client's own to one primary, held from WATCH to EXEC/DISCARD/UNWATCH.
-enum Link {
-    Local(LocalSession),
-    Remote(Dedicated),
-}
-
 struct Pinned {
     /// The shard position in the map when it was pinned, and its primary's address.
     shard: usize,
@@ -78,18 +50,8 @@ struct Pinned {
 }
 
 impl Pinned {
-    /// Sends commands to be run back to back; the answer is the last one's.
     fn send(&mut self, commands: &[&[Bytes]], now: u64) -> Sent {
-        match &mut self.link {
-            Link::Local(session) => Sent::Local(session.run(commands, now)),
-            Link::Remote(conn) => {
-                let mut out = BytesMut::new();
-                for c in commands {
-                    crate::resp::client::encode_command(c, &mut out);
-                }
-                Sent::Remote(conn.send(out.freeze(), commands.len()))
-            }
-        }
+        self.link.send(commands, now)
     }
 }
 
@@ -137,7 +99,7 @@ pub async fn run(
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut out = BytesMut::with_capacity(READ_CHUNK);
     let mut args: Vec<Bytes> = Vec::new();
-    let mut items: Vec<Item> = Vec::new();
+    let mut items: Vec<Routed> = Vec::new();
     loop {
         let want = parser.missing().clamp(READ_CHUNK, READ_CHUNK.max(inbuf.len()));
         if inbuf.capacity() - inbuf.len() < want {
@@ -160,17 +122,18 @@ pub async fn run(
                         let now = *now.get_or_insert_with(now_ms);
                         loop {
                             let settled = items.is_empty();
+                            // Settle: the replies in flight are awaited (and encoded), then the
+                            // command is handled again.
                             match handle_command(&server, &proxy, &mut conn, now, &args, settled) {
-                                Step::Item(item) => {
+                                Routed::Settle if settled => {
+                                    items.push(Routed::Ready(Reply::err("ERR internal: routing did not settle")));
+                                    break;
+                                }
+                                Routed::Settle => drain(&mut items, conn.client.proto, &mut out).await,
+                                item => {
                                     items.push(item);
                                     break;
                                 }
-                                // Nothing in flight any more once these are written.
-                                Step::Settle if settled => {
-                                    items.push(Item::Ready(Reply::err("ERR internal: routing did not settle")));
-                                    break;
-                                }
-                                Step::Settle => drain(&mut items, conn.client.proto, &mut out).await,
                             }
                         }
                         args.clear();
@@ -215,13 +178,9 @@ pub async fn run(
 }
 
 /// Waits for every reply still to come, in order, and encodes them.
-async fn drain(items: &mut Vec<Item>, proto: u8, out: &mut BytesMut) {
+async fn drain(items: &mut Vec<Routed>, proto: u8, out: &mut BytesMut) {
     for item in items.drain(..) {
-        let reply = match item {
-            Item::Ready(r) => r,
-            Item::Wait(p) => p.await,
-        };
-        reply.encode(proto, out);
+        item.get().await.encode(proto, out);
     }
 }
 
@@ -240,7 +199,7 @@ fn handle_command(
     now: u64,
     args: &[Bytes],
     settled: bool,
-) -> Step {
+) -> Routed {
     let client = &mut conn.client;
     let cmd = match resolve(args) {
         Ok(cmd) => cmd,
@@ -280,12 +239,12 @@ fn handle_command(
             }
             conn.forwarded += 1;
             let Some(mut pinned) = conn.pinned.take() else {
-                return proxy.router.transaction(m.slot.unwrap_or(0), &m.queued, req, &conn.caller).into();
+                return proxy.router.transaction(m.slot.unwrap_or(0), &m.queued, req, &conn.caller);
             };
             if !settled {
                 conn.pinned = Some(pinned);
                 client.multi = Some(m);
-                return Step::Settle;
+                return Routed::Settle;
             }
             // On the watching connection: the node checks the watched keys.
             let sent = pinned.send(&transaction_commands(&m.queued), now);
@@ -343,7 +302,7 @@ fn handle_command(
         }
     }
     if let Some(step) = cluster_wide(server, proxy, conn, cmd, args, req, settled) {
-        if !matches!(step, Step::Settle) {
+        if !matches!(step, Routed::Settle) {
             conn.forwarded += 1;
         }
         return step;
@@ -359,7 +318,7 @@ fn handle_command(
                 _ => false,
             };
             if !settled {
-                return Step::Settle;
+                return Routed::Settle;
             }
             if on_pinned {
                 let sent = pinned.send(&[args], now);
@@ -372,11 +331,11 @@ fn handle_command(
                 });
             }
         }
-        return proxy.router.route(args, req, &conn.caller).into();
+        return proxy.router.route(args, req, &conn.caller);
     }
     if proxy.rest_to_shard && !cmd.has(flags::NO_AUTH) && !matches!(cmd.name, "quit" | "reset") {
         conn.forwarded += 1;
-        return proxy.router.to_first_primary(args, req).into();
+        return proxy.router.to_first_primary(args, req);
     }
     // The proxy's own commands.
     let mut state = server.state();
@@ -413,11 +372,7 @@ impl Driver {
 
     /// Runs one command and gives its reply.
     pub async fn call(&mut self, args: &[Bytes]) -> Reply {
-        match handle_command(&self.server, &self.proxy, &mut self.conn, now_ms(), args, true) {
-            Step::Item(Item::Ready(reply)) => reply,
-            Step::Item(Item::Wait(pending)) => pending.await,
-            Step::Settle => Reply::err("ERR internal: routing did not settle"),
-        }
+        handle_command(&self.server, &self.proxy, &mut self.conn, now_ms(), args, true).get().await
     }
 
     /// Whether a transaction is being queued (the prompt shows it, as redis-cli does).
@@ -427,7 +382,7 @@ impl Driver {
 }
 
 /// WATCH key [key ...]: the keys' primary gets a connection of this client's own.
-fn watch(proxy: &Arc<Proxy>, conn: &mut Conn, args: &[Bytes], req: Req, settled: bool) -> Step {
+fn watch(proxy: &Arc<Proxy>, conn: &mut Conn, args: &[Bytes], req: Req, settled: bool) -> Routed {
     let slot = match slot_of(req.cmd, args) {
         Ok(slot) => slot.unwrap_or(0),
         Err(reply) => return ready(reply),
@@ -440,19 +395,12 @@ fn watch(proxy: &Arc<Proxy>, conn: &mut Conn, args: &[Bytes], req: Req, settled:
         return ready(Reply::err(CROSSSLOT));
     }
     if !settled {
-        return Step::Settle;
+        return Routed::Settle;
     }
     conn.forwarded += 1;
     let (primary, index) = topology.primary(shard);
-    let pinned = conn.pinned.get_or_insert_with(|| Pinned {
-        shard,
-        addr: primary.addr.clone(),
-        index,
-        link: match &primary.local {
-            Some(local) => Link::Local(local.session()),
-            None => Link::Remote(proxy.router.pool.dedicated(&primary.addr)),
-        },
-    });
+    let pinned =
+        conn.pinned.get_or_insert_with(|| Pinned { shard, addr: primary.addr().clone(), index, link: primary.own() });
     let sent = pinned.send(&[args], req.now);
     let addr = pinned.addr.clone();
     later(async move {
@@ -473,7 +421,7 @@ fn cluster_wide(
     args: &[Bytes],
     req: Req,
     settled: bool,
-) -> Option<Step> {
+) -> Option<Routed> {
     match cmd.route {
         Route::Wait => return Some(wait(proxy, conn, args, req, settled)),
         Route::Primaries(Merge::Keyspace) if super::merge::wants_keyspace(args) => {}
@@ -487,7 +435,7 @@ fn cluster_wide(
     let info_keyspace = [Bytes::from_static(b"INFO"), Bytes::from_static(b"keyspace")];
     let Some(all) = router.to_primaries(&topology, &info_keyspace, req, &conn.caller, Some(super::router::REQUEST_TIMEOUT))
     else {
-        return Some(Step::Settle);
+        return Some(Routed::Settle);
     };
     let own = {
         let mut state = server.state();
@@ -510,7 +458,7 @@ fn cluster_wide(
 /// WAIT numreplicas timeout: waits, on every shard this connection wrote to (every shard if
 /// none), until that many replicas acknowledged; answers the smallest count. Each shard is
 /// asked on a connection of its own, so a wait holds up no other client.
-fn wait(proxy: &Arc<Proxy>, conn: &mut Conn, args: &[Bytes], req: Req, settled: bool) -> Step {
+fn wait(proxy: &Arc<Proxy>, conn: &mut Conn, args: &[Bytes], req: Req, settled: bool) -> Routed {
     if conn.client.multi.is_some() {
         return ready(Reply::err("ERR WAIT cannot be called inside a transaction"));
     }
@@ -524,7 +472,7 @@ fn wait(proxy: &Arc<Proxy>, conn: &mut Conn, args: &[Bytes], req: Req, settled: 
         Err(reply) => return ready(reply),
     };
     if !settled {
-        return Step::Settle;
+        return Routed::Settle;
     }
     let topology = proxy.router.topology();
     if topology.shards.is_empty() {
@@ -540,11 +488,7 @@ fn wait(proxy: &Arc<Proxy>, conn: &mut Conn, args: &[Bytes], req: Req, settled: 
         if wrote != 0 {
             conn.caller.cons.wrote(index);
         }
-        let link = match &node.local {
-            Some(local) => Link::Local(local.session()),
-            None => Link::Remote(proxy.router.pool.dedicated(&node.addr)),
-        };
-        let mut pinned = Pinned { shard: 0, addr: node.addr.clone(), index, link };
+        let mut pinned = Pinned { shard: 0, addr: node.addr().clone(), index, link: node.own() };
         let sent = pinned.send(&[args], req.now);
         parts.push((pinned, sent));
     }
