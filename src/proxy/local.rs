@@ -21,7 +21,8 @@ use super::node::{Backend, Link, Sent, What};
 use super::router::Req;
 use crate::command::{resolve, Client, Command};
 use crate::resp::Reply;
-use crate::server::session::{needs_fsync_wait, run_local, Local};
+pub use crate::server::session::Called;
+use crate::server::session::run_local;
 use crate::server::{ClientHandle, Server};
 
 /// Nodes of this process, by node id.
@@ -37,18 +38,6 @@ pub struct LocalNode {
     client: Mutex<Client>,
     /// Set when the node's role stops: calls fail as a closed connection would.
     gone: Arc<AtomicBool>,
-}
-
-/// What a local call gives back: the reply now (with the node's offset as of it), the reply
-/// once the AOF is on disk (appendfsync always), a reply still to come, or nothing because
-/// the node is gone or behind the offset asked for.
-pub enum Called {
-    Gone,
-    /// Behind the offset asked for; the receiver follows the node's applied offset.
-    Behind(tokio::sync::watch::Receiver<u64>),
-    Now(Reply, u64),
-    AfterFsync(Reply, Arc<Server>, u64, u64),
-    Later(crate::command::Deferred),
 }
 
 impl Locals {
@@ -99,8 +88,7 @@ impl LocalNode {
             return Called::Gone;
         }
         let mut client = self.client.lock().unwrap_or_else(|e| e.into_inner());
-        let done = run_local(&self.server, &mut client, cmd, args, now, min);
-        called(&self.server, done, &client)
+        run_local(&self.server, &mut client, cmd, args, now, min)
     }
 
     /// Runs commands in order with nothing of another caller's between them (MULTI, the
@@ -154,25 +142,14 @@ impl Backend for LocalNode {
 }
 
 fn run_all(server: &Arc<Server>, client: &mut Client, commands: &[&[Bytes]], now: u64) -> Called {
-    let mut last = Local::Now(Reply::Nil, 0);
+    let mut last = Called::Now(Reply::Nil, 0);
     for args in commands {
         last = match resolve(args) {
             Ok(cmd) => run_local(server, client, cmd, args, now, 0),
-            Err(reply) => Local::Now(reply, 0),
+            Err(reply) => Called::Now(reply, 0),
         };
     }
-    called(server, last, client)
-}
-
-fn called(server: &Arc<Server>, done: Local, client: &Client) -> Called {
-    match done {
-        Local::Later(later) => Called::Later(later),
-        Local::Behind => Called::Behind(server.applied.subscribe()),
-        Local::Now(reply, offset) if needs_fsync_wait(server, client.wrote_to) => {
-            Called::AfterFsync(reply, server.clone(), client.wrote_to, offset)
-        }
-        Local::Now(reply, offset) => Called::Now(reply, offset),
-    }
+    last
 }
 
 /// A node's client held by one caller (see [`LocalNode::session`]).

@@ -201,20 +201,22 @@ pub fn needs_fsync_wait(server: &Server, offset: u64) -> bool {
         .is_some_and(|aof| aof.policy == crate::persistence::Fsync::Always && *aof.durable.borrow() < offset)
 }
 
-/// How a command from a router in this process went: its reply and the node's offset as of
-/// it, the reply to come, or (with a minimum offset) not run because the node is behind.
-pub enum Local {
+/// How a command from a router in this process went: its reply now (with the node's offset
+/// as of it), the reply once the AOF has it on disk (appendfsync always: reply, server, the
+/// offset to wait for, the node's offset), a reply still to come, or nothing: the node is
+/// gone, or behind the offset asked for (the receiver follows its applied offset).
+pub enum Called {
+    Gone,
+    Behind(tokio::sync::watch::Receiver<u64>),
     Now(Reply, u64),
+    AfterFsync(Reply, Arc<Server>, u64, u64),
     Later(Deferred),
-    Behind,
 }
 
 /// Runs one command for a router in this same process (the proxy of `--role all`) exactly as
 /// it would run arriving on that router's connection, minus the socket: same lock, same
 /// dispatch, same replication and AOF bookkeeping. `cmd` is `args` already resolved, and
-/// `now` the caller's clock reading for its batch. The caller honours [`needs_fsync_wait`]
-/// with `client.wrote_to` before passing a write's reply on.
-/// With `min` above 0 the command runs only if the node's offset has reached it (as EDIS.AT
+/// `now` the caller's clock reading for its batch. With `min` above 0 the command runs only if the node's offset has reached it (as EDIS.AT
 /// does for a router over TCP).
 pub fn run_local(
     server: &Arc<Server>,
@@ -223,19 +225,24 @@ pub fn run_local(
     args: &[Bytes],
     now: u64,
     min: u64,
-) -> Local {
+) -> Called {
     let mut state = server.state();
     if min > 0 && state.node_offset() < min {
-        return Local::Behind;
+        return Called::Behind(server.applied.subscribe());
     }
     let log_before = state.log.as_ref().map(|l| l.offset());
     let mut ctx = Ctx { state: &mut state, client, server, now, deferred: None, propagate: None };
     let reply = dispatch_resolved(&mut ctx, cmd, args);
     let deferred = ctx.deferred.take();
     logged(server, &state, client, log_before);
+    let offset = state.node_offset();
+    drop(state);
     match deferred {
-        Some(later) => Local::Later(later),
-        None => Local::Now(reply, state.node_offset()),
+        Some(later) => Called::Later(later),
+        None if needs_fsync_wait(server, client.wrote_to) => {
+            Called::AfterFsync(reply, server.clone(), client.wrote_to, offset)
+        }
+        None => Called::Now(reply, offset),
     }
 }
 
