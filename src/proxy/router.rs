@@ -724,15 +724,10 @@ impl Router {
             return Routed::Settle;
         };
         wait(async move {
-            let mut replies = Vec::new();
-            for (addr, got) in all.await {
-                match got.map(|got| got.finish(false)) {
-                    Ok(Reply::Error(e)) => return Reply::Error(e),
-                    Ok(reply) => replies.push(reply),
-                    Err(failure) => return failed(None, &addr, &failure),
-                }
+            match every_reply(all.await) {
+                Ok(replies) => super::merge::merge(merge, replies),
+                Err(error) => error,
             }
-            super::merge::merge(merge, replies)
         })
     }
 
@@ -830,6 +825,20 @@ impl Router {
         let (cons, addr) = (caller.cons.clone(), primary.addr().clone());
         wait(async move { settle_exec(sent, &cons, index, slot, &addr).await })
     }
+}
+
+/// Every node's reply, or the first error among them (a shard's error reply, or the one for
+/// a shard that gave none).
+pub fn every_reply(answers: Vec<FromNode>) -> Result<Vec<Reply>, Reply> {
+    let mut replies = Vec::with_capacity(answers.len());
+    for (addr, got) in answers {
+        match got.map(|got| got.finish(false)) {
+            Ok(Reply::Error(e)) => return Err(Reply::Error(e)),
+            Ok(reply) => replies.push(reply),
+            Err(failure) => return Err(failed(None, &addr, &failure)),
+        }
+    }
+    Ok(replies)
 }
 
 /// MULTI, the queued commands, EXEC.

@@ -443,15 +443,10 @@ fn cluster_wide(
         dispatch(&mut ctx, args)
     };
     Some(later(async move {
-        let mut replies = Vec::new();
-        for (addr, got) in all.await {
-            match got.map(|got| got.finish(false)) {
-                Ok(Reply::Error(e)) => return Reply::Error(e),
-                Ok(reply) => replies.push(reply),
-                Err(failure) => return failed(None, &addr, &failure),
-            }
+        match super::router::every_reply(all.await) {
+            Ok(replies) => super::merge::with_keyspace(own, replies),
+            Err(error) => error,
         }
-        super::merge::with_keyspace(own, replies)
     }))
 }
 
