@@ -103,14 +103,15 @@ async fn read_your_writes(ep: &Endpoint, pairs: usize) {
         }
     }
     assert_eq!(stale, 0, "{name}: sequential SET then GET");
+    // 100 pairs per pipeline.
     for round in 0..pairs / 100 {
         let mut pipe = redis::pipe();
-        for j in 0..50 {
+        for j in 0..100 {
             pipe.cmd("SET").arg(format!("pp{j}")).arg(format!("{round}-{j}"));
             pipe.cmd("GET").arg(format!("pp{j}"));
         }
         let replies: Vec<Value> = pipe.query_async(&mut c).await.unwrap();
-        for j in 0..50 {
+        for j in 0..100 {
             if replies[2 * j + 1] != bulk(&format!("{round}-{j}")) {
                 stale += 1;
             }
