@@ -157,17 +157,28 @@ async fn many_connections(ep: &Endpoint, run_for: Duration) {
         let mut c = ep.conn().await;
         tasks.push(tokio::spawn(async move {
             let mut seen = std::collections::HashMap::new();
+            let mut recent: Vec<u64> = Vec::new();
             let mut x = id.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
             let until = Instant::now() + run_for;
             while Instant::now() < until {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                let key = format!("mix{}", x % 10_000);
+                let write = x % 10 == 0;
+                // Half the reads go back to a key this connection wrote lately: that is
+                // where a read older than its own write would show.
+                let key = match recent.get((x >> 8) as usize % 16) {
+                    Some(k) if !write && x & 0x10 == 0 => format!("mix{k}"),
+                    _ => format!("mix{}", x % 10_000),
+                };
                 let floor = *seen.get(&key).unwrap_or(&0);
-                if x % 10 == 0 {
+                if write {
                     let n = as_int(&q(&mut c, &["INCR", &key]).await);
                     incrs.fetch_add(1, Ordering::Relaxed);
+                    if recent.len() == 8 {
+                        recent.remove(0);
+                    }
+                    recent.push(x % 10_000);
                     seen.insert(key, n.max(floor));
                 } else {
                     let n = as_int(&q(&mut c, &["GET", &key]).await);
