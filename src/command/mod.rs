@@ -397,12 +397,14 @@ pub fn dispatch_resolved(ctx: &mut Ctx, cmd: &'static Command, args: &[Bytes]) -
         if let Some(multi) = &mut ctx.client.multi {
             multi.aborted = true;
         }
+        ctx.state.stats.of(cmd).rejected += 1;
         return Reply::err("NOAUTH Authentication required.");
     }
     if ctx.state.upstream.is_some() && cmd.has(flags::WRITE) && !ctx.client.is_master {
         if let Some(multi) = &mut ctx.client.multi {
             multi.aborted = true;
         }
+        ctx.state.stats.of(cmd).rejected += 1;
         return Reply::err("READONLY You can't write against a read only replica.");
     }
     // A replica that has never had its primary's data would answer from an empty keyspace.
@@ -416,12 +418,14 @@ pub fn dispatch_resolved(ctx: &mut Ctx, cmd: &'static Command, args: &[Bytes]) -
         if let Some(multi) = &mut ctx.client.multi {
             multi.aborted = true;
         }
+        ctx.state.stats.of(cmd).rejected += 1;
         return reply;
     }
     if let Some(multi) = &mut ctx.client.multi {
         if !runs_inside_multi(cmd.name) {
             if cmd.has(flags::NO_MULTI) {
                 multi.aborted = true;
+                ctx.state.stats.of(cmd).rejected += 1;
                 return Reply::err("ERR Command not allowed inside a transaction");
             }
             multi.queued.push(args.to_vec());
@@ -430,14 +434,21 @@ pub fn dispatch_resolved(ctx: &mut Ctx, cmd: &'static Command, args: &[Bytes]) -
     }
     ctx.client.handle.set_last_command(cmd);
     ctx.state.stats.commands += 1;
-    if ctx.state.log.is_none() {
-        return (cmd.handler)(ctx, args);
+    let calls = ctx.state.stats.of(cmd);
+    calls.calls += 1;
+    let reply = if ctx.state.log.is_none() {
+        (cmd.handler)(ctx, args)
+    } else {
+        // Only a write command is logged for what it changed: reads skip summing the counters.
+        let before = if cmd.has(flags::WRITE) { ctx.state.keyspace.dirty() } else { 0 };
+        ctx.propagate = None;
+        let reply = (cmd.handler)(ctx, args);
+        log_effects(ctx, cmd, args, before);
+        reply
+    };
+    if let Reply::Error(_) = reply {
+        ctx.state.stats.of(cmd).failed += 1;
     }
-    // Only a write command is logged for what it changed: reads skip summing the counters.
-    let before = if cmd.has(flags::WRITE) { ctx.state.keyspace.dirty() } else { 0 };
-    ctx.propagate = None;
-    let reply = (cmd.handler)(ctx, args);
-    log_effects(ctx, cmd, args, before);
     reply
 }
 

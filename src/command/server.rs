@@ -19,6 +19,9 @@ fn human(bytes: usize) -> String {
 
 const DEFAULT_SECTIONS: &[&str] =
     &["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "cluster", "keyspace"];
+/// Every section, in Redis's order (`all` and `everything`; commandstats is not a default).
+const ALL_SECTIONS: &[&str] =
+    &["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "commandstats", "cluster", "keyspace"];
 
 fn cpu_seconds() -> (f64, f64) {
     // utime and stime, fields 14 and 15 of /proc/self/stat, in clock ticks (100 per second).
@@ -116,8 +119,7 @@ fn section(ctx: &mut Ctx, name: &str, out: &mut String) {
             let s = &state.stats;
             w("# Stats".into());
             w(format!("total_connections_received:{}", s.connections));
-            let forwarded = server.forwarded.load(std::sync::atomic::Ordering::Relaxed);
-            w(format!("total_commands_processed:{}", s.commands + forwarded));
+            w(format!("total_commands_processed:{}", s.commands));
             w(format!("instantaneous_ops_per_sec:{}", s.ops_per_sec()));
             w(format!("total_net_input_bytes:{}", s.net_input_bytes));
             w(format!("total_net_output_bytes:{}", s.net_output_bytes));
@@ -195,6 +197,18 @@ fn section(ctx: &mut Ctx, name: &str, out: &mut String) {
             w("# Cluster".into());
             w(format!("cluster_enabled:{}", state.cluster.is_some() as u8));
         }
+        "commandstats" => {
+            w("# Commandstats".into());
+            let mut rows: Vec<(String, crate::server::CallStats)> =
+                state.stats.calls.iter().map(|(&addr, s)| (command_name(addr), *s)).collect();
+            rows.sort_by(|a, b| a.0.cmp(&b.0));
+            for (name, s) in rows {
+                w(format!(
+                    "cmdstat_{name}:calls={},rejected_calls={},failed_calls={}",
+                    s.calls, s.rejected, s.failed
+                ));
+            }
+        }
         "keyspace" => {
             w("# Keyspace".into());
             let now = ctx.now;
@@ -213,12 +227,28 @@ fn section(ctx: &mut Ctx, name: &str, out: &mut String) {
     }
 }
 
+/// The name INFO commandstats prints for the table entry at `addr`: `get`, `config|get`.
+fn command_name(addr: usize) -> String {
+    use crate::command::{Command, COMMANDS};
+    let at = |c: &Command| c as *const Command as usize == addr;
+    for c in COMMANDS {
+        if at(c) {
+            return c.name.to_string();
+        }
+        if let Some(sub) = c.subcommands.iter().find(|s| at(s)) {
+            return format!("{}|{}", c.name, sub.name);
+        }
+    }
+    "unknown".to_string()
+}
+
 /// INFO [section ...]: sections as Redis names them; `all`, `everything` and `default`.
 pub fn info(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let mut wanted: Vec<String> = Vec::new();
     for a in &args[1..] {
         match text(a).to_ascii_lowercase().as_str() {
-            "all" | "everything" | "default" => wanted.extend(DEFAULT_SECTIONS.iter().map(|s| s.to_string())),
+            "all" | "everything" => wanted.extend(ALL_SECTIONS.iter().map(|s| s.to_string())),
+            "default" => wanted.extend(DEFAULT_SECTIONS.iter().map(|s| s.to_string())),
             s => wanted.push(s.to_string()),
         }
     }
@@ -227,7 +257,7 @@ pub fn info(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     }
     let mut out = String::new();
     let mut done: Vec<&str> = Vec::new();
-    for name in DEFAULT_SECTIONS {
+    for name in ALL_SECTIONS {
         if wanted.iter().any(|w| w == name) && !done.contains(name) {
             if !out.is_empty() {
                 out.push_str("\r\n");

@@ -72,8 +72,9 @@ struct Conn {
     caller: Caller,
     lane: usize,
     pinned: Option<Pinned>,
-    /// Commands forwarded in this batch, added to the proxy's counter once per batch.
-    forwarded: u64,
+    /// Commands forwarded in this batch, added to the proxy's counters (INFO stats and
+    /// commandstats) once per batch.
+    forwarded: Vec<(&'static Command, u64)>,
     /// Whether a RESP2 client's replies may be a shard's bytes as they came.
     raw_ok: bool,
 }
@@ -93,7 +94,7 @@ pub async fn run(
         caller: Caller::new(proxy.read_from, true),
         lane: handle.id as usize,
         pinned: None,
-        forwarded: 0,
+        forwarded: Vec::new(),
         raw_ok: true,
     };
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
@@ -149,9 +150,12 @@ pub async fn run(
                     }
                 }
             }
-            if conn.forwarded > 0 {
-                server.forwarded.fetch_add(conn.forwarded, Ordering::Relaxed);
-                conn.forwarded = 0;
+            if !conn.forwarded.is_empty() {
+                let mut state = server.state();
+                for (cmd, n) in conn.forwarded.drain(..) {
+                    state.stats.commands += n;
+                    state.stats.of(cmd).calls += n;
+                }
             }
             let more = parsed == MAX_BATCH;
             drain(&mut items, conn.client.proto, &mut out).await;
@@ -231,21 +235,19 @@ fn handle_command(
                 None => Reply::err("ERR DISCARD without MULTI"),
             })
         }
+        // EXEC waits for the connection's replies in flight first (so it can never be
+        // handled twice: the transaction is taken below).
+        "exec" if client.multi.as_ref().is_some_and(|m| !m.aborted) && !settled => return Routed::Settle,
         "exec" => {
             let Some(m) = client.multi.take() else { return ready(Reply::err("ERR EXEC without MULTI")) };
             if m.aborted {
                 conn.pinned = None;
                 return ready(Reply::err("EXECABORT Transaction discarded because of previous errors."));
             }
-            conn.forwarded += 1;
+            conn.forwarded(cmd);
             let Some(mut pinned) = conn.pinned.take() else {
                 return proxy.router.transaction(m.slot.unwrap_or(0), &m.queued, req, &conn.caller);
             };
-            if !settled {
-                conn.pinned = Some(pinned);
-                client.multi = Some(m);
-                return Routed::Settle;
-            }
             // On the watching connection: the node checks the watched keys.
             let sent = pinned.send(&transaction_commands(&m.queued), now);
             let cons = conn.caller.cons.clone();
@@ -303,24 +305,26 @@ fn handle_command(
     }
     if let Some(step) = cluster_wide(server, proxy, conn, cmd, args, req, settled) {
         if !matches!(step, Routed::Settle) {
-            conn.forwarded += 1;
+            conn.forwarded(cmd);
         }
         return step;
     }
     if super::router::Router::handles(cmd) {
-        conn.forwarded += 1;
-        if let Some(pinned) = &mut conn.pinned {
+        if conn.pinned.is_some() {
             // While watching, this connection's commands on the watched shard use its link
             // (and wait their turn: nothing else of the connection is in flight meanwhile).
-            let topology = proxy.router.topology();
-            let on_pinned = match slot_of(cmd, args) {
-                Ok(Some(slot)) => topology.shard_of(slot) == Some(pinned.shard),
-                _ => false,
-            };
             if !settled {
                 return Routed::Settle;
             }
-            if on_pinned {
+            let topology = proxy.router.topology();
+            let shard = match slot_of(cmd, args) {
+                Ok(Some(slot)) => topology.shard_of(slot),
+                _ => None,
+            };
+            if shard.is_some() && shard == conn.pinned.as_ref().map(|p| p.shard) {
+                conn.forwarded(cmd);
+            }
+            if let Some(pinned) = conn.pinned.as_mut().filter(|p| Some(p.shard) == shard) {
                 let sent = pinned.send(&[args], now);
                 let (addr, raw) = (pinned.addr.clone(), conn.caller.raw);
                 return later(async move {
@@ -331,10 +335,14 @@ fn handle_command(
                 });
             }
         }
-        return proxy.router.route(args, req, &conn.caller);
+        let routed = proxy.router.route(args, req, &conn.caller);
+        if !matches!(routed, Routed::Settle) {
+            conn.forwarded(cmd);
+        }
+        return routed;
     }
     if proxy.rest_to_shard && !cmd.has(flags::NO_AUTH) && !matches!(cmd.name, "quit" | "reset") {
-        conn.forwarded += 1;
+        conn.forwarded(cmd);
         return proxy.router.to_first_primary(args, req);
     }
     // The proxy's own commands.
@@ -342,6 +350,16 @@ fn handle_command(
     let mut ctx = Ctx { state: &mut state, client: &mut conn.client, server, now, deferred: None, propagate: None };
     let reply = dispatch(&mut ctx, args);
     ready(reply)
+}
+
+impl Conn {
+    /// Counts a command forwarded to the shards.
+    fn forwarded(&mut self, cmd: &'static Command) {
+        match self.forwarded.iter_mut().find(|(c, _)| std::ptr::eq(*c, cmd)) {
+            Some((_, n)) => *n += 1,
+            None => self.forwarded.push((cmd, 1)),
+        }
+    }
 }
 
 /// A client of the router driven one command at a time in this process: the routing
@@ -364,7 +382,7 @@ impl Driver {
             caller: Caller::new(read_from, false),
             lane: 0,
             pinned: None,
-            forwarded: 0,
+            forwarded: Vec::new(),
             raw_ok: false,
         };
         Driver { server, proxy, conn }
@@ -397,7 +415,7 @@ fn watch(proxy: &Arc<Proxy>, conn: &mut Conn, args: &[Bytes], req: Req, settled:
     if !settled {
         return Routed::Settle;
     }
-    conn.forwarded += 1;
+    conn.forwarded(req.cmd);
     let (primary, index) = topology.primary(shard);
     let pinned =
         conn.pinned.get_or_insert_with(|| Pinned { shard, addr: primary.addr().clone(), index, link: primary.own() });

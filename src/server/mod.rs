@@ -43,6 +43,25 @@ pub struct Stats {
     pub keyspace_misses: u64,
     /// Recent (time ms, commands) samples for instantaneous_ops_per_sec.
     pub ops_samples: std::collections::VecDeque<(u64, u64)>,
+    /// Per command (keyed by its table entry's address), for INFO commandstats.
+    pub calls: HashMap<usize, CallStats, foldhash::fast::FixedState>,
+}
+
+/// One command's counters, as INFO commandstats prints them.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CallStats {
+    pub calls: u64,
+    /// Refused before running (NOAUTH, READONLY, MOVED, CROSSSLOT, not allowed in MULTI).
+    pub rejected: u64,
+    /// Ran and answered an error.
+    pub failed: u64,
+}
+
+impl Stats {
+    /// The counters of `cmd`.
+    pub fn of(&mut self, cmd: &'static Command) -> &mut CallStats {
+        self.calls.entry(cmd as *const Command as usize).or_default()
+    }
 }
 
 impl Stats {
@@ -268,9 +287,6 @@ pub struct Server {
     /// On a replica: the offset applied from its primary, published after each applied
     /// batch, so a read that must see an offset (EDIS.AT) can wait for it.
     pub applied: watch::Sender<u64>,
-    /// On a proxy: commands it forwarded to shards (counted in total_commands_processed; one
-    /// atomic add per batch instead of the state lock).
-    pub forwarded: AtomicU64,
     /// Set on the proxy role: its connections forward to the cluster through this router.
     pub proxy: std::sync::OnceLock<Arc<crate::proxy::Proxy>>,
     /// The AOF writer, with appendonly on.
@@ -317,7 +333,6 @@ impl Server {
             repl_offset: watch::Sender::new(0),
             acks: watch::Sender::new(0),
             applied: watch::Sender::new(0),
-            forwarded: AtomicU64::new(0),
             proxy: std::sync::OnceLock::new(),
             aof: std::sync::OnceLock::new(),
         }
@@ -368,7 +383,7 @@ impl Server {
         let expired = state.keyspace.take_expired();
         let stats = &mut state.stats;
         stats.expired_keys += expired;
-        let commands = stats.commands + self.forwarded.load(Ordering::Relaxed);
+        let commands = stats.commands;
         stats.ops_samples.push_back((now, commands));
         while stats.ops_samples.len() > 16 {
             stats.ops_samples.pop_front();

@@ -444,6 +444,14 @@ async fn info_keyspace_digest_and_save_answer_for_the_whole_cluster() {
         };
         let stats: String = redis::cmd("INFO").arg("stats").query_async(&mut c).await.unwrap();
         assert!(processed(&stats) >= 201, "{name}: forwarded commands are counted: {stats}");
+        let cmdstats: String = redis::cmd("INFO").arg("commandstats").query_async(&mut c).await.unwrap();
+        let sets: i64 = cmdstats
+            .lines()
+            .find_map(|l| l.strip_prefix("cmdstat_set:calls="))
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        assert!(sets >= 201, "{name}: SETs forwarded, in commandstats: {cmdstats}");
         assert_eq!(q(&mut c, &["SAVE"]).await, Value::Okay, "{name}");
         assert!(matches!(q(&mut c, &["BGSAVE"]).await, Value::SimpleString(_) | Value::Okay), "{name}");
     }
