@@ -458,6 +458,11 @@ impl Router {
         // command still runs in its place in the client's pipeline.
         let what = if topology.nodes[shard].0.in_process() { What::Borrowed(args) } else { What::Encoded(encode(args)) };
         let count = targets.len(topology);
+        if count == 1 {
+            if let What::Encoded(bytes) = what {
+                return self.to_primary(topology, how, req, bytes, cons);
+            }
+        }
         let mut i = 0;
         let first = loop {
             let sent = self.attempt(topology, &how, i, req, &what, cons);
@@ -495,6 +500,39 @@ impl Router {
         let (router, topology, cons) = (self.clone(), topology.clone(), cons.clone());
         let what = what.owned();
         wait(async move { router.finish_slot(topology, how, first, i, req, what, cons).await })
+    }
+
+    /// [`to_slot`](Self::to_slot) for a primary across TCP, the one target (writes, and reads
+    /// that must see the primary): no other node to try, so a smaller reply future.
+    fn to_primary(self: &Arc<Self>, topology: &Routes, how: Slotted, req: Req, bytes: Bytes, cons: &Arc<Consistency>) -> Routed {
+        let (node, _) = how.targets.get(topology, 0);
+        let sent = node.send(req, &What::Encoded(bytes.clone()), 0);
+        cons.sent(how.index, true);
+        let (router, cons, addr) = (self.clone(), cons.clone(), node.addr().clone());
+        wait(async move {
+            let result = sent.settle().await;
+            cons.settled(how.index, true);
+            let got = match result {
+                Ok(got) => got,
+                Err(failure) => return failed(Some(how.slot), &addr, &failure),
+            };
+            if let Some(addr) = got.moved_to() {
+                let node = Tcp { addr: Arc::from(addr), pool: router.pool.clone() };
+                return match node.send(req, &What::Encoded(bytes), 0).settle().await {
+                    Ok(got) => got.finish(how.raw),
+                    Err(failure) => failed(Some(how.slot), &node.addr, &failure),
+                };
+            }
+            if let Some(offset) = got.offset() {
+                if how.guard {
+                    cons.observe(how.index, offset, true);
+                }
+            }
+            if how.write {
+                cons.wrote(how.index);
+            }
+            got.finish(how.raw)
+        })
     }
 
     /// The rest of [`to_slot`](Self::to_slot), once the first request is out.

@@ -284,7 +284,7 @@ fn run_batch(
     // A router connection's replies are held until the batch has run, then sent after one
     // offset mark (see OFFSET_MARK) with the node's offset at the end of the batch: at or past
     // every reply's own, which is all the router's guarantees need, at one mark per batch.
-    let mut held: Vec<Reply> = Vec::new();
+    let mut held: Vec<Reply> = if ctx.client.router { Vec::with_capacity(ends.len() - first) } else { Vec::new() };
     for (i, &end) in ends.iter().enumerate().skip(first) {
         let reply = dispatch(&mut ctx, &args[start..end]);
         start = end;
