@@ -78,24 +78,28 @@ pub fn at(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     }
     let server = ctx.server.clone();
     let inner: Vec<Bytes> = args[2..].to_vec();
-    let (db, handle) = (ctx.client.db, ctx.client.handle.clone());
+    let (db, handle, router) = (ctx.client.db, ctx.client.handle.clone(), ctx.client.router);
     let mut applied = server.applied.subscribe();
     ctx.deferred = Some(Box::pin(async move {
         let reached = tokio::time::timeout(AT_WAIT, applied.wait_for(|a| *a >= wanted)).await;
         let mut state = server.state();
         let have = state.node_offset();
-        let mut out = bytes::BytesMut::new();
-        crate::server::session::encode_mark(have, &mut out);
         let reply = if !matches!(reached, Ok(Ok(_))) && have < wanted {
             Reply::error(format!("EDISBEHIND {have} {wanted}"))
         } else {
             let mut client = super::Client::new(handle, true);
-            client.router = true;
+            client.router = router;
             client.db = db;
             let now = crate::keyspace::now_ms();
             let mut ctx = Ctx { state: &mut state, client: &mut client, server: &server, now, deferred: None, propagate: None };
             super::dispatch(&mut ctx, &inner)
         };
+        if !router {
+            return reply;
+        }
+        // A router connection (RESP2) learns the offset this reply was made at.
+        let mut out = bytes::BytesMut::new();
+        crate::server::session::encode_mark(have, &mut out);
         reply.encode(2, &mut out);
         Reply::Raw(out.freeze())
     }));

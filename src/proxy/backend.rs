@@ -389,3 +389,35 @@ impl Dedicated {
         rx
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_silent_connection_is_stalled_an_idle_one_is_not() {
+        let h = Health::default();
+        assert!(!h.stalled(1_000_000), "idle: nothing outstanding");
+        h.queued(1_000);
+        assert!(!h.stalled(1_000 + 1_999));
+        assert!(h.stalled(1_000 + 2_000), "busy and silent for the reply timeout");
+        // Progress (an answer) resets the clock even with more still outstanding.
+        h.queued(2_500);
+        h.answered(3_000);
+        assert!(!h.stalled(4_999));
+        assert!(h.stalled(5_000));
+        h.answered(5_100);
+        assert!(!h.stalled(100_000), "idle again");
+        h.answered(5_200);
+        assert_eq!(h.outstanding.load(Ordering::Relaxed), 0, "never below zero");
+    }
+
+    #[test]
+    fn offset_marks_are_told_apart_from_replies() {
+        let mark = BytesFrame::SimpleString(Bytes::from_static(b"\x0142"));
+        assert_eq!(offset_mark(&mark), Some(42));
+        assert_eq!(offset_mark(&BytesFrame::SimpleString(Bytes::from_static(b"OK"))), None);
+        assert_eq!(offset_mark(&BytesFrame::SimpleString(Bytes::from_static(b"\x01x"))), None);
+        assert_eq!(offset_mark(&BytesFrame::Integer(42)), None);
+    }
+}

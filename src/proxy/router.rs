@@ -938,6 +938,35 @@ mod tests {
     }
 
     #[test]
+    fn reads_follow_a_primary_request_in_flight_and_settle_before_a_primary_one() {
+        let (router, routes) = router();
+        let shard = routes.shard_of(42).unwrap();
+        let caller = Caller::new(ReadFrom::Replica, false);
+        let primary = "127.0.0.1:7000";
+        let first = |t: &Targets| t.get(&routes, 0).0.addr().to_string();
+        assert_ne!(first(&router.targets(&routes, shard, false, &caller)), primary);
+        caller.cons.sent(0, true);
+        let read = router.targets(&routes, shard, false, &caller);
+        assert_eq!(first(&read), primary, "a read behind a write in flight goes to the primary");
+        assert!(!router.must_settle(&routes, &read, &caller), "no read shard read is in flight");
+        caller.cons.settled(0, true);
+        caller.cons.sent(0, false);
+        let write = router.targets(&routes, shard, true, &caller);
+        assert!(router.must_settle(&routes, &write, &caller), "a write waits for reads on read shards");
+        let read = router.targets(&routes, shard, false, &caller);
+        assert!(!router.must_settle(&routes, &read, &caller), "another read shard read need not wait");
+        let eventual = Caller::new(ReadFrom::Eventual, false);
+        eventual.cons.sent(0, false);
+        assert!(!router.must_settle(&routes, &router.targets(&routes, shard, true, &eventual), &eventual));
+        // With `any`, a read never starts at the primary while read shard reads are in flight.
+        let any = Caller::new(ReadFrom::Any, false);
+        any.cons.sent(0, false);
+        for _ in 0..6 {
+            assert_ne!(first(&router.targets(&routes, shard, false, &any)), primary);
+        }
+    }
+
+    #[test]
     fn reads_rotate_over_healthy_read_shards_then_fall_back_to_the_primary() {
         let (router, routes) = router();
         let (p, r1, r2) = ("127.0.0.1:7000", "127.0.0.1:7001", "127.0.0.1:7002");

@@ -528,3 +528,41 @@ async fn failures_say_whether_the_command_was_sent() {
     let reply = route_set(&router_to(gone), "k").await;
     assert!(reply.starts_with("CLUSTERDOWN") && reply.contains("safe to retry"), "{reply}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edis_at_answers_at_an_offset_or_says_behind() {
+    let primary = TestServer::start().await;
+    let replica = TestServer::replica_of(primary.addr, "").await;
+    let mut p = primary.conn().await;
+    q(&mut p, &["SET", "k", "v"]).await;
+    assert_eq!(q(&mut p, &["WAIT", "1", "5000"]).await, int(1));
+    let offset = |info: String| -> i64 {
+        info.lines().find_map(|l| l.strip_prefix("master_repl_offset:")).unwrap().trim().parse().unwrap()
+    };
+    let at: i64 = offset(redis::cmd("INFO").arg("replication").query_async(&mut p).await.unwrap());
+    let mut r = replica.conn().await;
+    // Reached: the command runs.
+    assert_eq!(q(&mut r, &["EDIS.AT", &at.to_string(), "GET", "k"]).await, bulk("v"));
+    assert_eq!(q(&mut r, &["EDIS.AT", "0", "GET", "k"]).await, bulk("v"));
+    // Not reached within its short wait: EDISBEHIND have wanted.
+    let far = (at + 1_000_000).to_string();
+    let t = Instant::now();
+    let behind = err(&mut r, &["EDIS.AT", &far, "GET", "k"]).await;
+    assert!(behind.starts_with("EDISBEHIND") && behind.ends_with(&far), "{behind}");
+    assert!(t.elapsed() < Duration::from_millis(400), "the wait is short");
+    // Reached later, within the wait: a write on the primary while the read waits.
+    let mut raw = replica.raw().await;
+    let next = (at + 1).to_string();
+    raw.send(&resp(&["EDIS.AT", &next, "GET", "k"])).await;
+    q(&mut p, &["SET", "k", "w"]).await;
+    let got = raw.reply().await;
+    assert!(got.ends_with("$1\r\nw\r\n") || got.starts_with("-EDISBEHIND"), "{got:?}");
+    // Errors a client can make.
+    assert!(err(&mut r, &["EDIS.AT", "1"]).await.contains("wrong number of arguments"));
+    assert!(err(&mut r, &["EDIS.AT", "x", "GET", "k"]).await.contains("not an integer"));
+    assert!(err(&mut r, &["EDIS.AT", "-1", "GET", "k"]).await.contains("not an integer"));
+    assert!(err(&mut r, &["EDIS.AT", "0", "SET", "k", "v"]).await.starts_with("READONLY"));
+    assert!(err(&mut r, &["EDIS.AT", "0", "NOSUCH"]).await.contains("unknown command"));
+    q(&mut r, &["MULTI"]).await;
+    assert!(err(&mut r, &["EDIS.AT", "0", "GET", "k"]).await.contains("not allowed inside a transaction"));
+}
