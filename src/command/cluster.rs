@@ -70,7 +70,8 @@ pub const AT_WAIT: Duration = Duration::from_millis(5);
 /// the router asks the primary. This is how the proxy gives a connection read-your-writes
 /// and monotonic reads on read shards (see proxy/router.rs).
 pub fn at(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let wanted = tri!(int_arg(&args[1]).and_then(|n| u64::try_from(n).map_err(|_| Reply::err(super::NOT_INTEGER))));
+    let wanted =
+        tri!(int_arg(&args[1]).and_then(|n| u64::try_from(n).map_err(|_| Reply::err(super::NOT_INTEGER))));
     // The wrapper is not a command of its own in the counters.
     ctx.state.stats.commands = ctx.state.stats.commands.saturating_sub(1);
     if ctx.state.node_offset() >= wanted {
@@ -91,7 +92,14 @@ pub fn at(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             client.router = router;
             client.db = db;
             let now = crate::keyspace::now_ms();
-            let mut ctx = Ctx { state: &mut state, client: &mut client, server: &server, now, deferred: None, propagate: None };
+            let mut ctx = Ctx {
+                state: &mut state,
+                client: &mut client,
+                server: &server,
+                now,
+                deferred: None,
+                propagate: None,
+            };
             super::dispatch(&mut ctx, &inner)
         };
         if !router {

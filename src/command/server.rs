@@ -20,8 +20,18 @@ fn human(bytes: usize) -> String {
 const DEFAULT_SECTIONS: &[&str] =
     &["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "cluster", "keyspace"];
 /// Every section, in Redis's order (`all` and `everything`; commandstats is not a default).
-const ALL_SECTIONS: &[&str] =
-    &["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "commandstats", "cluster", "keyspace"];
+const ALL_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "commandstats",
+    "cluster",
+    "keyspace",
+];
 
 fn cpu_seconds() -> (f64, f64) {
     // utime and stime, fields 14 and 15 of /proc/self/stat, in clock ticks (100 per second).

@@ -113,7 +113,8 @@ impl Health {
     /// time out, and might still run when the node wakes: better refused, unsent.
     fn stalled(&self, now: u64) -> bool {
         self.outstanding.load(Ordering::Relaxed) > 0
-            && now.saturating_sub(self.progress_at.load(Ordering::Relaxed)) >= STALLED_AFTER.as_millis() as u64
+            && now.saturating_sub(self.progress_at.load(Ordering::Relaxed))
+                >= STALLED_AFTER.as_millis() as u64
     }
 
     fn queued(&self, now: u64) {
@@ -249,12 +250,7 @@ fn queue(conn: &Conn, addr: &str, now: u64, req: Request) {
     }
 }
 
-async fn run(
-    pool: Arc<Pool>,
-    addr: String,
-    mut rx: mpsc::UnboundedReceiver<Request>,
-    health: Arc<Health>,
-) {
+async fn run(pool: Arc<Pool>, addr: String, mut rx: mpsc::UnboundedReceiver<Request>, health: Arc<Health>) {
     let alive = &health.alive;
     let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr)).await {
         Ok(Ok(s)) => s,

@@ -137,7 +137,11 @@ mod tests {
         c.wrote(2);
         c.wrote(100);
         let mask = c.take_wrote();
-        assert!(Consistency::wrote_to(mask, 2) && Consistency::wrote_to(mask, 63) && !Consistency::wrote_to(mask, 1));
+        assert!(
+            Consistency::wrote_to(mask, 2)
+                && Consistency::wrote_to(mask, 63)
+                && !Consistency::wrote_to(mask, 1)
+        );
         assert_eq!(c.take_wrote(), 0);
     }
 }

@@ -21,8 +21,8 @@ use super::node::{Backend, Link, Sent, What};
 use super::router::Req;
 use crate::command::{resolve, Client, Command};
 use crate::resp::Reply;
-pub use crate::server::session::Called;
 use crate::server::session::run_local;
+pub use crate::server::session::Called;
 use crate::server::{ClientHandle, Server};
 
 /// Nodes of this process, by node id.

@@ -12,7 +12,10 @@ pub fn merge(merge: Merge, replies: Vec<Reply>) -> Reply {
     match merge {
         Merge::Sum => Reply::Int(replies.iter().map(|r| if let Reply::Int(n) = r { *n } else { 0 }).sum()),
         Merge::Concat => Reply::Array(
-            replies.into_iter().flat_map(|r| if let Reply::Array(items) = r { items } else { Vec::new() }).collect(),
+            replies
+                .into_iter()
+                .flat_map(|r| if let Reply::Array(items) = r { items } else { Vec::new() })
+                .collect(),
         ),
         Merge::AllOk => replies.into_iter().next().unwrap_or(Reply::Ok),
         Merge::FirstNonNil => replies.into_iter().find(|r| matches!(r, Reply::Bulk(_))).unwrap_or(Reply::Nil),
@@ -131,7 +134,10 @@ mod tests {
         let a = "# Keyspace\r\ndb0:keys=3,expires=1,avg_ttl=100\r\n";
         let b = "# Keyspace\r\ndb0:keys=2,expires=1,avg_ttl=300\r\ndb1:keys=1,expires=0,avg_ttl=0\r\n";
         let sum = sum_keyspaces([a, b].into_iter());
-        assert_eq!(sum, "# Keyspace\r\ndb0:keys=5,expires=2,avg_ttl=200\r\ndb1:keys=1,expires=0,avg_ttl=0\r\n");
+        assert_eq!(
+            sum,
+            "# Keyspace\r\ndb0:keys=5,expires=2,avg_ttl=200\r\ndb1:keys=1,expires=0,avg_ttl=0\r\n"
+        );
         assert_eq!(sum_keyspaces(["# Keyspace\r\n"].into_iter()), "# Keyspace\r\n");
         let info = "# Server\r\nx:1\r\n\r\n# Keyspace\r\n\r\n# Other\r\ny:2\r\n";
         assert_eq!(

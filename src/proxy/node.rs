@@ -180,7 +180,6 @@ impl What<'_> {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,6 +187,9 @@ mod tests {
     #[test]
     fn edis_at_wraps_an_encoded_command() {
         let get = encode(&[Bytes::from_static(b"GET"), Bytes::from_static(b"k")]);
-        assert_eq!(&at_from_encoded(1234, &get)[..], b"*4\r\n$7\r\nEDIS.AT\r\n$4\r\n1234\r\n$3\r\nGET\r\n$1\r\nk\r\n");
+        assert_eq!(
+            &at_from_encoded(1234, &get)[..],
+            b"*4\r\n$7\r\nEDIS.AT\r\n$4\r\n1234\r\n$3\r\nGET\r\n$1\r\nk\r\n"
+        );
     }
 }

@@ -420,7 +420,15 @@ impl Router {
     /// Sends to the `i`-th target: a call when it is in this process, else over its
     /// connection; a read shard gets the offset the session needs (EDIS.AT). Counts requests
     /// in flight for the session.
-    fn attempt(&self, topology: &Routes, how: &Slotted, i: usize, req: Req, what: &What, cons: &Consistency) -> Sent {
+    fn attempt(
+        &self,
+        topology: &Routes,
+        how: &Slotted,
+        i: usize,
+        req: Req,
+        what: &What,
+        cons: &Consistency,
+    ) -> Sent {
         let (node, primary) = how.targets.get(topology, i);
         let min = if how.guard && !primary { cons.need(how.index) } else { 0 };
         let sent = node.send(req, what, min);
@@ -450,13 +458,18 @@ impl Router {
         if self.must_settle(topology, &targets, caller) {
             return Routed::Settle;
         }
-        let how = Slotted { slot, index: topology.index[shard], targets, write, guard: caller.guarded(), raw };
+        let how =
+            Slotted { slot, index: topology.index[shard], targets, write, guard: caller.guarded(), raw };
         let cons = &caller.cons;
         // Over TCP the command is encoded once: a retry or a MOVED sends the same bytes.
         // Nodes of this process take the arguments and answer at once: while one cannot
         // serve (a read shard still loading, a stopped node), the next is tried now, so the
         // command still runs in its place in the client's pipeline.
-        let what = if topology.nodes[shard].0.in_process() { What::Borrowed(args) } else { What::Encoded(encode(args)) };
+        let what = if topology.nodes[shard].0.in_process() {
+            What::Borrowed(args)
+        } else {
+            What::Encoded(encode(args))
+        };
         let count = targets.len(topology);
         if count == 1 {
             if let What::Encoded(bytes) = what {
@@ -471,8 +484,7 @@ impl Router {
             match sent {
                 Sent::Local(Called::Now(Reply::Error(e), _)) if unready(&e) && !last => {}
                 Sent::Local(Called::Gone) if !last => {}
-                Sent::Local(Called::Now(reply, offset))
-                    if !matches!(&reply, Reply::Error(e) if e.starts_with("MOVED ")) =>
+                Sent::Local(Called::Now(reply, offset)) if !matches!(&reply, Reply::Error(e) if e.starts_with("MOVED ")) =>
                 {
                     // A final answer from a node of this process.
                     if how.guard {
@@ -504,7 +516,14 @@ impl Router {
 
     /// [`to_slot`](Self::to_slot) for a primary across TCP, the one target (writes, and reads
     /// that must see the primary): no other node to try, so a smaller reply future.
-    fn to_primary(self: &Arc<Self>, topology: &Routes, how: Slotted, req: Req, bytes: Bytes, cons: &Arc<Consistency>) -> Routed {
+    fn to_primary(
+        self: &Arc<Self>,
+        topology: &Routes,
+        how: Slotted,
+        req: Req,
+        bytes: Bytes,
+        cons: &Arc<Consistency>,
+    ) -> Routed {
         let (node, _) = how.targets.get(topology, 0);
         let sent = node.send(req, &What::Encoded(bytes.clone()), 0);
         cons.sent(how.index, true);
@@ -692,7 +711,9 @@ impl Router {
                     (Reply::Int(n), Merge::Sum) => sum += n,
                     (_, Merge::AllOk) => {}
                     (other, _) => {
-                        error.get_or_insert(Reply::error(format!("ERR unexpected reply from a shard: {other:?}")));
+                        error.get_or_insert(Reply::error(format!(
+                            "ERR unexpected reply from a shard: {other:?}"
+                        )));
                     }
                 }
             }
@@ -755,7 +776,14 @@ impl Router {
     }
 
     /// A keyless command on every write shard, merged.
-    fn fan_out(self: &Arc<Self>, topology: &Routes, args: &[Bytes], req: Req, caller: &Caller, merge: Merge) -> Routed {
+    fn fan_out(
+        self: &Arc<Self>,
+        topology: &Routes,
+        args: &[Bytes],
+        req: Req,
+        caller: &Caller,
+        merge: Merge,
+    ) -> Routed {
         // A save may take a while on a big dataset; everything else answers at once.
         let limit = if req.cmd.has(crate::command::flags::ADMIN) { ADMIN_TIMEOUT } else { REQUEST_TIMEOUT };
         let Some(all) = self.to_primaries(topology, args, req, caller, Some(limit)) else {
@@ -847,7 +875,13 @@ impl Router {
     /// A queued transaction on the write shard owning `slot`: MULTI, the commands and EXEC
     /// as one request, so nothing of another client's can come between them on the shared
     /// connection (or, for a shard in this process, in one call under its lock).
-    pub fn transaction(self: &Arc<Self>, slot: u16, queued: &[Vec<Bytes>], req: Req, caller: &Caller) -> Routed {
+    pub fn transaction(
+        self: &Arc<Self>,
+        slot: u16,
+        queued: &[Vec<Bytes>],
+        req: Req,
+        caller: &Caller,
+    ) -> Routed {
         let topology = self.topology();
         let Some(shard) = topology.shard_of(slot) else {
             return Routed::Ready(Reply::error(format!("CLUSTERDOWN Hash slot {slot} not served")));

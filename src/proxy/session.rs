@@ -127,7 +127,9 @@ pub async fn run(
                             // command is handled again.
                             match handle_command(&server, &proxy, &mut conn, now, &args, settled) {
                                 Routed::Settle if settled => {
-                                    items.push(Routed::Ready(Reply::err("ERR internal: routing did not settle")));
+                                    items.push(Routed::Ready(Reply::err(
+                                        "ERR internal: routing did not settle",
+                                    )));
                                     break;
                                 }
                                 Routed::Settle => drain(&mut items, conn.client.proto, &mut out).await,
@@ -258,7 +260,9 @@ fn handle_command(
                 reply
             });
         }
-        "watch" if client.multi.is_some() => return ready(Reply::err("ERR WATCH inside MULTI is not allowed")),
+        "watch" if client.multi.is_some() => {
+            return ready(Reply::err("ERR WATCH inside MULTI is not allowed"))
+        }
         "watch" => return watch(proxy, conn, args, req, settled),
         "unwatch" => {
             conn.pinned = None;
@@ -347,7 +351,8 @@ fn handle_command(
     }
     // The proxy's own commands.
     let mut state = server.state();
-    let mut ctx = Ctx { state: &mut state, client: &mut conn.client, server, now, deferred: None, propagate: None };
+    let mut ctx =
+        Ctx { state: &mut state, client: &mut conn.client, server, now, deferred: None, propagate: None };
     let reply = dispatch(&mut ctx, args);
     ready(reply)
 }
@@ -417,8 +422,12 @@ fn watch(proxy: &Arc<Proxy>, conn: &mut Conn, args: &[Bytes], req: Req, settled:
     }
     conn.forwarded(req.cmd);
     let (primary, index) = topology.primary(shard);
-    let pinned =
-        conn.pinned.get_or_insert_with(|| Pinned { shard, addr: primary.addr().clone(), index, link: primary.own() });
+    let pinned = conn.pinned.get_or_insert_with(|| Pinned {
+        shard,
+        addr: primary.addr().clone(),
+        index,
+        link: primary.own(),
+    });
     let sent = pinned.send(&[args], req.now);
     let addr = pinned.addr.clone();
     later(async move {
@@ -451,13 +460,25 @@ fn cluster_wide(
         return Some(ready(Reply::err("CLUSTERDOWN no shard is known yet")));
     }
     let info_keyspace = [Bytes::from_static(b"INFO"), Bytes::from_static(b"keyspace")];
-    let Some(all) = router.to_primaries(&topology, &info_keyspace, req, &conn.caller, Some(super::router::REQUEST_TIMEOUT))
-    else {
+    let Some(all) = router.to_primaries(
+        &topology,
+        &info_keyspace,
+        req,
+        &conn.caller,
+        Some(super::router::REQUEST_TIMEOUT),
+    ) else {
         return Some(Routed::Settle);
     };
     let own = {
         let mut state = server.state();
-        let mut ctx = Ctx { state: &mut state, client: &mut conn.client, server, now: req.now, deferred: None, propagate: None };
+        let mut ctx = Ctx {
+            state: &mut state,
+            client: &mut conn.client,
+            server,
+            now: req.now,
+            deferred: None,
+            propagate: None,
+        };
         dispatch(&mut ctx, args)
     };
     Some(later(async move {
@@ -516,7 +537,9 @@ fn wait(proxy: &Arc<Proxy>, conn: &mut Conn, args: &[Bytes], req: Req, settled: 
                 Ok(got) => match got.finish(false) {
                     Reply::Int(n) => least = Some(least.map_or(n, |l| l.min(n))),
                     Reply::Error(e) => return Reply::Error(e),
-                    other => return Reply::error(format!("ERR unexpected WAIT reply from a shard: {other:?}")),
+                    other => {
+                        return Reply::error(format!("ERR unexpected WAIT reply from a shard: {other:?}"))
+                    }
                 },
                 Err(failure) => return failed(None, "a write shard", &failure),
             }

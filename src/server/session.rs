@@ -117,14 +117,15 @@ pub async fn run(server: Arc<Server>, mut stream: TcpStream, handle: Arc<ClientH
             more |= ends.len() == MAX_BATCH;
             let mut next = 0;
             while next < ends.len() {
-                let deferred = run_batch(server, client, &args, &ends, next, input_bytes, |reply, proto, mark| {
-                    let before = out.len();
-                    if let Some(offset) = mark {
-                        encode_mark(offset, &mut out);
-                    }
-                    reply.encode(proto, &mut out);
-                    out.len() - before
-                });
+                let deferred =
+                    run_batch(server, client, &args, &ends, next, input_bytes, |reply, proto, mark| {
+                        let before = out.len();
+                        if let Some(offset) = mark {
+                            encode_mark(offset, &mut out);
+                        }
+                        reply.encode(proto, &mut out);
+                        out.len() - before
+                    });
                 input_bytes = 0;
                 let Some((resume, reply)) = deferred else { break };
                 // A command that waits: what came before it goes out now, then its reply.
@@ -284,7 +285,8 @@ fn run_batch(
     // A router connection's replies are held until the batch has run, then sent after one
     // offset mark (see OFFSET_MARK) with the node's offset at the end of the batch: at or past
     // every reply's own, which is all the router's guarantees need, at one mark per batch.
-    let mut held: Vec<Reply> = if ctx.client.router { Vec::with_capacity(ends.len() - first) } else { Vec::new() };
+    let mut held: Vec<Reply> =
+        if ctx.client.router { Vec::with_capacity(ends.len() - first) } else { Vec::new() };
     for (i, &end) in ends.iter().enumerate().skip(first) {
         let reply = dispatch(&mut ctx, &args[start..end]);
         start = end;

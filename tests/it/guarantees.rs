@@ -440,7 +440,12 @@ async fn info_keyspace_digest_and_save_answer_for_the_whole_cluster() {
         let before = as_int(&q(&mut c, &["LASTSAVE"]).await);
         assert!(before > 0);
         let processed = |text: &str| -> i64 {
-            text.lines().find_map(|l| l.strip_prefix("total_commands_processed:")).unwrap().trim().parse().unwrap()
+            text.lines()
+                .find_map(|l| l.strip_prefix("total_commands_processed:"))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap()
         };
         let stats: String = redis::cmd("INFO").arg("stats").query_async(&mut c).await.unwrap();
         assert!(processed(&stats) >= 201, "{name}: forwarded commands are counted: {stats}");
@@ -481,7 +486,8 @@ fn router_to(addr: SocketAddr) -> std::sync::Arc<rust_edis::proxy::router::Route
 
 async fn route_set(router: &std::sync::Arc<rust_edis::proxy::router::Router>, key: &str) -> String {
     use rust_edis::proxy::router::{Caller, ReadFrom, Req};
-    let args: Vec<bytes::Bytes> = ["SET", key, "v"].iter().map(|a| bytes::Bytes::from(a.to_string())).collect();
+    let args: Vec<bytes::Bytes> =
+        ["SET", key, "v"].iter().map(|a| bytes::Bytes::from(a.to_string())).collect();
     let cmd = rust_edis::command::lookup(b"set").unwrap();
     let req = Req { cmd, lane: 0, now: rust_edis::keyspace::now_ms() };
     match router.route(&args, req, &Caller::new(ReadFrom::Replica, false)).get().await {
