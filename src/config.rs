@@ -102,7 +102,7 @@ static PARAMS: &[Param] = &[
     fixed("replica-of", "", Kind::Str),
     // The proxy: where reads go (replica: read shards round-robin, primary, or any), and the
     // all-in-one role's read shards per write shard.
-    p("read-from", "replica", Kind::Enum(&["replica", "primary", "any"])),
+    p("read-from", "replica", Kind::Enum(&["replica", "primary", "any", "eventual"])),
     fixed("read-replicas", "1", Kind::Int(0, 64)),
     p("protected-mode", "yes", Kind::Bool),
     p("io-threads", "1", Kind::Int(1, 128)),

@@ -78,8 +78,9 @@ struct Cli {
     /// When the AOF is fsynced: always (before each reply), everysec, or no.
     #[arg(long)]
     appendfsync: Option<String>,
-    /// Where the proxy sends reads: replica (read shards round-robin, the primary when none
-    /// is healthy), primary, or any.
+    /// Where the proxy sends reads: replica (read shards, with read-your-writes and monotonic
+    /// reads per connection), primary, any (read shards and the primary, same guarantees),
+    /// or eventual (read shards, no guarantee).
     #[arg(long)]
     read_from: Option<String>,
     /// Read shards per write shard (all-in-one role).
