@@ -110,6 +110,8 @@ impl Link {
 pub enum Sent {
     Local(Called),
     Remote(oneshot::Receiver<Answer>),
+    /// Already answered (a reply awaited before the rest of the routing went on).
+    Done(Result<Got, Failure>),
 }
 
 impl Sent {
@@ -130,6 +132,7 @@ impl Sent {
             Sent::Remote(rx) => answer(rx, limit)
                 .await
                 .map(|Answered { frame, bytes, offset }| Got::Frame(frame, bytes, offset)),
+            Sent::Done(result) => result,
         }
     }
 }

@@ -511,7 +511,34 @@ impl Router {
         };
         let (router, topology, cons) = (self.clone(), topology.clone(), cons.clone());
         let what = what.owned();
-        wait(async move { router.finish_slot(topology, how, first, i, req, what, cons).await })
+        if !matches!(first, Sent::Remote(_)) {
+            return wait(async move { router.finish_slot(topology, how, first, i, req, what, cons).await });
+        }
+        // Over TCP the usual answer is final: a reply from the node at or past the session's
+        // offset. That case stays in a small future; anything else goes on in the full one.
+        wait(async move {
+            let result = first.settle().await;
+            let primary = how.targets.get(&topology, i).1;
+            cons.settled(how.index, primary);
+            if let Ok(got) = &result {
+                let fine = got.error().is_none_or(|e| !unready(e) && !e.starts_with("MOVED "));
+                if let (true, Some(offset)) = (fine, got.offset()) {
+                    if primary || !how.guard || offset >= cons.need(how.index) {
+                        if how.guard {
+                            cons.observe(how.index, offset, primary);
+                        }
+                        if how.write {
+                            cons.wrote(how.index);
+                        }
+                        if let Ok(got) = result {
+                            return got.finish(how.raw);
+                        }
+                    }
+                }
+            }
+            let rest = router.finish_slot(topology, how, Sent::Done(result), i, req, what, cons);
+            Box::pin(rest).await
+        })
     }
 
     /// [`to_slot`](Self::to_slot) for a primary across TCP, the one target (writes, and reads

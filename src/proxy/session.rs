@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::consistency::Consistency;
@@ -25,12 +24,12 @@ use super::router::{failed, settle_exec, transaction_commands, Caller, ReadFrom,
 use super::Proxy;
 use crate::command::{dispatch, flags, int_arg, resolve, Client, Command, Ctx, Merge, Multi, Route};
 use crate::keyspace::now_ms;
-use crate::resp::{Reply, RequestParser};
+use crate::resp::Reply;
+use crate::server::session::{serve, Runner};
 use crate::server::{ClientHandle, Server};
 use crate::topology::view::{ClusterView, CROSSSLOT};
 
 const READ_CHUNK: usize = 16 * 1024;
-const MAX_BATCH: usize = 1024;
 
 fn ready(reply: Reply) -> Routed {
     Routed::Ready(reply)
@@ -86,107 +85,102 @@ pub async fn run(
     handle: Arc<ClientHandle>,
     authenticated: bool,
 ) {
-    let _session = Session { server: server.clone(), id: handle.id };
-    let mut parser = RequestParser::new(server.state().config.proto_max_bulk_len());
-    parser.set_authenticated(authenticated);
-    let mut conn = Conn {
-        client: Client::new(handle.clone(), authenticated),
-        caller: Caller::new(proxy.read_from, true),
-        lane: handle.id as usize,
-        pinned: None,
-        forwarded: Vec::new(),
-        raw_ok: true,
+    let max_bulk = server.state().config.proto_max_bulk_len();
+    let mut runner = ProxyRunner {
+        conn: Conn {
+            client: Client::new(handle.clone(), authenticated),
+            caller: Caller::new(proxy.read_from, true),
+            lane: handle.id as usize,
+            pinned: None,
+            forwarded: Vec::new(),
+            raw_ok: true,
+        },
+        _session: Session { server: server.clone(), id: handle.id },
+        server,
+        proxy,
+        items: Vec::new(),
     };
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
-    let mut out = BytesMut::with_capacity(READ_CHUNK);
-    let mut args: Vec<Bytes> = Vec::new();
-    let mut items: Vec<Routed> = Vec::new();
-    loop {
-        let want = parser.missing().clamp(READ_CHUNK, READ_CHUNK.max(inbuf.len()));
-        if inbuf.capacity() - inbuf.len() < want {
-            inbuf.reserve(want);
-        }
-        match stream.read_buf(&mut inbuf).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        loop {
-            items.clear();
-            let mut protocol_error = None;
-            // One clock reading for the batch, taken when its first command is parsed.
-            let mut now = None;
-            let mut parsed = 0;
-            while parsed < MAX_BATCH {
-                match parser.next(&mut inbuf, &mut args) {
-                    Ok(Some(_)) => {
-                        parsed += 1;
-                        let now = *now.get_or_insert_with(now_ms);
-                        loop {
-                            let settled = items.is_empty();
-                            // Settle: the replies in flight are awaited (and encoded), then the
-                            // command is handled again.
-                            match handle_command(&server, &proxy, &mut conn, now, &args, settled) {
-                                Routed::Settle if settled => {
-                                    items.push(Routed::Ready(Reply::err(
-                                        "ERR internal: routing did not settle",
-                                    )));
-                                    break;
-                                }
-                                Routed::Settle => drain(&mut items, conn.client.proto, &mut out).await,
-                                item => {
-                                    items.push(item);
-                                    break;
-                                }
-                            }
-                        }
-                        args.clear();
-                        parser.set_authenticated(conn.client.authenticated);
-                        if conn.client.close {
-                            break;
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        protocol_error = Some(e);
-                        break;
-                    }
+    // A proxy connection never turns into a replication feed (PSYNC is not forwarded).
+    let _ = serve(&mut stream, &mut inbuf, &mut runner, max_bulk).await;
+}
+
+/// A client connection's commands, run by routing them (see [`serve`] for the socket side).
+struct ProxyRunner {
+    server: Arc<Server>,
+    proxy: Arc<Proxy>,
+    conn: Conn,
+    /// Replies of the batch still to come, in order, once one had to be awaited, each with
+    /// the protocol to encode it in.
+    items: Vec<(Routed, u8)>,
+    _session: Session,
+}
+
+impl Runner for ProxyRunner {
+    fn client(&mut self) -> &mut Client {
+        &mut self.conn.client
+    }
+
+    /// Routes every command of the batch before awaiting any reply, so a pipeline's commands
+    /// all travel at once. Replies known at once are encoded straight away while none is
+    /// pending; from the first pending one on they are kept in order and handed to the core
+    /// as one reply to come. A command that must wait for the replies in flight (Settle)
+    /// ends the batch there and is run again after them.
+    fn run(
+        &mut self,
+        args: &[Bytes],
+        ends: &[usize],
+        first: usize,
+        _input_bytes: u64,
+        out: &mut BytesMut,
+    ) -> Option<usize> {
+        let now = now_ms();
+        let mut start = if first == 0 { 0 } else { ends[first - 1] };
+        let mut resume = ends.len();
+        for (i, &end) in ends.iter().enumerate().skip(first) {
+            let settled = self.items.is_empty();
+            match handle_command(&self.server, &self.proxy, &mut self.conn, now, &args[start..end], settled) {
+                Routed::Settle if !settled => {
+                    resume = i;
+                    break;
                 }
-            }
-            if !conn.forwarded.is_empty() {
-                let mut state = server.state();
-                for (cmd, n) in conn.forwarded.drain(..) {
-                    state.stats.commands += n;
-                    state.stats.of(cmd).calls += n;
+                // Each reply in the protocol its command left the connection in (HELLO 3).
+                Routed::Settle => {
+                    Reply::err("ERR internal: routing did not settle").encode(self.conn.client.proto, out)
                 }
+                Routed::Ready(reply) if settled => reply.encode(self.conn.client.proto, out),
+                item => self.items.push((item, self.conn.client.proto)),
             }
-            let more = parsed == MAX_BATCH;
-            drain(&mut items, conn.client.proto, &mut out).await;
-            if let Some(e) = protocol_error {
-                Reply::error(format!("ERR {e}")).encode(conn.client.proto, &mut out);
-                let _ = stream.write_all(&out).await;
-                return;
-            }
-            if !out.is_empty() {
-                if stream.write_all(&out).await.is_err() {
-                    return;
-                }
-                out.clear();
-            }
-            if conn.client.close {
-                return;
-            }
-            if !more {
+            start = end;
+            if self.conn.client.close {
                 break;
             }
         }
+        self.count_forwarded();
+        let handle = &self.conn.client.handle;
         handle.last_active.store(handle.created.elapsed().as_millis() as u64, Ordering::Relaxed);
+        (!self.items.is_empty()).then_some(resume)
+    }
+
+    async fn pending(&mut self, out: &mut BytesMut) {
+        for (item, proto) in self.items.drain(..) {
+            item.get().await.encode(proto, out);
+        }
     }
 }
 
-/// Waits for every reply still to come, in order, and encodes them.
-async fn drain(items: &mut Vec<Routed>, proto: u8, out: &mut BytesMut) {
-    for item in items.drain(..) {
-        item.get().await.encode(proto, out);
+impl ProxyRunner {
+    /// Adds the batch's forwarded commands to the proxy's counters (INFO stats and
+    /// commandstats): one lock per batch.
+    fn count_forwarded(&mut self) {
+        if self.conn.forwarded.is_empty() {
+            return;
+        }
+        let mut state = self.server.state();
+        for (cmd, n) in self.conn.forwarded.drain(..) {
+            state.stats.commands += n;
+            state.stats.of(cmd).calls += n;
+        }
     }
 }
 

@@ -49,6 +49,8 @@ pub async fn refuse(mut stream: TcpStream, why: &'static str) {
 struct Session {
     server: Arc<Server>,
     client: Client,
+    /// The reply of a command that waits (WAIT), for the core to await.
+    waiting: Option<Deferred>,
 }
 
 impl Drop for Session {
@@ -70,27 +72,59 @@ impl Drop for Session {
     }
 }
 
-pub async fn run(server: Arc<Server>, mut stream: TcpStream, handle: Arc<ClientHandle>, authenticated: bool) {
-    let max_bulk = server.state().config.proto_max_bulk_len();
+/// What a connection's parsed commands run on: a server's state (the write, read and info
+/// roles) or the router (the proxy). [`serve`], the one connection core, owns the socket, the
+/// parser and the output buffer; a runner only turns commands into replies.
+pub trait Runner: Send {
+    fn client(&mut self) -> &mut Client;
+
+    /// Runs the batch's commands from the `first`-th on (`args` flat, `ends` where each
+    /// command's arguments end), encoding replies into `out`. When replies are still to come
+    /// and must be awaited before the commands after them run, returns the index to resume
+    /// from; the core then awaits [`pending`](Self::pending). `input_bytes` is what the read
+    /// brought, for INFO's counters.
+    fn run(
+        &mut self,
+        args: &[Bytes],
+        ends: &[usize],
+        first: usize,
+        input_bytes: u64,
+        out: &mut BytesMut,
+    ) -> Option<usize>;
+
+    /// Awaits the replies `run` left to come and encodes them into `out`, in order.
+    fn pending(&mut self, out: &mut BytesMut) -> impl std::future::Future<Output = ()> + Send;
+
+    /// Called before replies are written (appendfsync always waits for the disk here).
+    fn before_write(&mut self) -> impl std::future::Future<Output = ()> + Send {
+        async {}
+    }
+}
+
+/// The connection core: read, frame, run a batch, write the batch's replies in one write,
+/// until the client goes or the connection becomes something else. Returns the offset a
+/// replication feed starts at when PSYNC/SYNC turned it into one.
+pub async fn serve<R: Runner>(
+    stream: &mut TcpStream,
+    inbuf: &mut BytesMut,
+    runner: &mut R,
+    max_bulk: usize,
+) -> Option<u64> {
     let mut parser = RequestParser::new(max_bulk);
-    parser.set_authenticated(authenticated);
-    let mut session = Session { client: Client::new(handle.clone(), authenticated), server };
-    let Session { server, client } = &mut session;
-    let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
+    parser.set_authenticated(runner.client().authenticated);
     let mut out = BytesMut::with_capacity(READ_CHUNK);
     // Arguments of the batch, flat, and where each command's arguments end.
     let mut args: Vec<Bytes> = Vec::new();
     let mut ends: Vec<usize> = Vec::new();
-
-    'conn: loop {
+    loop {
         // Grow by what the command in progress still needs (bounded by what has arrived:
         // the parser reports only bytes of a bulk whose header came in), at least a chunk.
         let want = parser.missing().clamp(READ_CHUNK, READ_CHUNK.max(inbuf.len()));
         if inbuf.capacity() - inbuf.len() < want {
             inbuf.reserve(want);
         }
-        let mut input_bytes = match stream.read_buf(&mut inbuf).await {
-            Ok(0) | Err(_) => break,
+        let mut input_bytes = match stream.read_buf(inbuf).await {
+            Ok(0) | Err(_) => return None,
             Ok(n) => n as u64,
         };
 
@@ -99,7 +133,7 @@ pub async fn run(server: Arc<Server>, mut stream: TcpStream, handle: Arc<ClientH
             // Set when parsing stopped with complete commands possibly still buffered.
             let mut more = false;
             while ends.len() < MAX_BATCH {
-                match parser.next(&mut inbuf, &mut args) {
+                match parser.next(inbuf, &mut args) {
                     Ok(Some(_)) => ends.push(args.len()),
                     Ok(None) => break,
                     Err(e) => {
@@ -109,7 +143,7 @@ pub async fn run(server: Arc<Server>, mut stream: TcpStream, handle: Arc<ClientH
                 }
                 // Before AUTH, run each command before parsing the next: AUTH changes the
                 // limits the parser applies.
-                if !client.authenticated {
+                if !runner.client().authenticated {
                     more = true;
                     break;
                 }
@@ -117,44 +151,38 @@ pub async fn run(server: Arc<Server>, mut stream: TcpStream, handle: Arc<ClientH
             more |= ends.len() == MAX_BATCH;
             let mut next = 0;
             while next < ends.len() {
-                let deferred =
-                    run_batch(server, client, &args, &ends, next, input_bytes, |reply, proto, mark| {
-                        let before = out.len();
-                        if let Some(offset) = mark {
-                            encode_mark(offset, &mut out);
-                        }
-                        reply.encode(proto, &mut out);
-                        out.len() - before
-                    });
+                let waiting = runner.run(&args, &ends, next, input_bytes, &mut out);
                 input_bytes = 0;
-                let Some((resume, reply)) = deferred else { break };
-                // A command that waits: what came before it goes out now, then its reply.
+                let Some(resume) = waiting else { break };
+                // Replies that wait (WAIT may, for seconds): what came before them goes out
+                // now, then they do.
                 if !out.is_empty() {
-                    durable(server, client).await;
+                    runner.before_write().await;
                     if stream.write_all(&out).await.is_err() {
-                        break 'conn;
+                        return None;
                     }
                     out.clear();
                 }
-                reply.await.encode(client.proto, &mut out);
+                runner.pending(&mut out).await;
                 next = resume;
             }
+            let client = runner.client();
             if !ends.is_empty() {
                 parser.set_authenticated(client.authenticated);
                 args.clear();
                 ends.clear();
             }
             if let Some(e) = protocol_error {
-                debug!(peer = %handle.addr, error = %e, "protocol error, closing");
+                debug!(peer = %client.handle.addr, error = %e, "protocol error, closing");
                 Reply::error(format!("ERR {e}")).encode(client.proto, &mut out);
                 let _ = stream.write_all(&out).await;
-                break 'conn;
+                return None;
             }
             let flush = client.close || client.takeover.is_some() || !more || out.len() >= OUT_FLUSH;
             if flush && !out.is_empty() {
-                durable(server, client).await;
+                runner.before_write().await;
                 if stream.write_all(&out).await.is_err() {
-                    break 'conn;
+                    return None;
                 }
                 out.clear();
                 if out.capacity() > OUT_FLUSH * 4 {
@@ -162,14 +190,12 @@ pub async fn run(server: Arc<Server>, mut stream: TcpStream, handle: Arc<ClientH
                     out = BytesMut::with_capacity(READ_CHUNK);
                 }
             }
+            let client = runner.client();
             if client.close {
-                break 'conn;
+                return None;
             }
             if let Some(offset) = client.takeover.take() {
-                // PSYNC/SYNC answered: from here on this connection is a replication feed.
-                let (id, port) = (client.id, client.listening_port);
-                crate::replication::primary::feed(server.clone(), stream, id, port, offset, inbuf).await;
-                return;
+                return Some(offset);
             }
             if !more {
                 break;
@@ -178,9 +204,62 @@ pub async fn run(server: Arc<Server>, mut stream: TcpStream, handle: Arc<ClientH
     }
 }
 
-/// With appendfsync always, replies to writes leave only once the AOF holds them on disk.
-async fn durable(server: &Server, client: &Client) {
-    durable_to(server, client.wrote_to).await
+impl Runner for Session {
+    fn client(&mut self) -> &mut Client {
+        &mut self.client
+    }
+
+    fn run(
+        &mut self,
+        args: &[Bytes],
+        ends: &[usize],
+        first: usize,
+        input_bytes: u64,
+        out: &mut BytesMut,
+    ) -> Option<usize> {
+        let (resume, reply) = run_batch(
+            &self.server,
+            &mut self.client,
+            args,
+            ends,
+            first,
+            input_bytes,
+            |reply, proto, mark| {
+                let before = out.len();
+                if let Some(offset) = mark {
+                    encode_mark(offset, out);
+                }
+                reply.encode(proto, out);
+                out.len() - before
+            },
+        )?;
+        self.waiting = Some(reply);
+        Some(resume)
+    }
+
+    fn pending(&mut self, out: &mut BytesMut) -> impl std::future::Future<Output = ()> + Send {
+        let (waiting, proto) = (self.waiting.take(), self.client.proto);
+        async move {
+            if let Some(reply) = waiting {
+                reply.await.encode(proto, out);
+            }
+        }
+    }
+
+    fn before_write(&mut self) -> impl std::future::Future<Output = ()> + Send {
+        durable_to(&self.server, self.client.wrote_to)
+    }
+}
+
+pub async fn run(server: Arc<Server>, mut stream: TcpStream, handle: Arc<ClientHandle>, authenticated: bool) {
+    let max_bulk = server.state().config.proto_max_bulk_len();
+    let mut session = Session { client: Client::new(handle, authenticated), server, waiting: None };
+    let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
+    if let Some(offset) = serve(&mut stream, &mut inbuf, &mut session, max_bulk).await {
+        // PSYNC/SYNC answered: from here on this connection is a replication feed.
+        let (id, port) = (session.client.id, session.client.listening_port);
+        crate::replication::primary::feed(session.server.clone(), stream, id, port, offset, inbuf).await;
+    }
 }
 
 /// Waits until the AOF holds the write log up to `offset` on disk, when appendfsync is
