@@ -126,7 +126,8 @@ fn section(ctx: &mut Ctx, name: &str, out: &mut String) {
             }
         }
         "stats" => {
-            let s = &state.stats;
+            let with_forwarded = server.stats_with_forwarded(&state.stats);
+            let s = &with_forwarded;
             w("# Stats".into());
             w(format!("total_connections_received:{}", s.connections));
             w(format!("total_commands_processed:{}", s.commands));
@@ -209,8 +210,9 @@ fn section(ctx: &mut Ctx, name: &str, out: &mut String) {
         }
         "commandstats" => {
             w("# Commandstats".into());
+            let stats = server.stats_with_forwarded(&state.stats);
             let mut rows: Vec<(String, crate::server::CallStats)> =
-                state.stats.calls.iter().map(|(&addr, s)| (command_name(addr), *s)).collect();
+                stats.calls.iter().map(|(&addr, s)| (command_name(addr), *s)).collect();
             rows.sort_by(|a, b| a.0.cmp(&b.0));
             for (name, s) in rows {
                 w(format!(

@@ -57,11 +57,21 @@ pub struct Caller {
     pub read_from: ReadFrom,
     pub raw: bool,
     pub cons: Arc<Consistency>,
+    /// Where this connection's next read starts among a shard's read shards: each
+    /// connection turns round on its own (no counter shared by every client's reads), from
+    /// a different start.
+    next_read: AtomicUsize,
 }
 
 impl Caller {
     pub fn new(read_from: ReadFrom, raw: bool) -> Caller {
-        Caller { read_from, raw, cons: Arc::new(Consistency::default()) }
+        static STARTS: AtomicUsize = AtomicUsize::new(0);
+        let start = STARTS.fetch_add(1, Ordering::Relaxed);
+        Caller { read_from, raw, cons: Arc::new(Consistency::default()), next_read: AtomicUsize::new(start) }
+    }
+
+    fn next_read(&self) -> usize {
+        self.next_read.fetch_add(1, Ordering::Relaxed)
     }
 
     fn guarded(&self) -> bool {
@@ -125,7 +135,6 @@ pub struct Router {
     /// The current map and its routing tables; swapped whole by the topology watcher. A short
     /// lock to clone the Arc.
     topology: Mutex<Arc<Routes>>,
-    next_read: AtomicUsize,
 }
 
 /// A map with what routing needs precomputed, so a request costs no search and no address
@@ -331,7 +340,6 @@ impl Router {
             pool: pool.clone(),
             locals,
             topology: Mutex::new(Arc::new(Routes::new(Topology::default(), None, &pool))),
-            next_read: AtomicUsize::new(0),
         })
     }
 
@@ -400,13 +408,14 @@ impl Router {
         {
             Order::Primary
         } else if read_from == ReadFrom::Any {
-            let mut start = self.next_read.fetch_add(1, Ordering::Relaxed) % (n + 1);
+            let mut start = caller.next_read() % (n + 1);
             if start == n && caller.cons.replica_reads_in_flight() {
                 start = 0;
             }
             Order::Any { start }
         } else {
-            Order::Replicas { start: self.next_read.fetch_add(1, Ordering::Relaxed) % n }
+            // One read shard (the default): no turn to take.
+            Order::Replicas { start: if n == 1 { 0 } else { caller.next_read() % n } }
         };
         Targets { shard, order }
     }
@@ -992,9 +1001,9 @@ mod tests {
         (router, routes)
     }
 
-    fn order(router: &Router, routes: &Routes, write: bool, read_from: ReadFrom) -> Vec<String> {
+    fn order(router: &Router, routes: &Routes, write: bool, caller: &Caller) -> Vec<String> {
         let shard = routes.shard_of(42).unwrap();
-        let t = router.targets(routes, shard, write, &Caller::new(read_from, false));
+        let t = router.targets(routes, shard, write, caller);
         (0..t.len(routes)).map(|i| t.get(routes, i).0.addr().to_string()).collect()
     }
 
@@ -1031,16 +1040,22 @@ mod tests {
     fn reads_rotate_over_healthy_read_shards_then_fall_back_to_the_primary() {
         let (router, routes) = router();
         let (p, r1, r2) = ("127.0.0.1:7000", "127.0.0.1:7001", "127.0.0.1:7002");
-        assert_eq!(order(&router, &routes, true, ReadFrom::Replica), [p]);
-        assert_eq!(order(&router, &routes, false, ReadFrom::Primary), [p]);
-        let first = order(&router, &routes, false, ReadFrom::Replica);
-        let second = order(&router, &routes, false, ReadFrom::Replica);
-        assert_eq!(first, [r1, r2, p]);
-        assert_eq!(second, [r2, r1, p], "the next read starts at the next read shard");
+        let replica = Caller::new(ReadFrom::Replica, false);
+        assert_eq!(order(&router, &routes, true, &replica), [p]);
+        assert_eq!(order(&router, &routes, false, &Caller::new(ReadFrom::Primary, false)), [p]);
+        let first = order(&router, &routes, false, &replica);
+        let second = order(&router, &routes, false, &replica);
+        assert_eq!(first.len(), 3);
+        assert_eq!(first[2], p, "the primary last");
+        assert_ne!(first[0], second[0], "the connection's next read starts at the next read shard");
+        let mut both = [first[0].clone(), second[0].clone()];
+        both.sort();
+        assert_eq!(both, [r1, r2]);
+        let any = Caller::new(ReadFrom::Any, false);
         let mut firsts: Vec<String> =
-            (0..3).map(|_| order(&router, &routes, false, ReadFrom::Any).remove(0)).collect();
+            (0..3).map(|_| order(&router, &routes, false, &any).remove(0)).collect();
         firsts.sort();
         assert_eq!(firsts, [p, r1, r2], "with any, the primary takes its turn");
-        assert_eq!(order(&router, &routes, false, ReadFrom::Any).len(), 3);
+        assert_eq!(order(&router, &routes, false, &any).len(), 3);
     }
 }

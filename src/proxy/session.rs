@@ -71,8 +71,7 @@ struct Conn {
     caller: Caller,
     lane: usize,
     pinned: Option<Pinned>,
-    /// Commands forwarded in this batch, added to the proxy's counters (INFO stats and
-    /// commandstats) once per batch.
+    /// Commands forwarded in this batch, handed to the connection's counters once per batch.
     forwarded: Vec<(&'static Command, u64)>,
     /// Whether a RESP2 client's replies may be a shard's bytes as they came.
     raw_ok: bool,
@@ -170,17 +169,29 @@ impl Runner for ProxyRunner {
 }
 
 impl ProxyRunner {
-    /// Adds the batch's forwarded commands to the proxy's counters (INFO stats and
-    /// commandstats): one lock per batch.
+    /// Hands the batch's forwarded commands to the connection's counters, which INFO reads.
     fn count_forwarded(&mut self) {
         if self.conn.forwarded.is_empty() {
             return;
         }
-        let mut state = self.server.state();
+        let mut counts = self.conn.client.handle.forwarded.lock().unwrap_or_else(|e| e.into_inner());
         for (cmd, n) in self.conn.forwarded.drain(..) {
-            state.stats.commands += n;
-            state.stats.of(cmd).calls += n;
+            let addr = cmd as *const Command as usize;
+            match counts.iter_mut().find(|(c, _)| *c == addr) {
+                Some((_, total)) => *total += n,
+                None => counts.push((addr, n)),
+            }
         }
+    }
+}
+
+impl Drop for ProxyRunner {
+    /// The connection's counts become the proxy's own.
+    fn drop(&mut self) {
+        self.count_forwarded();
+        let counts =
+            std::mem::take(&mut *self.conn.client.handle.forwarded.lock().unwrap_or_else(|e| e.into_inner()));
+        self.server.state().stats.add_forwarded(&counts);
     }
 }
 

@@ -62,6 +62,26 @@ impl Stats {
     pub fn of(&mut self, cmd: &'static Command) -> &mut CallStats {
         self.calls.entry(cmd as *const Command as usize).or_default()
     }
+
+    /// Adds commands a proxy connection forwarded (see [`ClientHandle::forwarded`]).
+    pub fn add_forwarded(&mut self, forwarded: &[(usize, u64)]) {
+        for &(cmd, n) in forwarded {
+            self.commands += n;
+            self.calls.entry(cmd).or_default().calls += n;
+        }
+    }
+}
+
+impl Server {
+    /// The counters INFO prints: the server's own plus what live proxy connections
+    /// forwarded and have not handed over yet.
+    pub fn stats_with_forwarded(&self, stats: &Stats) -> Stats {
+        let mut all = stats.clone();
+        for client in self.clients().values() {
+            all.add_forwarded(&client.forwarded.lock().unwrap_or_else(|e| e.into_inner()));
+        }
+        all
+    }
 }
 
 impl Stats {
@@ -164,6 +184,10 @@ pub struct ClientHandle {
     pub multi: std::sync::atomic::AtomicI64,
     /// Name, lib-name, lib-ver: changed rarely, read by CLIENT LIST.
     pub meta: Mutex<ClientMeta>,
+    /// On a proxy: the commands this connection had forwarded to shards, by table entry
+    /// address. Its own lock (only INFO reads it besides the connection), added to the
+    /// server's counters when the connection ends.
+    pub forwarded: Mutex<Vec<(usize, u64)>>,
     /// The connection's task, aborted by CLIENT KILL or shutdown (None until spawned), and
     /// whether a kill came first. One mutex for both, so a kill never slips between them.
     abort: Mutex<(Option<tokio::task::AbortHandle>, bool)>,
@@ -190,6 +214,7 @@ impl ClientHandle {
             last_command: AtomicUsize::new(0),
             multi: std::sync::atomic::AtomicI64::new(-1),
             meta: Mutex::new(ClientMeta::default()),
+            forwarded: Mutex::new(Vec::new()),
             abort: Mutex::new((None, false)),
         }
     }

@@ -84,7 +84,10 @@ async fn spawn_role(dir: &Path, fsync: &str, role: &str) -> Proc {
 
 async fn connect(port: u16) -> Option<MultiplexedConnection> {
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).ok()?;
-    let mut c = client.get_multiplexed_async_connection().await.ok()?;
+    // appendfsync always on a machine busy with the other tests can take longer than the
+    // redis crate's default 500 ms per reply.
+    let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(10)));
+    let mut c = client.get_multiplexed_async_connection_with_config(&config).await.ok()?;
     redis::cmd("PING").query_async::<String>(&mut c).await.ok()?;
     Some(c)
 }
