@@ -157,28 +157,13 @@ impl Pool {
             .insert(addr.to_string(), Instant::now() + DOWN_FOR);
     }
 
-    /// Queues `bytes` (one encoded command) for `addr` on the connection `lane` picks (a
-    /// client keeps one lane, so its commands to a node stay in order). Returns at once; the
-    /// receiver yields the reply.
-    pub fn send(self: &Arc<Self>, addr: &str, lane: usize, bytes: Bytes) -> oneshot::Receiver<Answer> {
-        self.send_many(addr, lane, bytes, 1)
-    }
-
-    /// [`send`](Self::send) for `bytes` holding `replies` commands that must reach the node
-    /// back to back (nothing of another client between them); answers with the last reply.
-    pub fn send_many(
-        self: &Arc<Self>,
-        addr: &str,
-        lane: usize,
-        bytes: Bytes,
-        replies: usize,
-    ) -> oneshot::Receiver<Answer> {
-        self.send_with(addr, lane, replies, crate::keyspace::now_ms(), |_| bytes)
-    }
-
-    /// Queues the bytes `encode` makes, given the node offset this connection's last mark
-    /// told: every request sent on it from now on runs at that offset or later, so a read
-    /// that needs no more can go without EDIS.AT.
+    /// Queues the bytes `encode` makes for `addr`, on the connection `lane` picks (a client
+    /// keeps one lane, so its commands to a node stay in order), and returns at once; the
+    /// receiver yields the reply. The bytes hold `replies` commands that reach the node back
+    /// to back (a transaction: nothing of another client between them); the answer is the
+    /// last one's. `encode` is given the node offset this connection's last mark told: every
+    /// request sent on it from now on runs at that offset or later, so a read that needs no
+    /// more can go without EDIS.AT. `now` is the caller's clock (Unix ms).
     pub fn send_with(
         self: &Arc<Self>,
         addr: &str,
@@ -214,18 +199,6 @@ impl Pool {
     /// its state on the node is the caller's, and it closes when dropped.
     pub fn dedicated(self: &Arc<Self>, addr: &str) -> Dedicated {
         Dedicated { conn: self.open(addr), addr: addr.into() }
-    }
-
-    /// Encodes and queues a command.
-    pub fn send_command<A: AsRef<[u8]>>(
-        self: &Arc<Self>,
-        addr: &str,
-        lane: usize,
-        args: &[A],
-    ) -> oneshot::Receiver<Answer> {
-        let mut out = BytesMut::new();
-        encode_command(args, &mut out);
-        self.send(addr, lane, out.freeze())
     }
 
     fn open(self: &Arc<Self>, addr: &str) -> Conn {
