@@ -159,6 +159,12 @@ impl Command {
         (first..end).step_by(step).filter(move |_| first != 0)
     }
 
+    /// The one slot of the keys in a call with `args` (None without keys; CROSSSLOT when they
+    /// span slots).
+    pub fn slot(&self, args: &[Bytes]) -> Result<Option<u16>, Reply> {
+        ClusterView::slot_of(self.key_positions(args.len()).map(|i| &args[i]))
+    }
+
     /// Finds a subcommand by name, case-insensitively.
     pub fn subcommand(&self, name: &[u8]) -> Option<&'static Command> {
         self.subcommands.iter().find(|c| c.name.as_bytes().eq_ignore_ascii_case(name))
@@ -363,7 +369,7 @@ fn route(ctx: &mut Ctx, cmd: &Command, args: &[Bytes]) -> Result<(), Reply> {
             .key_positions(args.len())
             .try_for_each(|i| view.serve(crate::topology::key_slot(&args[i])));
     }
-    let Some(slot) = ClusterView::slot_of(cmd.key_positions(args.len()).map(|i| &args[i]))? else {
+    let Some(slot) = cmd.slot(args)? else {
         return Ok(());
     };
     view.serve(slot)?;
@@ -434,8 +440,6 @@ pub fn dispatch_resolved(ctx: &mut Ctx, cmd: &'static Command, args: &[Bytes]) -
     }
     ctx.client.handle.set_last_command(cmd);
     ctx.state.stats.commands += 1;
-    let calls = ctx.state.stats.of(cmd);
-    calls.calls += 1;
     let reply = if ctx.state.log.is_none() {
         (cmd.handler)(ctx, args)
     } else {
@@ -446,8 +450,11 @@ pub fn dispatch_resolved(ctx: &mut Ctx, cmd: &'static Command, args: &[Bytes]) -
         log_effects(ctx, cmd, args, before);
         reply
     };
+    // Counted once it ran, as Redis does (so INFO commandstats does not count itself).
+    let calls = ctx.state.stats.of(cmd);
+    calls.calls += 1;
     if let Reply::Error(_) = reply {
-        ctx.state.stats.of(cmd).failed += 1;
+        calls.failed += 1;
     }
     reply
 }

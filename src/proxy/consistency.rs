@@ -67,9 +67,9 @@ impl Consistency {
         self.wrote.fetch_or(1 << track(shard), Relaxed);
     }
 
-    /// Whether the connection wrote to `shard`, and forgets it.
-    pub fn take_wrote(&self) -> u64 {
-        self.wrote.swap(0, Relaxed)
+    /// The shards the connection wrote to, as a mask for [`wrote_to`](Self::wrote_to).
+    pub fn wrote_mask(&self) -> u64 {
+        self.wrote.load(Relaxed)
     }
 
     pub fn wrote_to(mask: u64, shard: u16) -> bool {
@@ -136,12 +136,12 @@ mod tests {
         assert_eq!(c.need(200), 5);
         c.wrote(2);
         c.wrote(100);
-        let mask = c.take_wrote();
+        let mask = c.wrote_mask();
         assert!(
             Consistency::wrote_to(mask, 2)
                 && Consistency::wrote_to(mask, 63)
                 && !Consistency::wrote_to(mask, 1)
         );
-        assert_eq!(c.take_wrote(), 0);
+        assert_eq!(c.wrote_mask(), mask, "remembered for the next WAIT");
     }
 }

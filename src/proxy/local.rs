@@ -124,7 +124,6 @@ impl Backend for LocalNode {
 
     fn send(&self, req: Req, what: &What, min: u64) -> Sent {
         match what {
-            What::Borrowed(args) => Sent::Local(self.call(req.cmd, args, req.now, min)),
             What::Args(args) => Sent::Local(self.call(req.cmd, args, req.now, min)),
             // The router encodes only for shards whose primary is across TCP, and a read
             // shard of this process never follows one: answer as a node that cannot serve.
@@ -160,13 +159,6 @@ pub struct LocalSession {
 }
 
 impl LocalSession {
-    pub fn call(&mut self, args: &[Bytes], now: u64) -> Called {
-        if self.gone.load(Ordering::Acquire) {
-            return Called::Gone;
-        }
-        run_all(&self.server, &mut self.client, &[args], now)
-    }
-
     pub fn run(&mut self, commands: &[&[Bytes]], now: u64) -> Called {
         if self.gone.load(Ordering::Acquire) {
             return Called::Gone;

@@ -55,10 +55,6 @@ impl Backend for Tcp {
                 encoded = encode(args);
                 &encoded
             }
-            What::Borrowed(args) => {
-                encoded = encode(args);
-                &encoded
-            }
         };
         // EDIS.AT only when this connection has not already seen the node at `min` or past.
         Sent::Remote(self.pool.send_with(&self.addr, req.lane, 1, req.now, |known| {
@@ -71,11 +67,7 @@ impl Backend for Tcp {
     }
 
     fn send_all(&self, req: Req, commands: &[&[Bytes]]) -> Sent {
-        let mut out = BytesMut::new();
-        for cmd in commands {
-            crate::resp::client::encode_command(cmd, &mut out);
-        }
-        let bytes = out.freeze();
+        let bytes = encode_all(commands);
         Sent::Remote(self.pool.send_with(&self.addr, req.lane, commands.len(), req.now, |_| bytes))
     }
 
@@ -95,13 +87,7 @@ impl Link {
     pub fn send(&mut self, commands: &[&[Bytes]], now: u64) -> Sent {
         match self {
             Link::InProcess(session) => Sent::Local(session.run(commands, now)),
-            Link::Tcp(conn) => {
-                let mut out = BytesMut::new();
-                for c in commands {
-                    crate::resp::client::encode_command(c, &mut out);
-                }
-                Sent::Remote(conn.send(out.freeze(), commands.len()))
-            }
+            Link::Tcp(conn) => Sent::Remote(conn.send(encode_all(commands), commands.len())),
         }
     }
 }
@@ -168,19 +154,31 @@ pub fn at_from_encoded(min: u64, encoded: &[u8]) -> Bytes {
 /// What a request re-sends when it tries another node: the arguments (nodes of this
 /// process), or the command's encoding (over TCP).
 pub enum What<'a> {
-    Borrowed(&'a [Bytes]),
-    Args(Vec<Bytes>),
+    Args(std::borrow::Cow<'a, [Bytes]>),
     Encoded(Bytes),
 }
 
-impl What<'_> {
+impl<'a> What<'a> {
+    pub fn args(args: &'a [Bytes]) -> What<'a> {
+        What::Args(std::borrow::Cow::Borrowed(args))
+    }
+
+    /// The same, owned, for a reply future to keep.
     pub fn owned(&self) -> What<'static> {
         match self {
-            What::Borrowed(args) => What::Args(args.to_vec()),
-            What::Args(args) => What::Args(args.clone()),
+            What::Args(args) => What::Args(std::borrow::Cow::Owned(args.to_vec())),
             What::Encoded(b) => What::Encoded(b.clone()),
         }
     }
+}
+
+/// Commands encoded back to back, as one request.
+fn encode_all(commands: &[&[Bytes]]) -> Bytes {
+    let mut out = BytesMut::new();
+    for c in commands {
+        crate::resp::client::encode_command(c, &mut out);
+    }
+    out.freeze()
 }
 
 #[cfg(test)]

@@ -266,7 +266,6 @@ impl Got {
     /// Our reply: with `raw`, a shard's bytes as they came (for RESP2 clients).
     pub fn finish(self, raw: bool) -> Reply {
         match self {
-            Got::Frame(BytesFrame::Null, ..) if !raw => Reply::Nil,
             Got::Frame(_, bytes, _) if raw => Reply::Raw(bytes),
             Got::Frame(frame, ..) => to_reply(frame),
             Got::Reply(r, _) => r,
@@ -334,6 +333,67 @@ struct Slotted {
     raw: bool,
 }
 
+impl Slotted {
+    /// Takes in a final reply from the `primary` (or a read shard) at `offset`: the session
+    /// observes it and remembers a write (for WAIT).
+    fn took(&self, cons: &Consistency, offset: Option<u64>, primary: bool) {
+        if let (true, Some(offset)) = (self.guard, offset) {
+            cons.observe(self.index, offset, primary);
+        }
+        if self.write {
+            cons.wrote(self.index);
+        }
+    }
+}
+
+/// A request to the primary of the shard `index`, in flight for the session until it settles.
+pub struct ToPrimary {
+    sent: Sent,
+    index: u16,
+    counted: bool,
+}
+
+impl ToPrimary {
+    /// Sent on the shared connections (or to a node of this process), counted in flight.
+    pub fn new(sent: Sent, index: u16, cons: &Consistency) -> ToPrimary {
+        let counted = matches!(sent, Sent::Remote(_));
+        if counted {
+            cons.sent(index, true);
+        }
+        ToPrimary { sent, index, counted }
+    }
+
+    /// Sent on a link of the caller's own, used only with nothing else in flight.
+    pub fn own(sent: Sent, index: u16) -> ToPrimary {
+        ToPrimary { sent, index, counted: false }
+    }
+
+    /// The answer, taken in by the session: no longer in flight, its offset observed (not a
+    /// MOVED's: that node is not the shard's any more), a write remembered for WAIT.
+    pub async fn settle(
+        self,
+        cons: &Consistency,
+        write: bool,
+        limit: Option<Duration>,
+    ) -> Result<Got, Failure> {
+        let got = self.sent.settle_within(limit).await;
+        if self.counted {
+            cons.settled(self.index, true);
+        }
+        if let Ok(got) = &got {
+            if got.moved_to().is_none() {
+                if let Some(offset) = got.offset() {
+                    cons.observe(self.index, offset, true);
+                }
+                if write {
+                    cons.wrote(self.index);
+                }
+            }
+        }
+        got
+    }
+}
+
 impl Router {
     pub fn new(pool: Arc<Pool>, locals: Option<Arc<Locals>>) -> Arc<Router> {
         Arc::new(Router {
@@ -380,9 +440,7 @@ impl Router {
             }
             Route::Split { per, merge } => self.split(&topology, args, req, per as usize, merge, caller),
             Route::Slot | Route::Proxy | Route::Wait => {
-                let slot = match crate::topology::view::ClusterView::slot_of(
-                    cmd.key_positions(args.len()).map(|i| &args[i]),
-                ) {
+                let slot = match cmd.slot(args) {
                     Ok(Some(slot)) => slot,
                     Ok(None) => 0,
                     Err(reply) => return Routed::Ready(reply),
@@ -474,11 +532,8 @@ impl Router {
         // Nodes of this process take the arguments and answer at once: while one cannot
         // serve (a read shard still loading, a stopped node), the next is tried now, so the
         // command still runs in its place in the client's pipeline.
-        let what = if topology.nodes[shard].0.in_process() {
-            What::Borrowed(args)
-        } else {
-            What::Encoded(encode(args))
-        };
+        let what =
+            if topology.nodes[shard].0.in_process() { What::args(args) } else { What::Encoded(encode(args)) };
         let count = targets.len(topology);
         if count == 1 {
             if let What::Encoded(bytes) = what {
@@ -496,19 +551,11 @@ impl Router {
                 Sent::Local(Called::Now(reply, offset)) if !matches!(&reply, Reply::Error(e) if e.starts_with("MOVED ")) =>
                 {
                     // A final answer from a node of this process.
-                    if how.guard {
-                        cons.observe(how.index, offset, primary);
-                    }
-                    if write {
-                        cons.wrote(how.index);
-                    }
+                    how.took(cons, Some(offset), primary);
                     return Routed::Ready(reply);
                 }
                 Sent::Local(Called::AfterFsync(reply, server, to, offset)) => {
-                    cons.observe(how.index, offset, primary);
-                    if write {
-                        cons.wrote(how.index);
-                    }
+                    how.took(cons, Some(offset), primary);
                     return wait(async move {
                         crate::server::session::durable_to(&server, to).await;
                         reply
@@ -533,12 +580,7 @@ impl Router {
                 let fine = got.error().is_none_or(|e| !unready(e) && !e.starts_with("MOVED "));
                 if let (true, Some(offset)) = (fine, got.offset()) {
                     if primary || !how.guard || offset >= cons.need(how.index) {
-                        if how.guard {
-                            cons.observe(how.index, offset, primary);
-                        }
-                        if how.write {
-                            cons.wrote(how.index);
-                        }
+                        how.took(&cons, Some(offset), primary);
                         if let Ok(got) = result {
                             return got.finish(how.raw);
                         }
@@ -561,33 +603,28 @@ impl Router {
         cons: &Arc<Consistency>,
     ) -> Routed {
         let (node, _) = how.targets.get(topology, 0);
-        let sent = node.send(req, &What::Encoded(bytes.clone()), 0);
-        cons.sent(how.index, true);
+        let what = What::Encoded(bytes);
+        let sent = ToPrimary::new(node.send(req, &what, 0), how.index, cons);
         let (router, cons, addr) = (self.clone(), cons.clone(), node.addr().clone());
         wait(async move {
-            let result = sent.settle().await;
-            cons.settled(how.index, true);
-            let got = match result {
-                Ok(got) => got,
-                Err(failure) => return failed(Some(how.slot), &addr, &failure),
-            };
-            if let Some(addr) = got.moved_to() {
-                let node = Tcp { addr: Arc::from(addr), pool: router.pool.clone() };
-                return match node.send(req, &What::Encoded(bytes), 0).settle().await {
-                    Ok(got) => got.finish(how.raw),
-                    Err(failure) => failed(Some(how.slot), &node.addr, &failure),
-                };
+            match sent.settle(&cons, how.write, Some(REQUEST_TIMEOUT)).await {
+                Ok(got) => match got.moved_to() {
+                    Some(to) => router.follow_moved(&to, req, &what, &how).await,
+                    None => got.finish(how.raw),
+                },
+                Err(failure) => failed(Some(how.slot), &addr, &failure),
             }
-            if let Some(offset) = got.offset() {
-                if how.guard {
-                    cons.observe(how.index, offset, true);
-                }
-            }
-            if how.write {
-                cons.wrote(how.index);
-            }
-            got.finish(how.raw)
         })
+    }
+
+    /// A MOVED reply (the map moved under us): the command again, once, to the primary it
+    /// names, over TCP.
+    async fn follow_moved(&self, to: &str, req: Req, what: &What<'_>, how: &Slotted) -> Reply {
+        let node = Tcp { addr: Arc::from(to), pool: self.pool.clone() };
+        match node.send(req, what, 0).settle().await {
+            Ok(got) => got.finish(how.raw),
+            Err(failure) => failed(Some(how.slot), &node.addr, &failure),
+        }
     }
 
     /// The rest of [`to_slot`](Self::to_slot), once the first request is out.
@@ -636,13 +673,8 @@ impl Router {
                 Ok(got) => got,
                 Err(failure) => return failed(Some(how.slot), node.addr(), &failure),
             };
-            if let Some(addr) = got.moved_to() {
-                // The map moved under us: follow once, to a primary over TCP.
-                let node = Tcp { addr: Arc::from(addr), pool: self.pool.clone() };
-                return match node.send(req, &what, 0).settle().await {
-                    Ok(got) => got.finish(how.raw),
-                    Err(failure) => failed(Some(how.slot), &node.addr, &failure),
-                };
+            if let Some(to) = got.moved_to() {
+                return self.follow_moved(&to, req, &what, &how).await;
             }
             if let Some(offset) = got.offset() {
                 if how.guard && !primary && got.error().is_none() && offset < cons.need(how.index) {
@@ -661,13 +693,8 @@ impl Router {
                     sent = self.attempt(&topology, &how, i, req, &what, &cons);
                     continue;
                 }
-                if how.guard {
-                    cons.observe(how.index, offset, primary);
-                }
             }
-            if how.write {
-                cons.wrote(how.index);
-            }
+            how.took(&cons, got.offset(), primary);
             return got.finish(how.raw);
         }
     }
@@ -778,34 +805,17 @@ impl Router {
             return None;
         }
         let cons = caller.cons.clone();
-        let parts: Vec<(Arc<str>, u16, Sent)> = topology
+        let parts: Vec<(Arc<str>, ToPrimary)> = topology
             .primaries()
             .map(|(node, index)| {
-                let sent = node.send(req, &What::Borrowed(args), 0);
-                if matches!(sent, Sent::Remote(_)) {
-                    cons.sent(index, true);
-                }
-                (node.addr().clone(), index, sent)
+                (node.addr().clone(), ToPrimary::new(node.send(req, &What::args(args), 0), index, &cons))
             })
             .collect();
         let write = req.cmd.has(crate::command::flags::WRITE);
         Some(async move {
             let mut out = Vec::with_capacity(parts.len());
-            for (addr, index, sent) in parts {
-                let remote = matches!(sent, Sent::Remote(_));
-                let got = sent.settle_within(limit).await;
-                if remote {
-                    cons.settled(index, true);
-                }
-                if let Ok(got) = &got {
-                    if let Some(offset) = got.offset() {
-                        cons.observe(index, offset, true);
-                    }
-                    if write {
-                        cons.wrote(index);
-                    }
-                }
-                out.push((addr, got));
+            for (addr, sent) in parts {
+                out.push((addr, sent.settle(&cons, write, limit).await));
             }
             out
         })
@@ -850,25 +860,12 @@ impl Router {
         let (target, index) = topology.primary(shard as usize);
         let mut args = args.to_vec();
         args[1] = Bytes::from(inner.to_string());
-        let sent = target.send(req, &What::Borrowed(&args), 0);
-        let remote = matches!(sent, Sent::Remote(_));
         let cons = caller.cons.clone();
-        if remote {
-            cons.sent(index, true);
-        }
+        let sent = ToPrimary::new(target.send(req, &What::args(&args), 0), index, &cons);
         let addr = target.addr().clone();
         wait(async move {
-            let got = sent.settle().await;
-            if remote {
-                cons.settled(index, true);
-            }
-            let reply = match got {
-                Ok(got) => {
-                    if let Some(offset) = got.offset() {
-                        cons.observe(index, offset, true);
-                    }
-                    got.finish(false)
-                }
+            let reply = match sent.settle(&cons, false, Some(REQUEST_TIMEOUT)).await {
+                Ok(got) => got.finish(false),
                 Err(failure) => return failed(None, &addr, &failure),
             };
             let Reply::Array(mut parts) = reply else { return reply };
@@ -899,7 +896,7 @@ impl Router {
         }
         let (node, _) = topology.primary(0);
         let addr = node.addr().clone();
-        let sent = node.send(req, &What::Borrowed(args), 0);
+        let sent = node.send(req, &What::args(args), 0);
         wait(async move {
             match sent.settle().await {
                 Ok(got) => got.finish(false),
@@ -926,12 +923,9 @@ impl Router {
             return Routed::Settle;
         }
         let (primary, index) = topology.primary(shard);
-        let sent = primary.send_all(req, &transaction_commands(queued));
-        if matches!(sent, Sent::Remote(_)) {
-            caller.cons.sent(index, true);
-        }
+        let sent = ToPrimary::new(primary.send_all(req, &transaction_commands(queued)), index, &caller.cons);
         let (cons, addr) = (caller.cons.clone(), primary.addr().clone());
-        wait(async move { settle_exec(sent, &cons, index, slot, &addr).await })
+        wait(async move { settle_exec(sent, &cons, slot, &addr).await })
     }
 }
 
@@ -961,23 +955,11 @@ pub fn transaction_commands(queued: &[Vec<Bytes>]) -> Vec<&[Bytes]> {
 }
 
 /// EXEC's reply from a primary, taken in by the session (a transaction is a write).
-pub async fn settle_exec(sent: Sent, cons: &Consistency, index: u16, slot: u16, addr: &str) -> Reply {
-    let remote = matches!(sent, Sent::Remote(_));
-    let got = sent.settle().await;
-    if remote {
-        cons.settled(index, true);
-    }
-    match got {
-        Ok(got) => {
-            if let Some(offset) = got.offset() {
-                cons.observe(index, offset, true);
-            }
-            cons.wrote(index);
-            match got {
-                Got::Frame(BytesFrame::Null, ..) => Reply::NilArray,
-                got => got.finish(false),
-            }
-        }
+pub async fn settle_exec(sent: ToPrimary, cons: &Consistency, slot: u16, addr: &str) -> Reply {
+    match sent.settle(cons, true, Some(REQUEST_TIMEOUT)).await {
+        // An aborted transaction (a watched key changed): RESP2's null array.
+        Ok(Got::Frame(BytesFrame::Null, ..)) => Reply::NilArray,
+        Ok(got) => got.finish(false),
         Err(failure) => failed(Some(slot), addr, &failure),
     }
 }

@@ -20,14 +20,14 @@ use tokio::net::TcpStream;
 
 use super::consistency::Consistency;
 use super::node::{Link, Sent};
-use super::router::{failed, settle_exec, transaction_commands, Caller, ReadFrom, Req, Routed};
+use super::router::{failed, settle_exec, transaction_commands, Caller, ReadFrom, Req, Routed, ToPrimary};
 use super::Proxy;
-use crate::command::{dispatch, flags, int_arg, resolve, Client, Command, Ctx, Merge, Multi, Route};
+use crate::command::{dispatch, flags, resolve, Client, Command, Ctx, Merge, Multi, Route};
 use crate::keyspace::now_ms;
 use crate::resp::Reply;
 use crate::server::session::{serve, Runner};
 use crate::server::{ClientHandle, Server};
-use crate::topology::view::{ClusterView, CROSSSLOT};
+use crate::topology::view::CROSSSLOT;
 
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -46,12 +46,6 @@ struct Pinned {
     addr: Arc<str>,
     index: u16,
     link: Link,
-}
-
-impl Pinned {
-    fn send(&mut self, commands: &[&[Bytes]], now: u64) -> Sent {
-        self.link.send(commands, now)
-    }
 }
 
 struct Session {
@@ -195,14 +189,6 @@ impl Drop for ProxyRunner {
     }
 }
 
-/// The slot of a keyed command's keys (None for a keyless one), or the error reply.
-fn slot_of(cmd: &Command, args: &[Bytes]) -> Result<Option<u16>, Reply> {
-    if cmd.first_key <= 0 {
-        return Ok(None);
-    }
-    ClusterView::slot_of(cmd.key_positions(args.len()).map(|i| &args[i]))
-}
-
 fn handle_command(
     server: &Arc<Server>,
     proxy: &Arc<Proxy>,
@@ -256,11 +242,11 @@ fn handle_command(
                 return proxy.router.transaction(m.slot.unwrap_or(0), &m.queued, req, &conn.caller);
             };
             // On the watching connection: the node checks the watched keys.
-            let sent = pinned.send(&transaction_commands(&m.queued), now);
+            let sent = ToPrimary::own(pinned.link.send(&transaction_commands(&m.queued), now), pinned.index);
             let cons = conn.caller.cons.clone();
             return later(async move {
-                let (index, addr) = (pinned.index, pinned.addr.clone());
-                let reply = settle_exec(sent, &cons, index, m.slot.unwrap_or(0), &addr).await;
+                let addr = pinned.addr.clone();
+                let reply = settle_exec(sent, &cons, m.slot.unwrap_or(0), &addr).await;
                 drop(pinned);
                 reply
             });
@@ -291,7 +277,7 @@ fn handle_command(
                 m.aborted = true;
                 return ready(Reply::err("ERR Command not allowed inside a transaction"));
             }
-            match slot_of(cmd, args) {
+            match cmd.slot(args) {
                 Err(reply) => {
                     m.aborted = true;
                     return ready(reply);
@@ -326,7 +312,7 @@ fn handle_command(
                 return Routed::Settle;
             }
             let topology = proxy.router.topology();
-            let shard = match slot_of(cmd, args) {
+            let shard = match cmd.slot(args) {
                 Ok(Some(slot)) => topology.shard_of(slot),
                 _ => None,
             };
@@ -334,7 +320,7 @@ fn handle_command(
                 conn.forwarded(cmd);
             }
             if let Some(pinned) = conn.pinned.as_mut().filter(|p| Some(p.shard) == shard) {
-                let sent = pinned.send(&[args], now);
+                let sent = pinned.link.send(&[args], now);
                 let (addr, raw) = (pinned.addr.clone(), conn.caller.raw);
                 return later(async move {
                     match sent.settle().await {
@@ -411,7 +397,7 @@ impl Driver {
 
 /// WATCH key [key ...]: the keys' primary gets a connection of this client's own.
 fn watch(proxy: &Arc<Proxy>, conn: &mut Conn, args: &[Bytes], req: Req, settled: bool) -> Routed {
-    let slot = match slot_of(req.cmd, args) {
+    let slot = match req.cmd.slot(args) {
         Ok(slot) => slot.unwrap_or(0),
         Err(reply) => return ready(reply),
     };
@@ -433,7 +419,7 @@ fn watch(proxy: &Arc<Proxy>, conn: &mut Conn, args: &[Bytes], req: Req, settled:
         index,
         link: primary.own(),
     });
-    let sent = pinned.send(&[args], req.now);
+    let sent = pinned.link.send(&[args], req.now);
     let addr = pinned.addr.clone();
     later(async move {
         match sent.settle().await {
@@ -498,16 +484,8 @@ fn cluster_wide(
 /// none), until that many replicas acknowledged; answers the smallest count. Each shard is
 /// asked on a connection of its own, so a wait holds up no other client.
 fn wait(proxy: &Arc<Proxy>, conn: &mut Conn, args: &[Bytes], req: Req, settled: bool) -> Routed {
-    if conn.client.multi.is_some() {
-        return ready(Reply::err("ERR WAIT cannot be called inside a transaction"));
-    }
-    let wanted = match int_arg(&args[1]) {
-        Ok(n) => n,
-        Err(reply) => return ready(reply),
-    };
-    let timeout = match int_arg(&args[2]) {
-        Ok(t) if t < 0 => return ready(Reply::err("ERR timeout is negative")),
-        Ok(t) => t,
+    let timeout = match crate::replication::primary::wait_args(args) {
+        Ok((_, timeout)) => timeout,
         Err(reply) => return ready(reply),
     };
     if !settled {
@@ -517,36 +495,30 @@ fn wait(proxy: &Arc<Proxy>, conn: &mut Conn, args: &[Bytes], req: Req, settled: 
     if topology.shards.is_empty() {
         return ready(Reply::err("CLUSTERDOWN no shard is known yet"));
     }
-    let wrote = conn.caller.cons.take_wrote();
-    // Remembered for a later WAIT, as Redis's WAIT always covers every earlier write.
-    let mut parts = Vec::new();
-    for (node, index) in topology.primaries() {
-        if wrote != 0 && !Consistency::wrote_to(wrote, index) {
-            continue;
-        }
-        if wrote != 0 {
-            conn.caller.cons.wrote(index);
-        }
-        let mut pinned = Pinned { shard: 0, addr: node.addr().clone(), index, link: node.own() };
-        let sent = pinned.send(&[args], req.now);
-        parts.push((pinned, sent));
-    }
+    // Kept for later WAITs: Redis's WAIT covers every earlier write of the connection.
+    let wrote = conn.caller.cons.wrote_mask();
+    let parts: Vec<(Link, Sent, Arc<str>)> = topology
+        .primaries()
+        .filter(|(_, index)| wrote == 0 || Consistency::wrote_to(wrote, *index))
+        .map(|(node, _)| {
+            let mut link = node.own();
+            let sent = link.send(&[args], req.now);
+            (link, sent, node.addr().clone())
+        })
+        .collect();
     let limit = (timeout > 0).then(|| Duration::from_millis(timeout as u64) + super::router::REQUEST_TIMEOUT);
-    let _ = wanted;
     later(async move {
         let mut least: Option<i64> = None;
-        for (pinned, sent) in parts {
+        for (link, sent, addr) in parts {
             let got = sent.settle_within(limit).await;
-            drop(pinned);
-            match got {
-                Ok(got) => match got.finish(false) {
-                    Reply::Int(n) => least = Some(least.map_or(n, |l| l.min(n))),
-                    Reply::Error(e) => return Reply::Error(e),
-                    other => {
-                        return Reply::error(format!("ERR unexpected WAIT reply from a shard: {other:?}"))
-                    }
-                },
-                Err(failure) => return failed(None, "a write shard", &failure),
+            drop(link);
+            match got.map(|got| got.finish(false)) {
+                Ok(Reply::Int(n)) => least = Some(least.map_or(n, |l| l.min(n))),
+                Ok(Reply::Error(e)) => return Reply::Error(e),
+                Ok(other) => {
+                    return Reply::error(format!("ERR unexpected WAIT reply from a shard: {other:?}"))
+                }
+                Err(failure) => return failed(None, &addr, &failure),
             }
         }
         Reply::Int(least.unwrap_or(0))

@@ -138,17 +138,24 @@ fn acked(state: &State, offset: u64) -> i64 {
     state.replicas.iter().filter(|r| r.ack >= offset).count() as i64
 }
 
+/// WAIT's arguments, numreplicas and timeout (ms), checked with Redis's error texts.
+pub fn wait_args(args: &[Bytes]) -> Result<(i64, i64), Reply> {
+    let wanted = int_arg(&args[1])?;
+    let timeout = crate::resp::parser::parse_i64(&args[2])
+        .ok_or(Reply::err("ERR timeout is not an integer or out of range"))?;
+    if timeout < 0 {
+        return Err(Reply::err("ERR timeout is negative"));
+    }
+    Ok((wanted, timeout))
+}
+
 /// WAIT numreplicas timeout: how many replicas acknowledged every write made so far, waiting
 /// up to `timeout` ms (0: forever) for `numreplicas` of them.
 pub fn wait(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     if ctx.state.upstream.is_some() {
         return Reply::err("ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.");
     }
-    let wanted = tri!(int_arg(&args[1]));
-    let timeout = tri!(int_arg(&args[2]));
-    if timeout < 0 {
-        return Reply::err("ERR timeout is negative");
-    }
+    let (wanted, timeout) = tri!(wait_args(args));
     // With no replica attached yet there is no log, and nothing written needs acknowledging:
     // wait for replicas to attach, as Redis waits until the timeout.
     let target = ctx.state.log.as_ref().map_or(0, |l| l.offset());

@@ -51,6 +51,8 @@ struct Session {
     client: Client,
     /// The reply of a command that waits (WAIT), for the core to await.
     waiting: Option<Deferred>,
+    /// A router connection's replies of the batch, held for its offset mark (see run_batch).
+    held: Vec<Reply>,
 }
 
 impl Drop for Session {
@@ -217,22 +219,7 @@ impl Runner for Session {
         input_bytes: u64,
         out: &mut BytesMut,
     ) -> Option<usize> {
-        let (resume, reply) = run_batch(
-            &self.server,
-            &mut self.client,
-            args,
-            ends,
-            first,
-            input_bytes,
-            |reply, proto, mark| {
-                let before = out.len();
-                if let Some(offset) = mark {
-                    encode_mark(offset, out);
-                }
-                reply.encode(proto, out);
-                out.len() - before
-            },
-        )?;
+        let (resume, reply) = run_batch(self, args, ends, first, input_bytes, out)?;
         self.waiting = Some(reply);
         Some(resume)
     }
@@ -253,7 +240,8 @@ impl Runner for Session {
 
 pub async fn run(server: Arc<Server>, mut stream: TcpStream, handle: Arc<ClientHandle>, authenticated: bool) {
     let max_bulk = server.state().config.proto_max_bulk_len();
-    let mut session = Session { client: Client::new(handle, authenticated), server, waiting: None };
+    let mut session =
+        Session { client: Client::new(handle, authenticated), server, waiting: None, held: Vec::new() };
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
     if let Some(offset) = serve(&mut stream, &mut inbuf, &mut session, max_bulk).await {
         // PSYNC/SYNC answered: from here on this connection is a replication feed.
@@ -341,18 +329,18 @@ fn logged(server: &Server, state: &State, client: &mut Client, log_before: Optio
 }
 
 /// Runs parsed commands, from the `first`-th on, under one acquisition of the state lock,
-/// handing each reply to `sink` (which returns the bytes it took, for INFO's counters).
+/// encoding each reply into `out`.
 /// Stops early at a command whose reply must wait, returning the index to resume from and
 /// the pending reply.
 fn run_batch(
-    server: &Arc<Server>,
-    client: &mut Client,
+    session: &mut Session,
     args: &[Bytes],
     ends: &[usize],
     first: usize,
     input_bytes: u64,
-    mut sink: impl FnMut(Reply, u8, Option<u64>) -> usize,
+    out: &mut BytesMut,
 ) -> Option<(usize, Deferred)> {
+    let Session { server, client, held, .. } = session;
     let mut output_bytes = 0;
     let now = now_ms();
     let mut state = server.state();
@@ -364,8 +352,7 @@ fn run_batch(
     // A router connection's replies are held until the batch has run, then sent after one
     // offset mark (see OFFSET_MARK) with the node's offset at the end of the batch: at or past
     // every reply's own, which is all the router's guarantees need, at one mark per batch.
-    let mut held: Vec<Reply> =
-        if ctx.client.router { Vec::with_capacity(ends.len() - first) } else { Vec::new() };
+    // (`held` is the connection's, kept empty between batches.)
     for (i, &end) in ends.iter().enumerate().skip(first) {
         let reply = dispatch(&mut ctx, &args[start..end]);
         start = end;
@@ -376,7 +363,9 @@ fn run_batch(
         if ctx.client.router || !held.is_empty() {
             held.push(reply);
         } else {
-            output_bytes += sink(reply, ctx.client.proto, None);
+            let before = out.len();
+            reply.encode(ctx.client.proto, out);
+            output_bytes += out.len() - before;
         }
         if ctx.client.close || ctx.client.takeover.is_some() {
             break;
@@ -384,11 +373,15 @@ fn run_batch(
     }
     if !held.is_empty() {
         let offset = ctx.state.node_offset();
-        let mut mark = (offset != ctx.client.marked).then_some(offset);
-        ctx.client.marked = offset;
-        for reply in held {
-            output_bytes += sink(reply, ctx.client.proto, mark.take());
+        let before = out.len();
+        if offset != ctx.client.marked {
+            encode_mark(offset, out);
+            ctx.client.marked = offset;
         }
+        for reply in held.drain(..) {
+            reply.encode(ctx.client.proto, out);
+        }
+        output_bytes += out.len() - before;
     }
     logged(server, &state, client, log_before);
     state.stats.net_output_bytes += output_bytes as u64;
