@@ -31,16 +31,24 @@ struct Param {
     immutable: bool,
     /// Old names that still work, as Redis 7 keeps them.
     alias: Option<&'static str>,
+    /// Redis 7's protected configs: CONFIG SET refuses them unless `enable-protected-configs`
+    /// allows it (they choose where files are written).
+    protected: bool,
+    /// Never reported by CONFIG GET (a secret).
+    hidden: bool,
 }
 
 const fn p(name: &'static str, default: &'static str, kind: Kind) -> Param {
-    Param { name, default, kind, immutable: false, alias: None }
+    Param { name, default, kind, immutable: false, alias: None, protected: false, hidden: false }
 }
 const fn fixed(name: &'static str, default: &'static str, kind: Kind) -> Param {
-    Param { name, default, kind, immutable: true, alias: None }
+    Param { immutable: true, ..p(name, default, kind) }
 }
 const fn aka(name: &'static str, alias: &'static str, default: &'static str, kind: Kind) -> Param {
-    Param { name, default, kind, immutable: false, alias: Some(alias) }
+    Param { alias: Some(alias), ..p(name, default, kind) }
+}
+const fn protected(name: &'static str, default: &'static str) -> Param {
+    Param { protected: true, ..p(name, default, Kind::Str) }
 }
 
 const I64: Kind = Kind::Int(i64::MIN, i64::MAX);
@@ -53,10 +61,10 @@ static PARAMS: &[Param] = &[
     fixed("port", "6379", Kind::Int(0, 65535)),
     fixed("databases", "16", Kind::Int(1, 1_000_000)),
     fixed("daemonize", "no", Kind::Bool),
-    p("dir", ".", Kind::Str),
+    protected("dir", "."),
     p("requirepass", "", Kind::Str),
     p("loglevel", "notice", Kind::Enum(LOGLEVELS)),
-    p("logfile", "", Kind::Str),
+    fixed("logfile", "", Kind::Str),
     p("hz", "10", Kind::Int(1, 500)),
     p("maxclients", "10000", Kind::Int(1, 1_000_000)),
     p("timeout", "0", NONNEG),
@@ -82,16 +90,22 @@ static PARAMS: &[Param] = &[
     p("save", "", Kind::Str),
     fixed("appendonly", "no", Kind::Bool),
     p("appendfsync", "everysec", Kind::Enum(&["always", "everysec", "no"])),
-    p("appendfilename", "appendonly.aof", Kind::Str),
+    fixed("appendfilename", "appendonly.aof", Kind::Str),
     p("auto-aof-rewrite-percentage", "100", NONNEG),
     p("auto-aof-rewrite-min-size", "67108864", Kind::Memory),
     p("aof-load-truncated", "yes", Kind::Bool),
-    p("dbfilename", "dump.rdb", Kind::Str),
+    protected("dbfilename", "dump.rdb"),
+    fixed("enable-protected-configs", "no", Kind::Enum(&["yes", "no", "local"])),
     p("replica-read-only", "yes", Kind::Bool),
     p("masterauth", "", Kind::Str),
+    p("masteruser", "", Kind::Str),
     p("repl-backlog-size", "1048576", Kind::Memory),
     p("min-replicas-to-write", "0", NONNEG),
-    p("cluster-enabled", "no", Kind::Bool),
+    fixed("cluster-enabled", "no", Kind::Bool),
+    // What cluster members (info, shards, proxies) prove themselves with: the secret itself
+    // (never shown by CONFIG GET), or a file holding it. See roles/secret.rs.
+    Param { hidden: true, ..fixed("cluster-secret", "", Kind::Str) },
+    fixed("cluster-secret-file", "", Kind::Str),
     // Cluster roles (see roles/): where info listens, the address a shard announces, how
     // many write shards info expects, how long silence means failure, and a read shard's
     // chosen write shard.
@@ -105,7 +119,7 @@ static PARAMS: &[Param] = &[
     p("read-from", "replica", Kind::Enum(&["replica", "primary", "any", "eventual"])),
     fixed("read-replicas", "1", Kind::Int(0, 64)),
     p("protected-mode", "yes", Kind::Bool),
-    p("io-threads", "1", Kind::Int(1, 128)),
+    fixed("io-threads", "1", Kind::Int(1, 128)),
     p("slowlog-log-slower-than", "10000", I64),
     p("slowlog-max-len", "128", NONNEG),
     p("latency-monitor-threshold", "0", NONNEG),
@@ -265,8 +279,13 @@ impl Config {
     }
 
     /// CONFIG SET of name/value pairs: all or nothing, as in Redis 7. The error is the reply's
-    /// full text.
-    pub fn set_runtime(&mut self, pairs: &[(String, String)]) -> Result<(), String> {
+    /// full text. `local`: the client is on loopback (`enable-protected-configs local`).
+    pub fn set_runtime(&mut self, pairs: &[(String, String)], local: bool) -> Result<(), String> {
+        let protected_ok = match self.get("enable-protected-configs") {
+            "yes" => true,
+            "local" => local,
+            _ => false,
+        };
         let mut staged = Vec::with_capacity(pairs.len());
         for (name, value) in pairs {
             let Some(param) = find(name) else {
@@ -279,6 +298,9 @@ impl Config {
             }
             if param.immutable {
                 return Err(format!("ERR CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"));
+            }
+            if param.protected && !protected_ok {
+                return Err(format!("ERR CONFIG SET failed (possibly related to argument '{name}') - can't set protected config"));
             }
             let value = validate(param, value).map_err(|why| {
                 format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {why}")
@@ -293,7 +315,7 @@ impl Config {
     /// alias is reported only when asked for by its exact name, as Redis does.
     pub fn get_matching(&self, patterns: &[&[u8]]) -> Vec<(String, String)> {
         let mut out: Vec<(String, String)> = Vec::new();
-        for param in PARAMS {
+        for param in PARAMS.iter().filter(|p| !p.hidden) {
             let value = &self.values[param.name];
             let mut names = vec![param.name];
             names.extend(param.alias);
@@ -413,15 +435,45 @@ mod tests {
     fn runtime_set_is_validated_and_atomic() {
         let mut c = Config::default();
         let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
-        assert!(c.set_runtime(&[pair("maxmemory", "1mb"), pair("hz", "20")]).is_ok());
+        assert!(c.set_runtime(&[pair("maxmemory", "1mb"), pair("hz", "20")], true).is_ok());
         assert_eq!(c.get("maxmemory"), "1048576");
-        let err = c.set_runtime(&[pair("hz", "30"), pair("nosuch", "1")]).unwrap_err();
+        let err = c.set_runtime(&[pair("hz", "30"), pair("nosuch", "1")], true).unwrap_err();
         assert_eq!(err, "ERR Unknown option or number of arguments for CONFIG SET - 'nosuch'");
         assert_eq!(c.get("hz"), "20");
-        let err = c.set_runtime(&[pair("hz", "abc")]).unwrap_err();
+        let err = c.set_runtime(&[pair("hz", "abc")], true).unwrap_err();
         assert_eq!(err, "ERR CONFIG SET failed (possibly related to argument 'hz') - argument couldn't be parsed into an integer");
-        assert!(c.set_runtime(&[pair("port", "1")]).unwrap_err().contains("immutable"));
-        assert!(c.set_runtime(&[pair("activerehashing", "maybe")]).unwrap_err().contains("'yes' or 'no'"));
+        assert!(c.set_runtime(&[pair("port", "1")], true).unwrap_err().contains("immutable"));
+        assert!(c
+            .set_runtime(&[pair("activerehashing", "maybe")], true)
+            .unwrap_err()
+            .contains("'yes' or 'no'"));
+    }
+
+    #[test]
+    fn protected_configs_as_redis_7() {
+        let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+        let mut c = Config::default();
+        for name in ["dir", "dbfilename"] {
+            assert_eq!(
+                c.set_runtime(&[pair(name, "/tmp/x")], true).unwrap_err(),
+                format!("ERR CONFIG SET failed (possibly related to argument '{name}') - can't set protected config")
+            );
+        }
+        for name in
+            ["appendfilename", "enable-protected-configs", "cluster-secret", "cluster-secret-file", "logfile"]
+        {
+            assert!(c
+                .set_runtime(&[pair(name, "x")], true)
+                .unwrap_err()
+                .contains("can't set immutable config"));
+        }
+        assert_eq!((c.get("dir"), c.get("dbfilename")), (".", "dump.rdb"), "nothing changed");
+        c.set_startup("enable-protected-configs", "local").unwrap();
+        assert!(c.set_runtime(&[pair("dbfilename", "a.rdb")], false).unwrap_err().contains("protected"));
+        assert!(c.set_runtime(&[pair("dbfilename", "a.rdb")], true).is_ok(), "local clients may");
+        c.set_startup("cluster-secret", "s3").unwrap();
+        assert!(c.get_matching(&[b"*"]).iter().all(|(n, v)| n != "cluster-secret" && v != "s3"));
+        assert!(c.get_matching(&[b"cluster-secret"]).is_empty(), "CONFIG GET never shows it");
     }
 
     #[test]

@@ -66,9 +66,19 @@ struct Cli {
     /// The write shard a read shard follows (default: the one with the fewest read shards).
     #[arg(long, value_name = "HOST:PORT")]
     replica_of: Option<String>,
-    /// Password a replica gives its primary (the primary's requirepass).
+    /// Password a plain replica gives its primary (the primary's requirepass).
     #[arg(long)]
     masterauth: Option<String>,
+    /// User a plain replica authenticates to its primary as (with --masterauth).
+    #[arg(long)]
+    masteruser: Option<String>,
+    /// A file holding the cluster secret that members (shards, proxies) prove themselves
+    /// with; info creates <its --dir>/cluster.secret at its first start when none is given.
+    #[arg(long, value_name = "FILE")]
+    cluster_secret_file: Option<PathBuf>,
+    /// Protected mode: with no password, only loopback clients may connect (yes or no).
+    #[arg(long)]
+    protected_mode: Option<String>,
     /// Size of the replication backlog a primary keeps for partial resyncs (e.g. 1mb).
     #[arg(long, value_name = "BYTES")]
     repl_backlog_size: Option<String>,
@@ -114,6 +124,9 @@ fn build_config(cli: &Cli) -> Result<Config, String> {
     set("node-timeout", cli.node_timeout.map(|n| n.to_string()))?;
     set("replica-of", cli.replica_of.clone())?;
     set("masterauth", cli.masterauth.clone())?;
+    set("masteruser", cli.masteruser.clone())?;
+    set("cluster-secret-file", cli.cluster_secret_file.as_ref().map(|d| d.display().to_string()))?;
+    set("protected-mode", cli.protected_mode.clone())?;
     set("repl-backlog-size", cli.repl_backlog_size.clone())?;
     set("read-from", cli.read_from.clone())?;
     set("appendonly", cli.appendonly.clone())?;
@@ -152,6 +165,10 @@ enum Sub {
         /// The info role of the cluster.
         #[arg(long, default_value = rust_edis::roles::all::DEFAULT_INFO)]
         info: String,
+        /// The file holding the cluster secret (default: data/info/cluster.secret, where the
+        /// all-in-one default started in this directory keeps it).
+        #[arg(long, value_name = "FILE")]
+        cluster_secret_file: Option<PathBuf>,
         /// The command and its arguments.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
@@ -160,10 +177,17 @@ enum Sub {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Sub::Client { info, args }) = cli.command {
+    if let Some(Sub::Client { info, cluster_secret_file, args }) = cli.command {
+        let secret = match rust_edis::roles::secret::for_client(cluster_secret_file.as_deref()) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("rust-edis: {e}");
+                return ExitCode::from(2);
+            }
+        };
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
         return match runtime {
-            Ok(rt) => ExitCode::from(rt.block_on(rust_edis::proxy::cli::run(&info, args)) as u8),
+            Ok(rt) => ExitCode::from(rt.block_on(rust_edis::proxy::cli::run(&info, secret, args)) as u8),
             Err(e) => {
                 eprintln!("rust-edis: cannot start the runtime: {e}");
                 ExitCode::FAILURE

@@ -6,7 +6,8 @@ use bytes::Bytes;
 
 use super::{int_arg, text, Ctx, SYNTAX};
 use crate::resp::Reply;
-use crate::server::REDIS_VERSION;
+use crate::roles::secret::{self, MEMBER_USER};
+use crate::server::{DENIED, REDIS_VERSION};
 use crate::tri;
 
 fn eq(arg: &[u8], word: &str) -> bool {
@@ -25,18 +26,39 @@ pub fn echo(_ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     Reply::Bulk(args[1].clone())
 }
 
-/// Checks a user/password pair against requirepass, as the default user of Redis's ACL.
+/// Checks a user/password pair as Redis's ACL would with two users: `default`, whose password
+/// is requirepass, and the cluster's internal user (`edis`), whose password is the cluster
+/// secret (see roles/secret.rs). Authenticating as one user leaves the other.
 fn check_password(ctx: &mut Ctx, user: Option<&[u8]>, pass: &[u8]) -> Result<(), Reply> {
+    let wrong = || Reply::err("WRONGPASS invalid username-password pair or user is disabled.");
+    if user == Some(MEMBER_USER.as_bytes()) {
+        let secret = ctx.state.config.get("cluster-secret");
+        if secret.is_empty() || !secret::matches(pass, secret.as_bytes()) {
+            return Err(wrong());
+        }
+        ctx.client.authenticated = true;
+        ctx.client.member = true;
+        return Ok(());
+    }
+    if user.is_some_and(|u| u != b"default") {
+        return Err(wrong());
+    }
+    if ctx.client.only_members {
+        // Protected mode: this client may only prove it is a cluster member.
+        ctx.client.close = true;
+        return Err(Reply::err(DENIED));
+    }
     let ok = match ctx.state.config.requirepass() {
         // No password: the default user is "nopass"; any password works for it.
-        None => user.is_none_or(|u| u == b"default"),
-        Some(p) => user.is_none_or(|u| u == b"default") && p.as_bytes() == pass,
+        None => true,
+        Some(p) => secret::matches(pass, p.as_bytes()),
     };
     if ok {
         ctx.client.authenticated = true;
+        ctx.client.member = false;
         Ok(())
     } else {
-        Err(Reply::err("WRONGPASS invalid username-password pair or user is disabled."))
+        Err(wrong())
     }
 }
 
@@ -44,7 +66,7 @@ pub fn auth(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     if args.len() > 3 {
         return Reply::err(SYNTAX);
     }
-    if args.len() == 2 && ctx.state.config.requirepass().is_none() {
+    if args.len() == 2 && ctx.state.config.requirepass().is_none() && !ctx.client.only_members {
         return Reply::err(
             "ERR AUTH <password> called without any password configured for the default user. \
              Are you sure your configuration is correct?",
@@ -141,7 +163,8 @@ pub fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     super::transactions::discard_state(ctx);
     ctx.client.db = 0;
     ctx.client.proto = 2;
-    ctx.client.authenticated = ctx.state.config.requirepass().is_none();
+    ctx.client.authenticated = ctx.state.config.requirepass().is_none() && !ctx.client.only_members;
+    ctx.client.member = false;
     ctx.client.handle.meta().name = None;
     Reply::simple("RESET")
 }

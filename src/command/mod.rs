@@ -45,6 +45,10 @@ pub mod flags {
     pub const ALLOW_BUSY: u32 = 1 << 10;
     pub const SKIP_SLOWLOG: u32 = 1 << 11;
     pub const SENTINEL: u32 = 1 << 12;
+    /// Cluster-internal (EDIS.*, PSYNC, SYNC, REPLCONF): on a node with a cluster secret,
+    /// only a connection authenticated as a member may run it. Not a Redis flag, so
+    /// COMMAND INFO does not list it.
+    pub const INTERNAL: u32 = 1 << 13;
 
     /// Names in the order `COMMAND INFO` prints them.
     pub const NAMES: &[(u32, &str)] = &[
@@ -210,6 +214,11 @@ pub struct Client {
     /// RESP version in use: 2 or 3.
     pub proto: u8,
     pub authenticated: bool,
+    /// Authenticated as the cluster's internal user (`AUTH edis <secret>`): may run internal
+    /// commands.
+    pub member: bool,
+    /// Protected mode let this (non-loopback) client in only to authenticate as a member.
+    pub only_members: bool,
     pub multi: Option<Multi>,
     /// WATCHed keys: (db, key, version at WATCH).
     pub watched: Vec<(usize, Bytes, u64)>,
@@ -242,6 +251,8 @@ impl Client {
             db: 0,
             proto: 2,
             authenticated,
+            member: false,
+            only_members: false,
             multi: None,
             watched: Vec::new(),
             close: false,
@@ -404,7 +415,21 @@ pub fn dispatch_resolved(ctx: &mut Ctx, cmd: &'static Command, args: &[Bytes]) -
             multi.aborted = true;
         }
         ctx.state.stats.of(cmd).rejected += 1;
+        if ctx.client.only_members {
+            ctx.client.close = true;
+            return Reply::err(crate::server::DENIED);
+        }
         return Reply::err("NOAUTH Authentication required.");
+    }
+    if cmd.has(flags::INTERNAL) && !ctx.client.member && !ctx.state.config.get("cluster-secret").is_empty() {
+        if let Some(multi) = &mut ctx.client.multi {
+            multi.aborted = true;
+        }
+        ctx.state.stats.of(cmd).rejected += 1;
+        return Reply::error(format!(
+            "NOPERM this user has no permissions to run the '{}' command",
+            cmd.name
+        ));
     }
     if ctx.state.upstream.is_some() && cmd.has(flags::WRITE) && !ctx.client.is_master {
         if let Some(multi) = &mut ctx.client.multi {

@@ -294,7 +294,8 @@ pub fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         return Reply::err(SYNTAX);
     }
     let pairs: Vec<(String, String)> = args[2..].chunks(2).map(|p| (text(&p[0]), text(&p[1]))).collect();
-    match ctx.state.config.set_runtime(&pairs) {
+    let local = crate::server::is_local(&ctx.client.handle.addr);
+    match ctx.state.config.set_runtime(&pairs, local) {
         Ok(()) => {
             // Settings that live outside the config table follow it.
             let backlog = ctx.state.config.get("repl-backlog-size").parse().unwrap_or(1 << 20);

@@ -132,8 +132,8 @@ impl Health {
 /// Connections to every node, a few per node.
 pub struct Pool {
     per_node: usize,
-    /// The password to give shards (AUTH), if they require one.
-    auth: Option<String>,
+    /// The cluster secret: every connection authenticates as a member (`AUTH edis <secret>`).
+    secret: Option<String>,
     /// Short critical sections (lookup, insert); never held across an await.
     conns: Mutex<HashMap<String, Vec<Option<Conn>>>>,
     /// Nodes whose last connect failed, until when to fail fast.
@@ -141,8 +141,8 @@ pub struct Pool {
 }
 
 impl Pool {
-    pub fn new(per_node: usize, auth: Option<String>) -> Arc<Pool> {
-        Arc::new(Pool { per_node: per_node.max(1), auth, conns: Mutex::default(), down: Mutex::default() })
+    pub fn new(per_node: usize, secret: Option<String>) -> Arc<Pool> {
+        Arc::new(Pool { per_node: per_node.max(1), secret, conns: Mutex::default(), down: Mutex::default() })
     }
 
     fn is_down(&self, addr: &str) -> bool {
@@ -247,20 +247,37 @@ async fn run(pool: Arc<Pool>, addr: String, mut rx: mpsc::UnboundedReceiver<Requ
     // Replies come back in the order requests were written: the writer passes each reply
     // slot to the reader in that order.
     let (order_tx, mut order_rx) = mpsc::unbounded_channel::<Slot>();
-    let dropped = || Slot { replies: 1, reply: oneshot::channel().0 };
-    // Authenticate if shards want it, and say this is a router's connection, so multi-key
-    // commands may be grouped per shard and replies carry offset marks. Their replies are
-    // dropped.
+    // Authenticate as a cluster member, and say this is a router's connection, so multi-key
+    // commands may be grouped per shard and replies carry offset marks. A refusal is logged
+    // (a wrong secret); the replies are not the clients'.
     let mut hello = BytesMut::new();
     let now = crate::keyspace::now_ms();
-    if let Some(pw) = &pool.auth {
-        encode_command(&["AUTH", pw.as_str()], &mut hello);
-        let _ = order_tx.send(dropped());
+    let mut greeted = Vec::new();
+    if let Some(secret) = &pool.secret {
+        encode_command(&["AUTH", crate::roles::secret::MEMBER_USER, secret.as_str()], &mut hello);
+        let (tx, answer) = oneshot::channel();
+        let _ = order_tx.send(Slot { replies: 1, reply: tx });
+        greeted.push(("AUTH", answer));
         health.queued(now);
     }
     encode_command(&["EDIS.ROUTER"], &mut hello);
-    let _ = order_tx.send(dropped());
+    let (tx, answer) = oneshot::channel();
+    let _ = order_tx.send(Slot { replies: 1, reply: tx });
+    greeted.push(("EDIS.ROUTER", answer));
     health.queued(now);
+    {
+        let addr = addr.to_string();
+        tokio::spawn(async move {
+            for (what, answer) in greeted {
+                if let Ok(Ok(answer)) = answer.await {
+                    if let Some(why) = crate::resp::client::error_text(&answer.frame) {
+                        tracing::warn!(shard = %addr, error = %why, "the shard refused the proxy's {what} (is the cluster secret the same?)");
+                        return;
+                    }
+                }
+            }
+        });
+    }
     if wr.write_all(&hello).await.is_err() {
         alive.store(false, Ordering::Relaxed);
         return;

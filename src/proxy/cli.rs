@@ -156,19 +156,30 @@ async fn line(driver: &mut Driver, words: Vec<Vec<u8>>) -> Option<String> {
 /// Runs `args` (or, when empty, an interactive prompt) against the cluster whose info role
 /// listens at `info`. Returns the process exit code. One session: its MULTI, WATCH and
 /// read-your-writes hold from one line to the next.
-pub async fn run(info: &str, args: Vec<String>) -> i32 {
-    let topology = match crate::resp::client::Client::connect(info, Duration::from_secs(2)).await {
-        Ok(mut c) => match c.call(&["EDIS.TOPOLOGY"], Duration::from_secs(2)).await {
-            Ok(frame) => Topology::from_frame(&frame),
-            Err(_) => None,
+pub async fn run(info: &str, secret: Option<String>, args: Vec<String>) -> i32 {
+    let Some(secret) = secret else {
+        eprintln!(
+            "The routing client talks to shards as a cluster member: pass --cluster-secret-file <info's --dir>/cluster.secret \
+             (the all-in-one default keeps it in data/info/cluster.secret under the directory it started in)"
+        );
+        return 2;
+    };
+    let wait = Duration::from_secs(2);
+    let topology = match crate::resp::client::Client::connect_member(info, &secret, wait).await {
+        Ok(mut c) => match c.call(&["EDIS.TOPOLOGY"], wait).await {
+            Ok(frame) => Topology::from_frame(&frame).ok_or_else(|| format!("{frame:?}")),
+            Err(e) => Err(e.to_string()),
         },
-        Err(_) => None,
+        Err(e) => Err(e.to_string()),
     };
-    let Some(topology) = topology else {
-        eprintln!("Could not read the cluster map from info at {info} (start one with `rust-edis`, or pass --info HOST:PORT)");
-        return 1;
+    let topology = match topology {
+        Ok(t) => t,
+        Err(why) => {
+            eprintln!("Could not read the cluster map from info at {info}: {why} (start one with `rust-edis`, or pass --info HOST:PORT)");
+            return 1;
+        }
     };
-    let router = Router::new(Pool::new(1, None), None);
+    let router = Router::new(Pool::new(1, Some(secret)), None);
     router.set_topology(topology);
     let mut driver = Driver::new(router, ReadFrom::Replica);
     if !args.is_empty() {

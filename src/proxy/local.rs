@@ -51,6 +51,8 @@ impl Locals {
         let handle = Arc::new(ClientHandle::new(0, addr, addr, -1));
         let mut client = Client::new(handle, true);
         client.router = true;
+        // The proxy of this very process is a cluster member.
+        client.member = true;
         let node = Arc::new(LocalNode {
             server: server.clone(),
             addr: Arc::from(addr.to_string()),
@@ -109,6 +111,7 @@ impl LocalNode {
         let addr = server.local_addr;
         let mut client = Client::new(Arc::new(ClientHandle::new(id, addr, addr, -1)), true);
         client.router = true;
+        client.member = true;
         LocalSession { server: self.server.clone(), gone: self.gone.clone(), client }
     }
 }

@@ -229,19 +229,31 @@ async fn link(
         .map_err(|_| broken("connect timed out".into()))??;
     stream.set_nodelay(true)?;
     let mut buf = BytesMut::with_capacity(64 * 1024);
-    let (masterauth, my_port) = {
+    // A cluster member proves it with the cluster secret; a plain replica gives what
+    // masteruser/masterauth say, as a Redis replica does.
+    let (login, my_port) = {
         let state = server.state();
-        (state.config.get("masterauth").to_string(), server.local_addr.port())
+        let config = &state.config;
+        let login = match (config.get("cluster-secret"), config.get("masteruser"), config.get("masterauth")) {
+            (secret, _, _) if !secret.is_empty() => {
+                vec!["AUTH".to_string(), crate::roles::secret::MEMBER_USER.into(), secret.into()]
+            }
+            (_, _, "") => vec![],
+            ("", _, pass) => vec!["AUTH".to_string(), pass.into()],
+            (user, _, pass) => vec!["AUTH".to_string(), user.into(), pass.into()],
+        };
+        (login, server.local_addr.port())
     };
-    let pong = command(&mut stream, &mut buf, &["PING"]).await?;
-    if pong.starts_with('-') && !pong.starts_with("-NOAUTH") {
-        return Err(broken(format!("PING: {pong}")));
-    }
-    if !masterauth.is_empty() {
-        let reply = command(&mut stream, &mut buf, &["AUTH", &masterauth]).await?;
+    if !login.is_empty() {
+        let args: Vec<&str> = login.iter().map(String::as_str).collect();
+        let reply = command(&mut stream, &mut buf, &args).await?;
         if reply != "+OK" {
             return Err(broken(format!("AUTH: {reply}")));
         }
+    }
+    let pong = command(&mut stream, &mut buf, &["PING"]).await?;
+    if pong.starts_with('-') {
+        return Err(broken(format!("PING: {pong}")));
     }
     for args in [
         &["REPLCONF", "listening-port", &my_port.to_string()][..],

@@ -66,6 +66,19 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Connects and authenticates as a cluster member (`AUTH edis <secret>`). A refused
+    /// secret is an `Err` of kind PermissionDenied carrying the server's reply.
+    pub async fn connect_member(addr: &str, secret: &str, timeout: Duration) -> io::Result<Client> {
+        let mut c = Client::connect(addr, timeout).await?;
+        let reply = c.call(&["AUTH", crate::roles::secret::MEMBER_USER, secret], timeout).await?;
+        if let Some(why) = error_text(&reply) {
+            return Err(io::Error::new(io::ErrorKind::PermissionDenied, why));
+        }
+        Ok(c)
+    }
+}
+
 /// The text of an error reply, if the frame is one.
 pub fn error_text(frame: &BytesFrame) -> Option<String> {
     match frame {

@@ -60,6 +60,8 @@ fn store_index(dir: &Path, index: i64) -> io::Result<()> {
 pub struct Agent {
     server: Arc<Server>,
     info: String,
+    /// The cluster secret this node authenticates to info with.
+    secret: String,
     kind: NodeKind,
     id: String,
     host: String,
@@ -80,24 +82,29 @@ impl Agent {
         replica_of: Option<(String, u16)>,
         dir: Option<PathBuf>,
     ) -> Vec<AbortOnDrop> {
-        let (host, port) = {
+        let (host, port, secret) = {
             let mut state = server.state();
             state.cluster = Some(ClusterView::new(id.clone(), kind));
-            (state.config.announce_host().to_string(), server.local_addr.port())
+            let config = &state.config;
+            (
+                config.announce_host().to_string(),
+                server.local_addr.port(),
+                config.get("cluster-secret").to_string(),
+            )
         };
-        let agent = Arc::new(Agent { server, info: info_addr, kind, id, host, port, replica_of, dir });
+        let agent =
+            Arc::new(Agent { server, info: info_addr, secret, kind, id, host, port, replica_of, dir });
         vec![AbortOnDrop(tokio::spawn(agent.clone().heartbeats())), AbortOnDrop(tokio::spawn(agent.watch()))]
     }
 
     async fn connect(&self, backoff: &mut Duration) -> Client {
         loop {
-            match Client::connect(&self.info, CALL_TIMEOUT).await {
+            match connect_member(&self.info, &self.secret).await {
                 Ok(c) => {
                     *backoff = Duration::from_millis(50);
                     return c;
                 }
-                Err(e) => {
-                    debug!(info = %self.info, error = %e, "info unreachable, retrying");
+                Err(_) => {
                     tokio::time::sleep(*backoff).await;
                     *backoff = (*backoff * 2).min(MAX_BACKOFF);
                 }
@@ -187,7 +194,7 @@ impl Agent {
 
     async fn watch(self: Arc<Self>) {
         let agent = self.clone();
-        follow_topology(self.info.clone(), move |t| agent.apply(t)).await
+        follow_topology(self.info.clone(), self.secret.clone(), move |t| agent.apply(t)).await
     }
 
     fn apply(&self, topology: Topology) {
@@ -209,22 +216,35 @@ impl Agent {
     }
 }
 
+/// Connects to info as a cluster member. Unreachable is logged at debug level (info may be
+/// restarting); a refused secret as a warning, since only the operator can fix it.
+pub async fn connect_member(info: &str, secret: &str) -> std::io::Result<Client> {
+    let result = Client::connect_member(info, secret, CALL_TIMEOUT).await;
+    match &result {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            warn!(info = %info, error = %e, "info refused this node's cluster secret")
+        }
+        Err(e) => debug!(info = %info, error = %e, "info unreachable, retrying"),
+        Ok(_) => {}
+    }
+    result
+}
+
 /// Follows the map at `info`: long-polls EDIS.TOPOLOGY WAIT and calls `apply` with every map
 /// it receives (the first at once), reconnecting with backoff. Runs until dropped.
-pub async fn follow_topology(info: String, apply: impl Fn(Topology)) {
+pub async fn follow_topology(info: String, secret: String, apply: impl Fn(Topology)) {
     let mut backoff = Duration::from_millis(50);
     let mut conn: Option<Client> = None;
     let mut epoch: i64 = -1;
     loop {
         let c = match &mut conn {
             Some(c) => c,
-            None => match Client::connect(&info, CALL_TIMEOUT).await {
+            None => match connect_member(&info, &secret).await {
                 Ok(c) => {
                     backoff = Duration::from_millis(50);
                     conn.insert(c)
                 }
-                Err(e) => {
-                    debug!(info = %info, error = %e, "info unreachable, retrying");
+                Err(_) => {
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                     continue;

@@ -17,12 +17,13 @@ use crate::proxy::local::Locals;
 /// `rust-edis client` finds it by default.
 pub const DEFAULT_INFO: &str = "127.0.0.1:7379";
 
+/// The configuration of one part: the user's (requirepass included: every port this process
+/// opens asks for it), its own directory, and the cluster's address.
 fn part(base: &Config, dir: &str, info: &SocketAddr) -> Result<Config, io::Error> {
     let mut c = base.clone();
     let bad = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
     c.set_startup("dir", &base.dir().join("data").join(dir).display().to_string()).map_err(bad)?;
     c.set_startup("info", &info.to_string()).map_err(bad)?;
-    c.set_startup("requirepass", "").map_err(bad)?;
     Ok(c)
 }
 
@@ -48,6 +49,12 @@ pub async fn run_with(
 
     let mut info_config = part(&config, "info", &info_at)?;
     info_config.set_startup("info", "").map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    // Info's secret (kept in its directory, made at the first start) is every part's.
+    let secret = super::secret::for_info(&mut info_config)?;
+    let mut config = config;
+    config
+        .set_startup("cluster-secret", &secret)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     tasks.spawn(super::info::run(info_config, info_listener, shutdown.clone()));
     let mut lines = vec![format!("info on {info_at}")];
     for i in 0..writes {

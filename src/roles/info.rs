@@ -22,6 +22,8 @@ fn tick_period(node_timeout_ms: u64) -> Duration {
 }
 
 pub async fn run(config: Config, listener: TcpListener, shutdown: watch::Receiver<bool>) -> io::Result<()> {
+    let mut config = config;
+    super::secret::for_info(&mut config)?;
     let id = super::agent::node_id(&config.dir())?;
     let (writes, timeout) = (config.write_shards(), config.node_timeout_ms());
     let server = Arc::new(Server::new(config, listener.local_addr()?));

@@ -6,4 +6,5 @@ pub mod all;
 pub mod info;
 pub mod proxy;
 pub mod read;
+pub mod secret;
 pub mod write;

@@ -45,11 +45,12 @@ pub async fn run_in(
     shutdown: watch::Receiver<bool>,
     locals: Option<Arc<Locals>>,
 ) -> io::Result<()> {
+    let mut config = config;
     let Some(info) = config.info_addr().map(str::to_string) else {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "--role proxy needs --info HOST:PORT"));
     };
+    let secret = super::secret::for_member(&mut config, &info)?;
     let read_from = ReadFrom::parse(config.get("read-from")).unwrap_or(ReadFrom::Replica);
-    let auth = Some(config.get("masterauth").to_string()).filter(|p| !p.is_empty());
     let addr = listener.local_addr()?;
     let me = NodeAddr {
         id: random_hex40(),
@@ -57,7 +58,7 @@ pub async fn run_in(
         port: addr.port(),
         failed: false,
     };
-    let router = Router::new(Pool::new(CONNECTIONS_PER_NODE, auth), locals);
+    let router = Router::new(Pool::new(CONNECTIONS_PER_NODE, Some(secret.clone())), locals);
     let server = Arc::new(Server::new(config, addr));
     {
         let mut view = ClusterView::new(me.id.clone(), NodeKind::Write);
@@ -67,7 +68,7 @@ pub async fn run_in(
     let _ = server.proxy.set(Arc::new(Proxy { router: router.clone(), read_from, rest_to_shard: false }));
     let _watcher = {
         let server = server.clone();
-        AbortOnDrop(tokio::spawn(follow_topology(info, move |t| {
+        AbortOnDrop(tokio::spawn(follow_topology(info, secret, move |t| {
             let shown = as_one_node(&me, &t);
             router.set_topology(t);
             let epoch = shown.epoch;

@@ -45,8 +45,12 @@ pub async fn run_in(
             "--role read needs --info HOST:PORT (a read shard of a cluster) or --replica-of HOST:PORT (a plain replica)",
         ));
     }
-    let id = match info {
-        Some(_) => Some(node_id(&config.dir())?),
+    let mut config = config;
+    let id = match &info {
+        Some(info) => {
+            super::secret::for_member(&mut config, info)?;
+            Some(node_id(&config.dir())?)
+        }
         None => None,
     };
     let dir = config.dir();

@@ -30,8 +30,12 @@ pub async fn run_in(
     shutdown: watch::Receiver<bool>,
     locals: Option<Arc<Locals>>,
 ) -> io::Result<()> {
-    let cluster = match config.info_addr() {
-        Some(info) => Some((info.to_string(), node_id(&config.dir())?)),
+    let mut config = config;
+    let cluster = match config.info_addr().map(str::to_string) {
+        Some(info) => {
+            super::secret::for_member(&mut config, &info)?;
+            Some((info, node_id(&config.dir())?))
+        }
         None => None,
     };
     let dir = config.dir();

@@ -435,6 +435,7 @@ pub async fn serve(server: Arc<Server>, listener: TcpListener, mut shutdown: wat
     // (shutdown signal, or its future dropped).
     let _cron = AbortOnDrop(cron);
     let _clients = CloseClientsOnDrop(server.clone());
+    warn_if_exposed(&server);
     info!(addr = %server.local_addr, "ready to accept connections");
     loop {
         tokio::select! {
@@ -467,11 +468,25 @@ impl Drop for CloseClientsOnDrop {
 
 fn accept(server: &Arc<Server>, stream: tokio::net::TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
-    let (maxclients, requirepass) = {
+    let (maxclients, requirepass, protected, member_secret) = {
         let mut state = server.state();
         state.stats.connections += 1;
-        (state.config.maxclients(), state.config.requirepass().is_some())
+        let config = &state.config;
+        (
+            config.maxclients(),
+            config.requirepass().is_some(),
+            config.get("protected-mode") == "yes",
+            !config.get("cluster-secret").is_empty(),
+        )
     };
+    // Protected mode: with no password, only loopback clients get in, as in Redis; a cluster
+    // node still lets others in to authenticate as members (proxies and shards on other hosts).
+    let only_members = protected && !requirepass && !is_local(&peer);
+    if only_members && (!member_secret || server.proxy.get().is_some()) {
+        server.state().stats.rejected_connections += 1;
+        tokio::spawn(session::refuse(stream, DENIED));
+        return;
+    }
     let laddr = stream.local_addr().unwrap_or(server.local_addr);
     let id = server.next_client_id.fetch_add(1, Ordering::Relaxed);
     let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
@@ -495,9 +510,46 @@ fn accept(server: &Arc<Server>, stream: tokio::net::TcpStream, peer: SocketAddr)
             handle.clone(),
             !requirepass,
         )),
-        None => tokio::spawn(session::run(server.clone(), stream, handle.clone(), !requirepass)),
+        None => {
+            tokio::spawn(session::run(server.clone(), stream, handle.clone(), !requirepass, only_members))
+        }
     };
     handle.set_task(task.abort_handle());
+}
+
+/// Redis's reply to a client protected mode keeps out.
+pub const DENIED: &str = "DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.";
+
+/// Whether a peer is local as Redis decides it for protected mode: exactly 127.0.0.1 or ::1.
+pub fn is_local(peer: &SocketAddr) -> bool {
+    match peer.ip() {
+        std::net::IpAddr::V4(ip) => ip == std::net::Ipv4Addr::LOCALHOST,
+        std::net::IpAddr::V6(ip) => ip == std::net::Ipv6Addr::LOCALHOST,
+    }
+}
+
+/// Says at start what protected mode (or its absence) means for a server bound beyond
+/// loopback with no password.
+fn warn_if_exposed(server: &Server) {
+    let state = server.state();
+    let config = &state.config;
+    let loopback =
+        config.bind().split_whitespace().all(|b| b == "127.0.0.1" || b == "::1" || b == "localhost");
+    if loopback || config.requirepass().is_some() {
+        return;
+    }
+    if config.get("protected-mode") == "yes" {
+        warn!(
+            addr = %server.local_addr,
+            "protected mode is on and no password is set: clients from other hosts are refused with DENIED \
+             (set --requirepass, or protected-mode no)"
+        );
+    } else {
+        warn!(
+            addr = %server.local_addr,
+            "no password and protected mode off: anyone who reaches this port can read and change the data"
+        );
+    }
 }
 
 /// Aborts a task when dropped: background tasks end with their owner.

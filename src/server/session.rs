@@ -238,10 +238,17 @@ impl Runner for Session {
     }
 }
 
-pub async fn run(server: Arc<Server>, mut stream: TcpStream, handle: Arc<ClientHandle>, authenticated: bool) {
+pub async fn run(
+    server: Arc<Server>,
+    mut stream: TcpStream,
+    handle: Arc<ClientHandle>,
+    authenticated: bool,
+    only_members: bool,
+) {
     let max_bulk = server.state().config.proto_max_bulk_len();
-    let mut session =
-        Session { client: Client::new(handle, authenticated), server, waiting: None, held: Vec::new() };
+    let mut client = Client::new(handle, authenticated && !only_members);
+    client.only_members = only_members;
+    let mut session = Session { client, server, waiting: None, held: Vec::new() };
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
     if let Some(offset) = serve(&mut stream, &mut inbuf, &mut session, max_bulk).await {
         // PSYNC/SYNC answered: from here on this connection is a replication feed.

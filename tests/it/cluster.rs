@@ -17,6 +17,8 @@ use crate::harness::*;
 /// Node timeout for these tests: short, so failure detection is quick to observe.
 pub(crate) const NODE_TIMEOUT_MS: u64 = 500;
 pub(crate) const WAIT: Duration = Duration::from_secs(10);
+/// The cluster secret every member of a test cluster is given.
+pub(crate) const SECRET: &str = "test-cluster-secret";
 
 #[derive(Clone, Copy, PartialEq)]
 pub(crate) enum Kind {
@@ -58,8 +60,10 @@ async fn start_node_at(
     info: Option<std::net::SocketAddr>,
     extra: &str,
 ) -> Node {
-    let mut conf =
-        format!("dir \"{}\"\nnode-timeout {NODE_TIMEOUT_MS}\nwrite-shards 3\n{extra}", dir.display());
+    let mut conf = format!(
+        "dir \"{}\"\nnode-timeout {NODE_TIMEOUT_MS}\nwrite-shards 3\ncluster-secret {SECRET}\n{extra}",
+        dir.display()
+    );
     if let Some(info) = info {
         conf.push_str(&format!("info {info}\n"));
     }
@@ -136,6 +140,13 @@ impl Drop for Cluster {
         self.writes.clear();
         let _ = std::fs::remove_dir_all(&self.base);
     }
+}
+
+/// A raw connection authenticated as a cluster member (`AUTH edis <secret>`).
+pub(crate) async fn member(addr: std::net::SocketAddr) -> Raw {
+    let mut raw = Raw::connect(addr).await;
+    assert_eq!(raw.call(&resp(&["AUTH", "edis", SECRET])).await, "+OK\r\n");
+    raw
 }
 
 pub(crate) async fn conn_to(addr: std::net::SocketAddr) -> redis::aio::MultiplexedConnection {
@@ -316,7 +327,7 @@ async fn moved_crossslot_and_hash_tags() {
         .filter(|k| owner(key_slot(k.as_bytes())) == owner(foo))
         .take(3)
         .collect();
-    let mut router = Raw::connect(right.addr).await;
+    let mut router = member(right.addr).await;
     assert_eq!(
         router.call(&resp(&["MSET", &mine[0], "1", &mine[1], "2"])).await,
         "-CROSSSLOT Keys in request don't hash to the same slot\r\n"
@@ -408,7 +419,7 @@ async fn read_shards_join_and_leave_while_clients_write() {
 #[tokio::test]
 async fn registry_refuses_bad_input_and_keeps_the_map() {
     let cluster = Cluster::start(3).await;
-    let mut raw = Raw::connect(cluster.info.addr).await;
+    let mut raw = member(cluster.info.addr).await;
     let nodes_before = cluster_text(cluster.info.addr, "NODES").await;
     let info_before = cluster_text(cluster.info.addr, "INFO").await;
     let id = |c: char| c.to_string().repeat(40);
@@ -437,7 +448,7 @@ async fn registry_refuses_bad_input_and_keeps_the_map() {
         assert!(reply.starts_with(expected), "{line}: {reply}");
     }
     // Registry commands are refused by shards, and topology waits by MULTI.
-    let mut shard = Raw::connect(w0).await;
+    let mut shard = member(w0).await;
     assert_eq!(
         shard.call(&resp(&["EDIS.HEARTBEAT", &id('e')])).await,
         "-ERR EDIS.HEARTBEAT is served by the info role only\r\n"
@@ -454,7 +465,7 @@ async fn registry_refuses_bad_input_and_keeps_the_map() {
 #[tokio::test]
 async fn topology_wait_returns_on_change_or_timeout() {
     let mut cluster = Cluster::start(3).await;
-    let mut raw = Raw::connect(cluster.info.addr).await;
+    let mut raw = member(cluster.info.addr).await;
     let e = epoch(&cluster_text(cluster.info.addr, "INFO").await);
     // A stale epoch answers at once; the current one waits for the timeout.
     let now = raw.call(&resp(&["EDIS.TOPOLOGY", "WAIT", "0", "5000"])).await;

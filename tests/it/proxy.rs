@@ -8,7 +8,7 @@ use redis::aio::MultiplexedConnection;
 use redis::Value;
 use rust_edis::topology::key_slot;
 
-use crate::cluster::{conn_to, covers_all, slots, start_node, Cluster, Kind, Node, WAIT};
+use crate::cluster::{conn_to, covers_all, slots, start_node, Cluster, Kind, Node, SECRET, WAIT};
 use crate::harness::*;
 
 /// A cluster of 3 write shards with `reads` read shards each, and a proxy in front.
@@ -358,11 +358,13 @@ async fn cluster_clients_and_the_routing_client() {
     // rust-edis client, no proxy: SET then GET through the shards.
     let bin = env!("CARGO_BIN_EXE_rust-edis");
     let info = cluster.info.addr.to_string();
+    let secret_file = cluster.base.join("client.secret");
+    std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
+    let secret_file = secret_file.display().to_string();
     let run = |args: &[&str]| {
         let out = std::process::Command::new(bin)
             .arg("client")
-            .arg("--info")
-            .arg(&info)
+            .args(["--info", &info, "--cluster-secret-file", &secret_file])
             .args(args)
             .output()
             .unwrap();
@@ -380,7 +382,7 @@ async fn cluster_clients_and_the_routing_client() {
     let script = "SET {t}a 1\nMULTI\nINCR {t}a\nDISCARD\nGET {t}a\nMULTI\nINCR {t}a\nSET other 1\nEXEC\n\
                   MULTI\nINCR {t}a\nINCR {t}a\nEXEC\nWATCH {t}a\nMULTI\nSET {t}a 9\nEXEC\nGET {t}a\nhelp incr\nquit\nPING\n";
     let mut child = std::process::Command::new(bin)
-        .args(["client", "--info", &info])
+        .args(["client", "--info", &info, "--cluster-secret-file", &secret_file])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -393,16 +395,36 @@ async fn cluster_clients_and_the_routing_client() {
                     EXECABORT Transaction discarded because of previous errors.\nOK\nQUEUED\nQUEUED\n2\n3\nOK\nOK\nQUEUED\nOK\n9\n";
     assert!(text.starts_with(expected), "{text}");
     assert!(text.contains("INCR key") && text.contains("group: string") && !text.contains("PONG"), "{text}");
-    let unreachable =
-        std::process::Command::new(bin).args(["client", "--info", "127.0.0.1:1", "PING"]).output().unwrap();
+    let unreachable = std::process::Command::new(bin)
+        .args(["client", "--info", "127.0.0.1:1", "--cluster-secret-file", &secret_file, "PING"])
+        .output()
+        .unwrap();
     assert!(!unreachable.status.success());
     assert!(String::from_utf8_lossy(&unreachable.stderr).contains("Could not read the cluster map"));
+    // Without the secret the client cannot be a member, and says how to give it.
+    let empty = temp_dir("client-cwd");
+    let no_secret = std::process::Command::new(bin)
+        .current_dir(&empty)
+        .args(["client", "--info", &info, "PING"])
+        .output()
+        .unwrap();
+    assert!(!no_secret.status.success());
+    assert!(String::from_utf8_lossy(&no_secret.stderr).contains("--cluster-secret-file"), "{no_secret:?}");
+    std::fs::write(empty.join("wrong"), "not-the-secret\n").unwrap();
+    let wrong = std::process::Command::new(bin)
+        .args(["client", "--info", &info, "--cluster-secret-file"])
+        .arg(empty.join("wrong"))
+        .arg("PING")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("WRONGPASS"), "{wrong:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_password_and_shard_credentials() {
     let (cluster, _open) = cluster_with_proxy(0, "").await;
-    // Shards that require a password, and a proxy that has it and asks its own of clients.
+    // Shards that require a password of clients, and a proxy that asks its own: the proxy
+    // authenticates to shards as a cluster member, so it needs neither shard password.
     for w in &cluster.writes {
         q(&mut conn_to(w.addr).await, &["CONFIG", "SET", "requirepass", "shardpw"]).await;
     }
@@ -410,7 +432,7 @@ async fn proxy_password_and_shard_credentials() {
         Kind::Proxy,
         cluster.base.join("proxy-auth"),
         Some(cluster.info.addr),
-        "requirepass clientpw\nmasterauth shardpw\nread-from primary\n",
+        "requirepass clientpw\nread-from primary\n",
     )
     .await;
     let mut raw = Raw::connect(proxy.addr).await;
