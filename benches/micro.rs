@@ -109,7 +109,7 @@ fn routing(c: &mut Criterion) {
         id: c.to_string().repeat(40),
         host: "127.0.0.1".into(),
         port,
-        failed: false,
+        ..Default::default()
     };
     let topology = Topology {
         epoch: 1,

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use super::{int_arg, text, Ctx, SYNTAX};
 use crate::resp::Reply;
 use crate::topology::key_slot;
-use crate::topology::registry::Registration;
+use crate::topology::registry::{Follows, Registration};
 use crate::topology::view::ClusterView;
 use crate::tri;
 
@@ -174,9 +174,11 @@ pub fn topology(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     }
 }
 
-/// After the registry changed: refresh this node's view and wake every waiting poll.
+/// After the registry changed: keep the map in info's `--dir`, refresh this node's view and
+/// wake every waiting poll.
 fn publish(ctx: &mut Ctx) {
-    let (Some(registry), Some(view)) = (&ctx.state.registry, &mut ctx.state.cluster) else { return };
+    let (Some(registry), Some(view)) = (&mut ctx.state.registry, &mut ctx.state.cluster) else { return };
+    registry.save();
     let topology = registry.topology();
     let epoch = topology.epoch;
     view.update(topology);
@@ -190,41 +192,58 @@ fn info_only(ctx: &Ctx, name: &str) -> Result<(), Reply> {
     }
 }
 
-/// EDIS.REGISTER id WRITE|READ host port [INDEX n] [REPLICAOF host port] [EPOCH e]
+fn port_arg(arg: &[u8]) -> Result<u16, Reply> {
+    std::str::from_utf8(arg).ok().and_then(|p| p.parse::<u16>().ok()).filter(|p| *p > 0).ok_or_else(|| {
+        Reply::error(format!("ERR invalid port '{}': expected 1 to 65535", text(arg).escape_debug()))
+    })
+}
+
+/// `FOLLOWS primary-id synced(0|1) offset`, the three words after FOLLOWS.
+fn follows_args(args: &[Bytes]) -> Result<Follows, Reply> {
+    let synced = match &args[1][..] {
+        b"0" => false,
+        b"1" => true,
+        _ => return Err(Reply::err("ERR FOLLOWS synced must be 0 or 1")),
+    };
+    let offset = int_arg(&args[2])
+        .ok()
+        .and_then(|n| u64::try_from(n).ok())
+        .ok_or(Reply::err("ERR FOLLOWS offset must be a non-negative integer"))?;
+    Ok(Follows { primary: text(&args[0]), synced, offset })
+}
+
+/// EDIS.REGISTER id WRITE|READ host port TOKEN token [INDEX n] [REPLICAOF host port]
+/// [FOLLOWS primary-id synced offset]
 /// Replies `[index, heartbeat-ms]` to a write shard, `[primary-id, heartbeat-ms]` to a read
-/// shard.
+/// shard. Epochs are info's alone: a shard cannot set one.
 pub fn register(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     tri!(info_only(ctx, "EDIS.REGISTER"));
     let write = eq(&args[2], "write");
     if !write && !eq(&args[2], "read") {
         return Reply::error(format!("ERR unknown shard role '{}': expected WRITE or READ", text(&args[2])));
     }
-    let Some(port) = std::str::from_utf8(&args[4]).ok().and_then(|p| p.parse::<u16>().ok()) else {
-        return Reply::error(format!("ERR invalid port '{}'", text(&args[4])));
-    };
+    let port = tri!(port_arg(&args[4]));
     let mut r = Registration { id: text(&args[1]), host: text(&args[3]), port, ..Default::default() };
     let mut i = 5;
     while i < args.len() {
         let rest = args.len() - i - 1;
-        if eq(&args[i], "index") && rest >= 1 && write {
+        if eq(&args[i], "token") && rest >= 1 {
+            r.token = text(&args[i + 1]);
+            i += 2;
+        } else if eq(&args[i], "index") && rest >= 1 && write {
             match int_arg(&args[i + 1]) {
                 Ok(n) if n >= 0 => r.index = Some(n as usize),
                 _ => return Reply::err("ERR INDEX must be a non-negative integer"),
             }
             i += 2;
-        } else if eq(&args[i], "epoch") && rest >= 1 {
-            match int_arg(&args[i + 1]) {
-                Ok(n) if n >= 0 => r.epoch = n as u64,
-                _ => return Reply::err("ERR EPOCH must be a non-negative integer"),
-            }
-            i += 2;
+        } else if eq(&args[i], "epoch") {
+            return Reply::err("ERR epochs are decided by info: a registration cannot set one");
         } else if eq(&args[i], "replicaof") && rest >= 2 && !write {
-            let Some(port) = std::str::from_utf8(&args[i + 2]).ok().and_then(|p| p.parse::<u16>().ok())
-            else {
-                return Reply::error(format!("ERR invalid port '{}'", text(&args[i + 2])));
-            };
-            r.replica_of = Some((text(&args[i + 1]), port));
+            r.replica_of = Some((text(&args[i + 1]), tri!(port_arg(&args[i + 2]))));
             i += 3;
+        } else if eq(&args[i], "follows") && rest >= 3 && !write {
+            r.follows = Some(tri!(follows_args(&args[i + 1..i + 4])));
+            i += 4;
         } else {
             return Reply::err(SYNTAX);
         }
@@ -232,28 +251,42 @@ pub fn register(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let now = ctx.now;
     let registry = ctx.state.registry.as_mut().expect("checked by info_only");
     let heartbeat_ms = (registry.node_timeout_ms() / 5).clamp(20, 1000) as i64;
+    let before = registry.epoch();
     let assigned = if write {
         registry.register_write(&r, now).map(|index| Reply::Int(index as i64))
     } else {
         registry.register_read(&r, now).map(|primary| Reply::Bulk(Bytes::from(primary)))
     };
+    let changed = registry.epoch() != before;
     match assigned {
         Ok(assigned) => {
             tracing::info!(shard = %r.id, addr = %format!("{}:{}", r.host, r.port), write, "shard registered");
-            publish(ctx);
+            if changed {
+                publish(ctx);
+            }
             Reply::Array(vec![assigned, Reply::Int(heartbeat_ms)])
         }
-        Err(refusal) => Reply::error(refusal),
+        Err(refusal) => {
+            if !refusal.starts_with("TRYAGAIN") {
+                tracing::warn!(shard = %r.id.escape_debug(), error = %refusal, "registration refused");
+            }
+            Reply::error(refusal)
+        }
     }
 }
 
-/// EDIS.HEARTBEAT id: returns the current epoch.
+/// EDIS.HEARTBEAT id token [FOLLOWS primary-id synced offset]: returns the current epoch.
 pub fn heartbeat(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     tri!(info_only(ctx, "EDIS.HEARTBEAT"));
+    let follows = match args.len() {
+        3 => None,
+        7 if eq(&args[3], "follows") => Some(tri!(follows_args(&args[4..7]))),
+        _ => return Reply::err(SYNTAX),
+    };
     let now = ctx.now;
     let registry = ctx.state.registry.as_mut().expect("checked by info_only");
     let before = registry.epoch();
-    match registry.heartbeat(&text(&args[1]), now) {
+    match registry.heartbeat(&text(&args[1]), &text(&args[2]), follows.as_ref(), now) {
         Ok(epoch) => {
             if epoch != before {
                 publish(ctx);
@@ -264,11 +297,11 @@ pub fn heartbeat(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     }
 }
 
-/// EDIS.LEAVE id: a read shard leaving on purpose.
+/// EDIS.LEAVE id token: a read shard leaving on purpose.
 pub fn leave(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     tri!(info_only(ctx, "EDIS.LEAVE"));
     let registry = ctx.state.registry.as_mut().expect("checked by info_only");
-    match registry.remove(&text(&args[1])) {
+    match registry.remove(&text(&args[1]), &text(&args[2])) {
         Ok(()) => {
             publish(ctx);
             Reply::Ok
@@ -283,6 +316,7 @@ pub fn tick_registry(server: &std::sync::Arc<crate::server::Server>, now: u64) {
     let state = &mut *state;
     let (Some(registry), Some(view)) = (&mut state.registry, &mut state.cluster) else { return };
     if registry.tick(now) {
+        registry.save();
         let topology = registry.topology();
         tracing::info!(epoch = topology.epoch, ok = topology.ok, "topology changed: shard failed");
         let epoch = topology.epoch;

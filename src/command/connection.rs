@@ -34,6 +34,7 @@ fn check_password(ctx: &mut Ctx, user: Option<&[u8]>, pass: &[u8]) -> Result<(),
     if user == Some(MEMBER_USER.as_bytes()) {
         let secret = ctx.state.config.get("cluster-secret");
         if secret.is_empty() || !secret::matches(pass, secret.as_bytes()) {
+            tracing::warn!(client = %ctx.client.handle.addr, "refused a connection claiming cluster membership: wrong cluster secret");
             return Err(wrong());
         }
         ctx.client.authenticated = true;

@@ -436,7 +436,7 @@ pub fn dispatch_resolved(ctx: &mut Ctx, cmd: &'static Command, args: &[Bytes]) -
             multi.aborted = true;
         }
         ctx.state.stats.of(cmd).rejected += 1;
-        return Reply::err("READONLY You can't write against a read only replica.");
+        return replica_write(ctx, cmd, args);
     }
     // A replica that has never had its primary's data would answer from an empty keyspace.
     if cmd.first_key > 0
@@ -482,6 +482,23 @@ pub fn dispatch_resolved(ctx: &mut Ctx, cmd: &'static Command, args: &[Bytes]) -
         calls.failed += 1;
     }
     reply
+}
+
+/// A write sent to a replica. A read shard of a cluster redirects it to the primary of its
+/// keys' slot, as a Redis Cluster replica does (so `redis-cli -c` follows it); a plain
+/// replica, or a write without keys, answers READONLY.
+fn replica_write(ctx: &Ctx, cmd: &Command, args: &[Bytes]) -> Reply {
+    const READONLY: &str = "READONLY You can't write against a read only replica.";
+    let Some(view) = &ctx.state.cluster else { return Reply::err(READONLY) };
+    let slot = match cmd.slot(args) {
+        Ok(Some(slot)) => slot,
+        Ok(None) => return Reply::err(READONLY),
+        Err(crossslot) => return crossslot,
+    };
+    match view.topology.owner(slot) {
+        Some(shard) => Reply::error(format!("MOVED {slot} {}:{}", shard.primary.host, shard.primary.port)),
+        None => Reply::err("CLUSTERDOWN Hash slot not served"),
+    }
 }
 
 /// Appends to the write log what a command changed: keys it found expired (as DEL), then the

@@ -230,9 +230,9 @@ pub static COMMANDS: &[Command] = &[
     c("readwrite", 1, LOADING | STALE | FAST, NOKEYS, "cluster", "3.0.0", "Enables read-write queries for a connection to a Redis Cluster replica node.", O1, "", cluster::readonly),
     container("cluster", -2, "cluster", "3.0.0", "A container for Redis Cluster commands.", container_usage, CLUSTER_SUBS),
     // The registry's own commands (see command/cluster.rs).
-    c("edis.register", -5, INTERNAL | ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "cluster", "0.1.0", "Registers a shard with the info role and returns its assignment.", O1, "id role host port [INDEX index] [REPLICAOF host port] [EPOCH epoch]", cluster::register),
-    c("edis.heartbeat", 2, INTERNAL | ADMIN | NOSCRIPT | LOADING | STALE | FAST, NOKEYS, "cluster", "0.1.0", "Tells the info role a shard is alive; returns the topology epoch.", O1, "id", cluster::heartbeat),
-    c("edis.leave", 2, INTERNAL | ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "cluster", "0.1.0", "Removes a read shard from the topology.", O1, "id", cluster::leave),
+    c("edis.register", -5, INTERNAL | ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "cluster", "0.1.0", "Registers a shard with the info role and returns its assignment.", O1, "id role host port TOKEN token [INDEX index] [REPLICAOF host port] [FOLLOWS primary-id synced offset]", cluster::register),
+    c("edis.heartbeat", -3, INTERNAL | ADMIN | NOSCRIPT | LOADING | STALE | FAST, NOKEYS, "cluster", "0.1.0", "Tells the info role a shard is alive (and what a read shard follows); returns the topology epoch.", O1, "id token [FOLLOWS primary-id synced offset]", cluster::heartbeat),
+    c("edis.leave", 3, INTERNAL | ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "cluster", "0.1.0", "Removes a read shard from the topology.", O1, "id token", cluster::leave),
     c("edis.at", -3, INTERNAL | NOSCRIPT | LOADING | STALE | FAST | NO_MULTI, NOKEYS, "cluster", "0.1.0", "Runs a command once this node has reached a replication offset (a router's session guarantees).", O1, "offset command [arg ...]", cluster::at),
     c("edis.router", 1, INTERNAL | NOSCRIPT | LOADING | STALE | FAST, NOKEYS, "cluster", "0.1.0", "Marks the connection as a proxy's: multi-key commands may span slots this node serves.", O1, "", cluster::router),
     c("edis.topology", -1, INTERNAL | NOSCRIPT | LOADING | STALE | NO_MULTI, NOKEYS, "cluster", "0.1.0", "Returns the shard map, or waits for one newer than an epoch.", "O(N) where N is the number of shards", "[WAIT epoch timeout]", cluster::topology),

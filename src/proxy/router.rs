@@ -164,7 +164,7 @@ impl Routes {
         let nodes = map
             .shards
             .iter()
-            .map(|s| (node(&s.primary), s.replicas.iter().filter(|r| !r.failed).map(node).collect()))
+            .map(|s| (node(&s.primary), s.replicas.iter().filter(|r| r.serves_reads()).map(node).collect()))
             .collect();
         let index = map.shards.iter().map(|s| s.index.min(u16::MAX as usize) as u16).collect();
         Routes { map, owner, nodes, index }
@@ -970,7 +970,7 @@ mod tests {
     use crate::topology::map::{NodeAddr, Shard};
 
     fn node(port: u16, failed: bool) -> NodeAddr {
-        NodeAddr { id: format!("{port:040}"), host: "127.0.0.1".into(), port, failed }
+        NodeAddr { id: format!("{port:040}"), host: "127.0.0.1".into(), port, failed, loading: false }
     }
 
     /// One shard owning every slot: primary 7000, read shards 7001, 7002 and a failed 7003.

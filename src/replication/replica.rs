@@ -25,8 +25,17 @@ const IO_TIMEOUT: Duration = Duration::from_secs(10);
 const ACK_EVERY: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
-/// Where this replica's primary is: fixed (`--replica-of`) or looked up in the cluster map.
-pub type Resolve = Box<dyn Fn(&Server) -> Option<(String, u16)> + Send + Sync>;
+/// A primary to follow: its address and, in a cluster, its node id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Primary {
+    pub host: String,
+    pub port: u16,
+    pub id: Option<String>,
+}
+
+/// Where this replica's primary is: fixed (`--replica-of`) or looked up in the cluster map,
+/// again whenever the map changes.
+pub type Resolve = Box<dyn Fn(&Server) -> Option<Primary> + Send + Sync>;
 
 /// The file a replica saves its dataset and replication position to when it stops cleanly.
 pub const SAVED: &str = "replica.rdb";
@@ -67,6 +76,8 @@ pub fn start(server: Arc<Server>, resolve: Resolve, dir: &Path) -> io::Result<Ab
             last_io: Instant::now(),
             full_syncs: 0,
             partial_syncs: 0,
+            primary_id: None,
+            synced_with: None,
         };
         if let Some(loaded) = from_files {
             // The AOF is the record; a dataset saved by an earlier clean stop is stale.
@@ -158,16 +169,44 @@ pub fn save(server: &Server, dir: &Path) -> io::Result<()> {
 
 async fn follow(server: Arc<Server>, resolve: Resolve, mut aof: Option<StreamFile>) {
     let mut backoff = Duration::from_millis(50);
+    let mut epochs = server.epoch.subscribe();
     loop {
-        let Some((host, port)) = resolve(&server) else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        epochs.borrow_and_update();
+        let Some(primary) = resolve(&server) else {
+            let _ = tokio::time::timeout(Duration::from_millis(50), epochs.changed()).await;
             continue;
         };
+        let (host, port) = (primary.host.clone(), primary.port);
         if let Some(up) = &mut server.state().upstream {
             up.host = host.clone();
             up.port = port;
+            up.primary_id = primary.id.clone();
         }
-        let result = link(&server, &host, port, &mut backoff, &mut aof).await;
+        server.link_changed.notify_one();
+        // The map may move this replica to another primary (info placed it elsewhere): the
+        // link to the old one ends as soon as this node's map says so.
+        let moved = async {
+            loop {
+                if epochs.changed().await.is_err() {
+                    return std::future::pending().await;
+                }
+                if resolve(&server).is_some_and(|p| p != primary) {
+                    return;
+                }
+            }
+        };
+        let result = tokio::select! {
+            result = link(&server, &host, port, &mut backoff, &mut aof) => result,
+            () = moved => {
+                info!(from = %format!("{host}:{port}"), "the cluster map moved this replica to another primary");
+                backoff = Duration::from_millis(50);
+                if let Some(up) = &mut server.state().upstream {
+                    up.link_up = false;
+                    up.syncing = false;
+                }
+                continue;
+            }
+        };
         if let Some(up) = &mut server.state().upstream {
             up.link_up = false;
             up.syncing = false;
@@ -332,7 +371,9 @@ async fn link(
     if let Some(up) = &mut server.state().upstream {
         up.link_up = true;
         up.last_io = Instant::now();
+        up.synced_with = up.primary_id.clone();
     }
+    server.link_changed.notify_one();
     stream_loop(server, stream, buf, aof).await
 }
 

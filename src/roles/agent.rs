@@ -43,6 +43,35 @@ pub fn node_id(dir: &Path) -> io::Result<String> {
     Ok(id)
 }
 
+/// This node's identity token, kept in `<dir>/node.token` (readable by its owner only): what
+/// proves to info that a later registration of this id is this node (see registry.rs).
+pub fn node_token(dir: &Path) -> io::Result<String> {
+    let path = dir.join("node.token");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let token = text.trim().to_string();
+        if crate::topology::registry::valid_token(&token) {
+            return Ok(token);
+        }
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} holds no valid identity token", path.display()),
+        ));
+    }
+    std::fs::create_dir_all(dir)?;
+    let token = super::secret::generate();
+    let tmp = dir.join("node.token.tmp");
+    {
+        use std::io::Write;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        options.open(&tmp)?.write_all(format!("{token}\n").as_bytes())?;
+    }
+    std::fs::rename(tmp, path)?;
+    Ok(token)
+}
+
 /// A write shard's slot index, kept in `<dir>/node.index` once info assigns it, so that after
 /// a restart of the whole cluster (info included, shards registering in any order) every
 /// write shard asks for the slots whose keys its files hold, as Redis Cluster's nodes.conf
@@ -64,11 +93,12 @@ pub struct Agent {
     secret: String,
     kind: NodeKind,
     id: String,
+    token: String,
     host: String,
     port: u16,
     replica_of: Option<(String, u16)>,
-    /// Where a write shard keeps its slot index (None for read shards).
-    dir: Option<PathBuf>,
+    /// Where the node keeps its identity (and a write shard its slot index).
+    dir: PathBuf,
 }
 
 impl Agent {
@@ -80,8 +110,9 @@ impl Agent {
         id: String,
         info_addr: String,
         replica_of: Option<(String, u16)>,
-        dir: Option<PathBuf>,
-    ) -> Vec<AbortOnDrop> {
+        dir: PathBuf,
+    ) -> io::Result<Vec<AbortOnDrop>> {
+        let token = node_token(&dir)?;
         let (host, port, secret) = {
             let mut state = server.state();
             state.cluster = Some(ClusterView::new(id.clone(), kind));
@@ -93,8 +124,11 @@ impl Agent {
             )
         };
         let agent =
-            Arc::new(Agent { server, info: info_addr, secret, kind, id, host, port, replica_of, dir });
-        vec![AbortOnDrop(tokio::spawn(agent.clone().heartbeats())), AbortOnDrop(tokio::spawn(agent.watch()))]
+            Arc::new(Agent { server, info: info_addr, secret, kind, id, token, host, port, replica_of, dir });
+        Ok(vec![
+            AbortOnDrop(tokio::spawn(agent.clone().heartbeats())),
+            AbortOnDrop(tokio::spawn(agent.watch())),
+        ])
     }
 
     async fn connect(&self, backoff: &mut Duration) -> Client {
@@ -121,13 +155,29 @@ impl Agent {
             self.host.clone(),
             self.port.to_string(),
         ];
+        args.extend(["TOKEN".into(), self.token.clone()]);
         if let Some(i) = index {
             args.extend(["INDEX".into(), i.to_string()]);
         }
         if let Some((h, p)) = &self.replica_of {
             args.extend(["REPLICAOF".into(), h.clone(), p.to_string()]);
         }
-        args.extend(["EPOCH".into(), self.server.epoch.borrow().to_string()]);
+        args.extend(self.follows());
+        args
+    }
+
+    /// A read shard's `FOLLOWS primary-id synced offset`: what it actually replicates, so a
+    /// restarted info keeps it there and lists it for reads only once it has synced.
+    fn follows(&self) -> Vec<String> {
+        let state = self.server.state();
+        let Some(up) = &state.upstream else { return vec![] };
+        let Some(primary) = &up.primary_id else { return vec![] };
+        vec!["FOLLOWS".into(), primary.clone(), (up.synced() as u8).to_string(), up.offset.to_string()]
+    }
+
+    fn heartbeat_args(&self) -> Vec<String> {
+        let mut args = vec!["EDIS.HEARTBEAT".to_string(), self.id.clone(), self.token.clone()];
+        args.extend(self.follows());
         args
     }
 
@@ -137,7 +187,8 @@ impl Agent {
         // Set once registered: the heartbeat interval info asked for.
         let mut interval: Option<Duration> = None;
         // The slot index info gave us, asked for again after info restarts.
-        let mut index: Option<i64> = self.dir.as_deref().and_then(stored_index);
+        let mut index: Option<i64> =
+            (self.kind == NodeKind::Write).then(|| stored_index(&self.dir)).flatten();
         loop {
             let c = match &mut conn {
                 Some(c) => c,
@@ -147,9 +198,9 @@ impl Agent {
                 match c.call(&self.register_args(index), CALL_TIMEOUT).await {
                     Ok(BytesFrame::Array(reply)) if reply.len() == 2 => {
                         if let BytesFrame::Integer(i) = reply[0] {
-                            if let (Some(dir), true) = (&self.dir, index != Some(i)) {
-                                if let Err(e) = store_index(dir, i) {
-                                    warn!(dir = %dir.display(), error = %e, "cannot keep the slot index");
+                            if index != Some(i) {
+                                if let Err(e) = store_index(&self.dir, i) {
+                                    warn!(dir = %self.dir.display(), error = %e, "cannot keep the slot index");
                                 }
                             }
                             index = Some(i);
@@ -175,8 +226,12 @@ impl Agent {
                 }
                 continue;
             };
-            tokio::time::sleep(every).await;
-            match c.call(&["EDIS.HEARTBEAT", self.id.as_str()], CALL_TIMEOUT).await {
+            // On time, or at once when the replication link changed (synced, moved).
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                () = self.server.link_changed.notified() => {}
+            }
+            match c.call(&self.heartbeat_args(), CALL_TIMEOUT).await {
                 Ok(BytesFrame::Integer(_)) => {}
                 Ok(other) => {
                     let why = error_text(&other).unwrap_or_default();
@@ -199,10 +254,11 @@ impl Agent {
 
     fn apply(&self, topology: Topology) {
         let epoch = topology.epoch;
-        if epoch < *self.server.epoch.borrow() {
-            // A restarted info, before the shards registered again: the map this node has is
-            // better than its empty one, and registering carries our epoch there.
-            debug!(epoch, "ignoring an older map");
+        if epoch < *self.server.epoch.borrow() && !topology.ok {
+            // An info that lost its map (its --dir is new), before the shards registered
+            // again: the map this node has is better than an incomplete one. Epochs are
+            // info's alone, so once its map is whole again it is the map, older or not.
+            debug!(epoch, "ignoring an older, incomplete map");
             return;
         }
         let mut state = self.server.state();

@@ -16,6 +16,9 @@ use crate::server::{serve, AbortOnDrop, Server};
 use crate::topology::registry::Registry;
 use crate::topology::view::{ClusterView, NodeKind};
 
+/// The file in info's `--dir` that keeps the map across restarts.
+pub const MAP_FILE: &str = "cluster.map";
+
 /// How often the failure detector looks: a fraction of the node timeout, at most 100 ms.
 fn tick_period(node_timeout_ms: u64) -> Duration {
     Duration::from_millis((node_timeout_ms / 10).clamp(5, 100))
@@ -26,12 +29,24 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: watch::Receive
     super::secret::for_info(&mut config)?;
     let id = super::agent::node_id(&config.dir())?;
     let (writes, timeout) = (config.write_shards(), config.node_timeout_ms());
+    // The map a previous run kept: every placement, slot range and epoch as they were.
+    let file = config.dir().join(MAP_FILE);
+    let mut registry = match std::fs::read_to_string(&file) {
+        Ok(text) => Registry::from_text(&text, writes, timeout, now_ms())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", file.display())))?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Registry::new(writes, timeout),
+        Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", file.display()))),
+    };
+    if registry.epoch() > 0 {
+        tracing::info!(file = %file.display(), epoch = registry.epoch(), "loaded the cluster map");
+    }
+    registry.file = Some(file);
     let server = Arc::new(Server::new(config, listener.local_addr()?));
     {
         let mut state = server.state();
-        let registry = Registry::new(writes, timeout);
         let mut view = ClusterView::new(id, NodeKind::Info);
         view.update(registry.topology());
+        server.epoch.send_replace(registry.epoch());
         state.registry = Some(registry);
         state.cluster = Some(view);
     }

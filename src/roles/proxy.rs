@@ -56,7 +56,7 @@ pub async fn run_in(
         id: random_hex40(),
         host: config.announce_host().to_string(),
         port: addr.port(),
-        failed: false,
+        ..Default::default()
     };
     let router = Router::new(Pool::new(CONNECTIONS_PER_NODE, Some(secret.clone())), locals);
     let server = Arc::new(Server::new(config, addr));

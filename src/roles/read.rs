@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use super::agent::{node_id, Agent};
 use crate::config::Config;
 use crate::proxy::local::Locals;
-use crate::replication::replica::{self, Resolve};
+use crate::replication::replica::{self, Primary, Resolve};
 use crate::server::{serve, Server};
 use crate::topology::view::NodeKind;
 
@@ -22,7 +22,8 @@ fn primary_from_map() -> Resolve {
         let state = server.state();
         let view = state.cluster.as_ref()?;
         let shard = view.topology.shards.iter().find(|s| s.replicas.iter().any(|r| r.id == view.my_id))?;
-        Some((shard.primary.host.clone(), shard.primary.port))
+        let p = &shard.primary;
+        Some(Primary { host: p.host.clone(), port: p.port, id: Some(p.id.clone()) })
     })
 }
 
@@ -61,11 +62,12 @@ pub async fn run_in(
     };
     let (_agent, link) = match (info, id) {
         (Some(info), Some(id)) => {
-            let agent = Agent::start(server.clone(), NodeKind::Read, id, info, replica_of, None);
+            let agent = Agent::start(server.clone(), NodeKind::Read, id, info, replica_of, dir.clone())?;
             (Some(agent), replica::start(server.clone(), primary_from_map(), &dir)?)
         }
         _ => {
-            let fixed = replica_of.expect("checked above");
+            let (host, port) = replica_of.expect("checked above");
+            let fixed = Primary { host, port, id: None };
             (None, replica::start(server.clone(), Box::new(move |_: &Server| Some(fixed.clone())), &dir)?)
         }
     };

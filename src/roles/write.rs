@@ -89,8 +89,10 @@ pub async fn run_in(
         (Some(locals), Some((_, id))) => Some(locals.add(id, &server)),
         _ => None,
     };
-    let _agent = cluster
-        .map(|(info, id)| Agent::start(server.clone(), NodeKind::Write, id, info, None, Some(dir.clone())));
+    let _agent = match cluster {
+        Some((info, id)) => Some(Agent::start(server.clone(), NodeKind::Write, id, info, None, dir.clone())?),
+        None => None,
+    };
     serve(server.clone(), listener, shutdown).await;
     if let Some((aof, thread)) = writer {
         // Everything acknowledged so far reaches the disk before we go.

@@ -163,6 +163,18 @@ pub struct Upstream {
     /// Full and partial resyncs done, for INFO and tests.
     pub full_syncs: u64,
     pub partial_syncs: u64,
+    /// In a cluster: the node id of the write shard being followed (from the map), and the
+    /// one this replica last completed a resync with. They differ while it moves to a new
+    /// primary; info lists it as loading until they match.
+    pub primary_id: Option<String>,
+    pub synced_with: Option<String>,
+}
+
+impl Upstream {
+    /// Whether this replica has synced with the primary it follows now.
+    pub fn synced(&self) -> bool {
+        self.synced_with.is_some() && self.synced_with == self.primary_id
+    }
 }
 
 /// What the rest of the server can see of one connection (CLIENT LIST, CLIENT KILL). The
@@ -312,6 +324,9 @@ pub struct Server {
     /// On a replica: the offset applied from its primary, published after each applied
     /// batch, so a read that must see an offset (EDIS.AT) can wait for it.
     pub applied: watch::Sender<u64>,
+    /// Woken when a replica's link to its primary changes (synced, switched): the cluster
+    /// agent tells info at once.
+    pub link_changed: tokio::sync::Notify,
     /// Set on the proxy role: its connections forward to the cluster through this router.
     pub proxy: std::sync::OnceLock<Arc<crate::proxy::Proxy>>,
     /// The AOF writer, with appendonly on.
@@ -358,6 +373,7 @@ impl Server {
             repl_offset: watch::Sender::new(0),
             acks: watch::Sender::new(0),
             applied: watch::Sender::new(0),
+            link_changed: tokio::sync::Notify::new(),
             proxy: std::sync::OnceLock::new(),
             aof: std::sync::OnceLock::new(),
         }

@@ -9,18 +9,26 @@ use super::SLOTS;
 use crate::resp::Reply;
 
 /// One node as the map lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeAddr {
     pub id: String,
     pub host: String,
     pub port: u16,
     /// Missed heartbeats for longer than the node timeout.
     pub failed: bool,
+    /// A read shard that has not yet synced with the write shard it is listed under (just
+    /// placed or moved): not used for reads until it has (CLUSTER SHARDS health `loading`).
+    pub loading: bool,
 }
 
 impl NodeAddr {
     pub fn addr(&self) -> String {
         format!("{}:{}", self.host, self.port)
+    }
+
+    /// A read shard a read may go to: alive and synced with the primary it is listed under.
+    pub fn serves_reads(&self) -> bool {
+        !self.failed && !self.loading
     }
 }
 
@@ -74,7 +82,7 @@ impl Topology {
     }
 
     /// The transport form (EDIS.TOPOLOGY's reply): `[epoch, ok, [shard...]]`, a shard being
-    /// `[index, start, end, primary, [replica...]]` and a node `[id, host, port, failed]`.
+    /// `[index, start, end, primary, [replica...]]` and a node `[id, host, port, failed, loading]`.
     pub fn to_reply(&self) -> Reply {
         fn node(n: &NodeAddr) -> Reply {
             Reply::Array(vec![
@@ -82,6 +90,7 @@ impl Topology {
                 Reply::Bulk(Bytes::from(n.host.clone())),
                 Reply::Int(n.port as i64),
                 Reply::Int(n.failed as i64),
+                Reply::Int(n.loading as i64),
             ])
         }
         Reply::Array(vec![
@@ -127,12 +136,13 @@ impl Topology {
             }
         }
         fn node(f: &BytesFrame) -> Option<NodeAddr> {
-            let [id, host, port, failed] = array(f)? else { return None };
+            let [id, host, port, failed, loading] = array(f)? else { return None };
             Some(NodeAddr {
                 id: text(id)?,
                 host: text(host)?,
                 port: u16::try_from(int(port)?).ok()?,
                 failed: int(failed)? != 0,
+                loading: int(loading)? != 0,
             })
         }
         let [epoch, ok, shards] = array(frame)? else { return None };
@@ -149,7 +159,8 @@ impl Topology {
         Some(out)
     }
 
-    /// CLUSTER SLOTS: each range with its primary and its healthy replicas, as Redis Cluster.
+    /// CLUSTER SLOTS: each range with its primary and its replicas that serve reads (not
+    /// failed, not still syncing), as Redis Cluster lists its healthy ones.
     pub fn cluster_slots(&self) -> Reply {
         let node = |n: &NodeAddr| {
             Reply::Array(vec![
@@ -164,7 +175,7 @@ impl Topology {
                 .map(|s| {
                     let mut entry =
                         vec![Reply::Int(s.slots.0 as i64), Reply::Int(s.slots.1 as i64), node(&s.primary)];
-                    entry.extend(s.replicas.iter().filter(|r| !r.failed).map(node));
+                    entry.extend(s.replicas.iter().filter(|r| r.serves_reads()).map(node));
                     Reply::Array(entry)
                 })
                 .collect(),
@@ -182,7 +193,16 @@ impl Topology {
                 (s("endpoint"), s(&n.host)),
                 (s("role"), s(role)),
                 (s("replication-offset"), Reply::Int(0)),
-                (s("health"), s(if n.failed { "fail" } else { "online" })),
+                (
+                    s("health"),
+                    s(if n.failed {
+                        "fail"
+                    } else if n.loading {
+                        "loading"
+                    } else {
+                        "online"
+                    }),
+                ),
             ])
         };
         Reply::Array(
@@ -270,8 +290,13 @@ mod tests {
     use bytes::BytesMut;
 
     fn sample() -> Topology {
-        let n =
-            |id: &str, port, failed| NodeAddr { id: id.repeat(40), host: "127.0.0.1".into(), port, failed };
+        let n = |id: &str, port, failed| NodeAddr {
+            id: id.repeat(40),
+            host: "127.0.0.1".into(),
+            port,
+            failed,
+            loading: port == 7005,
+        };
         Topology {
             epoch: 7,
             ok: true,
@@ -280,7 +305,7 @@ mod tests {
                     primary: n("a", 7001, false),
                     index: 0,
                     slots: (0, 8191),
-                    replicas: vec![n("c", 7003, false)],
+                    replicas: vec![n("c", 7003, false), n("e", 7005, false)],
                 },
                 Shard {
                     primary: n("b", 7002, false),
@@ -310,7 +335,7 @@ mod tests {
         let table = t.owner_table();
         assert_eq!((table[8191], table[8192]), (Some(0), Some(1)));
         assert_eq!(t.slots_assigned(), 16384);
-        assert_eq!(t.nodes().count(), 4);
+        assert_eq!(t.nodes().count(), 5);
     }
 
     #[test]
@@ -319,18 +344,19 @@ mod tests {
         sample().cluster_slots().encode(2, &mut wire);
         let text = String::from_utf8_lossy(&wire);
         assert!(text.contains(":7003\r\n") && !text.contains(":7004\r\n"), "{text}");
+        assert!(!text.contains(":7005\r\n"), "nor replicas still syncing: {text}");
     }
 
     #[test]
     fn cluster_nodes_format() {
         let nodes = sample().cluster_nodes(&"a".repeat(40));
         let lines: Vec<&str> = nodes.lines().collect();
-        assert_eq!(lines.len(), 4);
+        assert_eq!(lines.len(), 5);
         assert_eq!(
             lines[0],
             format!("{} 127.0.0.1:7001@17001 myself,master - 0 0 7 connected 0-8191", "a".repeat(40))
         );
-        assert!(lines[3].contains("slave,fail") && lines[3].contains("disconnected"), "{}", lines[3]);
+        assert!(lines[4].contains("slave,fail") && lines[4].contains("disconnected"), "{}", lines[4]);
         assert!(sample().cluster_info().starts_with("cluster_state:ok\r\ncluster_slots_assigned:16384\r\n"));
     }
 }

@@ -9,16 +9,29 @@ use super::SLOTS;
 pub enum Role {
     /// A write shard at `index` among the expected ones.
     Write { index: usize },
-    /// A read shard following the write shard with this id.
+    /// A read shard listed under the write shard with this id.
     Read { primary: String },
 }
 
 #[derive(Debug, Clone)]
 struct Node {
+    /// Its address, failed and loading flags, as the map shows them.
     addr: NodeAddr,
     role: Role,
+    /// What the node proved itself with at its first registration (kept in its `--dir`):
+    /// only the holder may change the registration of this id.
+    token: String,
     /// Last heartbeat or registration, in Unix ms.
     last_seen: u64,
+}
+
+/// What a read shard says it follows: the write shard's id, whether it has synced with it
+/// since it began following it, and the offset it has applied.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Follows {
+    pub primary: String,
+    pub synced: bool,
+    pub offset: u64,
 }
 
 /// What a shard asks for when it registers.
@@ -27,12 +40,14 @@ pub struct Registration {
     pub id: String,
     pub host: String,
     pub port: u16,
+    /// The node's identity token (see [`Node::token`]).
+    pub token: String,
     /// Write shards re-registering (after info restarted) ask for the slots they had.
     pub index: Option<usize>,
-    /// Read shards may name their write shard.
+    /// Read shards may name their write shard (the operator's `--replica-of`).
     pub replica_of: Option<(String, u16)>,
-    /// The newest epoch the shard has seen, so a restarted info never goes back in time.
-    pub epoch: u64,
+    /// A read shard that already follows a write shard says which.
+    pub follows: Option<Follows>,
 }
 
 /// A refused request; the text is the error reply.
@@ -56,17 +71,71 @@ pub fn valid_id(id: &str) -> bool {
     id.len() == 40 && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// A host others can reach a node at: an IP address, or a hostname of letters, digits, `-`
+/// and `_` in dot-separated labels. Nothing else (no whitespace, control characters, `@`,
+/// `,` or `:` outside an IPv6 address), so it cannot forge a line or a field in CLUSTER
+/// NODES.
+pub fn valid_host(host: &str) -> bool {
+    if host.is_empty() || host.len() > 253 {
+        return false;
+    }
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    host.split('.').all(|label| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+}
+
+/// A node's identity token: 16 to 128 characters of `[0-9a-zA-Z]`.
+pub fn valid_token(token: &str) -> bool {
+    (16..=128).contains(&token.len()) && token.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
 #[derive(Debug)]
 pub struct Registry {
     expected_writes: usize,
     node_timeout_ms: u64,
     epoch: u64,
     nodes: Vec<Node>,
+    /// Where [`Registry::save`] keeps the map (info's `<dir>/cluster.map`), if anywhere.
+    pub file: Option<std::path::PathBuf>,
 }
 
 impl Registry {
     pub fn new(expected_writes: usize, node_timeout_ms: u64) -> Self {
-        Registry { expected_writes: expected_writes.max(1), node_timeout_ms, epoch: 0, nodes: Vec::new() }
+        Registry {
+            expected_writes: expected_writes.max(1),
+            node_timeout_ms,
+            epoch: 0,
+            nodes: Vec::new(),
+            file: None,
+        }
+    }
+
+    /// Writes the map to [`Registry::file`] (whole, then renamed over the old one, readable
+    /// by its owner only), after every change. A failure is logged: info goes on serving,
+    /// and the next change tries again.
+    pub fn save(&self) {
+        let Some(path) = &self.file else { return };
+        let write = || -> std::io::Result<()> {
+            use std::io::Write;
+            let tmp = path.with_extension("tmp");
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut f = options.open(&tmp)?;
+            f.write_all(self.to_text().as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, path)
+        };
+        if let Err(e) = write() {
+            tracing::warn!(file = %path.display(), error = %e, "cannot keep the cluster map");
+        }
     }
 
     pub fn epoch(&self) -> u64 {
@@ -85,12 +154,38 @@ impl Registry {
         self.nodes.iter().position(|n| n.addr.id == id)
     }
 
+    /// The node `id`, if `token` is the one it registered with.
+    fn proven(&self, id: &str, token: &str) -> Result<usize, Refusal> {
+        let i = self.find(id).ok_or_else(|| format!("ERR unknown shard id '{id}': register first"))?;
+        if !crate::roles::secret::matches(token.as_bytes(), self.nodes[i].token.as_bytes()) {
+            return Err(format!(
+                "ERR shard {id} registered with another identity token: only that shard may change or renew its registration"
+            ));
+        }
+        Ok(i)
+    }
+
     fn check_common(&self, r: &Registration) -> Result<(), Refusal> {
         if !valid_id(&r.id) {
-            return Err(format!("ERR invalid shard id '{}': expected 40 hex characters", r.id));
+            return Err(format!(
+                "ERR invalid shard id '{}': expected 40 hex characters",
+                r.id.escape_debug()
+            ));
         }
-        if r.host.is_empty() || r.port == 0 {
-            return Err("ERR invalid address: host and a non-zero port are required".into());
+        if !valid_host(&r.host) {
+            return Err(format!(
+                "ERR invalid host '{}': expected an IP address or a hostname (letters, digits, '-', '_' and dots)",
+                r.host.escape_debug()
+            ));
+        }
+        if r.port == 0 {
+            return Err("ERR invalid port 0: expected 1 to 65535".into());
+        }
+        if !valid_token(&r.token) {
+            return Err("ERR invalid identity token: expected 16 to 128 letters or digits".into());
+        }
+        if self.find(&r.id).is_some() {
+            self.proven(&r.id, &r.token)?;
         }
         if let Some(other) =
             self.nodes.iter().find(|n| n.addr.id != r.id && n.addr.host == r.host && n.addr.port == r.port)
@@ -103,17 +198,20 @@ impl Registry {
         Ok(())
     }
 
+    fn addr_of(r: &Registration) -> NodeAddr {
+        NodeAddr { id: r.id.clone(), host: r.host.clone(), port: r.port, ..Default::default() }
+    }
+
     /// Registers (or re-registers) a write shard and returns its index, which fixes its slots.
     pub fn register_write(&mut self, r: &Registration, now: u64) -> Result<usize, Refusal> {
         self.check_common(r)?;
-        self.epoch = self.epoch.max(r.epoch);
         if let Some(i) = self.find(&r.id) {
             let Role::Write { index } = self.nodes[i].role else {
                 return Err(format!("ERR shard {} is registered as a read shard", r.id));
             };
             let node = &mut self.nodes[i];
             let changed = node.addr.failed || node.addr.host != r.host || node.addr.port != r.port;
-            node.addr = NodeAddr { id: r.id.clone(), host: r.host.clone(), port: r.port, failed: false };
+            node.addr = Self::addr_of(r);
             node.last_seen = now;
             if changed {
                 self.bump();
@@ -140,27 +238,34 @@ impl Registry {
             })?,
         };
         self.nodes.push(Node {
-            addr: NodeAddr { id: r.id.clone(), host: r.host.clone(), port: r.port, failed: false },
+            addr: Self::addr_of(r),
             role: Role::Write { index },
+            token: r.token.clone(),
             last_seen: now,
         });
         self.bump();
         Ok(index)
     }
 
-    /// Healthy read shards following the write shard `id`.
+    fn is_write(&self, id: &str) -> bool {
+        self.nodes.iter().any(|n| n.addr.id == id && matches!(n.role, Role::Write { .. }))
+    }
+
+    /// Healthy read shards listed under the write shard `id`.
     fn replica_count(&self, id: &str) -> usize {
         self.nodes
             .iter()
-            .filter(|n| !n.addr.failed && n.role == Role::Read { primary: id.to_string() })
+            .filter(|n| !n.addr.failed && matches!(&n.role, Role::Read { primary } if primary == id))
             .count()
     }
 
-    /// Registers (or re-registers) a read shard; returns the id of the write shard it follows:
-    /// the one named by `replica_of`, else the one with the fewest healthy read shards.
+    /// Registers (or re-registers) a read shard; returns the id of the write shard it must
+    /// follow. A known read shard keeps its placement (unless `replica_of` names another); a
+    /// new one goes where it says it already follows, else to the one `replica_of` names, else
+    /// to the write shard with the fewest healthy read shards. It is listed `loading` until it
+    /// reports having synced with that write shard.
     pub fn register_read(&mut self, r: &Registration, now: u64) -> Result<String, Refusal> {
         self.check_common(r)?;
-        self.epoch = self.epoch.max(r.epoch);
         let writes = || self.nodes.iter().filter(|n| matches!(n.role, Role::Write { .. }));
         let named = match &r.replica_of {
             Some((host, port)) => Some(
@@ -171,33 +276,41 @@ impl Registry {
             ),
             None => None,
         };
+        let synced_with =
+            |primary: &str| r.follows.as_ref().is_some_and(|f| f.synced && f.primary == primary);
         if let Some(i) = self.find(&r.id) {
             let Role::Read { primary } = self.nodes[i].role.clone() else {
                 return Err(format!("ERR shard {} is registered as a write shard", r.id));
             };
             let primary = named.unwrap_or(primary);
+            let loading = !synced_with(&primary);
             let node = &mut self.nodes[i];
-            let changed = node.addr.failed
-                || node.addr.host != r.host
-                || node.addr.port != r.port
-                || node.role != Role::Read { primary: primary.clone() };
-            node.addr = NodeAddr { id: r.id.clone(), host: r.host.clone(), port: r.port, failed: false };
+            let before = (node.addr.clone(), node.role.clone());
+            node.addr = NodeAddr { loading, ..Self::addr_of(r) };
             node.role = Role::Read { primary: primary.clone() };
             node.last_seen = now;
-            if changed {
+            if before != (node.addr.clone(), node.role.clone()) {
                 self.bump();
             }
             return Ok(primary);
         }
-        let primary = match named {
+        let followed = r.follows.as_ref().map(|f| f.primary.clone()).filter(|p| self.is_write(p));
+        let registered = writes().count();
+        let primary = match named.or(followed) {
             Some(p) => p,
-            // Placing by fewest replicas is only balanced once every write shard is there.
-            None if writes().count() < self.expected_writes => {
-                return Err(format!(
-                    "TRYAGAIN waiting for {} of {} write shards to register",
-                    self.expected_writes - writes().count(),
-                    self.expected_writes
-                ))
+            // Where it follows may just not have registered again yet (info lost its map);
+            // placing by fewest replicas is only balanced once every write shard is there.
+            None if registered < self.expected_writes => {
+                let missing = self.expected_writes - registered;
+                return Err(match &r.follows {
+                    Some(f) => {
+                        format!("TRYAGAIN waiting for the write shard it follows ({}) to register", f.primary)
+                    }
+                    None => format!(
+                        "TRYAGAIN waiting for {missing} of {} write shards to register",
+                        self.expected_writes
+                    ),
+                });
             }
             None => {
                 let mut candidates: Vec<(usize, usize, String)> = writes()
@@ -216,30 +329,49 @@ impl Registry {
             }
         };
         self.nodes.push(Node {
-            addr: NodeAddr { id: r.id.clone(), host: r.host.clone(), port: r.port, failed: false },
+            addr: NodeAddr { loading: !synced_with(&primary), ..Self::addr_of(r) },
             role: Role::Read { primary: primary.clone() },
+            token: r.token.clone(),
             last_seen: now,
         });
         self.bump();
         Ok(primary)
     }
 
-    /// A heartbeat from shard `id`; returns the current epoch. An unknown id is refused, which
-    /// tells a shard that info restarted and it must register again.
-    pub fn heartbeat(&mut self, id: &str, now: u64) -> Result<u64, Refusal> {
-        let i = self.find(id).ok_or_else(|| format!("ERR unknown shard id '{id}': register first"))?;
+    /// A heartbeat from shard `id` (with the token it registered with); a read shard says
+    /// what it follows. Returns the current epoch. An unknown id is refused, which tells a
+    /// shard that info forgot it and it must register again.
+    pub fn heartbeat(
+        &mut self,
+        id: &str,
+        token: &str,
+        follows: Option<&Follows>,
+        now: u64,
+    ) -> Result<u64, Refusal> {
+        let i = self.proven(id, token)?;
         let node = &mut self.nodes[i];
         node.last_seen = now;
+        let mut changed = false;
         if node.addr.failed {
             node.addr.failed = false;
+            changed = true;
+        }
+        if let (Role::Read { primary }, Some(f)) = (&node.role, follows) {
+            let loading = !(f.synced && f.primary == *primary);
+            if loading != node.addr.loading {
+                node.addr.loading = loading;
+                changed = true;
+            }
+        }
+        if changed {
             self.bump();
         }
         Ok(self.epoch)
     }
 
     /// A read shard leaving on purpose (a write shard's slots stay reserved for it).
-    pub fn remove(&mut self, id: &str) -> Result<(), Refusal> {
-        let i = self.find(id).ok_or_else(|| format!("ERR unknown shard id '{id}'"))?;
+    pub fn remove(&mut self, id: &str, token: &str) -> Result<(), Refusal> {
+        let i = self.proven(id, token)?;
         if matches!(self.nodes[i].role, Role::Write { .. }) {
             return Err("ERR a write shard cannot leave: its slots have no other owner".into());
         }
@@ -277,7 +409,7 @@ impl Registry {
                     replicas: self
                         .nodes
                         .iter()
-                        .filter(|r| r.role == Role::Read { primary: n.addr.id.clone() })
+                        .filter(|r| matches!(&r.role, Role::Read { primary } if *primary == n.addr.id))
                         .map(|r| r.addr.clone())
                         .collect(),
                 }),
@@ -287,6 +419,81 @@ impl Registry {
         shards.sort_by_key(|s| s.index);
         let ok = shards.len() == self.expected_writes && shards.iter().all(|s| !s.primary.failed);
         Topology { epoch: self.epoch, ok, shards }
+    }
+
+    /// The registry as text, for info's `--dir` (`cluster.map`): what a restarted info needs
+    /// to keep every placement, slot range and epoch. Tokens are in it, so it is kept as
+    /// private as the cluster secret.
+    pub fn to_text(&self) -> String {
+        let mut out =
+            format!("# rust-edis info map\nwrite-shards {}\nepoch {}\n", self.expected_writes, self.epoch);
+        for n in &self.nodes {
+            let role = match &n.role {
+                Role::Write { index } => format!("write {index}"),
+                Role::Read { primary } => format!("read {primary}"),
+            };
+            out.push_str(&format!(
+                "node {} {} {} {} {role} {} {}\n",
+                n.addr.id, n.token, n.addr.host, n.addr.port, n.addr.failed as u8, n.addr.loading as u8
+            ));
+        }
+        out
+    }
+
+    /// Reads [`Registry::to_text`]'s form back. Every node counts as just seen, so live ones
+    /// have a node timeout to be heard from before they are marked failed.
+    pub fn from_text(
+        text: &str,
+        expected_writes: usize,
+        node_timeout_ms: u64,
+        now: u64,
+    ) -> Result<Self, String> {
+        let mut r = Registry::new(expected_writes, node_timeout_ms);
+        for (n, line) in text.lines().enumerate() {
+            let bad = |why: &str| format!("line {}: {why}: {line}", n + 1);
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                [] => {}
+                [first, ..] if first.starts_with('#') => {}
+                ["write-shards", count] => {
+                    let count: usize = count.parse().map_err(|_| bad("bad count"))?;
+                    if count != r.expected_writes {
+                        return Err(format!(
+                            "it was written for {count} write shards, and this info expects {} (--write-shards)",
+                            r.expected_writes
+                        ));
+                    }
+                }
+                ["epoch", e] => r.epoch = e.parse().map_err(|_| bad("bad epoch"))?,
+                ["node", id, token, host, port, kind, which, failed, loading] => {
+                    let port: u16 = port.parse().map_err(|_| bad("bad port"))?;
+                    if !valid_id(id) || !valid_token(token) || !valid_host(host) || port == 0 {
+                        return Err(bad("bad node"));
+                    }
+                    let role = match *kind {
+                        "write" => {
+                            let index: usize = which.parse().map_err(|_| bad("bad index"))?;
+                            if index >= r.expected_writes {
+                                return Err(bad("index beyond the expected write shards"));
+                            }
+                            Role::Write { index }
+                        }
+                        "read" if valid_id(which) => Role::Read { primary: which.to_string() },
+                        _ => return Err(bad("bad role")),
+                    };
+                    let addr = NodeAddr {
+                        id: id.to_string(),
+                        host: host.to_string(),
+                        port,
+                        failed: *failed == "1",
+                        loading: *loading == "1",
+                    };
+                    r.nodes.push(Node { addr, role, token: token.to_string(), last_seen: now });
+                }
+                _ => return Err(bad("unknown line")),
+            }
+        }
+        Ok(r)
     }
 }
 
@@ -298,8 +505,16 @@ mod tests {
         c.to_string().repeat(40)
     }
 
+    fn token(c: char) -> String {
+        format!("token{}", c.to_string().repeat(20))
+    }
+
     fn reg(c: char, port: u16) -> Registration {
-        Registration { id: id(c), host: "127.0.0.1".into(), port, ..Default::default() }
+        Registration { id: id(c), host: "127.0.0.1".into(), port, token: token(c), ..Default::default() }
+    }
+
+    fn follows(c: char, synced: bool) -> Option<Follows> {
+        Some(Follows { primary: id(c), synced, offset: 0 })
     }
 
     #[test]
@@ -354,13 +569,75 @@ mod tests {
     }
 
     #[test]
+    fn a_read_shard_is_loading_until_it_synced_with_its_primary() {
+        let mut r = Registry::new(1, 5000);
+        r.register_write(&reg('a', 7001), 0).unwrap();
+        r.register_read(&reg('1', 7101), 0).unwrap();
+        let replica = |r: &Registry| r.topology().shards[0].replicas[0].clone();
+        assert!(replica(&r).loading && !replica(&r).serves_reads(), "just placed");
+        let e = r.epoch();
+        assert_eq!(r.heartbeat(&id('1'), &token('1'), follows('a', false).as_ref(), 10), Ok(e), "no change");
+        assert_eq!(
+            r.heartbeat(&id('1'), &token('1'), follows('b', true).as_ref(), 10),
+            Ok(e),
+            "not its primary"
+        );
+        assert_eq!(r.heartbeat(&id('1'), &token('1'), follows('a', true).as_ref(), 10), Ok(e + 1));
+        assert!(replica(&r).serves_reads());
+        // Registering again while following it, synced: no change at all.
+        let again = Registration { follows: follows('a', true), ..reg('1', 7101) };
+        assert_eq!(r.register_read(&again, 20), Ok(id('a')));
+        assert_eq!(r.epoch(), e + 1);
+    }
+
+    #[test]
+    fn placements_survive_a_restart_of_info_and_its_map() {
+        let mut r = Registry::new(2, 1000);
+        r.register_write(&reg('a', 7001), 0).unwrap();
+        r.register_write(&reg('b', 7002), 0).unwrap();
+        for (c, port) in [('1', 7101), ('2', 7102), ('3', 7103)] {
+            let p = r.register_read(&reg(c, port), 0).unwrap();
+            let p = p.chars().next().unwrap();
+            r.heartbeat(&id(c), &token(c), follows(p, true).as_ref(), 0).unwrap();
+        }
+        let text = r.to_text();
+        let back = Registry::from_text(&text, 2, 1000, 50).unwrap();
+        assert_eq!(back.topology(), r.topology(), "the same map at the same epoch");
+        assert_eq!(back.to_text(), text);
+        assert!(Registry::from_text(&text, 3, 1000, 0).unwrap_err().contains("2 write shards"));
+        assert!(Registry::from_text("node x", 2, 1000, 0).is_err());
+        // Shards re-registering in any order, each saying what it follows: nothing moves.
+        let mut back = back;
+        for (c, port, p) in [('3', 7103, 'a'), ('1', 7101, 'a'), ('2', 7102, 'b')] {
+            let again = Registration { follows: follows(p, true), ..reg(c, port) };
+            assert_eq!(back.register_read(&again, 60), Ok(id(p)));
+        }
+        assert_eq!(back.topology(), r.topology());
+    }
+
+    #[test]
+    fn an_info_that_lost_its_map_keeps_what_read_shards_follow() {
+        let mut r = Registry::new(2, 1000);
+        r.register_write(&reg('b', 7002), 0).unwrap();
+        // A read shard following write shard 'a', which has not registered again yet.
+        let waiting = Registration { follows: follows('a', true), ..reg('1', 7101) };
+        assert!(r
+            .register_read(&waiting, 0)
+            .unwrap_err()
+            .starts_with("TRYAGAIN waiting for the write shard it follows"));
+        r.register_write(&reg('a', 7001), 0).unwrap();
+        assert_eq!(r.register_read(&waiting, 0), Ok(id('a')), "not moved to the emptier 'b'");
+        assert!(r.topology().shards.iter().all(|s| s.replicas.iter().all(|n| !n.loading)));
+    }
+
+    #[test]
     fn failure_and_recovery_bump_the_epoch() {
         let mut r = Registry::new(1, 1000);
         r.register_write(&reg('a', 7001), 0).unwrap();
         r.register_read(&reg('1', 7101), 0).unwrap();
         let e = r.epoch();
         assert!(!r.tick(1000), "not past the timeout yet");
-        r.heartbeat(&id('a'), 900).unwrap();
+        r.heartbeat(&id('a'), &token('a'), None, 900).unwrap();
         assert!(r.tick(1500), "the read shard is silent");
         assert!(r.epoch() > e);
         let t = r.topology();
@@ -368,18 +645,23 @@ mod tests {
         assert!(r.tick(2500));
         assert!(!r.topology().ok, "the write shard failed");
         let e = r.epoch();
-        assert_eq!(r.heartbeat(&id('a'), 2600), Ok(e + 1));
+        assert_eq!(r.heartbeat(&id('a'), &token('a'), None, 2600), Ok(e + 1));
         assert!(r.topology().ok);
         assert!(!r.tick(2700), "no change, no bump");
     }
 
     #[test]
-    fn same_identity_gets_its_slots_back() {
+    fn only_the_same_identity_moves_an_id() {
         let mut r = Registry::new(2, 1000);
         r.register_write(&reg('a', 7001), 0).unwrap();
         r.register_write(&reg('b', 7002), 0).unwrap();
-        r.tick(5000);
-        // Restarted on another port: same index, address updated.
+        let before = (r.epoch(), r.topology());
+        // Someone else claiming b's id at another address: refused, nothing changes.
+        let impostor = Registration { token: token('x'), ..reg('b', 7012) };
+        assert!(r.register_write(&impostor, 10).unwrap_err().contains("another identity token"));
+        assert!(r.heartbeat(&id('b'), &token('x'), None, 10).unwrap_err().contains("another identity token"));
+        assert_eq!((r.epoch(), r.topology()), before);
+        // b itself, restarted on another port: same index, address updated.
         assert_eq!(r.register_write(&reg('b', 7012), 5000), Ok(1));
         let t = r.topology();
         assert_eq!(t.shards[1].primary.port, 7012);
@@ -387,13 +669,14 @@ mod tests {
     }
 
     #[test]
-    fn a_restarted_info_keeps_slots_and_epochs() {
-        let mut r = Registry::new(3, 1000);
-        let again = |c, port, index| Registration { index: Some(index), epoch: 41, ..reg(c, port) };
-        assert_eq!(r.register_write(&again('c', 7003, 2), 0), Ok(2));
-        assert_eq!(r.register_write(&again('a', 7001, 0), 0), Ok(0));
-        assert!(r.epoch() > 41, "epochs never go back");
-        assert_eq!(r.register_write(&reg('b', 7002), 0), Ok(1), "the free index is the one left");
+    fn hosts_are_addresses_or_hostnames() {
+        for good in ["127.0.0.1", "::1", "fe80::1", "db-1.example.com", "localhost", "node_3"] {
+            assert!(valid_host(good), "{good}");
+        }
+        for bad in ["", "a b", "a\nb", "a\r", "h\t", "x@y", "a,b", "-x", "a..b", "1.2.3.4:5", "é"] {
+            assert!(!valid_host(bad), "{bad:?}");
+        }
+        assert!(!valid_host(&"a".repeat(254)));
     }
 
     #[test]
@@ -407,16 +690,20 @@ mod tests {
             r.register_write(&Registration { id: "short".into(), ..reg('b', 7002) }, 0).unwrap_err(),
             r.register_write(&Registration { port: 0, ..reg('b', 7002) }, 0).unwrap_err(),
             r.register_read(&reg('a', 7001), 0).unwrap_err(),
-            r.heartbeat(&id('f'), 0).unwrap_err(),
-            r.remove(&id('a')).unwrap_err(),
+            r.heartbeat(&id('f'), &token('f'), None, 0).unwrap_err(),
+            r.remove(&id('a'), &token('a')).unwrap_err(),
+            r.register_read(&Registration { host: "evil\nhost".into(), ..reg('c', 7003) }, 0).unwrap_err(),
+            r.register_read(&Registration { token: "short".into(), ..reg('c', 7003) }, 0).unwrap_err(),
         ];
         assert!(refused[0].contains("all 1 expected write shards are registered"), "{}", refused[0]);
         assert!(refused[1].contains("already registered by shard"), "{}", refused[1]);
         assert!(refused[2].contains("invalid shard id"), "{}", refused[2]);
-        assert!(refused[3].contains("invalid address"), "{}", refused[3]);
+        assert!(refused[3].contains("invalid port"), "{}", refused[3]);
         assert!(refused[4].contains("registered as a write shard"), "{}", refused[4]);
         assert!(refused[5].contains("unknown shard id"), "{}", refused[5]);
         assert!(refused[6].contains("cannot leave"), "{}", refused[6]);
+        assert!(refused[7].contains("invalid host 'evil\\nhost'"), "{}", refused[7]);
+        assert!(refused[8].contains("invalid identity token"), "{}", refused[8]);
         assert_eq!((r.epoch(), r.topology()), before);
         let beyond = Registration { index: Some(5), ..reg('b', 7002) };
         let mut r2 = Registry::new(2, 1000);
@@ -441,7 +728,8 @@ mod tests {
         r.register_write(&reg('a', 7001), 0).unwrap();
         r.register_read(&reg('1', 7101), 0).unwrap();
         let e = r.epoch();
-        r.remove(&id('1')).unwrap();
+        assert!(r.remove(&id('1'), &token('x')).is_err(), "only itself");
+        r.remove(&id('1'), &token('1')).unwrap();
         assert!(r.epoch() > e);
         assert!(r.topology().shards[0].replicas.is_empty());
     }

@@ -84,7 +84,12 @@ mod tests {
     use crate::topology::map::{NodeAddr, Shard};
 
     fn topology() -> Topology {
-        let n = |c: &str, port| NodeAddr { id: c.repeat(40), host: "127.0.0.1".into(), port, failed: false };
+        let n = |c: &str, port| NodeAddr {
+            id: c.repeat(40),
+            host: "127.0.0.1".into(),
+            port,
+            ..Default::default()
+        };
         Topology {
             epoch: 1,
             ok: true,

@@ -114,6 +114,23 @@ impl Cluster {
         cluster
     }
 
+    /// Kills info and starts it again on the same address; with `lose_map`, in a fresh
+    /// directory (the same secret), as if its disk was lost.
+    pub(crate) async fn restart_info(&mut self, lose_map: bool) {
+        let addr = self.info.addr;
+        let mut dir = self.info.dir.clone();
+        self.info.task.abort();
+        let freed = eventually(WAIT, || async { TcpListener::bind(addr).await.is_ok() }).await;
+        assert!(freed, "the old info released its port");
+        if lose_map {
+            dir = self.base.join(format!("info-{}", NEXT.fetch_add(1, Ordering::Relaxed)));
+        }
+        let writes = self.writes.len();
+        self.info =
+            start_node_at(&addr.to_string(), Kind::Info, dir, None, &format!("write-shards {writes}\n"))
+                .await;
+    }
+
     pub(crate) async fn add_read(&mut self) -> usize {
         let dir = self.base.join(format!("r{}", self.reads.len()));
         self.reads.push(start_node(Kind::Read, dir, Some(self.info.addr), "").await);
@@ -425,20 +442,27 @@ async fn registry_refuses_bad_input_and_keeps_the_map() {
     let id = |c: char| c.to_string().repeat(40);
     let w0 = cluster.writes[0].addr;
     let (e, w0port) = (id('e'), w0.port());
+    let tok = "tokentokentokentoken";
     let cases: Vec<(String, &str)> = vec![
-        (format!("EDIS.HEARTBEAT {e}"), "-ERR unknown shard id"),
-        (format!("EDIS.REGISTER {e} WRITE 127.0.0.1 {w0port}"), "-ERR address 127.0.0.1:"),
-        (format!("EDIS.REGISTER {e} WRITE 127.0.0.1 1"), "-ERR all 3 expected write shards are registered"),
-        (format!("EDIS.REGISTER {e} PRIMARY 127.0.0.1 1"), "-ERR unknown shard role"),
-        (format!("EDIS.REGISTER {e} READ 127.0.0.1 99999"), "-ERR invalid port"),
-        ("EDIS.REGISTER not-hex READ 127.0.0.1 1".into(), "-ERR invalid shard id"),
+        (format!("EDIS.HEARTBEAT {e} {tok}"), "-ERR unknown shard id"),
+        (format!("EDIS.REGISTER {e} WRITE 127.0.0.1 {w0port} TOKEN {tok}"), "-ERR address 127.0.0.1:"),
+        (
+            format!("EDIS.REGISTER {e} WRITE 127.0.0.1 1 TOKEN {tok}"),
+            "-ERR all 3 expected write shards are registered",
+        ),
+        (format!("EDIS.REGISTER {e} PRIMARY 127.0.0.1 1 TOKEN {tok}"), "-ERR unknown shard role"),
+        (format!("EDIS.REGISTER {e} READ 127.0.0.1 99999 TOKEN {tok}"), "-ERR invalid port"),
+        (format!("EDIS.REGISTER {e} READ 127.0.0.1 0 TOKEN {tok}"), "-ERR invalid port"),
+        (format!("EDIS.REGISTER not-hex READ 127.0.0.1 1 TOKEN {tok}"), "-ERR invalid shard id"),
+        (format!("EDIS.REGISTER {e} READ 127.0.0.1 1"), "-ERR invalid identity token"),
         (format!("EDIS.REGISTER {e} READ"), "-ERR wrong number of arguments for 'edis.register' command"),
         (format!("EDIS.REGISTER {e} READ 127.0.0.1 1 BOGUS"), "-ERR syntax error"),
         (
-            format!("EDIS.REGISTER {e} READ 127.0.0.1 1 REPLICAOF 127.0.0.1 9"),
+            format!("EDIS.REGISTER {e} READ 127.0.0.1 1 TOKEN {tok} REPLICAOF 127.0.0.1 9"),
             "-ERR no write shard is registered at 127.0.0.1:9",
         ),
-        (format!("EDIS.LEAVE {e}"), "-ERR unknown shard id"),
+        (format!("EDIS.REGISTER {e} READ 127.0.0.1 1 TOKEN {tok} FOLLOWS {e} 2 0"), "-ERR FOLLOWS synced"),
+        (format!("EDIS.LEAVE {e} {tok}"), "-ERR unknown shard id"),
         ("EDIS.TOPOLOGY WAIT x 1".into(), "-ERR value is not an integer"),
         ("EDIS.TOPOLOGY WAIT 1 99999999".into(), "-ERR timeout must be between"),
     ];
@@ -450,7 +474,7 @@ async fn registry_refuses_bad_input_and_keeps_the_map() {
     // Registry commands are refused by shards, and topology waits by MULTI.
     let mut shard = member(w0).await;
     assert_eq!(
-        shard.call(&resp(&["EDIS.HEARTBEAT", &id('e')])).await,
+        shard.call(&resp(&["EDIS.HEARTBEAT", &id('e'), tok])).await,
         "-ERR EDIS.HEARTBEAT is served by the info role only\r\n"
     );
     shard.call(&resp(&["MULTI"])).await;
@@ -486,29 +510,29 @@ async fn topology_wait_returns_on_change_or_timeout() {
 async fn shards_re_register_with_a_restarted_info_and_keep_their_slots() {
     let mut cluster = Cluster::start(3).await;
     cluster.add_read().await;
+    cluster.add_read().await;
     let listed =
-        |s: &[(i64, i64, u16, Vec<u16>)]| covers_all(s) && s.iter().map(|r| r.3.len()).sum::<usize>() == 1;
+        |s: &[(i64, i64, u16, Vec<u16>)]| covers_all(s) && s.iter().map(|r| r.3.len()).sum::<usize>() == 2;
     assert!(eventually(WAIT, || async { listed(&slots(cluster.info.addr).await) }).await);
     let before = slots(cluster.info.addr).await;
     let epoch_before = epoch(&cluster_text(cluster.info.addr, "INFO").await);
 
-    // Info restarts empty, on the same address.
-    let addr = cluster.info.addr;
-    let dir = cluster.info.dir.clone();
-    cluster.info.task.abort();
-    let freed = eventually(WAIT, || async { TcpListener::bind(addr).await.is_ok() }).await;
-    assert!(freed, "the old info released its port");
-    cluster.info = start_node_at(&addr.to_string(), Kind::Info, dir, None, "").await;
+    // Info restarts with the map it kept in its --dir: nothing changes.
+    cluster.restart_info(false).await;
+    assert_eq!(slots(cluster.info.addr).await, before, "the same map at once");
+    let after = cluster.wait_info(|t| t.contains("cluster_state:ok"), "CLUSTER INFO").await;
+    assert_eq!(epoch(&after), epoch_before, "no change, no new epoch");
 
-    // Every shard registers again: same ranges for the same write shards, the read shard
-    // under the same write shard, and an epoch past the old one.
+    // Info restarts with its map lost (a new --dir): every shard registers again, the write
+    // shards asking for the same ranges, the read shards saying which write shard they follow,
+    // so each lands where it already replicates.
+    cluster.restart_info(true).await;
     assert!(
         eventually(WAIT, || async { slots(cluster.info.addr).await == before }).await,
         "{:?} vs {before:?}",
         slots(cluster.info.addr).await
     );
-    let after = cluster.wait_info(|t| t.contains("cluster_state:ok"), "CLUSTER INFO").await;
-    assert!(epoch(&after) > epoch_before, "epochs never go back: {} then {}", epoch_before, epoch(&after));
+    cluster.wait_info(|t| t.contains("cluster_state:ok"), "CLUSTER INFO").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -546,9 +570,15 @@ async fn read_shards_replicate_their_write_shard_and_serve_its_reads() {
             "{key} on its read shard"
         );
         if i == 0 {
+            // A write goes to the primary, as a Redis Cluster replica redirects it.
             assert_eq!(
                 raw.call(&resp(&["SET", &key, "x"])).await,
-                "-READONLY You can't write against a read only replica.\r\n"
+                format!("-MOVED {slot} 127.0.0.1:{}\r\n", range.2)
+            );
+            assert_eq!(
+                raw.call(&resp(&["FLUSHALL"])).await,
+                "-READONLY You can't write against a read only replica.\r\n",
+                "a write without keys has nowhere to go"
             );
             let other = map.iter().find(|r| r.3[0] != reader.addr.port()).unwrap();
             let foreign = (0..1000).map(|j| format!("f{j}")).find(|k| {

@@ -478,7 +478,8 @@ fn router_to(addr: SocketAddr) -> std::sync::Arc<rust_edis::proxy::router::Route
     use rust_edis::proxy::router::Router;
     use rust_edis::topology::map::{NodeAddr, Shard};
     let router = Router::new(Pool::new(1, None), None);
-    let primary = NodeAddr { id: "a".repeat(40), host: "127.0.0.1".into(), port: addr.port(), failed: false };
+    let primary =
+        NodeAddr { id: "a".repeat(40), host: "127.0.0.1".into(), port: addr.port(), ..Default::default() };
     let shard = Shard { primary, index: 0, slots: (0, 16383), replicas: vec![] };
     router.set_topology(rust_edis::topology::Topology { epoch: 1, ok: true, shards: vec![shard] });
     router
