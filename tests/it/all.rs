@@ -171,3 +171,59 @@ async fn pipelines_keep_their_order_across_fan_outs_and_transactions() {
         assert_eq!(after, 12, "round {round}: INCR ran after the transaction");
     }
 }
+
+/// `--role all --requirepass`: every port the process opens asks for the password, and the
+/// cluster inside still forms (its members authenticate with the cluster secret).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_guards_every_port() {
+    let dir = temp_dir("all-pw");
+    let conf = format!("dir \"{}\"\nnode-timeout 500\nwrite-shards 3\nrequirepass secret\n", dir.display());
+    let config = Config::parse(&conf).expect("config");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let info_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (proxy, info) = (listener.local_addr().unwrap(), info_listener.local_addr().unwrap());
+    let (_tx, rx) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        rust_edis::roles::all::run_with(config, listener, info_listener, rx).await.expect("role all");
+    });
+    let authed = |addr: std::net::SocketAddr| async move {
+        let url = format!("redis://:secret@{addr}/");
+        redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap()
+    };
+    let served = eventually(WAIT, || async {
+        let mut c = authed(proxy).await;
+        redis::cmd("SET").arg("k").arg("v").query_async::<Value>(&mut c).await.is_ok_and(|v| v == Value::Okay)
+    })
+    .await;
+    assert!(served, "the proxy serves with the password");
+    let nodes_of = || async {
+        redis::cmd("CLUSTER").arg("NODES").query_async::<String>(&mut authed(info).await).await.unwrap()
+    };
+    assert!(eventually(WAIT, || async { nodes_of().await.lines().count() == 6 }).await);
+    let nodes = nodes_of().await;
+    let mut ports: Vec<u16> = nodes
+        .lines()
+        .map(|l| l.split(' ').nth(1).unwrap().split(['@', ':']).nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(ports.len(), 6, "{nodes}");
+    ports.extend([info.port(), proxy.port()]);
+    for port in ports {
+        let mut raw = Raw::connect(([127, 0, 0, 1], port).into()).await;
+        for cmd in [
+            &["GET", "k"][..],
+            &["SET", "k", "x"],
+            &["CONFIG", "GET", "requirepass"],
+            &["CONFIG", "SET", "requirepass", ""],
+        ] {
+            assert_eq!(
+                raw.call(&resp(cmd)).await,
+                "-NOAUTH Authentication required.\r\n",
+                "port {port}: {cmd:?}"
+            );
+        }
+    }
+    let mut c = authed(proxy).await;
+    assert_eq!(q(&mut c, &["GET", "k"]).await, bulk("v"), "nothing was overwritten");
+    task.abort();
+    std::fs::remove_dir_all(&dir).ok();
+}

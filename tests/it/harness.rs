@@ -169,7 +169,11 @@ pub struct Raw {
 
 impl Raw {
     pub async fn connect(addr: SocketAddr) -> Raw {
-        Raw { stream: TcpStream::connect(addr).await.expect("raw connect"), buf: BytesMut::new() }
+        Raw::from_stream(TcpStream::connect(addr).await.expect("raw connect"))
+    }
+
+    pub fn from_stream(stream: TcpStream) -> Raw {
+        Raw { stream, buf: BytesMut::new() }
     }
 
     pub async fn send(&mut self, bytes: &[u8]) {

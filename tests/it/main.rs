@@ -4,6 +4,7 @@
 mod all;
 mod cluster;
 mod connection;
+mod control;
 mod guarantees;
 mod harness;
 mod keys;
