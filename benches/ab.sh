@@ -31,10 +31,16 @@ start() { # name bin base
     PORT[$name-all]=$base; PIDS[$name-all]=$!; up "$base"
     local i=$((base + 10))
     $SERVER "$bin" --role info --port $i --write-shards 3 --dir "$DIR/$name-sep/info" --loglevel warning & pids+=($!); sep+=($!)
-    for k in 1 2 3; do $SERVER "$bin" --role write --port $((i + k)) --info 127.0.0.1:$i --dir "$DIR/$name-sep/w$k" --loglevel warning & pids+=($!); sep+=($!); done
-    for k in 1 2 3; do $SERVER "$bin" --role read --port $((i + 3 + k)) --info 127.0.0.1:$i --dir "$DIR/$name-sep/r$k" --loglevel warning & pids+=($!); sep+=($!); done
+    # Members prove themselves with the secret info creates (binaries from issue 12 on).
+    local sec=()
+    if "$bin" --help | grep -q cluster-secret-file; then
+        for _ in $(seq 100); do [ -s "$DIR/$name-sep/info/cluster.secret" ] && break; sleep 0.05; done
+        sec=(--cluster-secret-file "$DIR/$name-sep/info/cluster.secret")
+    fi
+    for k in 1 2 3; do $SERVER "$bin" --role write --port $((i + k)) --info 127.0.0.1:$i --dir "$DIR/$name-sep/w$k" "${sec[@]}" --loglevel warning & pids+=($!); sep+=($!); done
+    for k in 1 2 3; do $SERVER "$bin" --role read --port $((i + 3 + k)) --info 127.0.0.1:$i --dir "$DIR/$name-sep/r$k" "${sec[@]}" --loglevel warning & pids+=($!); sep+=($!); done
     for _ in $(seq 100); do redis-cli -p $i cluster info 2>/dev/null | grep -q cluster_state:ok && break; sleep 0.1; done
-    $SERVER "$bin" --role proxy --port $((i + 9)) --info 127.0.0.1:$i --loglevel warning & pids+=($!); sep+=($!)
+    $SERVER "$bin" --role proxy --port $((i + 9)) --info 127.0.0.1:$i "${sec[@]}" --loglevel warning & pids+=($!); sep+=($!)
     PORT[$name-sep]=$((i + 9)); PIDS[$name-sep]="${sep[*]}"; up $((i + 9))
 }
 cpu() { # total user+system clock ticks of the given pids

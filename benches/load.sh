@@ -69,13 +69,16 @@ for _ in $(seq 100); do redis-cli -p 21020 set warm 1 2>/dev/null | grep -q OK &
 # 21034-6, the proxy on 21039.
 sep=()
 $SERVER "$BIN" --role info --port 21030 --write-shards 3 --dir "$DIR/sep/info" --loglevel warning & pids+=($!); sep+=($!)
+# Members prove themselves with the cluster secret info creates at its first start.
+for _ in $(seq 100); do [ -s "$DIR/sep/info/cluster.secret" ] && break; sleep 0.05; done
+SECRET=(--cluster-secret-file "$DIR/sep/info/cluster.secret")
 for i in 1 2 3; do
-    $SERVER "$BIN" --role write --port $((21030 + i)) --info 127.0.0.1:21030 --dir "$DIR/sep/w$i" --loglevel warning & pids+=($!); sep+=($!)
+    $SERVER "$BIN" --role write --port $((21030 + i)) --info 127.0.0.1:21030 --dir "$DIR/sep/w$i" "${SECRET[@]}" --loglevel warning & pids+=($!); sep+=($!)
 done
 for i in 1 2 3; do
-    $SERVER "$BIN" --role read --port $((21033 + i)) --info 127.0.0.1:21030 --dir "$DIR/sep/r$i" --loglevel warning & pids+=($!); sep+=($!)
+    $SERVER "$BIN" --role read --port $((21033 + i)) --info 127.0.0.1:21030 --dir "$DIR/sep/r$i" "${SECRET[@]}" --loglevel warning & pids+=($!); sep+=($!)
 done
-$SERVER "$BIN" --role proxy --port 21039 --info 127.0.0.1:21030 --loglevel warning & pids+=($!); sep+=($!)
+$SERVER "$BIN" --role proxy --port 21039 --info 127.0.0.1:21030 "${SECRET[@]}" --loglevel warning & pids+=($!); sep+=($!)
 PORT[separate]=21039; PIDS[separate]="${sep[*]}"; up 21039
 for _ in $(seq 100); do redis-cli -p 21039 set warm 1 2>/dev/null | grep -q OK && break; sleep 0.1; done
 
