@@ -18,12 +18,15 @@ trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null; rm -rf "$DIR"' EX
 
 $BIN --role info --port "$BASE" --write-shards "$WRITES" --dir "$DIR/info" --loglevel warning &
 pids+=($!)
+# Info creates the cluster secret at its first start; every member is given it.
+for _ in $(seq 100); do [ -s "$DIR/info/cluster.secret" ] && break; sleep 0.05; done
+SECRET=(--cluster-secret-file "$DIR/info/cluster.secret")
 for i in $(seq "$WRITES"); do
-    $BIN --role write --port $((BASE + i)) --info "127.0.0.1:$BASE" --dir "$DIR/write$i" --loglevel warning &
+    $BIN --role write --port $((BASE + i)) --info "127.0.0.1:$BASE" --dir "$DIR/write$i" "${SECRET[@]}" --loglevel warning &
     pids+=($!)
 done
 for i in $(seq $((WRITES * READS))); do
-    $BIN --role read --port $((BASE + 100 + i)) --info "127.0.0.1:$BASE" --dir "$DIR/read$i" --loglevel warning &
+    $BIN --role read --port $((BASE + 100 + i)) --info "127.0.0.1:$BASE" --dir "$DIR/read$i" "${SECRET[@]}" --loglevel warning &
     pids+=($!)
 done
 for _ in $(seq 100); do
@@ -32,4 +35,5 @@ for _ in $(seq 100); do
 done
 echo "info on 127.0.0.1:$BASE; write shards on $((BASE + 1))..$((BASE + WRITES)); read shards on $((BASE + 101))..$((BASE + 100 + WRITES * READS))"
 echo "try: redis-cli -c -p $((BASE + 1))    or    redis-cli -p $BASE cluster nodes"
+echo "a proxy: $BIN --role proxy --port 6380 --info 127.0.0.1:$BASE ${SECRET[*]}"
 wait
