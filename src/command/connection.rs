@@ -39,6 +39,7 @@ fn check_password(ctx: &mut Ctx, user: Option<&[u8]>, pass: &[u8]) -> Result<(),
         }
         ctx.client.authenticated = true;
         ctx.client.member = true;
+        ctx.client.handle.member.store(true, std::sync::atomic::Ordering::Relaxed);
         return Ok(());
     }
     if user.is_some_and(|u| u != b"default") {
@@ -57,6 +58,7 @@ fn check_password(ctx: &mut Ctx, user: Option<&[u8]>, pass: &[u8]) -> Result<(),
     if ok {
         ctx.client.authenticated = true;
         ctx.client.member = false;
+        ctx.client.handle.member.store(false, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     } else {
         Err(wrong())
@@ -166,6 +168,7 @@ pub fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     ctx.client.proto = 2;
     ctx.client.authenticated = ctx.state.config.requirepass().is_none() && !ctx.client.only_members;
     ctx.client.member = false;
+    ctx.client.handle.member.store(false, std::sync::atomic::Ordering::Relaxed);
     ctx.client.handle.meta().name = None;
     Reply::simple("RESET")
 }

@@ -52,7 +52,11 @@ pub async fn run_in(
             super::secret::for_member(&mut config, info)?;
             Some(node_id(&config.dir())?)
         }
-        None => None,
+        None => {
+            // A plain replica given a secret authenticates to its primary as a member.
+            super::secret::if_configured(&mut config)?;
+            None
+        }
     };
     let dir = config.dir();
     let server = Arc::new(Server::new(config, listener.local_addr()?));

@@ -88,6 +88,15 @@ pub fn for_member(config: &mut Config, info: &str) -> io::Result<String> {
     }
 }
 
+/// A node outside a cluster (a standalone write shard, a plain replica): a secret it is given
+/// still makes internal commands members-only, and a plain replica authenticates with it.
+pub fn if_configured(config: &mut Config) -> io::Result<()> {
+    match configured(config)? {
+        Some(secret) => set(config, &secret),
+        None => Ok(()),
+    }
+}
+
 fn set(config: &mut Config, secret: &str) -> io::Result<()> {
     config.set_startup("cluster-secret", secret).map_err(invalid)
 }

@@ -36,7 +36,10 @@ pub async fn run_in(
             super::secret::for_member(&mut config, &info)?;
             Some((info, node_id(&config.dir())?))
         }
-        None => None,
+        None => {
+            super::secret::if_configured(&mut config)?;
+            None
+        }
     };
     let dir = config.dir();
     let appendonly = config.get("appendonly") == "yes";

@@ -194,6 +194,8 @@ pub struct ClientHandle {
     last_command: AtomicUsize,
     /// Commands queued in MULTI, or -1 outside one, for `multi=`.
     pub multi: std::sync::atomic::AtomicI64,
+    /// Authenticated as the cluster's member user (CLIENT LIST's `user=edis`).
+    pub member: std::sync::atomic::AtomicBool,
     /// Name, lib-name, lib-ver: changed rarely, read by CLIENT LIST.
     pub meta: Mutex<ClientMeta>,
     /// On a proxy: the commands this connection had forwarded to shards, by table entry
@@ -225,6 +227,7 @@ impl ClientHandle {
             proto: AtomicU8::new(2),
             last_command: AtomicUsize::new(0),
             multi: std::sync::atomic::AtomicI64::new(-1),
+            member: std::sync::atomic::AtomicBool::new(false),
             meta: Mutex::new(ClientMeta::default()),
             forwarded: Mutex::new(Vec::new()),
             abort: Mutex::new((None, false)),
@@ -284,7 +287,7 @@ impl ClientHandle {
         format!(
             "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 \
              multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 \
-             tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+             tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -296,6 +299,7 @@ impl ClientHandle {
             self.db.load(Ordering::Relaxed),
             multi,
             self.last_command(),
+            if self.member.load(Ordering::Relaxed) { crate::roles::secret::MEMBER_USER } else { "default" },
             self.proto.load(Ordering::Relaxed),
             meta.lib_name,
             meta.lib_ver,

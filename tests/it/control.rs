@@ -210,6 +210,8 @@ async fn protected_mode_keeps_other_hosts_out() {
     let mut peer = from_other_host(node.addr).await;
     assert_eq!(peer.call(&resp(&["AUTH", "edis", SECRET])).await, "+OK\r\n");
     assert_eq!(peer.call(&resp(&["SET", "k", "v"])).await, "+OK\r\n");
+    assert!(peer.call(&resp(&["CLIENT", "INFO"])).await.contains(" user=edis "));
+    assert!(node.raw().await.call(&resp(&["CLIENT", "INFO"])).await.contains(" user=default "));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
