@@ -278,8 +278,8 @@ async fn link(
                 vec!["AUTH".to_string(), crate::roles::secret::MEMBER_USER.into(), secret.into()]
             }
             (_, _, "") => vec![],
-            ("", _, pass) => vec!["AUTH".to_string(), pass.into()],
-            (user, _, pass) => vec!["AUTH".to_string(), user.into(), pass.into()],
+            (_, "", pass) => vec!["AUTH".to_string(), pass.into()],
+            (_, user, pass) => vec!["AUTH".to_string(), user.into(), pass.into()],
         };
         (login, server.local_addr.port())
     };

@@ -390,6 +390,29 @@ async fn stock_redis_server_follows_a_cluster_member_with_masteruser() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A rust-edis plain replica follows a cluster member the same way: masteruser/masterauth, or
+/// the cluster secret itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_replica_follows_a_cluster_member() {
+    let cluster = Cluster::start(1).await;
+    let w = cluster.writes[0].addr;
+    let serves = eventually(WAIT, || async {
+        redis::cmd("SET").arg("k").arg("v").query_async::<Value>(&mut conn_to(w).await).await.is_ok()
+    })
+    .await;
+    assert!(serves);
+    let by_user = TestServer::replica_of(w, &format!("masteruser edis\nmasterauth {SECRET}\n")).await;
+    let by_secret = TestServer::replica_of(w, &format!("cluster-secret {SECRET}\n")).await;
+    for r in [&by_user, &by_secret] {
+        let got = eventually(WAIT, || async {
+            let reply = redis::cmd("GET").arg("k").query_async::<Value>(&mut r.conn().await).await;
+            reply.is_ok_and(|v| v == bulk("v"))
+        })
+        .await;
+        assert!(got, "{} synced", r.addr);
+    }
+}
+
 /// `redis-cli -c` at a read shard: a write follows MOVED to the primary.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_cli_follows_a_read_shards_redirect() {
