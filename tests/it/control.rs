@@ -390,6 +390,52 @@ async fn stock_redis_server_follows_a_cluster_member_with_masteruser() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// Info moving a read shard (restarted naming another write shard): it follows the new
+/// primary, is listed loading (no reads, not in CLUSTER SLOTS) until it has synced with it,
+/// and its actual primary always ends up the one CLUSTER NODES lists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moved_read_shard_follows_its_new_primary() {
+    let mut cluster = Cluster::start(3).await;
+    cluster.add_read().await;
+    let listed = |s: &[(i64, i64, u16, Vec<u16>)]| s.iter().any(|r| r.3.len() == 1);
+    assert!(eventually(WAIT, || async { listed(&slots(cluster.info.addr).await) }).await);
+    let map = slots(cluster.info.addr).await;
+    let from = map.iter().find(|r| r.3.len() == 1).unwrap().2;
+    let to = map.iter().find(|r| r.2 != from).unwrap().clone();
+    let key = (0..1000).map(|i| format!("m{i}")).find(|k| {
+        let s = key_slot(k.as_bytes()) as i64;
+        to.0 <= s && s <= to.1
+    });
+    let key = key.unwrap();
+    let w = cluster.writes.iter().find(|w| w.addr.port() == to.2).unwrap().addr;
+    let wrote = eventually(WAIT, || async {
+        redis::cmd("SET").arg(&key).arg("moved").query_async::<Value>(&mut conn_to(w).await).await.is_ok()
+    })
+    .await;
+    assert!(wrote);
+    // The same read shard (same --dir, so the same identity), started again naming `to`.
+    let dir = cluster.reads[0].dir.clone();
+    cluster.reads[0] =
+        start_node(Kind::Read, dir, Some(cluster.info.addr), &format!("replica-of 127.0.0.1:{}\n", to.2))
+            .await;
+    let r = cluster.reads[0].addr;
+    let settled = eventually(WAIT, || async {
+        let s = slots(cluster.info.addr).await;
+        let listed_under = s.iter().find(|x| x.3.contains(&r.port())).map(|x| x.2);
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query_async(&mut conn_to(r).await)
+            .await
+            .unwrap_or_default();
+        let actual = info.lines().find_map(|l| l.strip_prefix("master_port:")).map(|p| p.trim().to_string());
+        listed_under == Some(to.2) && actual == Some(to.2.to_string())
+    })
+    .await;
+    assert!(settled, "{}", cluster_text(cluster.info.addr, "NODES").await);
+    let mut raw = Raw::connect(r).await;
+    assert_eq!(raw.call(&resp(&["GET", &key])).await, "$5\r\nmoved\r\n", "it has its new primary's data");
+}
+
 /// A rust-edis plain replica follows a cluster member the same way: masteruser/masterauth, or
 /// the cluster secret itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
