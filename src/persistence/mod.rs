@@ -163,9 +163,27 @@ fn replay(
 /// Writes `data` to `path` through a temporary file and a rename, fsynced: a crash leaves
 /// either the old file or the new one, never half of one.
 pub fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
+    write_new(path, data, 0o644)
+}
+
+/// [`write_atomically`] for a file only its owner may read (secrets, identity tokens, info's
+/// map).
+pub fn write_private(path: &Path, data: &[u8]) -> io::Result<()> {
+    write_new(path, data, 0o600)
+}
+
+fn write_new(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
+    // A leftover of a crash keeps its permissions if opened: start from a new file.
+    let _ = std::fs::remove_file(&tmp);
     {
-        let mut f = File::create(&tmp)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+        #[cfg(not(unix))]
+        let _ = mode;
+        let mut f = options.open(&tmp)?;
         f.write_all(data)?;
         f.sync_all()?;
     }

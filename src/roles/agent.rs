@@ -59,16 +59,7 @@ pub fn node_token(dir: &Path) -> io::Result<String> {
     }
     std::fs::create_dir_all(dir)?;
     let token = super::secret::generate();
-    let tmp = dir.join("node.token.tmp");
-    {
-        use std::io::Write;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        options.open(&tmp)?.write_all(format!("{token}\n").as_bytes())?;
-    }
-    std::fs::rename(tmp, path)?;
+    crate::persistence::write_private(&path, format!("{token}\n").as_bytes())?;
     Ok(token)
 }
 

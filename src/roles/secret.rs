@@ -64,7 +64,7 @@ pub fn for_info(config: &mut Config) -> io::Result<String> {
     std::fs::create_dir_all(&dir)?;
     let path = dir.join(FILE);
     let secret = generate();
-    write_private(&path, &secret)?;
+    crate::persistence::write_private(&path, format!("{secret}\n").as_bytes())?;
     tracing::info!(
         file = %path.display(),
         "created the cluster secret; shards and proxies of this cluster need it: --cluster-secret-file {}",
@@ -133,21 +133,6 @@ pub fn generate() -> String {
         return more[..64].to_string();
     }
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn write_private(path: &Path, secret: &str) -> io::Result<()> {
-    use std::io::Write;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    options.mode(0o600);
-    let mut f = options.open(&tmp)?;
-    f.write_all(format!("{secret}\n").as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(tmp, path)
 }
 
 /// Compares a password with a secret in time independent of where they differ.

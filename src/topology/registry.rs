@@ -121,19 +121,7 @@ impl Registry {
     /// and the next change tries again.
     pub fn save(&self) {
         let Some(path) = &self.file else { return };
-        let write = || -> std::io::Result<()> {
-            use std::io::Write;
-            let tmp = path.with_extension("tmp");
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut f = options.open(&tmp)?;
-            f.write_all(self.to_text().as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)
-        };
-        if let Err(e) = write() {
+        if let Err(e) = crate::persistence::write_private(path, self.to_text().as_bytes()) {
             tracing::warn!(file = %path.display(), error = %e, "cannot keep the cluster map");
         }
     }
