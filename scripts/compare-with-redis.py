@@ -5,7 +5,8 @@ differs, byte for byte. A development aid: Redis 7 is the reference for replies.
     scripts/compare-with-redis.py REDIS_PORT EDIS_PORT [FILE]
 
 FILE holds one command per line in redis-cli syntax (quotes allowed); lines starting with
-'#' are comments. Both servers are FLUSHALLed first. Replies that legitimately differ
+'#' are comments. A line starting with '~ ' compares its reply's elements in any order (set
+members, whose order is the hash table's). Both servers are FLUSHALLed first. Replies that legitimately differ
 (run ids, times, client ids) should not be in the file.
 """
 import shlex
@@ -40,6 +41,23 @@ def read_reply(f):
     return line
 
 
+def unordered(reply):
+    """An aggregate reply as its header and its elements sorted (map entries kept in pairs)."""
+    import io
+    f = io.BytesIO(reply)
+    line = f.readline()
+    t = line[:1]
+    if t not in b"*~%":
+        return reply
+    n = int(line[1:-2])
+    if n < 0:
+        return reply
+    items = [read_reply(f) for _ in range(n * (2 if t == b"%" else 1))]
+    if t == b"%":
+        items = [items[i] + items[i + 1] for i in range(0, len(items), 2)]
+    return line + b"".join(sorted(items))
+
+
 def main():
     rport, eport = int(sys.argv[1]), int(sys.argv[2])
     lines = open(sys.argv[3]).read().splitlines() if len(sys.argv) > 3 else sys.stdin.read().splitlines()
@@ -54,11 +72,13 @@ def main():
     for line in lines:
         if not line.strip() or line.startswith("#"):
             continue
-        args = shlex.split(line)
+        any_order = line.startswith("~ ")
+        args = shlex.split(line[2:] if any_order else line)
         replies = []
         for s, f in conns:
             s.sendall(encode(args))
-            replies.append(read_reply(f))
+            r = read_reply(f)
+            replies.append(unordered(r) if any_order else r)
         if replies[0] != replies[1]:
             diffs += 1
             print(f"DIFF {line}\n  redis: {replies[0]!r}\n  edis:  {replies[1]!r}")

@@ -308,10 +308,10 @@ pub fn getkeys(_ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         Err(_) if lookup(&call[0]).is_none() => return Reply::err("ERR Invalid command specified"),
         Err(_) => return Reply::err("ERR Invalid number of arguments specified for command"),
     };
-    if cmd.first_key <= 0 {
+    if !cmd.has_keys() {
         return Reply::err("ERR The command has no key arguments");
     }
-    Reply::Array(cmd.key_positions(call.len()).map(|i| Reply::Bulk(call[i].clone())).collect())
+    Reply::Array(cmd.keys_of(call).map(|k| Reply::Bulk(k.clone())).collect())
 }
 
 pub fn help(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {

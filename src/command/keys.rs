@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 use super::{int_arg, text, Ctx, SYNTAX};
-use crate::keyspace::glob_match;
+use crate::keyspace::{glob_match, Value};
 use crate::resp::Reply;
 use crate::tri;
 
@@ -128,7 +128,7 @@ fn rename_generic(ctx: &mut Ctx, from: &[u8], to: &[u8], nx: bool) -> Result<boo
         return Ok(false);
     }
     let entry = db.remove(from).expect("checked above");
-    db.set(to, entry.value(), entry.expire_at());
+    db.put(entry.renamed(to));
     Ok(true)
 }
 
@@ -156,7 +156,7 @@ pub fn keys(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 /// A cursor as Redis reads it (`strtoul`): an optional sign, digits, nothing else. A negative
 /// number wraps around, so `SCAN -1` starts at the top like any cursor past the end.
-fn parse_cursor(arg: &[u8]) -> Option<u64> {
+pub fn parse_cursor(arg: &[u8]) -> Option<u64> {
     let (neg, digits) = match arg {
         [b'-', rest @ ..] => (true, rest),
         [b'+', rest @ ..] => (false, rest),
@@ -243,4 +243,82 @@ pub fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         db.flush();
     });
     Reply::Ok
+}
+
+/// OBJECT ENCODING key: Redis's name for how the value is kept (strings: `int` for an integer
+/// of at most 20 characters, `embstr` up to 44 bytes, else `raw`).
+pub fn object_encoding(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let now = ctx.now;
+    match ctx.db().get(&args[2], now).map(|e| e.value()) {
+        None => Reply::Nil,
+        Some(Value::Obj(o)) => Reply::bulk_str(o.encoding()),
+        Some(Value::Str(v)) => {
+            Reply::bulk_str(if v.len() <= 20 && crate::resp::parser::parse_i64(v).is_some() {
+                "int"
+            } else if v.len() <= 44 {
+                "embstr"
+            } else {
+                "raw"
+            })
+        }
+    }
+}
+
+/// OBJECT REFCOUNT key: 1, or Redis's shared-integer count for 0..9999.
+pub fn object_refcount(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let now = ctx.now;
+    match ctx.db().get(&args[2], now).map(|e| e.value()) {
+        None => Reply::Nil,
+        Some(Value::Str(v))
+            if crate::resp::parser::parse_i64(v).is_some_and(|n| (0..10_000).contains(&n)) =>
+        {
+            Reply::Int(i32::MAX as i64)
+        }
+        Some(_) => Reply::Int(1),
+    }
+}
+
+/// OBJECT IDLETIME key: access times are not tracked, so a live key reports 0.
+pub fn object_idletime(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let now = ctx.now;
+    if ctx.db().get(&args[2], now).is_none() {
+        return Reply::Nil;
+    }
+    if ctx.state.config.get("maxmemory-policy").contains("lfu") {
+        return Reply::err("ERR An LRU maxmemory policy is not selected, access time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.");
+    }
+    Reply::Int(0)
+}
+
+/// OBJECT FREQ key: only under an LFU policy, as Redis; frequencies are not tracked (0).
+pub fn object_freq(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let now = ctx.now;
+    if ctx.db().get(&args[2], now).is_none() {
+        return Reply::Nil;
+    }
+    if !ctx.state.config.get("maxmemory-policy").contains("lfu") {
+        return Reply::err("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.");
+    }
+    Reply::Int(0)
+}
+
+pub fn object_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+    let lines = [
+        "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "ENCODING <key>",
+        "    Return the kind of internal representation used in order to store the value",
+        "    associated with a <key>.",
+        "FREQ <key>",
+        "    Return the access frequency index of the <key>. The returned integer is",
+        "    proportional to the logarithm of the recent access frequency of the key.",
+        "IDLETIME <key>",
+        "    Return the idle time of the <key>, that is the approximated number of",
+        "    seconds elapsed since the last access to the key.",
+        "REFCOUNT <key>",
+        "    Return the number of references of the value associated with the specified",
+        "    <key>.",
+        "HELP",
+        "    Prints this help.",
+    ];
+    Reply::Array(lines.iter().map(|l| Reply::simple(l)).collect())
 }

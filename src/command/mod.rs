@@ -9,10 +9,12 @@
 
 pub mod cluster;
 pub mod connection;
+pub mod hashes;
 pub mod introspection;
 pub mod keys;
 pub mod persist;
 pub mod server;
+pub mod sets;
 pub mod strings;
 pub mod table;
 pub mod transactions;
@@ -22,7 +24,7 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
-use crate::keyspace::Db;
+use crate::keyspace::{Db, Object, Value};
 use crate::resp::parser::parse_i64;
 use crate::resp::Reply;
 use crate::server::{ClientHandle, Server, State};
@@ -133,12 +135,26 @@ pub struct Command {
     pub subcommands: &'static [Command],
     /// How a proxy routes it.
     pub route: Route,
+    /// For commands whose keys follow a count (SINTERCARD numkeys key...): the count's
+    /// position; 0 otherwise.
+    pub keynum: usize,
 }
 
 impl Command {
     /// This command with its routing declared (see [`Route`]).
     pub const fn routed(self, route: Route) -> Command {
         Command { route, ..self }
+    }
+
+    /// This command with its keys after a count at position `at` (numkeys forms), besides any
+    /// fixed ones its key positions give (a destination key).
+    pub const fn numkeys(self, at: usize) -> Command {
+        Command { keynum: at, route: Route::Slot, ..self }
+    }
+
+    /// Whether a call names keys (fixed positions or a numkeys count).
+    pub fn has_keys(&self) -> bool {
+        self.first_key > 0 || self.keynum > 0
     }
 
     pub fn has(&self, flag: u32) -> bool {
@@ -163,10 +179,22 @@ impl Command {
         (first..end).step_by(step).filter(move |_| first != 0)
     }
 
+    /// Every key of a call: the fixed positions, then those a numkeys count announces.
+    pub fn keys_of<'a>(&self, args: &'a [Bytes]) -> impl Iterator<Item = &'a Bytes> {
+        let counted = match self.keynum {
+            0 => 0..0,
+            at => {
+                let n = args.get(at).and_then(|a| parse_i64(a)).unwrap_or(0).max(0) as usize;
+                (at + 1).min(args.len())..(at + 1 + n).min(args.len())
+            }
+        };
+        self.key_positions(args.len()).chain(counted).map(move |i| &args[i])
+    }
+
     /// The one slot of the keys in a call with `args` (None without keys; CROSSSLOT when they
     /// span slots).
     pub fn slot(&self, args: &[Bytes]) -> Result<Option<u16>, Reply> {
-        ClusterView::slot_of(self.key_positions(args.len()).map(|i| &args[i]))
+        ClusterView::slot_of(self.keys_of(args))
     }
 
     /// Finds a subcommand by name, case-insensitively.
@@ -291,6 +319,7 @@ impl Ctx<'_> {
 // Error replies shared by many commands, with Redis's exact texts.
 pub const SYNTAX: &str = "ERR syntax error";
 pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
+pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 
 pub fn wrong_arity(name: &str) -> Reply {
     Reply::error(format!("ERR wrong number of arguments for '{name}' command"))
@@ -371,14 +400,12 @@ pub fn resolve(args: &[Bytes]) -> Result<&'static Command, Reply> {
 /// (or a transaction's keys do), MOVED when another shard owns them.
 fn route(ctx: &mut Ctx, cmd: &Command, args: &[Bytes]) -> Result<(), Reply> {
     let Some(view) = &ctx.state.cluster else { return Ok(()) };
-    if cmd.first_key <= 0 || ctx.client.is_master {
+    if !cmd.has_keys() || ctx.client.is_master {
         return Ok(());
     }
     if ctx.client.router && ctx.client.multi.is_none() {
         // The proxy's connection: keys may span slots, as long as this node serves each.
-        return cmd
-            .key_positions(args.len())
-            .try_for_each(|i| view.serve(crate::topology::key_slot(&args[i])));
+        return cmd.keys_of(args).try_for_each(|k| view.serve(crate::topology::key_slot(k)));
     }
     let Some(slot) = cmd.slot(args)? else {
         return Ok(());
@@ -439,7 +466,7 @@ pub fn dispatch_resolved(ctx: &mut Ctx, cmd: &'static Command, args: &[Bytes]) -
         return replica_write(ctx, cmd, args);
     }
     // A replica that has never had its primary's data would answer from an empty keyspace.
-    if cmd.first_key > 0
+    if cmd.has_keys()
         && !ctx.client.is_master
         && ctx.state.upstream.as_ref().is_some_and(|u| u.replid.is_none())
     {
@@ -516,14 +543,15 @@ fn log_effects(ctx: &mut Ctx, cmd: &Command, args: &[Bytes], dirty_before: u64) 
 }
 
 impl Ctx<'_> {
-    /// The string at `key` (None when there is none). Counts a keyspace hit or miss, as INFO
-    /// reports. Strings are the only type yet; with a second, this returns WRONGTYPE for it.
+    /// The string at `key` (None when there is none), or WRONGTYPE for another type. Counts
+    /// a keyspace hit or miss, as INFO reports.
     pub fn get_str(&mut self, key: &[u8]) -> Result<Option<Bytes>, Reply> {
         let now = self.now;
         let found = match self.db().get(key, now) {
             None => None,
             Some(entry) => match entry.value() {
                 crate::keyspace::Value::Str(b) => Some(Bytes::copy_from_slice(b)),
+                crate::keyspace::Value::Obj(_) => return Err(Reply::err(WRONGTYPE)),
             },
         };
         if found.is_some() {
@@ -532,6 +560,69 @@ impl Ctx<'_> {
             self.state.stats.keyspace_misses += 1;
         }
         Ok(found)
+    }
+
+    /// The collection at `key` for reading, if it is of the kind `pick` accepts; None when there
+    /// is no key; WRONGTYPE for another type. Counts a keyspace hit or miss.
+    pub fn read_obj<T>(&mut self, key: &[u8], pick: fn(&Object) -> Option<&T>) -> Result<Option<&T>, Reply> {
+        let now = self.now;
+        let db = &mut self.state.keyspace.dbs[self.client.db];
+        let stats = &mut self.state.stats;
+        match db.get(key, now) {
+            None => {
+                stats.keyspace_misses += 1;
+                Ok(None)
+            }
+            Some(entry) => {
+                stats.keyspace_hits += 1;
+                match entry.value() {
+                    Value::Obj(o) => pick(o).map(Some).ok_or(Reply::err(WRONGTYPE)),
+                    Value::Str(_) => Err(Reply::err(WRONGTYPE)),
+                }
+            }
+        }
+    }
+
+    /// The collection at `key` for changing, if it is of the kind `pick` accepts; with
+    /// `create`, a missing key gets `create()`'s new collection first. WRONGTYPE for another type.
+    /// A handler that leaves it empty calls [`Ctx::drop_if_empty`].
+    pub fn write_obj<T>(
+        &mut self,
+        key: &[u8],
+        create: Option<&dyn Fn() -> Object>,
+        pick: fn(&mut Object) -> Option<&mut T>,
+    ) -> Result<Option<&mut T>, Reply> {
+        let now = self.now;
+        let db = &mut self.state.keyspace.dbs[self.client.db];
+        if !db.contains(key, now) {
+            let Some(create) = create else { return Ok(None) };
+            db.set_object(key, Box::new(create()), None);
+        }
+        let entry = db.get_mut(key, now).expect("live: checked or created above");
+        match entry.object_mut() {
+            Some(o) => pick(o).map(Some).ok_or(Reply::err(WRONGTYPE)),
+            None => Err(Reply::err(WRONGTYPE)),
+        }
+    }
+
+    /// Deletes `key` if it holds an empty collection (Redis never keeps one).
+    pub fn drop_if_empty(&mut self, key: &[u8]) {
+        let now = self.now;
+        let db = &mut self.state.keyspace.dbs[self.client.db];
+        if db.get(key, now).is_some_and(|e| matches!(e.value(), Value::Obj(o) if o.is_empty())) {
+            db.remove(key);
+        }
+    }
+
+    /// The size rules for compact encodings, from the configuration.
+    pub fn limits(&self) -> crate::keyspace::Limits {
+        let c = &self.state.config;
+        let n = |name: &str| c.get(name).parse::<i64>().unwrap_or(0).max(0) as usize;
+        crate::keyspace::Limits {
+            hash_entries: n("hash-max-listpack-entries"),
+            hash_value: n("hash-max-listpack-value"),
+            set_intset_entries: n("set-max-intset-entries"),
+        }
     }
 
     /// Whether writes are being logged (a replica is attached), so handlers only build a

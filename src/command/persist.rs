@@ -23,8 +23,8 @@ fn snapshot(ctx: &Ctx) -> Bytes {
     let position = state
         .log
         .as_ref()
-        .map(|l| crate::replication::rdb::ReplPosition { replid: l.replid.clone(), offset: l.offset() });
-    crate::replication::rdb::write_with(&state.keyspace, ctx.now, position.as_ref())
+        .map(|l| crate::persistence::rdb::ReplPosition { replid: l.replid.clone(), offset: l.offset() });
+    crate::persistence::rdb::write_with(&state.keyspace, ctx.now, position.as_ref())
 }
 
 pub fn save(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {

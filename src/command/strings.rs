@@ -208,6 +208,8 @@ pub fn mget(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             .map(|k| match db.get(k, now) {
                 Some(e) => match e.value() {
                     Value::Str(b) => Reply::Bulk(Bytes::copy_from_slice(b)),
+                    // MGET answers nil for a key of another type, as Redis does.
+                    Value::Obj(_) => Reply::Nil,
                 },
                 None => Reply::Nil,
             })

@@ -2,8 +2,8 @@
 
 use super::flags::*;
 use super::{
-    cluster, connection as conn, introspection as intro, keys, persist, server as srv, strings,
-    transactions as tx,
+    cluster, connection as conn, hashes as h, introspection as intro, keys, persist, server as srv,
+    sets as s, strings, transactions as tx,
 };
 use super::{Command, Handler, Merge, Route};
 use crate::replication::{primary as repl, replica};
@@ -37,6 +37,7 @@ const fn c(
         handler,
         subcommands: &[],
         route: if keys.0 > 0 { Route::Slot } else { Route::Proxy },
+        keynum: 0,
     }
 }
 
@@ -83,6 +84,15 @@ const WDF: u32 = WRITE | DENYOOM | FAST;
 const WF: u32 = WRITE | FAST;
 const RF: u32 = READONLY | FAST;
 const CONN: u32 = NOSCRIPT | LOADING | STALE | FAST;
+const R: u32 = READONLY;
+const RR: u32 = READONLY;
+const ALLKEYS_AFTER1: (i32, i32, i32) = (1, -1, 1);
+const KEY12: (i32, i32, i32) = (1, 2, 1);
+const ON_FIELDS: &str = "O(N) where N is the number of fields being requested.";
+const ON_HASH: &str = "O(N) where N is the size of the hash.";
+const ON_SET: &str = "O(N) where N is the set cardinality.";
+const ON_SETS: &str = "O(N) where N is the total number of elements in all given sets.";
+const ONE_OR_N: &str = "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection.";
 
 /// The handler of a container whose arity requires a subcommand (CONFIG, CLIENT ...). Dispatch
 /// resolves the subcommand first, so this runs only if a container is declared with an arity
@@ -97,6 +107,15 @@ static CONFIG_SUBS: &[Command] = &[
     c("set", -4, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "server", "2.0.0", "Sets configuration parameters in-flight.", "O(N) when N is the number of configuration parameters provided", "parameter value [parameter value ...]", srv::config_set),
     c("resetstat", 2, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "server", "2.0.0", "Resets the server's statistics.", O1, "", srv::config_resetstat),
     help("server", srv::config_help),
+];
+
+#[rustfmt::skip]
+static OBJECT_SUBS: &[Command] = &[
+    c("encoding", 3, R, (2, 2, 1), "generic", "2.2.3", "Returns the internal encoding of a Redis object.", O1, "key", keys::object_encoding),
+    c("refcount", 3, R, (2, 2, 1), "generic", "2.2.3", "Returns the reference count of a value of a key.", O1, "key", keys::object_refcount),
+    c("idletime", 3, R, (2, 2, 1), "generic", "2.2.3", "Returns the time since the last access to a Redis object.", O1, "key", keys::object_idletime),
+    c("freq", 3, R, (2, 2, 1), "generic", "4.0.0", "Returns the logarithmic access frequency counter of a Redis object.", O1, "key", keys::object_freq),
+    help("generic", keys::object_help),
 ];
 
 #[rustfmt::skip]
@@ -173,6 +192,39 @@ pub static COMMANDS: &[Command] = &[
     c("getrange", 4, READONLY, KEY1, "string", "2.4.0", "Returns a substring of the string stored at a key.", "O(N) where N is the length of the returned string.", "key start end", strings::getrange),
     c("setrange", 4, WD, KEY1, "string", "2.2.0", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.", O1, "key offset value", strings::setrange),
     // keys
+    c("hset", -4, WDF, KEY1, "hash", "2.0.0", "Creates or modifies the value of a field in a hash.", "O(1) for each field/value pair added, so O(N) to add N field/value pairs when the command is called with multiple field/value pairs.", "key field value [field value ...]", h::hset),
+    c("hsetnx", 4, WDF, KEY1, "hash", "2.0.0", "Sets the value of a field in a hash only when the field doesn't exist.", O1, "key field value", h::hsetnx),
+    c("hmset", -4, WDF, KEY1, "hash", "2.0.0", "Sets the values of multiple fields.", "O(N) where N is the number of fields being set.", "key field value [field value ...]", h::hmset),
+    c("hget", 3, RF, KEY1, "hash", "2.0.0", "Returns the value of a field in a hash.", O1, "key field", h::hget),
+    c("hmget", -3, RF, KEY1, "hash", "2.0.0", "Returns the values of all fields in a hash.", ON_FIELDS, "key field [field ...]", h::hmget),
+    c("hgetall", 2, R, KEY1, "hash", "2.0.0", "Returns all fields and values in a hash.", ON_HASH, "key", h::hgetall),
+    c("hdel", -3, WF, KEY1, "hash", "2.0.0", "Deletes one or more fields and their values from a hash. Deletes the hash if no fields remain.", "O(N) where N is the number of fields to be removed.", "key field [field ...]", h::hdel),
+    c("hlen", 2, RF, KEY1, "hash", "2.0.0", "Returns the number of fields in a hash.", O1, "key", h::hlen),
+    c("hstrlen", 3, RF, KEY1, "hash", "3.2.0", "Returns the length of the value of a field.", O1, "key field", h::hstrlen),
+    c("hexists", 3, RF, KEY1, "hash", "2.0.0", "Determines whether a field exists in a hash.", O1, "key field", h::hexists),
+    c("hkeys", 2, R, KEY1, "hash", "2.0.0", "Returns all fields in a hash.", ON_HASH, "key", h::hkeys),
+    c("hvals", 2, R, KEY1, "hash", "2.0.0", "Returns all values in a hash.", ON_HASH, "key", h::hvals),
+    c("hincrby", 4, WDF, KEY1, "hash", "2.0.0", "Increments the integer value of a field in a hash by a number. Uses 0 as initial value if the field doesn't exist.", O1, "key field increment", h::hincrby),
+    c("hincrbyfloat", 4, WDF, KEY1, "hash", "2.6.0", "Increments the floating point value of a field by a number. Uses 0 as initial value if the field doesn't exist.", O1, "key field increment", h::hincrbyfloat),
+    c("hrandfield", -2, R, KEY1, "hash", "6.2.0", "Returns one or more random fields from a hash.", "O(N) where N is the number of fields returned", "key [count [WITHVALUES]]", h::hrandfield),
+    c("hscan", -3, R, KEY1, "hash", "2.8.0", "Iterates over fields and values of a hash.", ONE_OR_N, "key cursor [MATCH pattern] [COUNT count]", h::hscan),
+    c("sadd", -3, WDF, KEY1, "set", "1.0.0", "Adds one or more members to a set. Creates the key if it doesn't exist.", "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", "key member [member ...]", s::sadd),
+    c("srem", -3, WF, KEY1, "set", "1.0.0", "Removes one or more members from a set. Deletes the set if the last member was removed.", "O(N) where N is the number of members to be removed.", "key member [member ...]", s::srem),
+    c("smembers", 2, R, KEY1, "set", "1.0.0", "Returns all members of a set.", ON_SET, "key", s::smembers),
+    c("sismember", 3, RF, KEY1, "set", "1.0.0", "Determines whether a member belongs to a set.", O1, "key member", s::sismember),
+    c("smismember", -3, RF, KEY1, "set", "6.2.0", "Determines whether multiple members belong to a set.", "O(N) where N is the number of elements being checked for membership", "key member [member ...]", s::smismember),
+    c("scard", 2, RF, KEY1, "set", "1.0.0", "Returns the number of members in a set.", O1, "key", s::scard),
+    c("spop", -2, WF, KEY1, "set", "1.0.0", "Returns one or more random members from a set after removing them. Deletes the set if the last member was popped.", "Without the count argument O(1), otherwise O(N) where N is the value of the passed count.", "key [count]", s::spop),
+    c("srandmember", -2, RR, KEY1, "set", "1.0.0", "Get one or multiple random members from a set", "Without the count argument O(1), otherwise O(N) where N is the absolute value of the passed count.", "key [count]", s::srandmember),
+    c("smove", 4, WF, KEY12, "set", "1.0.0", "Moves a member from one set to another.", O1, "source destination member", s::smove),
+    c("sinter", -2, R, ALLKEYS_AFTER1, "set", "1.0.0", "Returns the intersect of multiple sets.", "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", "key [key ...]", s::sinter),
+    c("sintercard", -3, R, NOKEYS, "set", "7.0.0", "Returns the number of members of the intersect of multiple sets.", "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", "numkeys key [key ...] [LIMIT limit]", s::sintercard).numkeys(1),
+    c("sinterstore", -3, WD, ALLKEYS_AFTER1, "set", "1.0.0", "Stores the intersect of multiple sets in a key.", "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.", "destination key [key ...]", s::sinterstore),
+    c("sunion", -2, R, ALLKEYS_AFTER1, "set", "1.0.0", "Returns the union of multiple sets.", ON_SETS, "key [key ...]", s::sunion),
+    c("sunionstore", -3, WD, ALLKEYS_AFTER1, "set", "1.0.0", "Stores the union of multiple sets in a key.", ON_SETS, "destination key [key ...]", s::sunionstore),
+    c("sdiff", -2, R, ALLKEYS_AFTER1, "set", "1.0.0", "Returns the difference of multiple sets.", ON_SETS, "key [key ...]", s::sdiff),
+    c("sdiffstore", -3, WD, ALLKEYS_AFTER1, "set", "1.0.0", "Stores the difference of multiple sets in a key.", ON_SETS, "destination key [key ...]", s::sdiffstore),
+    c("sscan", -3, R, KEY1, "set", "2.0.0", "Iterates over members of a set.", ONE_OR_N, "key cursor [MATCH pattern] [COUNT count]", s::sscan),
     c("del", -2, W, ALLKEYS, "generic", "1.0.0", "Deletes one or more keys.", ON, "key [key ...]", keys::del).routed(Route::Split { per: 1, merge: Merge::Sum }),
     c("unlink", -2, WF, ALLKEYS, "generic", "4.0.0", "Asynchronously deletes one or more keys.", ON, "key [key ...]", keys::del).routed(Route::Split { per: 1, merge: Merge::Sum }),
     c("exists", -2, RF, ALLKEYS, "generic", "1.0.0", "Determines whether one or more keys exist.", ON, "key [key ...]", keys::exists).routed(Route::Split { per: 1, merge: Merge::Sum }),
@@ -217,6 +269,7 @@ pub static COMMANDS: &[Command] = &[
     c("bgrewriteaof", 1, ADMIN | NOSCRIPT | NO_MULTI, NOKEYS, "server", "1.0.0", "Asynchronously rewrites the append-only file to disk.", O1, "", persist::bgrewriteaof).routed(Route::Primaries(Merge::AllOk)),
     c("time", 1, LOADING | STALE | FAST, NOKEYS, "server", "2.6.0", "Returns the server time.", O1, "", srv::time),
     c("info", -1, LOADING | STALE, NOKEYS, "server", "1.0.0", "Returns information and statistics about the server.", O1, "[section [section ...]]", srv::info).routed(Route::Primaries(Merge::Keyspace)),
+    container("object", -2, "generic", "2.2.3", "A container for object introspection commands.", container_usage, OBJECT_SUBS),
     container("config", -2, "server", "2.0.0", "A container for server configuration commands.", container_usage, CONFIG_SUBS),
     container("command", -1, "server", "2.8.13", "Returns detailed information about all commands.", intro::command, COMMAND_SUBS),
     // replication

@@ -5,20 +5,23 @@
 //! handles. The layout is
 //!
 //! ```text
-//! header (LEB128 of key_len << 1 | has_expiry) | expiry (8 bytes LE, if any) | key | value
+//! header (LEB128 of key_len << 2 | is_object << 1 | has_expiry) | expiry (8 bytes LE, if any) | key | value
 //! ```
 //!
 //! so a 16-byte key with a 64-byte value and no TTL takes 82 bytes, and the map's slot holds
-//! only the 16-byte box. The value's length is what is left after the key.
+//! only the 16-byte box. The value's length is what is left after the key. The header's
+//! second bit marks a collection: the value bytes are then a pointer to it.
 
 use std::borrow::Borrow;
 use std::hash::{Hash, Hasher};
 
-/// A stored value, borrowed from its entry. Strings only for now; every other type is a new
-/// variant here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+use super::object::Object;
+
+/// A stored value, borrowed from its entry: a string's bytes, or a collection.
+#[derive(Debug, Clone, Copy)]
 pub enum Value<'a> {
     Str(&'a [u8]),
+    Obj(&'a Object),
 }
 
 impl Value<'_> {
@@ -26,12 +29,14 @@ impl Value<'_> {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) => "string",
+            Value::Obj(o) => o.type_name(),
         }
     }
 }
 
-/// A key with its value and expiry (absolute Unix milliseconds), in one allocation.
-#[derive(Clone)]
+/// A key with its value and expiry (absolute Unix milliseconds), in one allocation. A
+/// collection lives in its own allocation, which the entry owns through a pointer kept where a
+/// string's bytes would be (as Redis's robj points at its value).
 pub struct Entry(Box<[u8]>);
 
 /// Where the parts of an entry are, decoded from its header.
@@ -39,7 +44,10 @@ struct Layout {
     expiry: Option<usize>,
     key: usize,
     key_len: usize,
+    object: bool,
 }
+
+const PTR: usize = std::mem::size_of::<usize>();
 
 fn varint_len(mut n: u64) -> usize {
     let mut len = 1;
@@ -50,37 +58,51 @@ fn varint_len(mut n: u64) -> usize {
     len
 }
 
+fn build(key: &[u8], value: &[u8], object: bool, expire_at: Option<u64>) -> Box<[u8]> {
+    let header = (key.len() as u64) << 2 | (object as u64) << 1 | expire_at.is_some() as u64;
+    let len = varint_len(header) + if expire_at.is_some() { 8 } else { 0 } + key.len() + value.len();
+    let mut buf = Vec::with_capacity(len);
+    let mut h = header;
+    while h >= 0x80 {
+        buf.push(h as u8 | 0x80);
+        h >>= 7;
+    }
+    buf.push(h as u8);
+    if let Some(at) = expire_at {
+        buf.extend_from_slice(&at.to_le_bytes());
+    }
+    buf.extend_from_slice(key);
+    buf.extend_from_slice(value);
+    debug_assert_eq!(buf.len(), len);
+    buf.into_boxed_slice()
+}
+
 impl Entry {
+    /// An entry holding a string.
     pub fn new(key: &[u8], value: Value<'_>, expire_at: Option<u64>) -> Entry {
-        let Value::Str(value) = value;
-        let header = (key.len() as u64) << 1 | expire_at.is_some() as u64;
-        let len = varint_len(header) + if expire_at.is_some() { 8 } else { 0 } + key.len() + value.len();
-        let mut buf = Vec::with_capacity(len);
-        let mut h = header;
-        while h >= 0x80 {
-            buf.push(h as u8 | 0x80);
-            h >>= 7;
+        match value {
+            Value::Str(v) => Entry(build(key, v, false, expire_at)),
+            Value::Obj(o) => Entry::with_object(key, Box::new(o.clone()), expire_at),
         }
-        buf.push(h as u8);
-        if let Some(at) = expire_at {
-            buf.extend_from_slice(&at.to_le_bytes());
-        }
-        buf.extend_from_slice(key);
-        buf.extend_from_slice(value);
-        debug_assert_eq!(buf.len(), len);
-        Entry(buf.into_boxed_slice())
+    }
+
+    /// An entry owning a collection.
+    pub fn with_object(key: &[u8], object: Box<Object>, expire_at: Option<u64>) -> Entry {
+        let ptr = Box::into_raw(object) as usize;
+        Entry(build(key, &ptr.to_le_bytes(), true, expire_at))
     }
 
     #[inline]
     fn layout(&self) -> Layout {
         let first = self.0[0];
         if first < 0x80 {
-            // Keys shorter than 64 bytes: a one-byte header.
+            // Keys shorter than 32 bytes: a one-byte header.
             let expiry = (first & 1 == 1).then_some(1);
             return Layout {
                 expiry,
                 key: if expiry.is_some() { 9 } else { 1 },
-                key_len: (first >> 1) as usize,
+                key_len: (first >> 2) as usize,
+                object: first & 2 == 2,
             };
         }
         let (mut header, mut shift, mut i) = (0u64, 0, 0);
@@ -95,7 +117,13 @@ impl Entry {
         }
         let expiry = (header & 1 == 1).then_some(i);
         let key = i + if expiry.is_some() { 8 } else { 0 };
-        Layout { expiry, key, key_len: (header >> 1) as usize }
+        Layout { expiry, key, key_len: (header >> 2) as usize, object: header & 2 == 2 }
+    }
+
+    fn object_ptr(&self, l: &Layout) -> *mut Object {
+        let at = l.key + l.key_len;
+        let bytes: [u8; PTR] = self.0[at..at + PTR].try_into().expect("a pointer");
+        usize::from_le_bytes(bytes) as *mut Object
     }
 
     pub fn key(&self) -> &[u8] {
@@ -105,13 +133,28 @@ impl Entry {
 
     pub fn value(&self) -> Value<'_> {
         let l = self.layout();
+        if l.object {
+            // SAFETY: an object entry's value bytes are the pointer `with_object` leaked from a
+            // Box, owned by this entry until it is dropped; shared access to the entry gives
+            // shared access to the object.
+            return Value::Obj(unsafe { &*self.object_ptr(&l) });
+        }
         Value::Str(&self.0[l.key + l.key_len..])
     }
 
-    /// The string value; strings are the only type yet.
+    /// The collection, for changing it in place.
+    pub fn object_mut(&mut self) -> Option<&mut Object> {
+        let l = self.layout();
+        // SAFETY: as in `value`; `&mut self` makes this the only access.
+        l.object.then(|| unsafe { &mut *self.object_ptr(&l) })
+    }
+
+    /// The string value (empty for a collection).
     pub fn str(&self) -> &[u8] {
-        let Value::Str(v) = self.value();
-        v
+        match self.value() {
+            Value::Str(v) => v,
+            Value::Obj(_) => &[],
+        }
     }
 
     pub fn expire_at(&self) -> Option<u64> {
@@ -129,18 +172,71 @@ impl Entry {
         Entry::new(self.key(), value, expire_at)
     }
 
+    /// Takes the collection out (the entry becomes an empty string).
+    pub fn take_object(&mut self) -> Option<Box<Object>> {
+        let l = self.layout();
+        if !l.object {
+            return None;
+        }
+        let ptr = self.object_ptr(&l);
+        let expire = self.expire_at();
+        // The new buffer no longer points at the object: ownership moves to the Box.
+        self.0 = build(self.key(), &[], false, expire);
+        // SAFETY: `ptr` came from Box::into_raw in `with_object` and no entry owns it now.
+        Some(unsafe { Box::from_raw(ptr) })
+    }
+
     /// Changes the expiry, in place when the entry already has one.
     pub fn set_expire(&mut self, expire_at: Option<u64>) {
         match (self.layout().expiry, expire_at) {
             (Some(at), Some(new)) => self.0[at..at + 8].copy_from_slice(&new.to_le_bytes()),
             (None, None) => {}
-            _ => *self = Entry::new(self.key(), self.value(), expire_at),
+            _ => {
+                let l = self.layout();
+                let value = self.0[l.key + l.key_len..].to_vec();
+                // The pointer bytes move to the new buffer with the same owner semantics.
+                // Dropping the old buffer frees its bytes only: the object is not dropped.
+                self.0 = build(self.key(), &value, l.object, expire_at);
+            }
         }
     }
 
-    /// Bytes of heap this entry occupies (its allocation, not counting the map's slot).
+    /// The same entry under another key (RENAME), the value moved, not copied.
+    pub fn renamed(mut self, key: &[u8]) -> Entry {
+        let expire = self.expire_at();
+        match self.take_object() {
+            Some(object) => Entry::with_object(key, object, expire),
+            None => Entry(build(key, self.str(), false, expire)),
+        }
+    }
+
+    /// Bytes of heap this entry occupies (its allocation and its collection's, not counting
+    /// the map's slot).
     pub fn heap_size(&self) -> usize {
         self.0.len()
+            + match self.value() {
+                Value::Obj(o) => std::mem::size_of::<Object>() + o.heap_size(),
+                Value::Str(_) => 0,
+            }
+    }
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        let l = self.layout();
+        if l.object {
+            // SAFETY: this entry owns the object (see `with_object`).
+            drop(unsafe { Box::from_raw(self.object_ptr(&l)) });
+        }
+    }
+}
+
+impl Clone for Entry {
+    fn clone(&self) -> Entry {
+        match self.value() {
+            Value::Obj(o) => Entry::with_object(self.key(), Box::new(o.clone()), self.expire_at()),
+            Value::Str(_) => Entry(self.0.clone()),
+        }
     }
 }
 

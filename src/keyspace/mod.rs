@@ -9,6 +9,11 @@
 
 mod entry;
 pub mod glob;
+pub mod hash;
+pub mod intset;
+pub mod listpack;
+pub mod object;
+pub mod set;
 
 use std::collections::HashMap;
 
@@ -25,6 +30,7 @@ type KeySet = IndexSet<Bytes, Hasher>;
 
 pub use entry::{Entry, Value};
 pub use glob::glob_match;
+pub use object::{Limits, Object};
 
 /// Current time in Unix milliseconds.
 pub fn now_ms() -> u64 {
@@ -148,6 +154,12 @@ impl Db {
         self.entries.get_index(i)
     }
 
+    /// The live entry for `key` without touching anything (an expired one is not returned,
+    /// nor deleted): for reading several keys at once.
+    pub fn peek(&self, key: &[u8], now: u64) -> Option<&Entry> {
+        self.entries.get(key).filter(|e| !e.is_expired(now))
+    }
+
     pub fn contains(&mut self, key: &[u8], now: u64) -> bool {
         self.expire_if_needed(key, now)
     }
@@ -175,6 +187,43 @@ impl Db {
                 self.entries.insert(Entry::new(key, value, expire_at));
             }
         }
+    }
+
+    /// Stores a collection under `key` with the given expiry, replacing any value.
+    pub fn set_object(&mut self, key: &[u8], object: Box<Object>, expire_at: Option<u64>) {
+        self.touch(key);
+        if let Some(old) = self.entries.swap_take(key) {
+            if old.expire_at().is_some() && expire_at.is_none() {
+                self.expires.swap_remove(key);
+            }
+        }
+        if expire_at.is_some() {
+            self.expires.insert(Bytes::copy_from_slice(key));
+        }
+        self.entries.insert(Entry::with_object(key, object, expire_at));
+    }
+
+    /// Stores an entry as it is (RENAME, COPY, RESTORE), replacing any value of its key.
+    pub fn put(&mut self, entry: Entry) {
+        let key = Bytes::copy_from_slice(entry.key());
+        self.touch(&key);
+        if let Some(old) = self.entries.swap_take(&key[..]) {
+            if old.expire_at().is_some() {
+                self.expires.swap_remove(&key[..]);
+            }
+        }
+        if entry.expire_at().is_some() {
+            self.expires.insert(key);
+        }
+        self.entries.insert(entry);
+    }
+
+    /// The live entry for `key`, for changing its collection in place. Counts as a write of
+    /// the key (WATCH, dirty).
+    pub fn get_mut(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
+        let i = self.live_index(key, now)?;
+        self.touch(key);
+        self.entries.get_index_mut2(i)
     }
 
     /// Replaces the value of `key`, keeping its TTL if it has one (SET ... KEEPTTL, INCR,

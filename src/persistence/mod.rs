@@ -1,4 +1,5 @@
-//! Persistence: the append-only file and snapshots.
+//! Persistence: the append-only file and snapshots ([`rdb`]: Redis's RDB format, the one
+//! encoder and decoder of every value type).
 //!
 //! The AOF is the write log on disk: an RDB preamble (the dataset, with `repl-id` and
 //! `repl-offset` as aux fields, as Redis's aof-use-rdb-preamble) followed by exactly the bytes
@@ -11,6 +12,8 @@
 //! client waiting at that moment). Rewrites happen in the writer thread: the snapshot and the
 //! buffer are taken in one lock hold, the old file is completed, and the new one (snapshot,
 //! then every later write) replaces it by rename.
+
+pub mod rdb;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -25,9 +28,9 @@ use tracing::{info, warn};
 
 use crate::command::{dispatch, Client, Ctx};
 use crate::keyspace::{now_ms, Keyspace};
-use crate::replication::rdb::{self, ReplPosition};
 use crate::resp::RequestParser;
 use crate::server::{ClientHandle, Server};
+use rdb::ReplPosition;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fsync {

@@ -14,8 +14,8 @@ use tokio::net::TcpStream;
 use tracing::{info, warn};
 
 use super::log::WriteLog;
-use super::rdb;
 use crate::command::{int_arg, text, Ctx, SYNTAX};
+use crate::persistence::rdb;
 use crate::resp::{Reply, RequestParser};
 use crate::server::{AbortOnDrop, ReplicaLink, Server, State};
 use crate::tri;

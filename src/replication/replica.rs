@@ -14,9 +14,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{debug, info, warn};
 
-use super::rdb;
 use crate::command::{dispatch, Client, Ctx};
 use crate::keyspace::{now_ms, Value};
+use crate::persistence::rdb;
 use crate::resp::client::encode_command;
 use crate::resp::{Reply, RequestParser};
 use crate::server::{AbortOnDrop, ClientHandle, Server, Upstream};
@@ -502,6 +502,7 @@ pub fn digest(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
                 (i, entry.key(), entry.expire_at()).hash(&mut h);
                 match entry.value() {
                     Value::Str(v) => v.hash(&mut h),
+                    Value::Obj(o) => (o.type_name(), o.digest(seed as u64)).hash(&mut h),
                 }
                 *slot ^= h.finish();
             }

@@ -113,7 +113,7 @@ pub struct State {
     /// Active expiry on or off (DEBUG SET-ACTIVE-EXPIRE, as Redis's tests use it).
     pub active_expire: bool,
     /// The stream position loaded from disk, for the write log to continue from.
-    pub restored: Option<crate::replication::rdb::ReplPosition>,
+    pub restored: Option<crate::persistence::rdb::ReplPosition>,
     /// Unix seconds of the last successful snapshot save (LASTSAVE), and the change count then.
     pub last_save: u64,
     pub dirty_at_save: u64,

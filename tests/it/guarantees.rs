@@ -466,7 +466,7 @@ async fn info_keyspace_digest_and_save_answer_for_the_whole_cluster() {
     for w in &cluster.writes {
         let dump = w.dir.join("dump.rdb");
         let data = std::fs::read(&dump).unwrap_or_else(|e| panic!("{}: {e}", dump.display()));
-        let keyspace = rust_edis::replication::rdb::read(&data, 16).expect("a dump rust-edis reads");
+        let keyspace = rust_edis::persistence::rdb::read(&data, 16).expect("a dump rust-edis reads");
         total += keyspace.dbs[0].len();
     }
     assert_eq!(total, 201, "the shards' dumps hold every key");

@@ -333,7 +333,7 @@ async fn truncated_files_load_and_corrupt_ones_are_refused() {
     }
     let aof: PathBuf = dir.join("appendonly.aof");
     let data = std::fs::read(&aof).unwrap();
-    let (_, _, preamble) = rust_edis::replication::rdb::read_prefix(&data, 16).unwrap();
+    let (_, _, preamble) = rust_edis::persistence::rdb::read_prefix(&data, 16).unwrap();
     assert!(data.len() > preamble + 1000);
     // Cut at random positions in the command stream: it loads, minus the cut command.
     let mut x = 0x5EEDu64;

@@ -1,11 +1,18 @@
-//! Snapshots in Redis's RDB format (version 9), for full resyncs: what a rust-edis replica
-//! loads and what a stock redis-server replica loads too. Only what the keyspace holds is
-//! written: string values with their TTLs, per database. The reader takes what the writer
-//! writes plus the aux and resize fields Redis adds, and refuses anything else clearly.
+//! Redis's RDB format (version 9, as redis-server 7.0 writes for its replicas), the one
+//! encoder and decoder of values: snapshots (SAVE, BGSAVE, the AOF preamble and rewrite, a
+//! full resync, a replica's saved state) and DUMP/RESTORE payloads. Values are written in
+//! Redis 7.0's type codes and encodings: strings, hashes as listpack or hashtable, sets as
+//! intset or hashtable. The reader also takes LZF-compressed strings (redis-server's
+//! `rdbcompression yes`) and the aux and resize fields Redis adds, and refuses anything else
+//! clearly.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::keyspace::{Keyspace, Value};
+use crate::keyspace::hash::Hash;
+use crate::keyspace::intset::Intset;
+use crate::keyspace::listpack::Listpack;
+use crate::keyspace::set::Set;
+use crate::keyspace::{Keyspace, Limits, Object, Value};
 
 const MAGIC: &[u8] = b"REDIS0009";
 const OP_AUX: u8 = 0xFA;
@@ -15,6 +22,130 @@ const OP_EXPIRETIME: u8 = 0xFD;
 const OP_SELECTDB: u8 = 0xFE;
 const OP_EOF: u8 = 0xFF;
 const TYPE_STRING: u8 = 0;
+const TYPE_SET: u8 = 2;
+const TYPE_HASH: u8 = 4;
+const TYPE_SET_INTSET: u8 = 11;
+const TYPE_HASH_LISTPACK: u8 = 16;
+const TYPE_SET_LISTPACK: u8 = 20;
+
+/// The RDB version DUMP payloads carry (Redis 7.0's).
+pub const DUMP_VERSION: u16 = 10;
+
+/// Writes a value's type byte and encoding, as in an RDB file or a DUMP payload.
+pub fn put_value(out: &mut BytesMut, value: Value<'_>) {
+    match value {
+        Value::Str(v) => {
+            out.put_u8(TYPE_STRING);
+            put_str(out, v);
+        }
+        Value::Obj(Object::Hash(h)) => match h.listpack() {
+            Some(lp) => {
+                out.put_u8(TYPE_HASH_LISTPACK);
+                put_str(out, lp.as_bytes());
+            }
+            None => {
+                out.put_u8(TYPE_HASH);
+                put_len(out, h.len() as u64);
+                h.for_each(|f, v| {
+                    put_str(out, f);
+                    put_str(out, v);
+                });
+            }
+        },
+        Value::Obj(Object::Set(s)) => match s.intset() {
+            Some(ints) => {
+                out.put_u8(TYPE_SET_INTSET);
+                put_str(out, ints.as_bytes());
+            }
+            None => {
+                out.put_u8(TYPE_SET);
+                put_len(out, s.len() as u64);
+                for m in s.members() {
+                    put_str(out, &m);
+                }
+            }
+        },
+    }
+}
+
+/// A value read back: a string or a collection.
+pub enum Loaded {
+    Str(Bytes),
+    Obj(Box<Object>),
+}
+
+/// Reads the value of type `kind` (its type byte already read), encoding collections by
+/// `limits`.
+fn get_value(r: &mut Reader<'_>, kind: u8, limits: &Limits) -> Result<Loaded, RdbError> {
+    let bad = |what: &str| RdbError(format!("invalid {what}"));
+    Ok(match kind {
+        TYPE_STRING => Loaded::Str(r.string()?),
+        TYPE_HASH => {
+            let n = r.plain_len()?;
+            let mut h = Hash::default();
+            let big = Limits {
+                hash_entries: if n > limits.hash_entries { 0 } else { limits.hash_entries },
+                ..*limits
+            };
+            for _ in 0..n {
+                let (f, v) = (r.string()?, r.string()?);
+                h.set(&f, &v, &big);
+            }
+            Loaded::Obj(Box::new(Object::Hash(h)))
+        }
+        TYPE_HASH_LISTPACK => {
+            let lp = Listpack::from_bytes(r.string()?.to_vec()).map_err(&bad)?;
+            Loaded::Obj(Box::new(Object::Hash(Hash::from_listpack(lp, limits).map_err(bad)?)))
+        }
+        TYPE_SET => {
+            let n = r.plain_len()?;
+            let members = (0..n).map(|_| r.string().map(|m| m.to_vec())).collect::<Result<Vec<_>, _>>()?;
+            Loaded::Obj(Box::new(Object::Set(Set::from_members(members, limits))))
+        }
+        TYPE_SET_INTSET => {
+            let ints = Intset::from_bytes(r.string()?.to_vec()).map_err(bad)?;
+            Loaded::Obj(Box::new(Object::Set(Set::from_intset(ints, limits))))
+        }
+        TYPE_SET_LISTPACK => {
+            let lp = Listpack::from_bytes(r.string()?.to_vec()).map_err(bad)?;
+            let members = lp.iter().map(|(i, _)| i.to_bytes().to_vec());
+            Loaded::Obj(Box::new(Object::Set(Set::from_members(members, limits))))
+        }
+        other => return Err(RdbError(format!("value type {other} is not supported"))),
+    })
+}
+
+/// DUMP's payload: the value's RDB encoding, the RDB version (2 bytes LE) and a CRC64 of both
+/// (8 bytes LE), as redis-server makes it.
+pub fn dump(value: Value<'_>) -> Bytes {
+    let mut out = BytesMut::new();
+    put_value(&mut out, value);
+    out.put_u16_le(DUMP_VERSION);
+    let crc = crc64::crc64(0, &out);
+    out.put_u64_le(crc);
+    out.freeze()
+}
+
+/// Checks and decodes a RESTORE payload; the error is Redis's text.
+pub fn undump(payload: &[u8], limits: &Limits) -> Result<Loaded, &'static str> {
+    const BAD: &str = "ERR DUMP payload version or checksum are wrong";
+    if payload.len() < 11 {
+        return Err(BAD);
+    }
+    let (body, footer) = payload.split_at(payload.len() - 10);
+    let version = u16::from_le_bytes([footer[0], footer[1]]);
+    let crc = u64::from_le_bytes(footer[2..].try_into().expect("8 bytes"));
+    if version > DUMP_VERSION || (crc != 0 && crc != crc64::crc64(0, &payload[..payload.len() - 8])) {
+        return Err(BAD);
+    }
+    let mut r = Reader { data: body, pos: 0 };
+    let kind = r.u8().map_err(|_| BAD)?;
+    let value = get_value(&mut r, kind, limits).map_err(|_| "ERR Bad data format")?;
+    if r.pos != body.len() {
+        return Err("ERR Bad data format");
+    }
+    Ok(value)
+}
 
 fn put_len(out: &mut BytesMut, len: u64) {
     if len < 1 << 6 {
@@ -77,19 +208,51 @@ pub fn write_with(keyspace: &Keyspace, now: u64, position: Option<&ReplPosition>
                 out.put_u8(OP_EXPIRETIME_MS);
                 out.put_u64_le(at);
             }
-            match entry.value() {
-                Value::Str(v) => {
-                    out.put_u8(TYPE_STRING);
-                    put_str(&mut out, entry.key());
-                    put_str(&mut out, v);
-                }
-            }
+            // Type, key, value: the type byte leads, so the value is encoded after it.
+            let mut value = BytesMut::new();
+            put_value(&mut value, entry.value());
+            out.put_u8(value[0]);
+            put_str(&mut out, entry.key());
+            out.put_slice(&value[1..]);
         });
     }
     out.put_u8(OP_EOF);
     let checksum = crc64::crc64(0, &out);
     out.put_u64_le(checksum);
     out.freeze()
+}
+
+/// LZF decompression (liblzf's format, as Redis compresses strings in RDB files): literal
+/// runs `000LLLLL` + L+1 bytes, back references `LLLooooo [LLLLLLLL] oooooooo`.
+fn lzf_decompress(input: &[u8], len: usize) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(len);
+    let mut i = 0;
+    while i < input.len() {
+        let ctrl = input[i] as usize;
+        i += 1;
+        if ctrl < 32 {
+            let run = ctrl + 1;
+            out.extend_from_slice(input.get(i..i + run)?);
+            i += run;
+        } else {
+            let mut run = ctrl >> 5;
+            if run == 7 {
+                run += *input.get(i)? as usize;
+                i += 1;
+            }
+            let back = ((ctrl & 0x1F) << 8) + *input.get(i)? as usize + 1;
+            i += 1;
+            let start = out.len().checked_sub(back)?;
+            for k in 0..run + 2 {
+                let b = out[start + k];
+                out.push(b);
+            }
+        }
+        if out.len() > len {
+            return None;
+        }
+    }
+    (out.len() == len).then_some(out)
 }
 
 /// Why a snapshot could not be loaded.
@@ -140,7 +303,13 @@ impl<'a> Reader<'a> {
             Err(0) => Ok(Bytes::from((self.u8()? as i8).to_string())),
             Err(1) => Ok(Bytes::from(i16::from_le_bytes(self.take(2)?.try_into().expect("2")).to_string())),
             Err(2) => Ok(Bytes::from(i32::from_le_bytes(self.take(4)?.try_into().expect("4")).to_string())),
-            Err(e) => Err(RdbError(format!("string encoding {e} (LZF) is not supported"))),
+            Err(3) => {
+                let compressed = self.plain_len()?;
+                let len = self.plain_len()?;
+                let data = self.take(compressed)?;
+                lzf_decompress(data, len).map(Bytes::from).ok_or_else(|| RdbError("bad LZF string".into()))
+            }
+            Err(e) => Err(RdbError(format!("unknown string encoding {e}"))),
         }
     }
 }
@@ -208,12 +377,13 @@ pub fn read_prefix(
             OP_EXPIRETIME => {
                 expire = Some(u32::from_le_bytes(r.take(4)?.try_into().expect("4 bytes")) as u64 * 1000)
             }
-            TYPE_STRING => {
+            kind => {
                 let key = r.string()?;
-                let value = r.string()?;
-                ks.dbs[db].set(&key, Value::Str(&value), expire.take());
+                match get_value(&mut r, kind, &Limits::default())? {
+                    Loaded::Str(value) => ks.dbs[db].set(&key, Value::Str(&value), expire.take()),
+                    Loaded::Obj(object) => ks.dbs[db].set_object(&key, object, expire.take()),
+                }
             }
-            other => return Err(RdbError(format!("value type {other} is not supported"))),
         }
     }
 }
@@ -240,7 +410,7 @@ mod tests {
         let mut back = read(&rdb, 16).unwrap();
         assert_eq!(back.dbs[0].len(), 2, "expired keys are not written");
         assert_eq!(back.dbs[0].get(b"t", 10).unwrap().expire_at(), Some(9_999_999_999_999));
-        assert_eq!(back.dbs[3].get(&big, 10).unwrap().value(), Value::Str(&big));
+        assert_eq!(back.dbs[3].get(&big, 10).unwrap().str(), &big[..]);
     }
 
     #[test]
@@ -276,7 +446,7 @@ mod tests {
         data.push(OP_EOF);
         data.extend_from_slice(&[0; 8]); // checksum left out, as Redis allows
         let mut ks = read(&data, 16).unwrap();
-        assert_eq!(ks.dbs[0].get(b"k", 0).unwrap().value(), Value::Str(b"-5"));
-        assert_eq!(ks.dbs[0].get(b"m", 0).unwrap().value(), Value::Str(b"12345"));
+        assert_eq!(ks.dbs[0].get(b"k", 0).unwrap().str(), b"-5");
+        assert_eq!(ks.dbs[0].get(b"m", 0).unwrap().str(), b"12345");
     }
 }
