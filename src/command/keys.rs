@@ -322,3 +322,147 @@ pub fn object_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     ];
     Reply::Array(lines.iter().map(|l| Reply::simple(l)).collect())
 }
+
+/// DUMP key: the value in Redis's payload format (RDB encoding, version, CRC64).
+pub fn dump(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let now = ctx.now;
+    match ctx.db().get(&args[1], now) {
+        None => Reply::Nil,
+        Some(e) => Reply::Bulk(crate::persistence::rdb::dump(e.value())),
+    }
+}
+
+/// RESTORE key ttl payload [REPLACE] [ABSTTL] [IDLETIME seconds] [FREQ frequency]
+pub fn restore(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let ttl = tri!(int_arg(&args[2]));
+    let (mut replace, mut absttl, mut idle, mut freq) = (false, false, false, false);
+    let mut i = 4;
+    while i < args.len() {
+        let more = args.len() - i - 1;
+        if eq(&args[i], "replace") {
+            replace = true;
+        } else if eq(&args[i], "absttl") {
+            absttl = true;
+        } else if eq(&args[i], "idletime") && more >= 1 && !freq {
+            if tri!(int_arg(&args[i + 1])) < 0 {
+                return Reply::err("ERR Invalid IDLETIME value, must be >= 0");
+            }
+            idle = true;
+            i += 1;
+        } else if eq(&args[i], "freq") && more >= 1 && !idle {
+            if !(0..=255).contains(&tri!(int_arg(&args[i + 1]))) {
+                return Reply::err("ERR Invalid FREQ value, must be >= 0 and <= 255");
+            }
+            freq = true;
+            i += 1;
+        } else {
+            return Reply::err(SYNTAX);
+        }
+        i += 1;
+    }
+    let now = ctx.now;
+    if !replace && ctx.db().contains(&args[1], now) {
+        return Reply::err("BUSYKEY Target key name already exists.");
+    }
+    if ttl < 0 {
+        return Reply::err("ERR Invalid TTL value, must be >= 0");
+    }
+    let limits = ctx.limits();
+    let value = match crate::persistence::rdb::undump(&args[3], &limits) {
+        Ok(v) => v,
+        Err(e) => return Reply::err(e),
+    };
+    let expire_at = match (ttl, absttl) {
+        (0, _) => None,
+        (t, true) => Some(t as u64),
+        (t, false) => Some(now.saturating_add(t as u64)),
+    };
+    let key = &args[1];
+    let db = ctx.db();
+    db.delete(key, now);
+    if expire_at.is_some_and(|at| at <= now) {
+        // Already expired: nothing to create (replicas delete it too).
+        ctx.propagate(&[b"DEL", key]);
+        return Reply::Ok;
+    }
+    match value {
+        crate::persistence::rdb::Loaded::Str(v) => db.set(key, Value::Str(&v), expire_at),
+        crate::persistence::rdb::Loaded::Obj(o) => db.set_object(key, o, expire_at),
+    }
+    // Replicated with the absolute expiry it got here.
+    if ctx.logging() {
+        let at = expire_at.unwrap_or(0).to_string();
+        ctx.propagate(&[b"RESTORE", key, at.as_bytes(), &args[3], b"REPLACE", b"ABSTTL"]);
+    }
+    Reply::Ok
+}
+
+/// COPY source destination [DB destination-db] [REPLACE]
+pub fn copy(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let (mut db_index, mut replace) = (ctx.client.db, false);
+    let mut i = 3;
+    while i < args.len() {
+        if eq(&args[i], "replace") {
+            replace = true;
+        } else if eq(&args[i], "db") && i + 1 < args.len() {
+            let n = tri!(int_arg(&args[i + 1]));
+            if ctx.state.cluster.is_some() {
+                return Reply::err("ERR Copying to another database is not allowed in cluster mode");
+            }
+            if n < 0 || n as usize >= ctx.state.keyspace.dbs.len() {
+                return Reply::err("ERR DB index is out of range");
+            }
+            db_index = n as usize;
+            i += 1;
+        } else {
+            return Reply::err(SYNTAX);
+        }
+        i += 1;
+    }
+    let (src, dst) = (&args[1], &args[2]);
+    if src == dst && db_index == ctx.client.db {
+        return Reply::err("ERR source and destination objects are the same");
+    }
+    let now = ctx.now;
+    let Some(entry) = ctx.db().get(src, now).cloned() else {
+        return Reply::Int(0);
+    };
+    let target = &mut ctx.state.keyspace.dbs[db_index];
+    if target.contains(dst, now) {
+        if !replace {
+            return Reply::Int(0);
+        }
+        target.delete(dst, now);
+    }
+    target.put(entry.renamed(dst));
+    Reply::Int(1)
+}
+
+/// MEMORY USAGE key [SAMPLES count]: the bytes the key and its value hold here.
+pub fn memory_usage(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    match args.len() {
+        3 => {}
+        5 if eq(&args[3], "samples") => {
+            tri!(int_arg(&args[4]));
+        }
+        _ => return Reply::err(SYNTAX),
+    }
+    let now = ctx.now;
+    match ctx.db().get(&args[2], now) {
+        None => Reply::Nil,
+        // The entry's allocations plus its slot in the table (hash, pointer).
+        Some(e) => Reply::Int((e.heap_size() + 24) as i64),
+    }
+}
+
+pub fn memory_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+    let lines = [
+        "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "USAGE <key> [SAMPLES <count>]",
+        "    Return memory in bytes used by <key> and its value. Nested values are",
+        "    sampled up to <count> times (default: 5, 0 means sample all).",
+        "HELP",
+        "    Prints this help.",
+    ];
+    Reply::Array(lines.iter().map(|l| Reply::simple(l)).collect())
+}

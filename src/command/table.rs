@@ -119,6 +119,12 @@ static OBJECT_SUBS: &[Command] = &[
 ];
 
 #[rustfmt::skip]
+static MEMORY_SUBS: &[Command] = &[
+    c("usage", -3, R, (2, 2, 1), "server", "4.0.0", "Estimates the memory usage of a key.", "O(N) where N is the number of samples.", "key [SAMPLES count]", keys::memory_usage),
+    help("server", keys::memory_help),
+];
+
+#[rustfmt::skip]
 static CLIENT_SUBS: &[Command] = &[
     c("id", 2, CONN, NOKEYS, "connection", "5.0.0", "Returns the unique client ID of the connection.", O1, "", conn::client_id),
     c("setname", 3, CONN, NOKEYS, "connection", "2.6.9", "Sets the connection name.", O1, "connection-name", conn::client_setname),
@@ -269,6 +275,10 @@ pub static COMMANDS: &[Command] = &[
     c("bgrewriteaof", 1, ADMIN | NOSCRIPT | NO_MULTI, NOKEYS, "server", "1.0.0", "Asynchronously rewrites the append-only file to disk.", O1, "", persist::bgrewriteaof).routed(Route::Primaries(Merge::AllOk)),
     c("time", 1, LOADING | STALE | FAST, NOKEYS, "server", "2.6.0", "Returns the server time.", O1, "", srv::time),
     c("info", -1, LOADING | STALE, NOKEYS, "server", "1.0.0", "Returns information and statistics about the server.", O1, "[section [section ...]]", srv::info).routed(Route::Primaries(Merge::Keyspace)),
+    container("memory", -2, "server", "4.0.0", "A container for memory diagnostics commands.", container_usage, MEMORY_SUBS),
+    c("dump", 2, R, KEY1, "generic", "2.6.0", "Returns a serialized representation of the value stored at a key.", "O(1) to access the key and additional O(N*M) to serialize it, where N is the number of Redis objects composing the value and M their average size.", "key", keys::dump),
+    c("restore", -4, WD, KEY1, "generic", "2.6.0", "Creates a key from the serialized representation of a value.", "O(1) to create the new key and additional O(N*M) to reconstruct the serialized value, where N is the number of Redis objects composing the value and M their average size.", "key ttl serialized-value [REPLACE] [ABSTTL] [IDLETIME seconds] [FREQ frequency]", keys::restore),
+    c("copy", -3, WD, KEY12, "generic", "6.2.0", "Copies the value of a key to a new key.", "O(N) worst case for collections, where N is the number of nested items. O(1) for string values.", "source destination [DB destination-db] [REPLACE]", keys::copy),
     container("object", -2, "generic", "2.2.3", "A container for object introspection commands.", container_usage, OBJECT_SUBS),
     container("config", -2, "server", "2.0.0", "A container for server configuration commands.", container_usage, CONFIG_SUBS),
     container("command", -1, "server", "2.8.13", "Returns detailed information about all commands.", intro::command, COMMAND_SUBS),
