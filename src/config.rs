@@ -132,13 +132,11 @@ static PARAMS: &[Param] = &[
     p("activerehashing", "yes", Kind::Bool),
     p("active-expire-effort", "1", Kind::Int(1, 10)),
     aka("busy-reply-threshold", "lua-time-limit", "5000", NONNEG),
-    aka("hash-max-listpack-entries", "hash-max-ziplist-entries", "128", NONNEG),
+    aka("hash-max-listpack-entries", "hash-max-ziplist-entries", "512", NONNEG),
     aka("hash-max-listpack-value", "hash-max-ziplist-value", "64", NONNEG),
     aka("list-max-listpack-size", "list-max-ziplist-size", "-2", I64),
     p("list-compress-depth", "0", NONNEG),
     p("set-max-intset-entries", "512", NONNEG),
-    p("set-max-listpack-entries", "128", NONNEG),
-    p("set-max-listpack-value", "64", NONNEG),
     aka("zset-max-listpack-entries", "zset-max-ziplist-entries", "128", NONNEG),
     aka("zset-max-listpack-value", "zset-max-ziplist-value", "64", NONNEG),
     p("stream-node-max-bytes", "4096", Kind::Memory),
@@ -484,7 +482,7 @@ mod tests {
         assert!(c.get_matching(&[b"nosuch"]).is_empty());
         assert_eq!(
             c.get_matching(&[b"hash-max-ziplist-entries"]),
-            [("hash-max-ziplist-entries".to_string(), "128".to_string())]
+            [("hash-max-ziplist-entries".to_string(), "512".to_string())]
         );
         assert!(!c.get_matching(&[b"*"]).iter().any(|(n, _)| n.contains("ziplist")));
         assert_eq!(parse_memory("1gb"), Some(1 << 30));

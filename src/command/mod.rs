@@ -32,6 +32,56 @@ use crate::topology::view::{ClusterView, CROSSSLOT};
 
 pub use table::COMMANDS;
 
+/// How a reply that a shard gave a router connection in RESP2 looks in RESP3 (the shard said
+/// an array; Redis would say a map or a set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    Same,
+    /// A flat array of key, value, ... is a map.
+    Map,
+    /// An array is a set.
+    Set,
+    /// A flat array of a, b, a, b ... is an array of [a, b] pairs.
+    Pairs,
+}
+
+impl Shape {
+    /// The RESP3 form of a RESP2 reply (anything else passes unchanged).
+    pub fn apply(self, reply: Reply) -> Reply {
+        match (self, reply) {
+            (Shape::Map, Reply::Array(items)) => {
+                let mut it = items.into_iter();
+                let mut pairs = Vec::with_capacity(it.len() / 2);
+                while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                    pairs.push((k, v));
+                }
+                Reply::Map(pairs)
+            }
+            (Shape::Set, Reply::Array(items)) => Reply::Set(items),
+            (Shape::Pairs, Reply::Array(items)) => {
+                let mut it = items.into_iter();
+                let mut pairs = Vec::with_capacity(it.len() / 2);
+                while let (Some(a), Some(b)) = (it.next(), it.next()) {
+                    pairs.push(Reply::Array(vec![a, b]));
+                }
+                Reply::Array(pairs)
+            }
+            (_, reply) => reply,
+        }
+    }
+
+    /// The shape of `cmd`'s reply to `args` in RESP3, for a proxy relaying it.
+    pub fn of(cmd: &Command, args: &[Bytes]) -> Shape {
+        match cmd.name {
+            "hgetall" => Shape::Map,
+            "smembers" | "sinter" | "sunion" | "sdiff" => Shape::Set,
+            "spop" if args.len() == 3 => Shape::Set,
+            "hrandfield" if args.len() == 4 => Shape::Pairs,
+            _ => Shape::Same,
+        }
+    }
+}
+
 /// Command flags, as Redis names them in `COMMAND INFO`.
 pub mod flags {
     pub const WRITE: u32 = 1 << 0;

@@ -55,13 +55,9 @@ pub fn random_positions(rng: &mut Rng, len: usize, n: i64) -> Vec<usize> {
     out
 }
 
-fn members_reply(ctx: &Ctx, members: Vec<Bytes>) -> Reply {
-    let items = members.into_iter().map(Reply::Bulk).collect();
-    if ctx.client.proto == 3 {
-        Reply::Set(items)
-    } else {
-        Reply::Array(items)
-    }
+/// Members as a set: an array in RESP2, a set in RESP3.
+fn members_reply(_ctx: &Ctx, members: Vec<Bytes>) -> Reply {
+    Reply::Set(members.into_iter().map(Reply::Bulk).collect())
 }
 
 pub fn sadd(ctx: &mut Ctx, args: &[Bytes]) -> Reply {

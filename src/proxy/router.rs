@@ -331,6 +331,8 @@ struct Slotted {
     write: bool,
     guard: bool,
     raw: bool,
+    /// For a RESP3 caller: what the shard's RESP2 reply becomes.
+    shape: crate::command::Shape,
 }
 
 impl Slotted {
@@ -525,8 +527,16 @@ impl Router {
         if self.must_settle(topology, &targets, caller) {
             return Routed::Settle;
         }
-        let how =
-            Slotted { slot, index: topology.index[shard], targets, write, guard: caller.guarded(), raw };
+        let shape = if raw { crate::command::Shape::Same } else { crate::command::Shape::of(req.cmd, args) };
+        let how = Slotted {
+            slot,
+            index: topology.index[shard],
+            targets,
+            write,
+            guard: caller.guarded(),
+            raw,
+            shape,
+        };
         let cons = &caller.cons;
         // Over TCP the command is encoded once: a retry or a MOVED sends the same bytes.
         // Nodes of this process take the arguments and answer at once: while one cannot
@@ -582,7 +592,7 @@ impl Router {
                     if primary || !how.guard || offset >= cons.need(how.index) {
                         how.took(&cons, Some(offset), primary);
                         if let Ok(got) = result {
-                            return got.finish(how.raw);
+                            return how.shape.apply(got.finish(how.raw));
                         }
                     }
                 }
@@ -610,7 +620,7 @@ impl Router {
             match sent.settle(&cons, how.write, Some(REQUEST_TIMEOUT)).await {
                 Ok(got) => match got.moved_to() {
                     Some(to) => router.follow_moved(&to, req, &what, &how).await,
-                    None => got.finish(how.raw),
+                    None => how.shape.apply(got.finish(how.raw)),
                 },
                 Err(failure) => failed(Some(how.slot), &addr, &failure),
             }
@@ -622,7 +632,7 @@ impl Router {
     async fn follow_moved(&self, to: &str, req: Req, what: &What<'_>, how: &Slotted) -> Reply {
         let node = Tcp { addr: Arc::from(to), pool: self.pool.clone() };
         match node.send(req, what, 0).settle().await {
-            Ok(got) => got.finish(how.raw),
+            Ok(got) => how.shape.apply(got.finish(how.raw)),
             Err(failure) => failed(Some(how.slot), &node.addr, &failure),
         }
     }
@@ -695,7 +705,7 @@ impl Router {
                 }
             }
             how.took(&cons, got.offset(), primary);
-            return got.finish(how.raw);
+            return how.shape.apply(got.finish(how.raw));
         }
     }
 

@@ -323,21 +323,48 @@ async fn link(
                 up.syncing = true;
             }
             let header = read_line(&mut stream, &mut buf).await?;
-            let len: usize = header
-                .strip_prefix('$')
-                .and_then(|n| n.parse().ok())
-                .ok_or_else(|| broken(format!("bad snapshot header: {header}")))?;
-            while buf.len() < len {
-                buf.reserve(len - buf.len());
-                if tokio::time::timeout(IO_TIMEOUT, stream.read_buf(&mut buf))
-                    .await
-                    .map_err(|_| broken("timed out".into()))??
-                    == 0
-                {
-                    return Err(broken("primary closed during the snapshot".into()));
+            let snapshot = match header.strip_prefix("$EOF:") {
+                // A diskless transfer (Redis's repl-diskless-sync, as `capa eof` allows):
+                // the snapshot ends with the 40-byte mark the header gave.
+                Some(mark) if mark.len() == 40 => {
+                    let mark = mark.as_bytes();
+                    loop {
+                        if buf.len() >= 40 && buf.ends_with(mark) {
+                            break;
+                        }
+                        buf.reserve(64 * 1024);
+                        if tokio::time::timeout(IO_TIMEOUT, stream.read_buf(&mut buf))
+                            .await
+                            .map_err(|_| broken("timed out".into()))??
+                            == 0
+                        {
+                            return Err(broken("primary closed during the snapshot".into()));
+                        }
+                    }
+                    let len = buf.len() - 40;
+                    let snapshot = buf.split_to(len);
+                    buf.clear();
+                    snapshot
                 }
-            }
-            let snapshot = buf.split_to(len);
+                _ => {
+                    let len: usize = header
+                        .strip_prefix('$')
+                        .and_then(|n| n.parse().ok())
+                        .ok_or_else(|| broken(format!("bad snapshot header: {header}")))?;
+                    while buf.len() < len {
+                        buf.reserve(len - buf.len());
+                        if tokio::time::timeout(IO_TIMEOUT, stream.read_buf(&mut buf))
+                            .await
+                            .map_err(|_| broken("timed out".into()))??
+                            == 0
+                        {
+                            return Err(broken("primary closed during the snapshot".into()));
+                        }
+                    }
+                    buf.split_to(len)
+                }
+            };
+            let snapshot_len = snapshot.len();
             let databases = server.state().config.databases();
             let mut keyspace =
                 rdb::read(&snapshot, databases).map_err(|e| broken(format!("snapshot: {}", e.0)))?;
@@ -354,7 +381,7 @@ async fn link(
             if let Some(a) = aof {
                 a.restart(server, &rdb::ReplPosition { replid: id.to_string(), offset: at })?;
             }
-            info!(primary = %addr, offset = at, bytes = len, "full resync done");
+            info!(primary = %addr, offset = at, bytes = snapshot_len, "full resync done");
         }
         Some("+CONTINUE") => {
             let mut state = server.state();

@@ -15,3 +15,4 @@ mod replication;
 mod server_cmds;
 mod strings;
 mod transactions;
+mod types;

@@ -92,8 +92,10 @@ async fn connect(port: u16) -> Option<MultiplexedConnection> {
     Some(c)
 }
 
-/// Writes `SET w{id}:{n} n` until told to stop or the server dies; returns the acknowledged
-/// writes with when each was acknowledged.
+/// Writes until told to stop or the server dies, in turn `SET w{id}:{n} n`, `HSET
+/// {wh}{id} f{n} n` and `SADD {ws}{id} n` (one hash and one set per writer, growing past the
+/// compact encodings); returns the acknowledged writes, as the command that reads each back
+/// and what it must answer, with when it was acknowledged.
 async fn writer(port: u16, id: usize, stop: tokio::sync::watch::Receiver<bool>) -> Vec<(String, Instant)> {
     let mut acked = Vec::new();
     let Some(mut c) = connect(port).await else { return acked };
@@ -101,9 +103,19 @@ async fn writer(port: u16, id: usize, stop: tokio::sync::watch::Receiver<bool>) 
         if *stop.borrow() {
             break;
         }
-        let key = format!("w{id}:{n}");
-        match redis::cmd("SET").arg(&key).arg(n).query_async::<Value>(&mut c).await {
-            Ok(Value::Okay) => acked.push((key, Instant::now())),
+        let (write, check) = match n % 3 {
+            0 => (redis::cmd("SET").arg(format!("w{id}:{n}")).arg(n).clone(), format!("GET w{id}:{n}")),
+            1 => (
+                redis::cmd("HSET").arg(format!("{{wh}}{id}")).arg(format!("f{n}")).arg(n).clone(),
+                format!("HGET {{wh}}{id} f{n}"),
+            ),
+            _ => (
+                redis::cmd("SADD").arg(format!("{{ws}}{id}")).arg(n).clone(),
+                format!("SISMEMBER {{ws}}{id} {n}"),
+            ),
+        };
+        match write.query_async::<Value>(&mut c).await {
+            Ok(Value::Okay | Value::Int(_)) => acked.push((check, Instant::now())),
             _ => break,
         }
     }
@@ -143,14 +155,19 @@ async fn crash_round_as(
     }
     let mut lost = Vec::new();
     for chunk in acked.chunks(500) {
-        let mut mget = redis::cmd("MGET");
-        for (k, _) in chunk {
-            mget.arg(k);
+        let mut pipe = redis::pipe();
+        for (check, _) in chunk {
+            let mut words = check.split(' ');
+            let mut cmd = redis::cmd(words.next().unwrap());
+            words.for_each(|w| {
+                cmd.arg(w);
+            });
+            pipe.add_command(cmd);
         }
-        let values: Vec<Option<String>> = mget.query_async(&mut c).await.unwrap();
-        for ((k, at), v) in chunk.iter().zip(values) {
-            if v.is_none() {
-                lost.push((k.clone(), *at));
+        let values: Vec<Value> = pipe.query_async(&mut c).await.unwrap();
+        for ((check, at), v) in chunk.iter().zip(values) {
+            if matches!(v, Value::Nil | Value::Int(0)) {
+                lost.push((check.clone(), *at));
             }
         }
     }

@@ -1,0 +1,268 @@
+//! Hashes and sets: through every entry point, replicated to a read shard, persisted, and
+//! exchanged with redis-server 7.0 both ways (its replica, its dump.rdb, DUMP/RESTORE, our
+//! replica of it). Values are compared key by key, encodings included.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::Value;
+
+use crate::cluster::{conn_to, slots, Cluster, WAIT};
+use crate::harness::*;
+
+/// Every kind of hash and set, in each encoding: a listpack hash, hashes past the entries and
+/// the value rules, an intset, an intset past its size rule, a set of strings; with a TTL on
+/// one. Keys share the hash tag {t}, so a cluster keeps them on one shard.
+async fn fill(c: &mut MultiplexedConnection) {
+    q(c, &["HSET", "{t}h:small", "a", "1", "b", "two", "n", "-7", "big", "9223372036854775807"]).await;
+    let mut wide = redis::cmd("HSET");
+    wide.arg("{t}h:wide");
+    for i in 0..600 {
+        wide.arg(format!("field:{i}")).arg(i * 3);
+    }
+    let _: i64 = wide.query_async(c).await.unwrap();
+    q(c, &["HSET", "{t}h:long", "f", &"x".repeat(100), "g", "1"]).await;
+    q(c, &["SADD", "{t}s:ints", "5", "-3", "70000", "-5000000000", "0"]).await;
+    let mut many = redis::cmd("SADD");
+    many.arg("{t}s:many");
+    for i in 0..600 {
+        many.arg(i * 7);
+    }
+    let _: i64 = many.query_async(c).await.unwrap();
+    q(c, &["SADD", "{t}s:words", "apple", "banana", "1", "cherry"]).await;
+    q(c, &["SET", "{t}str", "plain"]).await;
+    q(c, &["PEXPIRE", "{t}h:small", "1000000"]).await;
+}
+
+const KEYS: [&str; 7] =
+    ["{t}h:small", "{t}h:wide", "{t}h:long", "{t}s:ints", "{t}s:many", "{t}s:words", "{t}str"];
+
+/// Each key's type, encoding and contents (sorted), and whether it has a TTL.
+async fn contents(c: &mut MultiplexedConnection) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for key in KEYS {
+        let kind: String = redis::cmd("TYPE").arg(key).query_async(c).await.unwrap();
+        let encoding: Option<String> =
+            redis::cmd("OBJECT").arg("ENCODING").arg(key).query_async(c).await.unwrap();
+        let mut items: Vec<String> = match kind.as_str() {
+            "hash" => {
+                let pairs: Vec<(String, String)> =
+                    redis::cmd("HGETALL").arg(key).query_async(c).await.unwrap();
+                pairs.into_iter().map(|(f, v)| format!("{f}={v}")).collect()
+            }
+            "set" => redis::cmd("SMEMBERS").arg(key).query_async(c).await.unwrap(),
+            "string" => vec![redis::cmd("GET").arg(key).query_async(c).await.unwrap()],
+            other => vec![other.to_string()],
+        };
+        items.sort();
+        let ttl: i64 = redis::cmd("PTTL").arg(key).query_async(c).await.unwrap();
+        out.insert(key.to_string(), format!("{kind} {encoding:?} ttl:{} {}", ttl > 0, items.join(",")));
+    }
+    out
+}
+
+fn which(name: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.is_file()))
+}
+
+/// A redis-server child on a free port in `dir`, killed on drop.
+struct Stock {
+    _child: tokio::process::Child,
+    port: u16,
+}
+
+async fn stock(dir: &std::path::Path, extra: &[&str]) -> Option<Stock> {
+    let Some(path) = which("redis-server") else {
+        println!("SKIPPED: redis-server is not installed (apt-get install redis-server)");
+        return None;
+    };
+    let port = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+    let child = tokio::process::Command::new(path)
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args(["--dir", dir.to_str().unwrap(), "--repl-diskless-sync-delay", "0"])
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start redis-server");
+    let s = Stock { _child: child, port };
+    let up = eventually(WAIT, || async { s.conn().await.is_some() }).await;
+    assert!(up, "redis-server came up");
+    Some(s)
+}
+
+impl Stock {
+    async fn conn(&self) -> Option<MultiplexedConnection> {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).ok()?;
+        let mut c = client.get_multiplexed_async_connection().await.ok()?;
+        redis::cmd("PING").query_async::<String>(&mut c).await.ok()?;
+        Some(c)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_entry_point_serves_hashes_and_sets() {
+    let shard = TestServer::start().await;
+    let all = crate::all::start("").await;
+    let (_cluster, proxy) = crate::proxy::cluster_with_proxy(1, "").await;
+    let mut expected = None;
+    for addr in [shard.addr, all.proxy, proxy.addr] {
+        let mut c = conn_to(addr).await;
+        fill(&mut c).await;
+        let got = contents(&mut c).await;
+        match &expected {
+            None => expected = Some(got),
+            Some(e) => assert_eq!(&got, e, "{addr}"),
+        }
+        // Wrong types, every way round.
+        assert_eq!(
+            err(&mut c, &["GET", "{t}h:small"]).await,
+            "WRONGTYPE Operation against a key holding the wrong kind of value"
+        );
+        assert!(err(&mut c, &["HGET", "{t}s:ints", "a"]).await.starts_with("WRONGTYPE"));
+        assert!(err(&mut c, &["SADD", "{t}str", "a"]).await.starts_with("WRONGTYPE"));
+        assert!(err(&mut c, &["SINTER", "{t}s:ints", "{t}h:small"]).await.starts_with("WRONGTYPE"));
+        // Multi-key set commands on one slot work; on several they are refused as in Redis Cluster.
+        assert_eq!(q(&mut c, &["SINTERSTORE", "{t}dst", "{t}s:ints", "{t}s:many"]).await, int(1));
+        assert_eq!(q(&mut c, &["SMOVE", "{t}s:words", "{t}dst", "apple"]).await, int(1));
+        assert_eq!(q(&mut c, &["SINTERCARD", "2", "{t}s:ints", "{t}dst"]).await, int(1));
+        q(&mut c, &["DEL", "{t}dst"]).await;
+        q(&mut c, &["SADD", "{t}s:words", "apple"]).await;
+        if addr != shard.addr {
+            let e = err(&mut c, &["SUNION", "{a}x", "{b}y"]).await;
+            assert!(e.starts_with("CROSSSLOT"), "{addr}: {e}");
+            let e = err(&mut c, &["SINTERCARD", "2", "{a}x", "{b}y"]).await;
+            assert!(e.starts_with("CROSSSLOT"), "{addr}: {e}");
+        }
+        // RESP3: maps and sets.
+        let mut c3 = redis::Client::open(format!("redis://{addr}/?protocol=resp3"))
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        assert!(matches!(q(&mut c3, &["HGETALL", "{t}h:long"]).await, Value::Map(m) if m.len() == 2));
+        let members = q(&mut c3, &["SMEMBERS", "{t}s:words"]).await;
+        assert!(matches!(&members, Value::Set(s) if s.len() == 4), "{addr}: {members:?}");
+        assert!(matches!(q(&mut c3, &["SINTER", "{t}s:words"]).await, Value::Set(s) if s.len() == 4));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_shard_holds_its_primarys_values() {
+    let mut cluster = Cluster::start(1).await;
+    cluster.add_read().await;
+    assert!(
+        eventually(WAIT, || async { slots(cluster.info.addr).await.iter().all(|r| r.3.len() == 1) }).await
+    );
+    let w = cluster.writes[0].addr;
+    let mut c = conn_to(w).await;
+    assert!(
+        eventually(WAIT, || async {
+            redis::cmd("SET").arg("k").arg(1).query_async::<Value>(&mut conn_to(w).await).await.is_ok()
+        })
+        .await
+    );
+    fill(&mut c).await;
+    // Random and float commands replicate as their effects.
+    q(&mut c, &["HINCRBYFLOAT", "{t}h:small", "f", "0.1"]).await;
+    q(&mut c, &["SPOP", "{t}s:many", "5"]).await;
+    q(&mut c, &["SRANDMEMBER", "{t}s:many", "-3"]).await;
+    q(&mut c, &["SINTERSTORE", "{t}none", "{t}s:ints", "{t}s:words"]).await;
+    let payload: Vec<u8> = redis::cmd("DUMP").arg("{t}h:wide").query_async(&mut c).await.unwrap();
+    let _: Value =
+        redis::cmd("RESTORE").arg("{t}copy").arg(100000).arg(payload).query_async(&mut c).await.unwrap();
+    assert_eq!(q(&mut c, &["WAIT", "1", "5000"]).await, int(1));
+    let (raddr, waddr) = (cluster.reads[0].addr, w);
+    let digest = |addr| async move {
+        redis::cmd("DEBUG").arg("DIGEST").query_async::<String>(&mut conn_to(addr).await).await.unwrap()
+    };
+    let same = eventually(WAIT, || async { digest(raddr).await == digest(waddr).await }).await;
+    assert!(same, "the read shard's DEBUG DIGEST equals its primary's");
+    assert_eq!(contents(&mut conn_to(raddr).await).await, contents(&mut c).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_keeps_every_type_and_encoding() {
+    let dir = temp_dir("types-save");
+    let conf = format!("dir \"{}\"\n", dir.display());
+    let first = TestServer::with_conf(&conf).await;
+    let mut c = first.conn().await;
+    fill(&mut c).await;
+    let before = contents(&mut c).await;
+    assert_eq!(q(&mut c, &["SAVE"]).await, Value::Okay);
+    first.stop().await;
+    let again = TestServer::with_conf(&conf).await;
+    let mut c = again.conn().await;
+    assert_eq!(contents(&mut c).await, before);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_server_and_rust_edis_exchange_every_type() {
+    let dir = temp_dir("types-stock");
+    let Some(redis) = stock(&dir, &[]).await else { return };
+    let mut theirs = redis.conn().await.unwrap();
+    fill(&mut theirs).await;
+    let reference = contents(&mut theirs).await;
+
+    // Their dump.rdb (LZF-compressed, listpack and intset encodings) loads here.
+    assert_eq!(q(&mut theirs, &["SAVE"]).await, Value::Okay);
+    let loaded = TestServer::with_conf(&format!("dir \"{}\"\n", dir.display())).await;
+    let mut ours = loaded.conn().await;
+    assert_eq!(contents(&mut ours).await, reference, "redis-server's dump.rdb, loaded here");
+
+    // DUMP there, RESTORE here, and the other way round.
+    let fresh = TestServer::start().await;
+    let mut f = fresh.conn().await;
+    for key in KEYS {
+        let payload: Vec<u8> = redis::cmd("DUMP").arg(key).query_async(&mut theirs).await.unwrap();
+        let _: Value = redis::cmd("RESTORE").arg(key).arg(0).arg(payload).query_async(&mut f).await.unwrap();
+    }
+    q(&mut f, &["PEXPIRE", "{t}h:small", "1000000"]).await;
+    assert_eq!(contents(&mut f).await, reference, "restored from redis-server's DUMP");
+    q(&mut theirs, &["FLUSHALL"]).await;
+    for key in KEYS {
+        let payload: Vec<u8> = redis::cmd("DUMP").arg(key).query_async(&mut f).await.unwrap();
+        let _: Value =
+            redis::cmd("RESTORE").arg(key).arg(0).arg(payload).query_async(&mut theirs).await.unwrap();
+    }
+    q(&mut theirs, &["PEXPIRE", "{t}h:small", "1000000"]).await;
+    assert_eq!(contents(&mut theirs).await, reference, "restored in redis-server from our DUMP");
+
+    // A stock replica of a write shard ends with the same values.
+    let replica_dir = temp_dir("types-stock-replica");
+    let Some(replica) =
+        stock(&replica_dir, &["--replicaof", "127.0.0.1", &fresh.addr.port().to_string()]).await
+    else {
+        return;
+    };
+    let synced = eventually(WAIT, || async {
+        let Some(mut r) = replica.conn().await else { return false };
+        let n: i64 = redis::cmd("DBSIZE").query_async(&mut r).await.unwrap_or(0);
+        n == KEYS.len() as i64
+    })
+    .await;
+    assert!(synced, "redis-server replica synced");
+    q(&mut f, &["HSET", "{t}h:small", "after", "sync"]).await;
+    q(&mut f, &["HDEL", "{t}h:small", "after"]).await;
+    assert_eq!(q(&mut f, &["WAIT", "1", "5000"]).await, int(1));
+    assert_eq!(contents(&mut replica.conn().await.unwrap()).await, reference, "redis-server as a replica");
+
+    // And a rust-edis replica follows redis-server.
+    let follower = TestServer::replica_of(([127, 0, 0, 1], redis.port).into(), "").await;
+    let followed = eventually(Duration::from_secs(10), || async {
+        let Ok(mut r) = redis::Client::open(follower.url()).unwrap().get_multiplexed_async_connection().await
+        else {
+            return false;
+        };
+        redis::cmd("DBSIZE").query_async::<i64>(&mut r).await.unwrap_or(0) == KEYS.len() as i64
+    })
+    .await;
+    assert!(followed, "a rust-edis replica of redis-server synced");
+    assert_eq!(contents(&mut follower.conn().await).await, reference, "our replica of redis-server");
+    drop((redis, replica));
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::remove_dir_all(&replica_dir).ok();
+}
