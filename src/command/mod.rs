@@ -18,6 +18,7 @@ pub mod sets;
 pub mod strings;
 pub mod table;
 pub mod transactions;
+pub mod zsets;
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -672,6 +673,8 @@ impl Ctx<'_> {
             hash_entries: n("hash-max-listpack-entries"),
             hash_value: n("hash-max-listpack-value"),
             set_intset_entries: n("set-max-intset-entries"),
+            zset_entries: n("zset-max-listpack-entries"),
+            zset_value: n("zset-max-listpack-value"),
         }
     }
 

@@ -3,7 +3,7 @@
 use super::flags::*;
 use super::{
     cluster, connection as conn, hashes as h, introspection as intro, keys, persist, server as srv,
-    sets as s, strings, transactions as tx,
+    sets as s, strings, transactions as tx, zsets as z,
 };
 use super::{Command, Handler, Merge, Route};
 use crate::replication::{primary as repl, replica};
@@ -92,6 +92,11 @@ const ON_FIELDS: &str = "O(N) where N is the number of fields being requested.";
 const ON_HASH: &str = "O(N) where N is the size of the hash.";
 const ON_SET: &str = "O(N) where N is the set cardinality.";
 const ON_SETS: &str = "O(N) where N is the total number of elements in all given sets.";
+const ZLOG: &str = "O(log(N))";
+const ZRANGE_CX: &str = "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.";
+const ZREM_CX: &str = "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.";
+const ZPOP_CX: &str = "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.";
+const ZCOMBINE_CX: &str = "O(N)+O(M*log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.";
 const ONE_OR_N: &str = "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection.";
 
 /// The handler of a container whose arity requires a subcommand (CONFIG, CLIENT ...). Dispatch
@@ -231,6 +236,38 @@ pub static COMMANDS: &[Command] = &[
     c("sdiff", -2, R, ALLKEYS_AFTER1, "set", "1.0.0", "Returns the difference of multiple sets.", ON_SETS, "key [key ...]", s::sdiff),
     c("sdiffstore", -3, WD, ALLKEYS_AFTER1, "set", "1.0.0", "Stores the difference of multiple sets in a key.", ON_SETS, "destination key [key ...]", s::sdiffstore),
     c("sscan", -3, R, KEY1, "set", "2.0.0", "Iterates over members of a set.", ONE_OR_N, "key cursor [MATCH pattern] [COUNT count]", s::sscan),
+    c("zadd", -4, WDF, KEY1, "sorted-set", "1.2.0", "Adds one or more members to a sorted set, or updates their scores. Creates the key if it doesn't exist.", "O(log(N)) for each item added, where N is the number of elements in the sorted set.", "key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...]", z::zadd),
+    c("zincrby", 4, WDF, KEY1, "sorted-set", "1.2.0", "Increments the score of a member in a sorted set.", ZLOG, "key increment member", z::zincrby),
+    c("zrem", -3, WF, KEY1, "sorted-set", "1.2.0", "Removes one or more members from a sorted set. Deletes the sorted set if all members were removed.", "O(M*log(N)) with N being the number of elements in the sorted set and M the number of elements to be removed.", "key member [member ...]", z::zrem),
+    c("zcard", 2, RF, KEY1, "sorted-set", "1.2.0", "Returns the number of members in a sorted set.", O1, "key", z::zcard),
+    c("zscore", 3, RF, KEY1, "sorted-set", "1.2.0", "Returns the score of a member in a sorted set.", O1, "key member", z::zscore),
+    c("zmscore", -3, RF, KEY1, "sorted-set", "6.2.0", "Returns the score of one or more members in a sorted set.", "O(N) where N is the number of members being requested.", "key member [member ...]", z::zmscore),
+    c("zrank", 3, RF, KEY1, "sorted-set", "2.0.0", "Returns the index of a member in a sorted set ordered by ascending scores.", ZLOG, "key member", z::zrank),
+    c("zrevrank", 3, RF, KEY1, "sorted-set", "2.0.0", "Returns the index of a member in a sorted set ordered by descending scores.", ZLOG, "key member", z::zrevrank),
+    c("zcount", 4, RF, KEY1, "sorted-set", "2.0.0", "Returns the count of members in a sorted set that have scores within a range.", ZLOG, "key min max", z::zcount),
+    c("zlexcount", 4, RF, KEY1, "sorted-set", "2.8.9", "Returns the number of members in a sorted set within a lexicographical range.", ZLOG, "key min max", z::zlexcount),
+    c("zrange", -4, R, KEY1, "sorted-set", "1.2.0", "Returns members in a sorted set within a range of indexes.", ZRANGE_CX, "key start stop [BYSCORE|BYLEX] [REV] [LIMIT offset count] [WITHSCORES]", z::zrange),
+    c("zrangestore", -5, WD, KEY12, "sorted-set", "6.2.0", "Stores a range of members from sorted set in a key.", ZRANGE_CX, "dst src min max [BYSCORE|BYLEX] [REV] [LIMIT offset count]", z::zrangestore),
+    c("zrevrange", -4, R, KEY1, "sorted-set", "1.2.0", "Returns members in a sorted set within a range of indexes in reverse order.", ZRANGE_CX, "key start stop [WITHSCORES]", z::zrevrange),
+    c("zrangebyscore", -4, R, KEY1, "sorted-set", "1.0.5", "Returns members in a sorted set within a range of scores.", ZRANGE_CX, "key min max [WITHSCORES] [LIMIT offset count]", z::zrangebyscore),
+    c("zrevrangebyscore", -4, R, KEY1, "sorted-set", "2.2.0", "Returns members in a sorted set within a range of scores in reverse order.", ZRANGE_CX, "key max min [WITHSCORES] [LIMIT offset count]", z::zrevrangebyscore),
+    c("zrangebylex", -4, R, KEY1, "sorted-set", "2.8.9", "Returns members in a sorted set within a lexicographical range.", ZRANGE_CX, "key min max [LIMIT offset count]", z::zrangebylex),
+    c("zrevrangebylex", -4, R, KEY1, "sorted-set", "2.8.9", "Returns members in a sorted set within a lexicographical range in reverse order.", ZRANGE_CX, "key max min [LIMIT offset count]", z::zrevrangebylex),
+    c("zremrangebyrank", 4, W, KEY1, "sorted-set", "2.0.0", "Removes members in a sorted set within a range of indexes. Deletes the sorted set if all members were removed.", ZREM_CX, "key start stop", z::zremrangebyrank),
+    c("zremrangebyscore", 4, W, KEY1, "sorted-set", "1.2.0", "Removes members in a sorted set within a range of scores. Deletes the sorted set if all members were removed.", ZREM_CX, "key min max", z::zremrangebyscore),
+    c("zremrangebylex", 4, W, KEY1, "sorted-set", "2.8.9", "Removes members in a sorted set within a lexicographical range. Deletes the sorted set if all members were removed.", ZREM_CX, "key min max", z::zremrangebylex),
+    c("zpopmin", -2, WF, KEY1, "sorted-set", "5.0.0", "Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.", ZPOP_CX, "key [count]", z::zpopmin),
+    c("zpopmax", -2, WF, KEY1, "sorted-set", "5.0.0", "Returns the highest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.", ZPOP_CX, "key [count]", z::zpopmax),
+    c("zmpop", -4, W, NOKEYS, "sorted-set", "7.0.0", "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped.", ZPOP_CX, "numkeys key [key ...] MIN|MAX [COUNT count]", z::zmpop).numkeys(1),
+    c("zrandmember", -2, R, KEY1, "sorted-set", "6.2.0", "Returns one or more random members from a sorted set.", "O(N) where N is the number of members returned", "key [count [WITHSCORES]]", z::zrandmember),
+    c("zunion", -3, R, NOKEYS, "sorted-set", "6.2.0", "Returns the union of multiple sorted sets.", ZCOMBINE_CX, "numkeys key [key ...] [WEIGHTS weight [weight ...]] [AGGREGATE SUM|MIN|MAX] [WITHSCORES]", z::zunion).numkeys(1),
+    c("zinter", -3, R, NOKEYS, "sorted-set", "6.2.0", "Returns the intersect of multiple sorted sets.", ZCOMBINE_CX, "numkeys key [key ...] [WEIGHTS weight [weight ...]] [AGGREGATE SUM|MIN|MAX] [WITHSCORES]", z::zinter).numkeys(1),
+    c("zdiff", -3, R, NOKEYS, "sorted-set", "6.2.0", "Returns the difference between multiple sorted sets.", ZCOMBINE_CX, "numkeys key [key ...] [WITHSCORES]", z::zdiff).numkeys(1),
+    c("zunionstore", -4, WD, KEY1, "sorted-set", "2.0.0", "Stores the union of multiple sorted sets in a key.", ZCOMBINE_CX, "destination numkeys key [key ...] [WEIGHTS weight [weight ...]] [AGGREGATE SUM|MIN|MAX]", z::zunionstore).numkeys(2),
+    c("zinterstore", -4, WD, KEY1, "sorted-set", "2.0.0", "Stores the intersect of multiple sorted sets in a key.", ZCOMBINE_CX, "destination numkeys key [key ...] [WEIGHTS weight [weight ...]] [AGGREGATE SUM|MIN|MAX]", z::zinterstore).numkeys(2),
+    c("zdiffstore", -4, WD, KEY1, "sorted-set", "6.2.0", "Stores the difference of multiple sorted sets in a key.", ZCOMBINE_CX, "destination numkeys key [key ...]", z::zdiffstore).numkeys(2),
+    c("zintercard", -3, R, NOKEYS, "sorted-set", "7.0.0", "Returns the number of members of the intersect of multiple sorted sets.", ZCOMBINE_CX, "numkeys key [key ...] [LIMIT limit]", z::zintercard).numkeys(1),
+    c("zscan", -3, R, KEY1, "sorted-set", "2.8.0", "Iterates over members and scores of a sorted set.", ONE_OR_N, "key cursor [MATCH pattern] [COUNT count]", z::zscan),
     c("del", -2, W, ALLKEYS, "generic", "1.0.0", "Deletes one or more keys.", ON, "key [key ...]", keys::del).routed(Route::Split { per: 1, merge: Merge::Sum }),
     c("unlink", -2, WF, ALLKEYS, "generic", "4.0.0", "Asynchronously deletes one or more keys.", ON, "key [key ...]", keys::del).routed(Route::Split { per: 1, merge: Merge::Sum }),
     c("exists", -2, RF, ALLKEYS, "generic", "1.0.0", "Determines whether one or more keys exist.", ON, "key [key ...]", keys::exists).routed(Route::Split { per: 1, merge: Merge::Sum }),

@@ -281,6 +281,20 @@ impl Listpack {
         self.set_count(count + 1);
     }
 
+    /// Inserts `s` before the element at offset `at` (or at the end: the EOF byte's offset).
+    pub fn insert(&mut self, at: usize, s: &[u8]) {
+        let mut encoded = Vec::with_capacity(s.len() + 11);
+        encode(item_of(s), &mut encoded);
+        self.0.splice(at..at, encoded);
+        let count = self.len();
+        self.set_count(count + 1);
+    }
+
+    /// The offset just past the last element (where [`Listpack::insert`] appends).
+    pub fn end(&self) -> usize {
+        self.0.len() - 1
+    }
+
     /// Replaces the element at offset `at` with `s`.
     pub fn replace(&mut self, at: usize, s: &[u8]) {
         let (_, next) = decode(&self.0, at).expect("an element's offset");

@@ -14,6 +14,7 @@ pub mod intset;
 pub mod listpack;
 pub mod object;
 pub mod set;
+pub mod zset;
 
 use std::collections::HashMap;
 

@@ -6,11 +6,13 @@ use bytes::Bytes;
 
 use super::hash::Hash;
 use super::set::Set;
+use super::zset::ZSet;
 
 #[derive(Debug, Clone)]
 pub enum Object {
     Hash(Hash),
     Set(Set),
+    ZSet(ZSet),
 }
 
 impl Object {
@@ -19,6 +21,7 @@ impl Object {
         match self {
             Object::Hash(_) => "hash",
             Object::Set(_) => "set",
+            Object::ZSet(_) => "zset",
         }
     }
 
@@ -27,6 +30,7 @@ impl Object {
         match self {
             Object::Hash(h) => h.encoding(),
             Object::Set(s) => s.encoding(),
+            Object::ZSet(z) => z.encoding(),
         }
     }
 
@@ -35,6 +39,7 @@ impl Object {
         match self {
             Object::Hash(h) => h.len(),
             Object::Set(s) => s.len(),
+            Object::ZSet(z) => z.len(),
         }
     }
 
@@ -55,6 +60,7 @@ impl Object {
         match self {
             Object::Hash(h) => h.for_each(|f, v| acc ^= one(&[f, v])),
             Object::Set(s) => s.members().iter().for_each(|m| acc ^= one(&[m])),
+            Object::ZSet(z) => z.all().iter().for_each(|(m, s)| acc ^= one(&[m, &s.to_bits().to_le_bytes()])),
         }
         acc
     }
@@ -64,6 +70,7 @@ impl Object {
         match self {
             Object::Hash(h) => h.heap_size(),
             Object::Set(s) => s.heap_size(),
+            Object::ZSet(z) => z.heap_size(),
         }
     }
 }
@@ -75,11 +82,25 @@ pub struct Limits {
     pub hash_entries: usize,
     pub hash_value: usize,
     pub set_intset_entries: usize,
+    pub zset_entries: usize,
+    pub zset_value: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { hash_entries: 512, hash_value: 64, set_intset_entries: 512 }
+        Limits {
+            hash_entries: 512,
+            hash_value: 64,
+            set_intset_entries: 512,
+            zset_entries: 128,
+            zset_value: 64,
+        }
+    }
+}
+
+impl Limits {
+    pub fn zset(&self) -> super::zset::ZLimits {
+        super::zset::ZLimits { entries: self.zset_entries, value: self.zset_value }
     }
 }
 

@@ -12,6 +12,7 @@ use crate::keyspace::hash::Hash;
 use crate::keyspace::intset::Intset;
 use crate::keyspace::listpack::Listpack;
 use crate::keyspace::set::Set;
+use crate::keyspace::zset::ZSet;
 use crate::keyspace::{Keyspace, Limits, Object, Value};
 
 const MAGIC: &[u8] = b"REDIS0009";
@@ -23,9 +24,12 @@ const OP_SELECTDB: u8 = 0xFE;
 const OP_EOF: u8 = 0xFF;
 const TYPE_STRING: u8 = 0;
 const TYPE_SET: u8 = 2;
+const TYPE_ZSET: u8 = 3;
 const TYPE_HASH: u8 = 4;
+const TYPE_ZSET_2: u8 = 5;
 const TYPE_SET_INTSET: u8 = 11;
 const TYPE_HASH_LISTPACK: u8 = 16;
+const TYPE_ZSET_LISTPACK: u8 = 17;
 const TYPE_SET_LISTPACK: u8 = 20;
 
 /// The RDB version DUMP payloads carry (Redis 7.0's).
@@ -50,6 +54,22 @@ pub fn put_value(out: &mut BytesMut, value: Value<'_>) {
                     put_str(out, f);
                     put_str(out, v);
                 });
+            }
+        },
+        Value::Obj(Object::ZSet(z)) => match z.listpack() {
+            Some(lp) => {
+                out.put_u8(TYPE_ZSET_LISTPACK);
+                put_str(out, lp.as_bytes());
+            }
+            None => {
+                // Redis writes a skiplist from the highest score down, so loading inserts at
+                // the head.
+                out.put_u8(TYPE_ZSET_2);
+                put_len(out, z.len() as u64);
+                for (m, s) in z.all().into_iter().rev() {
+                    put_str(out, &m);
+                    out.put_f64_le(s);
+                }
             }
         },
         Value::Obj(Object::Set(s)) => match s.intset() {
@@ -110,6 +130,39 @@ fn get_value(r: &mut Reader<'_>, kind: u8, limits: &Limits) -> Result<Loaded, Rd
             let lp = Listpack::from_bytes(r.string()?.to_vec()).map_err(bad)?;
             let members = lp.iter().map(|(i, _)| i.to_bytes().to_vec());
             Loaded::Obj(Box::new(Object::Set(Set::from_members(members, limits))))
+        }
+        TYPE_ZSET | TYPE_ZSET_2 => {
+            let n = r.plain_len()?;
+            let zl = limits.zset();
+            let zl =
+                crate::keyspace::zset::ZLimits { entries: if n > zl.entries { 0 } else { zl.entries }, ..zl };
+            let mut z = ZSet::default();
+            for _ in 0..n {
+                let m = r.string()?;
+                let score = if kind == TYPE_ZSET_2 {
+                    f64::from_le_bytes(r.take(8)?.try_into().expect("8 bytes"))
+                } else {
+                    // The old form: a length byte and the score as text (253-255: nan, inf, -inf).
+                    match r.u8()? {
+                        253 => f64::NAN,
+                        254 => f64::INFINITY,
+                        255 => f64::NEG_INFINITY,
+                        len => std::str::from_utf8(r.take(len as usize)?)
+                            .ok()
+                            .and_then(|t| t.parse().ok())
+                            .ok_or_else(|| bad("sorted set score"))?,
+                    }
+                };
+                if score.is_nan() {
+                    return Err(bad("sorted set score (NaN)"));
+                }
+                z.set(&m, score, &zl);
+            }
+            Loaded::Obj(Box::new(Object::ZSet(z)))
+        }
+        TYPE_ZSET_LISTPACK => {
+            let lp = Listpack::from_bytes(r.string()?.to_vec()).map_err(&bad)?;
+            Loaded::Obj(Box::new(Object::ZSet(ZSet::from_listpack(lp, &limits.zset()).map_err(&bad)?)))
         }
         other => return Err(RdbError(format!("value type {other} is not supported"))),
     })

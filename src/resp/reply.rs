@@ -103,7 +103,8 @@ impl Reply {
                 }
             }
             Reply::Double(d) => {
-                let text = format_double(*d);
+                // As Redis 7.0's addReplyDouble: %.17g, inf, -inf.
+                let text = crate::keyspace::zset::g17(*d);
                 if resp3 {
                     line(out, b',', text.as_bytes());
                 } else {

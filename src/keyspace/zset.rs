@@ -1,0 +1,717 @@
+//! Sorted sets: a listpack of member, score, member, score... in (score, member) order while
+//! small (at most `zset-max-listpack-entries` members, none longer than
+//! `zset-max-listpack-value`), then a skiplist with spans (Redis's structure: rank and range
+//! queries in O(log n)) beside a hash table from member to node.
+//!
+//! Every query is answered in ranks: a score or lex range becomes the half-open rank range
+//! [lower, upper) of the elements in it, and ranks become elements. The commands are written
+//! once against that (command/zsets.rs).
+
+use bytes::Bytes;
+use hashbrown::HashTable;
+
+use super::listpack::{Item, Listpack};
+use std::hash::BuildHasher;
+
+/// The size rules of the listpack encoding.
+#[derive(Debug, Clone, Copy)]
+pub struct ZLimits {
+    pub entries: usize,
+    pub value: usize,
+}
+
+/// A score bound: the value and whether it is excluded (`(`).
+#[derive(Debug, Clone, Copy)]
+pub struct ScoreBound {
+    pub value: f64,
+    pub exclusive: bool,
+}
+
+/// A lex bound: `-`, `+`, `[x` (inclusive) or `(x` (exclusive).
+#[derive(Debug, Clone)]
+pub enum LexBound {
+    Min,
+    Max,
+    Incl(Vec<u8>),
+    Excl(Vec<u8>),
+}
+
+/// Redis's `d2string` for scores kept in a listpack: integers as integers, else `%.17g`.
+pub fn score_text(score: f64) -> String {
+    if score.is_infinite() {
+        return if score > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if score == score.trunc() && score.abs() < 1e17 {
+        return format!("{}", score as i64);
+    }
+    g17(score)
+}
+
+/// C's `%.17g`: what Redis 7.0 prints a double as (replies and listpack scores).
+pub fn g17(d: f64) -> String {
+    if d.is_nan() {
+        return "nan".into();
+    }
+    if d.is_infinite() {
+        return if d > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if d == 0.0 {
+        return if d.is_sign_negative() { "-0".into() } else { "0".into() };
+    }
+    let sci = format!("{d:.16e}");
+    let (mantissa, exp) = sci.split_once('e').expect("scientific form");
+    let exp: i32 = exp.parse().expect("an exponent");
+    let trim = |s: &str| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    if !(-4..17).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        return format!("{}e{sign}{:02}", trim(mantissa), exp.abs());
+    }
+    let decimals = (16 - exp).max(0) as usize;
+    trim(&format!("{d:.decimals$}"))
+}
+
+fn parse_score(item: Item<'_>) -> f64 {
+    match item {
+        Item::Int(n) => n as f64,
+        Item::Str(s) => std::str::from_utf8(s).ok().and_then(|t| t.parse().ok()).unwrap_or(0.0),
+    }
+}
+
+fn less(a_score: f64, a_member: &[u8], b_score: f64, b_member: &[u8]) -> bool {
+    a_score < b_score || (a_score == b_score && a_member < b_member)
+}
+
+impl ScoreBound {
+    /// Whether `score` is at or past this bound taken as a minimum.
+    fn admits_min(&self, score: f64) -> bool {
+        if self.exclusive {
+            score > self.value
+        } else {
+            score >= self.value
+        }
+    }
+    /// Whether `score` is at or before this bound taken as a maximum.
+    fn admits_max(&self, score: f64) -> bool {
+        if self.exclusive {
+            score < self.value
+        } else {
+            score <= self.value
+        }
+    }
+}
+
+impl LexBound {
+    fn admits_min(&self, m: &[u8]) -> bool {
+        match self {
+            LexBound::Min => true,
+            LexBound::Max => false,
+            LexBound::Incl(v) => m >= &v[..],
+            LexBound::Excl(v) => m > &v[..],
+        }
+    }
+    fn admits_max(&self, m: &[u8]) -> bool {
+        match self {
+            LexBound::Min => false,
+            LexBound::Max => true,
+            LexBound::Incl(v) => m <= &v[..],
+            LexBound::Excl(v) => m < &v[..],
+        }
+    }
+}
+
+const MAX_LEVEL: usize = 32;
+const NIL: u32 = u32::MAX;
+const HEAD: u32 = 0;
+
+#[derive(Debug, Clone, Copy)]
+struct Level {
+    next: u32,
+    span: u32,
+}
+
+#[derive(Debug, Clone)]
+struct Node {
+    member: Box<[u8]>,
+    score: f64,
+    backward: u32,
+    levels: Box<[Level]>,
+}
+
+/// The skiplist and the member index (a hash table of node numbers, hashed by member).
+#[derive(Clone)]
+pub struct SkipSet {
+    nodes: Vec<Node>,
+    free: Vec<u32>,
+    level: usize,
+    len: usize,
+    tail: u32,
+    index: HashTable<u32>,
+    hasher: foldhash::fast::RandomState,
+    seed: u64,
+}
+
+impl std::fmt::Debug for SkipSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SkipSet").field("len", &self.len).finish()
+    }
+}
+
+impl SkipSet {
+    fn new() -> SkipSet {
+        let head = Node {
+            member: Box::new([]),
+            score: 0.0,
+            backward: NIL,
+            levels: vec![Level { next: NIL, span: 0 }; MAX_LEVEL].into_boxed_slice(),
+        };
+        SkipSet {
+            nodes: vec![head],
+            free: Vec::new(),
+            level: 1,
+            len: 0,
+            tail: NIL,
+            index: HashTable::new(),
+            hasher: Default::default(),
+            seed: 0x9E37_79B9_7F4A_7C15,
+        }
+    }
+
+    fn random_level(&mut self) -> usize {
+        let mut level = 1;
+        loop {
+            self.seed ^= self.seed << 13;
+            self.seed ^= self.seed >> 7;
+            self.seed ^= self.seed << 17;
+            if !self.seed.is_multiple_of(4) || level >= MAX_LEVEL {
+                return level;
+            }
+            level += 1;
+        }
+    }
+
+    fn hash(&self, member: &[u8]) -> u64 {
+        self.hasher.hash_one(member)
+    }
+
+    fn find(&self, member: &[u8]) -> Option<u32> {
+        let nodes = &self.nodes;
+        self.index.find(self.hash(member), |&i| &*nodes[i as usize].member == member).copied()
+    }
+
+    fn score(&self, member: &[u8]) -> Option<f64> {
+        self.find(member).map(|i| self.nodes[i as usize].score)
+    }
+
+    fn insert(&mut self, member: &[u8], score: f64) {
+        let mut update = [HEAD; MAX_LEVEL];
+        let mut rank = [0u32; MAX_LEVEL];
+        let mut x = HEAD;
+        for i in (0..self.level).rev() {
+            rank[i] = if i == self.level - 1 { 0 } else { rank[i + 1] };
+            loop {
+                let next = self.nodes[x as usize].levels[i].next;
+                if next == NIL {
+                    break;
+                }
+                let n = &self.nodes[next as usize];
+                if !less(n.score, &n.member, score, member) {
+                    break;
+                }
+                rank[i] += self.nodes[x as usize].levels[i].span;
+                x = next;
+            }
+            update[i] = x;
+        }
+        let level = self.random_level();
+        if level > self.level {
+            for i in self.level..level {
+                rank[i] = 0;
+                update[i] = HEAD;
+                self.nodes[HEAD as usize].levels[i].span = self.len as u32;
+            }
+            self.level = level;
+        }
+        let node = Node {
+            member: member.into(),
+            score,
+            backward: if update[0] == HEAD { NIL } else { update[0] },
+            levels: vec![Level { next: NIL, span: 0 }; level].into_boxed_slice(),
+        };
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.nodes[id as usize] = node;
+                id
+            }
+            None => {
+                self.nodes.push(node);
+                (self.nodes.len() - 1) as u32
+            }
+        };
+        for i in 0..level {
+            let up = update[i] as usize;
+            let up_level = self.nodes[up].levels[i];
+            self.nodes[id as usize].levels[i] =
+                Level { next: up_level.next, span: up_level.span - (rank[0] - rank[i]) };
+            self.nodes[up].levels[i] = Level { next: id, span: (rank[0] - rank[i]) + 1 };
+        }
+        for (i, up) in update.iter().enumerate().take(self.level).skip(level) {
+            self.nodes[*up as usize].levels[i].span += 1;
+        }
+        match self.nodes[id as usize].levels[0].next {
+            NIL => self.tail = id,
+            next => self.nodes[next as usize].backward = id,
+        }
+        self.len += 1;
+        let h = self.hash(member);
+        let (nodes, hasher) = (&self.nodes, &self.hasher);
+        self.index.insert_unique(h, id, |&i| hasher.hash_one(&nodes[i as usize].member));
+    }
+
+    fn remove(&mut self, member: &[u8]) -> Option<f64> {
+        let id = self.find(member)?;
+        let score = self.nodes[id as usize].score;
+        let mut update = [HEAD; MAX_LEVEL];
+        let mut x = HEAD;
+        for i in (0..self.level).rev() {
+            loop {
+                let next = self.nodes[x as usize].levels[i].next;
+                if next == NIL {
+                    break;
+                }
+                let n = &self.nodes[next as usize];
+                if !less(n.score, &n.member, score, member) {
+                    break;
+                }
+                x = next;
+            }
+            update[i] = x;
+        }
+        for (i, up) in update.iter().enumerate().take(self.level) {
+            let up = *up as usize;
+            if self.nodes[up].levels[i].next == id {
+                let gone = self.nodes[id as usize].levels[i];
+                self.nodes[up].levels[i] =
+                    Level { next: gone.next, span: self.nodes[up].levels[i].span + gone.span - 1 };
+            } else {
+                self.nodes[up].levels[i].span -= 1;
+            }
+        }
+        let (next, back) = (self.nodes[id as usize].levels[0].next, self.nodes[id as usize].backward);
+        match next {
+            NIL => self.tail = back,
+            n => self.nodes[n as usize].backward = back,
+        }
+        while self.level > 1 && self.nodes[HEAD as usize].levels[self.level - 1].next == NIL {
+            self.level -= 1;
+        }
+        self.len -= 1;
+        let h = self.hash(member);
+        let nodes = &self.nodes;
+        if let Ok(entry) = self.index.find_entry(h, |&i| &*nodes[i as usize].member == member) {
+            entry.remove();
+        }
+        let node = &mut self.nodes[id as usize];
+        node.member = Box::new([]);
+        node.levels = Box::new([]);
+        self.free.push(id);
+        Some(score)
+    }
+
+    /// The number of elements before the first one `admit` accepts, where `admit` holds
+    /// from some element on (a lower bound).
+    fn count_before(&self, admit: impl Fn(&Node) -> bool) -> usize {
+        let mut x = HEAD;
+        let mut traversed = 0usize;
+        for i in (0..self.level).rev() {
+            loop {
+                let next = self.nodes[x as usize].levels[i].next;
+                if next == NIL || admit(&self.nodes[next as usize]) {
+                    break;
+                }
+                traversed += self.nodes[x as usize].levels[i].span as usize;
+                x = next;
+            }
+        }
+        traversed
+    }
+
+    /// The node at 0-based rank `r`.
+    fn at_rank(&self, r: usize) -> u32 {
+        let target = r + 1;
+        let mut x = HEAD;
+        let mut traversed = 0usize;
+        for i in (0..self.level).rev() {
+            loop {
+                let l = self.nodes[x as usize].levels[i];
+                if l.next == NIL || traversed + l.span as usize > target {
+                    break;
+                }
+                traversed += l.span as usize;
+                x = l.next;
+            }
+            if traversed == target {
+                return x;
+            }
+        }
+        NIL
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum ZSet {
+    Packed(Listpack),
+    Skip(Box<SkipSet>),
+}
+
+impl Default for ZSet {
+    fn default() -> Self {
+        ZSet::Packed(Listpack::new())
+    }
+}
+
+impl ZSet {
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            ZSet::Packed(_) => "listpack",
+            ZSet::Skip(_) => "skiplist",
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            ZSet::Packed(lp) => lp.len() / 2,
+            ZSet::Skip(s) => s.len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn heap_size(&self) -> usize {
+        match self {
+            ZSet::Packed(lp) => lp.heap_size(),
+            ZSet::Skip(s) => {
+                s.nodes.capacity() * std::mem::size_of::<Node>()
+                    + s.nodes.iter().map(|n| n.member.len() + n.levels.len() * 8).sum::<usize>()
+                    + s.index.capacity() * 5
+            }
+        }
+    }
+
+    /// Elements of a listpack, in order.
+    fn packed_entries(lp: &Listpack) -> Vec<(Bytes, f64, usize)> {
+        let mut out = Vec::with_capacity(lp.len() / 2);
+        let mut it = lp.iter();
+        while let (Some((m, at)), Some((s, _))) = (it.next(), it.next()) {
+            out.push((m.to_bytes(), parse_score(s), at));
+        }
+        out
+    }
+
+    pub fn score(&self, member: &[u8]) -> Option<f64> {
+        match self {
+            ZSet::Packed(lp) => {
+                let mut it = lp.iter();
+                while let (Some((m, _)), Some((s, _))) = (it.next(), it.next()) {
+                    if m.eq_bytes(member) {
+                        return Some(parse_score(s));
+                    }
+                }
+                None
+            }
+            ZSet::Skip(s) => s.score(member),
+        }
+    }
+
+    fn convert_to_skiplist(&mut self) {
+        let ZSet::Packed(lp) = self else { return };
+        let mut s = SkipSet::new();
+        for (m, score, _) in Self::packed_entries(lp) {
+            s.insert(&m, score);
+        }
+        *self = ZSet::Skip(Box::new(s));
+    }
+
+    /// Sets `member`'s score (adding it if new); returns its old score.
+    pub fn set(&mut self, member: &[u8], score: f64, limits: &ZLimits) -> Option<f64> {
+        let old = self.remove(member);
+        if let ZSet::Packed(lp) = self {
+            if member.len() > limits.value || lp.len() / 2 >= limits.entries {
+                self.convert_to_skiplist();
+            }
+        }
+        match self {
+            ZSet::Packed(lp) => {
+                let mut at = lp.end();
+                let mut it = lp.iter();
+                while let (Some((m, m_at)), Some((s, _))) = (it.next(), it.next()) {
+                    let (s, m) = (parse_score(s), m.to_bytes());
+                    if less(score, member, s, &m) {
+                        at = m_at;
+                        break;
+                    }
+                }
+                let text = score_text(score);
+                lp.insert(at, member);
+                let score_at = lp.iter_from(at).nth(1).map(|(_, o)| o).unwrap_or(lp.end());
+                lp.insert(score_at, text.as_bytes());
+            }
+            ZSet::Skip(s) => s.insert(member, score),
+        }
+        old
+    }
+
+    /// Removes `member`; its score if it was there.
+    pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
+        match self {
+            ZSet::Packed(lp) => {
+                let mut found = None;
+                let mut it = lp.iter();
+                while let (Some((m, at)), Some((s, _))) = (it.next(), it.next()) {
+                    if m.eq_bytes(member) {
+                        found = Some((at, parse_score(s)));
+                        break;
+                    }
+                }
+                let (at, score) = found?;
+                lp.remove(at, 2);
+                Some(score)
+            }
+            ZSet::Skip(s) => s.remove(member),
+        }
+    }
+
+    /// `member`'s 0-based rank in ascending order.
+    pub fn rank(&self, member: &[u8]) -> Option<usize> {
+        match self {
+            ZSet::Packed(lp) => {
+                let mut it = lp.iter();
+                let mut r = 0;
+                while let (Some((m, _)), Some(_)) = (it.next(), it.next()) {
+                    if m.eq_bytes(member) {
+                        return Some(r);
+                    }
+                    r += 1;
+                }
+                None
+            }
+            ZSet::Skip(s) => {
+                let score = s.score(member)?;
+                Some(s.count_before(|n| !less(n.score, &n.member, score, member)))
+            }
+        }
+    }
+
+    /// The rank range [lower, upper) of the elements whose scores are within `min`..`max`.
+    pub fn score_range(&self, min: &ScoreBound, max: &ScoreBound) -> (usize, usize) {
+        match self {
+            ZSet::Packed(lp) => {
+                let e = Self::packed_entries(lp);
+                let lower = e.iter().take_while(|(_, s, _)| !min.admits_min(*s)).count();
+                let upper = e.iter().take_while(|(_, s, _)| max.admits_max(*s)).count();
+                (lower, upper.max(lower))
+            }
+            ZSet::Skip(s) => {
+                let lower = s.count_before(|n| min.admits_min(n.score));
+                let upper = s.count_before(|n| !max.admits_max(n.score));
+                (lower, upper.max(lower))
+            }
+        }
+    }
+
+    /// The rank range [lower, upper) of the members within `min`..`max` in lex order (which is
+    /// the set's order when all scores are equal, as Redis requires for these commands).
+    pub fn lex_range(&self, min: &LexBound, max: &LexBound) -> (usize, usize) {
+        match self {
+            ZSet::Packed(lp) => {
+                let e = Self::packed_entries(lp);
+                let lower = e.iter().take_while(|(m, _, _)| !min.admits_min(m)).count();
+                let upper = e.iter().take_while(|(m, _, _)| max.admits_max(m)).count();
+                (lower, upper.max(lower))
+            }
+            ZSet::Skip(s) => {
+                let lower = s.count_before(|n| min.admits_min(&n.member));
+                let upper = s.count_before(|n| !max.admits_max(&n.member));
+                (lower, upper.max(lower))
+            }
+        }
+    }
+
+    /// Elements with ranks in [from, to), ascending.
+    pub fn range(&self, from: usize, to: usize) -> Vec<(Bytes, f64)> {
+        let to = to.min(self.len());
+        if from >= to {
+            return vec![];
+        }
+        match self {
+            ZSet::Packed(lp) => Self::packed_entries(lp)
+                .into_iter()
+                .skip(from)
+                .take(to - from)
+                .map(|(m, s, _)| (m, s))
+                .collect(),
+            ZSet::Skip(s) => {
+                let mut out = Vec::with_capacity(to - from);
+                let mut x = s.at_rank(from);
+                while x != NIL && out.len() < to - from {
+                    let n = &s.nodes[x as usize];
+                    out.push((Bytes::copy_from_slice(&n.member), n.score));
+                    x = n.levels[0].next;
+                }
+                out
+            }
+        }
+    }
+
+    /// Elements with ranks in [from, to), descending (from rank `to - 1` down).
+    pub fn range_rev(&self, from: usize, to: usize) -> Vec<(Bytes, f64)> {
+        let to = to.min(self.len());
+        if from >= to {
+            return vec![];
+        }
+        match self {
+            ZSet::Skip(s) => {
+                let mut out = Vec::with_capacity(to - from);
+                let mut x = s.at_rank(to - 1);
+                while x != NIL && x != HEAD && out.len() < to - from {
+                    let n = &s.nodes[x as usize];
+                    out.push((Bytes::copy_from_slice(&n.member), n.score));
+                    x = n.backward;
+                }
+                out
+            }
+            ZSet::Packed(_) => {
+                let mut v = self.range(from, to);
+                v.reverse();
+                v
+            }
+        }
+    }
+
+    /// Removes the elements with ranks in [from, to); returns how many.
+    pub fn remove_range(&mut self, from: usize, to: usize) -> usize {
+        let gone = self.range(from, to);
+        match self {
+            ZSet::Packed(lp) => {
+                if let Some((_, at)) = lp.iter().nth(2 * from) {
+                    lp.remove(at, 2 * gone.len());
+                }
+            }
+            ZSet::Skip(s) => {
+                for (m, _) in &gone {
+                    s.remove(m);
+                }
+            }
+        }
+        gone.len()
+    }
+
+    /// From a listpack read from an RDB file or a DUMP payload, re-encoded by today's rules.
+    pub fn from_listpack(lp: Listpack, limits: &ZLimits) -> Result<ZSet, &'static str> {
+        if !lp.len().is_multiple_of(2) {
+            return Err("a sorted set listpack with an odd number of elements");
+        }
+        let mut z = ZSet::Packed(lp);
+        let big = |z: &ZSet| match z {
+            ZSet::Packed(lp) => {
+                lp.len() / 2 > limits.entries || lp.iter().step_by(2).any(|(m, _)| m.str_len() > limits.value)
+            }
+            ZSet::Skip(_) => false,
+        };
+        if big(&z) {
+            z.convert_to_skiplist();
+        }
+        Ok(z)
+    }
+
+    /// The listpack form, if that is how it is kept.
+    pub fn listpack(&self) -> Option<&Listpack> {
+        match self {
+            ZSet::Packed(lp) => Some(lp),
+            ZSet::Skip(_) => None,
+        }
+    }
+
+    /// Every element, ascending.
+    pub fn all(&self) -> Vec<(Bytes, f64)> {
+        self.range(0, self.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn g17_is_c_printf() {
+        assert_eq!(g17(0.1), "0.10000000000000001");
+        assert_eq!(g17(2.5), "2.5");
+        assert_eq!(g17(1e20), "1e+20");
+        assert_eq!(g17(1.5e-5), "1.5e-05");
+        assert_eq!(g17(1.0 / 3.0), "0.33333333333333331");
+        assert_eq!(g17(123456.0), "123456");
+        assert_eq!(g17(-0.0001), "-0.0001");
+        assert_eq!(g17(1e16), "10000000000000000");
+        assert_eq!(g17(1e17), "1e+17");
+        assert_eq!(score_text(3.0), "3");
+        assert_eq!(score_text(-2.0), "-2");
+        assert_eq!(score_text(f64::INFINITY), "inf");
+    }
+
+    fn check_both(limits: ZLimits) {
+        let mut z = ZSet::default();
+        let mut model: Vec<(Vec<u8>, f64)> = Vec::new();
+        let mut seed = 7u64;
+        for step in 0..3000 {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let m = format!("m{}", (seed >> 33) % 300).into_bytes();
+            let score = ((seed >> 20) % 50) as f64 - 10.0;
+            if step % 4 == 3 {
+                let a = z.remove(&m);
+                let b = model.iter().position(|(x, _)| *x == m).map(|i| model.remove(i).1);
+                assert_eq!(a, b);
+            } else {
+                let a = z.set(&m, score, &limits);
+                let b = model.iter().position(|(x, _)| *x == m).map(|i| model.remove(i).1);
+                assert_eq!(a, b);
+                model.push((m, score));
+            }
+            model.sort_by(|a, b| a.1.partial_cmp(&b.1).unwrap().then(a.0.cmp(&b.0)));
+            if step % 97 == 0 {
+                let all: Vec<(Vec<u8>, f64)> = z.all().into_iter().map(|(m, s)| (m.to_vec(), s)).collect();
+                assert_eq!(all, model);
+                for (i, (m, _)) in model.iter().enumerate() {
+                    assert_eq!(z.rank(m), Some(i));
+                }
+                let lo = ScoreBound { value: -2.0, exclusive: true };
+                let hi = ScoreBound { value: 20.0, exclusive: false };
+                let (a, b) = z.score_range(&lo, &hi);
+                let expected: Vec<_> =
+                    model.iter().filter(|(_, s)| *s > -2.0 && *s <= 20.0).cloned().collect();
+                let got: Vec<(Vec<u8>, f64)> =
+                    z.range(a, b).into_iter().map(|(m, s)| (m.to_vec(), s)).collect();
+                assert_eq!(got, expected);
+                let rev: Vec<(Vec<u8>, f64)> =
+                    z.range_rev(a, b).into_iter().map(|(m, s)| (m.to_vec(), s)).collect();
+                let mut e2 = expected.clone();
+                e2.reverse();
+                assert_eq!(rev, e2);
+            }
+        }
+        let n = z.len();
+        assert_eq!(z.remove_range(1, 5), 4.min(n.saturating_sub(1)));
+    }
+
+    #[test]
+    fn listpack_and_skiplist_agree_with_a_model() {
+        check_both(ZLimits { entries: 10_000, value: 64 });
+        check_both(ZLimits { entries: 0, value: 64 });
+    }
+}
