@@ -188,7 +188,6 @@ pub fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             return Reply::err("ERR value is out of range");
         }
     }
-    let proto3 = ctx.client.proto == 3;
     let mut rng = std::mem::replace(&mut ctx.state.keyspace.rng, crate::keyspace::Rng::new(1));
     let reply = (|| {
         let Some(h) = ctx.read_obj(&args[1], pick)? else {
@@ -199,16 +198,16 @@ pub fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             return Ok(Reply::Bulk(h.pair_at(rng.below(len)).0));
         };
         let picks: Vec<usize> = super::sets::random_positions(&mut rng, len, n);
-        let mut out = Vec::with_capacity(picks.len() * if with_values { 2 } else { 1 });
-        for i in picks {
-            let (f, v) = h.pair_at(i);
-            match (with_values, proto3) {
-                (false, _) => out.push(Reply::Bulk(f)),
-                (true, false) => out.extend([Reply::Bulk(f), Reply::Bulk(v)]),
-                (true, true) => out.push(Reply::Array(vec![Reply::Bulk(f), Reply::Bulk(v)])),
-            }
+        if with_values {
+            return Ok(Reply::Pairs(
+                picks
+                    .into_iter()
+                    .map(|i| h.pair_at(i))
+                    .map(|(f, v)| (Reply::Bulk(f), Reply::Bulk(v)))
+                    .collect(),
+            ));
         }
-        Ok(Reply::Array(out))
+        Ok(Reply::Array(picks.into_iter().map(|i| Reply::Bulk(h.pair_at(i).0)).collect()))
     })();
     ctx.state.keyspace.rng = rng;
     match reply {

@@ -44,6 +44,36 @@ pub enum Shape {
     Set,
     /// A flat array of a, b, a, b ... is an array of [a, b] pairs.
     Pairs,
+    /// A score: a bulk string is a double.
+    Double,
+    /// An array of scores (or nils).
+    Doubles,
+    /// member, score, member, score ... is [member, score] pairs with double scores.
+    ScorePairs,
+    /// member, score (one popped element): the score a double.
+    FlatScore,
+    /// ZMPOP's [key, [[member, score] ...]]: the scores doubles.
+    Mpop,
+}
+
+/// A score a shard sent as a bulk string, as a RESP3 double.
+fn as_double(r: Reply) -> Reply {
+    match &r {
+        Reply::Bulk(b) => match std::str::from_utf8(b).ok().and_then(|t| t.parse::<f64>().ok()) {
+            Some(d) => Reply::Double(d),
+            None => r,
+        },
+        _ => r,
+    }
+}
+
+fn score_pairs(items: Vec<Reply>) -> Vec<Reply> {
+    let mut it = items.into_iter();
+    let mut out = Vec::with_capacity(it.len() / 2);
+    while let (Some(m), Some(s)) = (it.next(), it.next()) {
+        out.push(Reply::Array(vec![m, as_double(s)]));
+    }
+    out
 }
 
 impl Shape {
@@ -59,6 +89,33 @@ impl Shape {
                 Reply::Map(pairs)
             }
             (Shape::Set, Reply::Array(items)) => Reply::Set(items),
+            (Shape::Double, r) => as_double(r),
+            (Shape::Doubles, Reply::Array(items)) => Reply::Array(items.into_iter().map(as_double).collect()),
+            (Shape::ScorePairs, Reply::Array(items)) => Reply::Array(score_pairs(items)),
+            (Shape::FlatScore, Reply::Array(mut items)) => {
+                if items.len() == 2 {
+                    let s = items.pop().expect("two");
+                    items.push(as_double(s));
+                }
+                Reply::Array(items)
+            }
+            (Shape::Mpop, Reply::Array(mut items)) if items.len() == 2 => {
+                if let Reply::Array(pairs) = items.pop().expect("two") {
+                    let pairs = pairs
+                        .into_iter()
+                        .map(|p| match p {
+                            Reply::Array(mut ms) if ms.len() == 2 => {
+                                let s = ms.pop().expect("two");
+                                ms.push(as_double(s));
+                                Reply::Array(ms)
+                            }
+                            other => other,
+                        })
+                        .collect();
+                    items.push(Reply::Array(pairs));
+                }
+                Reply::Array(items)
+            }
             (Shape::Pairs, Reply::Array(items)) => {
                 let mut it = items.into_iter();
                 let mut pairs = Vec::with_capacity(it.len() / 2);
@@ -73,7 +130,20 @@ impl Shape {
 
     /// The shape of `cmd`'s reply to `args` in RESP3, for a proxy relaying it.
     pub fn of(cmd: &Command, args: &[Bytes]) -> Shape {
+        let has = |word: &str| args.iter().skip(2).any(|a| a.eq_ignore_ascii_case(word.as_bytes()));
         match cmd.name {
+            "zscore" | "zincrby" => Shape::Double,
+            "zadd" if has("incr") => Shape::Double,
+            "zmscore" => Shape::Doubles,
+            "zrange" | "zrevrange" | "zrangebyscore" | "zrevrangebyscore" | "zunion" | "zinter" | "zdiff"
+            | "zrandmember"
+                if has("withscores") =>
+            {
+                Shape::ScorePairs
+            }
+            "zpopmin" | "zpopmax" if args.len() == 3 => Shape::ScorePairs,
+            "zpopmin" | "zpopmax" => Shape::FlatScore,
+            "zmpop" => Shape::Mpop,
             "hgetall" => Shape::Map,
             "smembers" | "sinter" | "sunion" | "sdiff" => Shape::Set,
             "spop" if args.len() == 3 => Shape::Set,

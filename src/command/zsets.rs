@@ -48,14 +48,10 @@ pub fn score_reply(score: f64) -> Reply {
     Reply::Double(score)
 }
 
-/// `member, score, ...` for RESP2 and `[member, score], ...` for RESP3, as Redis replies with
+/// `member, score, ...` in RESP2 and `[member, score], ...` in RESP3, as Redis replies with
 /// scores.
-fn with_scores(ctx: &Ctx, items: Vec<(Bytes, f64)>) -> Vec<Reply> {
-    if ctx.client.proto == 3 {
-        items.into_iter().map(|(m, s)| Reply::Array(vec![Reply::Bulk(m), score_reply(s)])).collect()
-    } else {
-        items.into_iter().flat_map(|(m, s)| [Reply::Bulk(m), score_reply(s)]).collect()
-    }
+fn with_scores(items: Vec<(Bytes, f64)>) -> Reply {
+    Reply::Pairs(items.into_iter().map(|(m, s)| (Reply::Bulk(m), score_reply(s))).collect())
 }
 
 fn members(items: Vec<(Bytes, f64)>) -> Vec<Reply> {
@@ -376,7 +372,11 @@ fn range_reply(ctx: &mut Ctx, key: &[u8], spec: &RangeSpec) -> Reply {
         }
         Some(z) => tri!(select(z, spec)),
     };
-    Reply::Array(if spec.withscores { with_scores(ctx, items) } else { members(items) })
+    if spec.withscores {
+        with_scores(items)
+    } else {
+        Reply::Array(members(items))
+    }
 }
 
 /// ZRANGE key start stop [BYSCORE|BYLEX] [REV] [LIMIT offset count] [WITHSCORES]
@@ -518,11 +518,11 @@ fn zpop(ctx: &mut Ctx, args: &[Bytes], max: bool) -> Reply {
         _ => return Reply::err(SYNTAX),
     };
     let items = tri!(pop(ctx, &args[1], max, count.unwrap_or(1)));
-    if count.is_none() && ctx.client.proto == 3 {
+    if count.is_none() {
         // One element: a flat [member, score] in RESP3 too.
         return Reply::Array(items.into_iter().flat_map(|(m, s)| [Reply::Bulk(m), score_reply(s)]).collect());
     }
-    Reply::Array(with_scores(ctx, items))
+    with_scores(items)
 }
 
 pub fn zpopmin(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
@@ -602,7 +602,11 @@ pub fn zrandmember(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         (None, Some(p)) => p.into_iter().next().map_or(Reply::Nil, |(m, _)| Reply::Bulk(m)),
         (Some(_), p) => {
             let p = p.unwrap_or_default();
-            Reply::Array(if withscores { with_scores(ctx, p) } else { members(p) })
+            if withscores {
+                with_scores(p)
+            } else {
+                Reply::Array(members(p))
+            }
         }
     }
 }
@@ -792,7 +796,11 @@ fn combine_reply(ctx: &mut Ctx, args: &[Bytes], name: &str, op: Op) -> Reply {
     let c = tri!(combine_args(args, 1, name, op, true));
     let sets = tri!(inputs(ctx, c.keys));
     let items = combine(sets, &c.weights, c.agg, op);
-    Reply::Array(if c.withscores { with_scores(ctx, items) } else { members(items) })
+    if c.withscores {
+        with_scores(items)
+    } else {
+        Reply::Array(members(items))
+    }
 }
 
 fn combine_store(ctx: &mut Ctx, args: &[Bytes], name: &str, op: Op) -> Reply {

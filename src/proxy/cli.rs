@@ -47,7 +47,7 @@ pub fn format_reply(reply: &Reply, tty: bool) -> String {
             Reply::Bulk(b) | Reply::Verbatim(b) | Reply::Raw(b) => out.push_str(&String::from_utf8_lossy(b)),
             Reply::Nil | Reply::NilArray if tty => out.push_str("(nil)"),
             Reply::Nil | Reply::NilArray => {}
-            Reply::Double(d) => out.push_str(&crate::resp::reply::format_double(*d)),
+            Reply::Double(d) => out.push_str(&crate::keyspace::zset::g17(*d)),
             Reply::Bool(b) => out.push_str(if *b { "(true)" } else { "(false)" }),
             Reply::Array(items) | Reply::Set(items) => {
                 if items.is_empty() && tty {
@@ -67,7 +67,7 @@ pub fn format_reply(reply: &Reply, tty: bool) -> String {
                     walk(item, tty, indent + width + 2, out);
                 }
             }
-            Reply::Map(pairs) => {
+            Reply::Map(pairs) | Reply::Pairs(pairs) => {
                 let flat: Vec<Reply> = pairs.iter().flat_map(|(k, v)| [k.clone(), v.clone()]).collect();
                 walk(&Reply::Array(flat), tty, indent, out);
             }

@@ -28,6 +28,9 @@ pub enum Reply {
     Map(Vec<(Reply, Reply)>),
     /// A set in RESP3, an array in RESP2.
     Set(Vec<Reply>),
+    /// Pairs (member and score, field and value): an array of 2-element arrays in RESP3, a
+    /// flat array in RESP2, as Redis answers WITHSCORES and WITHVALUES.
+    Pairs(Vec<(Reply, Reply)>),
     /// A double in RESP3, a bulk string in RESP2.
     Double(f64),
     /// A boolean in RESP3, the integer 1 or 0 in RESP2.
@@ -90,6 +93,22 @@ impl Reply {
             Reply::Set(items) => {
                 int_line(out, if resp3 { b'~' } else { b'*' }, items.len() as i64);
                 items.iter().for_each(|r| r.encode(proto, out));
+            }
+            Reply::Pairs(pairs) => {
+                if resp3 {
+                    int_line(out, b'*', pairs.len() as i64);
+                    for (a, b) in pairs {
+                        int_line(out, b'*', 2);
+                        a.encode(proto, out);
+                        b.encode(proto, out);
+                    }
+                } else {
+                    int_line(out, b'*', 2 * pairs.len() as i64);
+                    for (a, b) in pairs {
+                        a.encode(proto, out);
+                        b.encode(proto, out);
+                    }
+                }
             }
             Reply::Map(pairs) => {
                 if resp3 {

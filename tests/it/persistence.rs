@@ -93,8 +93,8 @@ async fn connect(port: u16) -> Option<MultiplexedConnection> {
 }
 
 /// Writes until told to stop or the server dies, in turn `SET w{id}:{n} n`, `HSET
-/// {wh}{id} f{n} n` and `SADD {ws}{id} n` (one hash and one set per writer, growing past the
-/// compact encodings); returns the acknowledged writes, as the command that reads each back
+/// {wh}{id} f{n} n`, `SADD {ws}{id} n` and `ZADD {wz}{id} n m{n}` (one hash, set and sorted
+/// set per writer, growing past the compact encodings); returns the acknowledged writes, as the command that reads each back
 /// and what it must answer, with when it was acknowledged.
 async fn writer(port: u16, id: usize, stop: tokio::sync::watch::Receiver<bool>) -> Vec<(String, Instant)> {
     let mut acked = Vec::new();
@@ -103,15 +103,19 @@ async fn writer(port: u16, id: usize, stop: tokio::sync::watch::Receiver<bool>) 
         if *stop.borrow() {
             break;
         }
-        let (write, check) = match n % 3 {
+        let (write, check) = match n % 4 {
             0 => (redis::cmd("SET").arg(format!("w{id}:{n}")).arg(n).clone(), format!("GET w{id}:{n}")),
             1 => (
                 redis::cmd("HSET").arg(format!("{{wh}}{id}")).arg(format!("f{n}")).arg(n).clone(),
                 format!("HGET {{wh}}{id} f{n}"),
             ),
-            _ => (
+            2 => (
                 redis::cmd("SADD").arg(format!("{{ws}}{id}")).arg(n).clone(),
                 format!("SISMEMBER {{ws}}{id} {n}"),
+            ),
+            _ => (
+                redis::cmd("ZADD").arg(format!("{{wz}}{id}")).arg(n).arg(format!("m{n}")).clone(),
+                format!("ZSCORE {{wz}}{id} m{n}"),
             ),
         };
         match write.query_async::<Value>(&mut c).await {

@@ -31,12 +31,28 @@ async fn fill(c: &mut MultiplexedConnection) {
     }
     let _: i64 = many.query_async(c).await.unwrap();
     q(c, &["SADD", "{t}s:words", "apple", "banana", "1", "cherry"]).await;
+    q(c, &["ZADD", "{t}z:small", "1", "a", "2.5", "b", "-inf", "low", "inf", "high", "0.1", "tenth"]).await;
+    let mut big = redis::cmd("ZADD");
+    big.arg("{t}z:big");
+    for i in 0..300 {
+        big.arg(i as f64 / 7.0).arg(format!("member:{i}"));
+    }
+    let _: i64 = big.query_async(c).await.unwrap();
     q(c, &["SET", "{t}str", "plain"]).await;
     q(c, &["PEXPIRE", "{t}h:small", "1000000"]).await;
 }
 
-const KEYS: [&str; 7] =
-    ["{t}h:small", "{t}h:wide", "{t}h:long", "{t}s:ints", "{t}s:many", "{t}s:words", "{t}str"];
+const KEYS: [&str; 9] = [
+    "{t}h:small",
+    "{t}h:wide",
+    "{t}h:long",
+    "{t}s:ints",
+    "{t}s:many",
+    "{t}s:words",
+    "{t}z:small",
+    "{t}z:big",
+    "{t}str",
+];
 
 /// Each key's type, encoding and contents (sorted), and whether it has a TTL.
 async fn contents(c: &mut MultiplexedConnection) -> BTreeMap<String, String> {
@@ -52,6 +68,23 @@ async fn contents(c: &mut MultiplexedConnection) -> BTreeMap<String, String> {
                 pairs.into_iter().map(|(f, v)| format!("{f}={v}")).collect()
             }
             "set" => redis::cmd("SMEMBERS").arg(key).query_async(c).await.unwrap(),
+            "zset" => {
+                // Order matters here: ZRANGE's, scores as the server prints them.
+                let pairs: Vec<(String, String)> = redis::cmd("ZRANGE")
+                    .arg(key)
+                    .arg(0)
+                    .arg(-1)
+                    .arg("WITHSCORES")
+                    .query_async(c)
+                    .await
+                    .unwrap();
+                let rank: Option<i64> =
+                    redis::cmd("ZRANK").arg(key).arg("member:150").query_async(c).await.unwrap();
+                let mut v: Vec<String> =
+                    pairs.into_iter().enumerate().map(|(i, (m, s))| format!("{i:04}:{m}={s}")).collect();
+                v.push(format!("rank:{rank:?}"));
+                v
+            }
             "string" => vec![redis::cmd("GET").arg(key).query_async(c).await.unwrap()],
             other => vec![other.to_string()],
         };
@@ -128,12 +161,17 @@ async fn every_entry_point_serves_hashes_and_sets() {
         assert_eq!(q(&mut c, &["SINTERSTORE", "{t}dst", "{t}s:ints", "{t}s:many"]).await, int(1));
         assert_eq!(q(&mut c, &["SMOVE", "{t}s:words", "{t}dst", "apple"]).await, int(1));
         assert_eq!(q(&mut c, &["SINTERCARD", "2", "{t}s:ints", "{t}dst"]).await, int(1));
+        assert_eq!(q(&mut c, &["ZUNIONSTORE", "{t}zu", "2", "{t}z:small", "{t}s:ints"]).await, int(10));
+        assert_eq!(q(&mut c, &["ZINTERCARD", "2", "{t}z:small", "{t}z:big"]).await, int(0));
+        q(&mut c, &["DEL", "{t}zu"]).await;
         q(&mut c, &["DEL", "{t}dst"]).await;
         q(&mut c, &["SADD", "{t}s:words", "apple"]).await;
         if addr != shard.addr {
             let e = err(&mut c, &["SUNION", "{a}x", "{b}y"]).await;
             assert!(e.starts_with("CROSSSLOT"), "{addr}: {e}");
             let e = err(&mut c, &["SINTERCARD", "2", "{a}x", "{b}y"]).await;
+            assert!(e.starts_with("CROSSSLOT"), "{addr}: {e}");
+            let e = err(&mut c, &["ZUNIONSTORE", "{a}d", "2", "{a}x", "{b}y"]).await;
             assert!(e.starts_with("CROSSSLOT"), "{addr}: {e}");
         }
         // RESP3: maps and sets. Another connection: it may read from a read shard a moment
@@ -149,10 +187,19 @@ async fn every_entry_point_serves_hashes_and_sets() {
                 matches!(q(&mut c3, &["HGETALL", "{t}h:long"]).await, Value::Map(m) if m.len() == 2)
                     && matches!(q(&mut c3, &["SMEMBERS", "{t}s:words"]).await, Value::Set(s) if s.len() == 4)
                     && matches!(q(&mut c3, &["SINTER", "{t}s:words"]).await, Value::Set(s) if s.len() == 4)
+                    && q(&mut c3, &["ZSCORE", "{t}z:small", "b"]).await == Value::Double(2.5)
+                    && matches!(q(&mut c3, &["ZRANGE", "{t}z:small", "0", "0", "WITHSCORES"]).await,
+                        Value::Array(a) if a == vec![Value::Array(vec![bulk("low"), Value::Double(f64::NEG_INFINITY)])])
             }
         })
         .await;
-        assert!(typed, "{addr}: {:?}", q(&mut c3, &["SMEMBERS", "{t}s:words"]).await);
+        assert!(
+            typed,
+            "{addr}: {:?} {:?} {:?}",
+            q(&mut c3, &["SMEMBERS", "{t}s:words"]).await,
+            q(&mut c3, &["ZSCORE", "{t}z:small", "b"]).await,
+            q(&mut c3, &["ZRANGE", "{t}z:small", "0", "0", "WITHSCORES"]).await
+        );
     }
 }
 
@@ -176,6 +223,9 @@ async fn a_read_shard_holds_its_primarys_values() {
     q(&mut c, &["HINCRBYFLOAT", "{t}h:small", "f", "0.1"]).await;
     q(&mut c, &["SPOP", "{t}s:many", "5"]).await;
     q(&mut c, &["SRANDMEMBER", "{t}s:many", "-3"]).await;
+    q(&mut c, &["ZINCRBY", "{t}z:big", "0.3", "member:7"]).await;
+    q(&mut c, &["ZMPOP", "1", "{t}z:big", "MAX", "COUNT", "2"]).await;
+    q(&mut c, &["ZADD", "{t}z:small", "GT", "CH", "INCR", "5", "a"]).await;
     q(&mut c, &["SINTERSTORE", "{t}none", "{t}s:ints", "{t}s:words"]).await;
     let payload: Vec<u8> = redis::cmd("DUMP").arg("{t}h:wide").query_async(&mut c).await.unwrap();
     let _: Value =
