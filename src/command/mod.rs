@@ -737,15 +737,7 @@ impl Ctx<'_> {
 
     /// The size rules for compact encodings, from the configuration.
     pub fn limits(&self) -> crate::keyspace::Limits {
-        let c = &self.state.config;
-        let n = |name: &str| c.get(name).parse::<i64>().unwrap_or(0).max(0) as usize;
-        crate::keyspace::Limits {
-            hash_entries: n("hash-max-listpack-entries"),
-            hash_value: n("hash-max-listpack-value"),
-            set_intset_entries: n("set-max-intset-entries"),
-            zset_entries: n("zset-max-listpack-entries"),
-            zset_value: n("zset-max-listpack-value"),
-        }
+        self.state.limits
     }
 
     /// Whether writes are being logged (a replica is attached), so handlers only build a

@@ -298,6 +298,7 @@ pub fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     match ctx.state.config.set_runtime(&pairs, local) {
         Ok(()) => {
             // Settings that live outside the config table follow it.
+            ctx.state.limits = crate::server::limits_of(&ctx.state.config);
             let backlog = ctx.state.config.get("repl-backlog-size").parse().unwrap_or(1 << 20);
             if let Some(log) = &mut ctx.state.log {
                 log.backlog.set_capacity(backlog);

@@ -60,9 +60,7 @@ fn members(items: Vec<(Bytes, f64)>) -> Vec<Reply> {
 
 /// The size rules for listpack-encoded sorted sets.
 fn zlimits(ctx: &Ctx) -> ZLimits {
-    let c = &ctx.state.config;
-    let n = |name: &str| c.get(name).parse::<i64>().unwrap_or(0).max(0) as usize;
-    ZLimits { entries: n("zset-max-listpack-entries"), value: n("zset-max-listpack-value") }
+    ctx.state.limits.zset()
 }
 
 /// ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...]
@@ -497,13 +495,14 @@ pub fn zremrangebylex(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 fn pop(ctx: &mut Ctx, key: &[u8], max: bool, count: usize) -> Result<Vec<(Bytes, f64)>, Reply> {
     let Some(z) = ctx.write_obj(key, None, pick_mut)? else { return Ok(vec![]) };
     let n = count.min(z.len());
-    let items = if max { z.range_rev(z.len() - n, z.len()) } else { z.range(0, n) };
-    if max {
-        let len = z.len();
-        z.remove_range(len - n, len);
+    let len = z.len();
+    let items = if max {
+        let mut items = z.take_range(len - n, len);
+        items.reverse();
+        items
     } else {
-        z.remove_range(0, n);
-    }
+        z.take_range(0, n)
+    };
     ctx.drop_if_empty(key);
     Ok(items)
 }

@@ -58,6 +58,10 @@ pub fn g17(d: f64) -> String {
     if d == 0.0 {
         return if d.is_sign_negative() { "-0".into() } else { "0".into() };
     }
+    if d == d.trunc() && d.abs() < 1e17 {
+        // An integer of at most 17 digits prints as itself (the common score).
+        return itoa::Buffer::new().format(d as i64).to_string();
+    }
     let sci = format!("{d:.16e}");
     let (mantissa, exp) = sci.split_once('e').expect("scientific form");
     let exp: i32 = exp.parse().expect("an exponent");
@@ -135,12 +139,58 @@ struct Level {
     span: u32,
 }
 
+/// A node's levels: the first two in the node itself (three nodes in four have one level, and
+/// nearly all at most two), higher ones in their own allocation. A traversal step then reads
+/// one cache line, as Redis's nodes with their level array inline.
+#[derive(Debug, Clone)]
+struct Levels {
+    inline: [Level; 2],
+    spill: Option<Box<[Level]>>,
+    height: u8,
+}
+
+impl Levels {
+    fn new(height: usize) -> Levels {
+        let nil = Level { next: NIL, span: 0 };
+        Levels {
+            inline: [nil; 2],
+            spill: (height > 2).then(|| vec![nil; height - 2].into_boxed_slice()),
+            height: height as u8,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.height as usize
+    }
+}
+
+impl std::ops::Index<usize> for Levels {
+    type Output = Level;
+    fn index(&self, i: usize) -> &Level {
+        if i < 2 {
+            &self.inline[i]
+        } else {
+            &self.spill.as_ref().expect("a level below the height")[i - 2]
+        }
+    }
+}
+
+impl std::ops::IndexMut<usize> for Levels {
+    fn index_mut(&mut self, i: usize) -> &mut Level {
+        if i < 2 {
+            &mut self.inline[i]
+        } else {
+            &mut self.spill.as_mut().expect("a level below the height")[i - 2]
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Node {
     member: Box<[u8]>,
     score: f64,
     backward: u32,
-    levels: Box<[Level]>,
+    levels: Levels,
 }
 
 /// The skiplist and the member index (a hash table of node numbers, hashed by member).
@@ -164,12 +214,7 @@ impl std::fmt::Debug for SkipSet {
 
 impl SkipSet {
     fn new() -> SkipSet {
-        let head = Node {
-            member: Box::new([]),
-            score: 0.0,
-            backward: NIL,
-            levels: vec![Level { next: NIL, span: 0 }; MAX_LEVEL].into_boxed_slice(),
-        };
+        let head = Node { member: Box::new([]), score: 0.0, backward: NIL, levels: Levels::new(MAX_LEVEL) };
         SkipSet {
             nodes: vec![head],
             free: Vec::new(),
@@ -208,6 +253,25 @@ impl SkipSet {
         self.find(member).map(|i| self.nodes[i as usize].score)
     }
 
+    /// Gives node `id` a new score where that keeps the order (between its neighbours), as
+    /// Redis's zslUpdateScore does; false when it must move.
+    fn rescore_in_place(&mut self, id: u32, score: f64) -> bool {
+        let n = &self.nodes[id as usize];
+        let (back, next) = (n.backward, n.levels[0].next);
+        let after_back = back == NIL || {
+            let b = &self.nodes[back as usize];
+            less(b.score, &b.member, score, &n.member)
+        };
+        let before_next = next == NIL || {
+            let x = &self.nodes[next as usize];
+            less(score, &n.member, x.score, &x.member)
+        };
+        if after_back && before_next {
+            self.nodes[id as usize].score = score;
+        }
+        after_back && before_next
+    }
+
     fn insert(&mut self, member: &[u8], score: f64) {
         let mut update = [HEAD; MAX_LEVEL];
         let mut rank = [0u32; MAX_LEVEL];
@@ -241,7 +305,7 @@ impl SkipSet {
             member: member.into(),
             score,
             backward: if update[0] == HEAD { NIL } else { update[0] },
-            levels: vec![Level { next: NIL, span: 0 }; level].into_boxed_slice(),
+            levels: Levels::new(level),
         };
         let id = match self.free.pop() {
             Some(id) => {
@@ -275,13 +339,21 @@ impl SkipSet {
 
     fn remove(&mut self, member: &[u8]) -> Option<f64> {
         let id = self.find(member)?;
+        Some(self.unlink(id))
+    }
+
+    /// Removes node `id` (found by the caller); returns its score.
+    fn unlink(&mut self, id: u32) -> f64 {
         let score = self.nodes[id as usize].score;
+        let member = std::mem::take(&mut self.nodes[id as usize].member);
+        let member = &member[..];
         let mut update = [HEAD; MAX_LEVEL];
         let mut x = HEAD;
         for i in (0..self.level).rev() {
             loop {
                 let next = self.nodes[x as usize].levels[i].next;
-                if next == NIL {
+                // The node itself (its member taken out already) ends the walk too.
+                if next == NIL || next == id {
                     break;
                 }
                 let n = &self.nodes[next as usize];
@@ -312,15 +384,12 @@ impl SkipSet {
         }
         self.len -= 1;
         let h = self.hash(member);
-        let nodes = &self.nodes;
-        if let Ok(entry) = self.index.find_entry(h, |&i| &*nodes[i as usize].member == member) {
+        if let Ok(entry) = self.index.find_entry(h, |&i| i == id) {
             entry.remove();
         }
-        let node = &mut self.nodes[id as usize];
-        node.member = Box::new([]);
-        node.levels = Box::new([]);
+        self.nodes[id as usize].levels = Levels::new(0);
         self.free.push(id);
-        Some(score)
+        score
     }
 
     /// The number of elements before the first one `admit` accepts, where `admit` holds
@@ -441,6 +510,19 @@ impl ZSet {
 
     /// Sets `member`'s score (adding it if new); returns its old score.
     pub fn set(&mut self, member: &[u8], score: f64, limits: &ZLimits) -> Option<f64> {
+        if let ZSet::Skip(s) = self {
+            // One hash lookup; a score change that keeps the node's place costs no traversal.
+            if let Some(id) = s.find(member) {
+                let old = s.nodes[id as usize].score;
+                if old != score && !s.rescore_in_place(id, score) {
+                    s.unlink(id);
+                    s.insert(member, score);
+                }
+                return Some(old);
+            }
+            s.insert(member, score);
+            return None;
+        }
         let old = self.remove(member);
         if let ZSet::Packed(lp) = self {
             if member.len() > limits.value || lp.len() / 2 >= limits.entries {
@@ -593,6 +675,24 @@ impl ZSet {
                 v
             }
         }
+    }
+
+    /// Removes and returns the elements with ranks in [from, to), ascending.
+    pub fn take_range(&mut self, from: usize, to: usize) -> Vec<(Bytes, f64)> {
+        let gone = self.range(from, to);
+        match self {
+            ZSet::Packed(lp) => {
+                if let Some((_, at)) = lp.iter().nth(2 * from) {
+                    lp.remove(at, 2 * gone.len());
+                }
+            }
+            ZSet::Skip(s) => {
+                for (m, _) in &gone {
+                    s.remove(m);
+                }
+            }
+        }
+        gone
     }
 
     /// Removes the elements with ranks in [from, to); returns how many.

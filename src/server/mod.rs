@@ -117,6 +117,21 @@ pub struct State {
     /// Unix seconds of the last successful snapshot save (LASTSAVE), and the change count then.
     pub last_save: u64,
     pub dirty_at_save: u64,
+    /// The compact encodings' size rules, from the configuration (kept here so commands do
+    /// not parse them per call; CONFIG SET refreshes them).
+    pub limits: crate::keyspace::Limits,
+}
+
+/// The size rules the configuration gives.
+pub fn limits_of(c: &Config) -> crate::keyspace::Limits {
+    let n = |name: &str| c.get(name).parse::<i64>().unwrap_or(0).max(0) as usize;
+    crate::keyspace::Limits {
+        hash_entries: n("hash-max-listpack-entries"),
+        hash_value: n("hash-max-listpack-value"),
+        set_intset_entries: n("set-max-intset-entries"),
+        zset_entries: n("zset-max-listpack-entries"),
+        zset_value: n("zset-max-listpack-value"),
+    }
 }
 
 impl State {
@@ -355,6 +370,7 @@ impl Server {
         Server {
             state: Mutex::new(State {
                 keyspace: Keyspace::new(config.databases()),
+                limits: limits_of(&config),
                 stats: Stats::default(),
                 config,
                 cluster: None,
