@@ -2,18 +2,90 @@
 //! `hash-max-listpack-entries` fields, none longer than `hash-max-listpack-value`), then a hash
 //! table.
 
+use std::borrow::Borrow;
+
 use bytes::Bytes;
-use indexmap::IndexMap;
+use indexmap::IndexSet;
 
 use super::listpack::{item_of, Item, Listpack};
 use super::object::Limits;
 
-type Table = IndexMap<Box<[u8]>, Box<[u8]>, foldhash::fast::RandomState>;
+/// A field and its value in one allocation, `[LEB128 field length | field | value]`, hashed
+/// and compared as its field (so the table is looked up with the field alone).
+#[derive(Clone)]
+pub struct Pair(Box<[u8]>);
+
+impl Pair {
+    fn new(field: &[u8], value: &[u8]) -> Pair {
+        let mut b = Vec::with_capacity(field.len() + value.len() + 3);
+        let mut n = field.len();
+        while n >= 0x80 {
+            b.push(n as u8 | 0x80);
+            n >>= 7;
+        }
+        b.push(n as u8);
+        b.extend_from_slice(field);
+        b.extend_from_slice(value);
+        Pair(b.into_boxed_slice())
+    }
+
+    fn split(&self) -> (&[u8], &[u8]) {
+        let (mut len, mut shift, mut i) = (0usize, 0, 0);
+        loop {
+            let b = self.0[i];
+            len |= ((b & 0x7f) as usize) << shift;
+            i += 1;
+            if b < 0x80 {
+                break;
+            }
+            shift += 7;
+        }
+        self.0[i..].split_at(len)
+    }
+
+    pub fn field(&self) -> &[u8] {
+        self.split().0
+    }
+
+    pub fn value(&self) -> &[u8] {
+        self.split().1
+    }
+}
+
+impl std::fmt::Debug for Pair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (k, v) = self.split();
+        write!(f, "{}={}", String::from_utf8_lossy(k), String::from_utf8_lossy(v))
+    }
+}
+
+impl std::hash::Hash for Pair {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.field().hash(state)
+    }
+}
+
+impl PartialEq for Pair {
+    fn eq(&self, other: &Pair) -> bool {
+        self.field() == other.field()
+    }
+}
+
+impl Eq for Pair {}
+
+impl Borrow<[u8]> for Pair {
+    fn borrow(&self) -> &[u8] {
+        self.field()
+    }
+}
+
+type Table = IndexSet<Pair, foldhash::fast::RandomState>;
 
 #[derive(Debug, Clone)]
 pub enum Hash {
     Packed(Listpack),
-    Table(Table),
+    /// Boxed, so a small hash's object stays small.
+    Table(Box<Table>),
 }
 
 impl Default for Hash {
@@ -53,8 +125,7 @@ impl Hash {
         match self {
             Hash::Packed(lp) => lp.heap_size(),
             Hash::Table(t) => {
-                t.capacity() * (std::mem::size_of::<(Box<[u8]>, Box<[u8]>)>() + 16)
-                    + t.iter().map(|(f, v)| f.len() + v.len()).sum::<usize>()
+                t.capacity() * (std::mem::size_of::<Pair>() + 16) + t.iter().map(|p| p.0.len()).sum::<usize>()
             }
         }
     }
@@ -77,14 +148,14 @@ impl Hash {
                 let (_, at) = Self::find(lp, field)?;
                 lp.iter_from(at).next().map(|(v, _)| v.to_bytes())
             }
-            Hash::Table(t) => t.get(field).map(|v| Bytes::copy_from_slice(v)),
+            Hash::Table(t) => t.get(field).map(|p| Bytes::copy_from_slice(p.value())),
         }
     }
 
     pub fn contains(&self, field: &[u8]) -> bool {
         match self {
             Hash::Packed(lp) => Self::find(lp, field).is_some(),
-            Hash::Table(t) => t.contains_key(field),
+            Hash::Table(t) => t.contains(field),
         }
     }
 
@@ -106,7 +177,7 @@ impl Hash {
             }
         }
         let Hash::Table(t) = self else { unreachable!("converted above") };
-        t.insert(field.into(), value.into()).is_none()
+        t.replace(Pair::new(field, value)).is_none()
     }
 
     fn convert_to_table(&mut self) {
@@ -114,9 +185,9 @@ impl Hash {
         let mut t = Table::with_capacity_and_hasher(lp.len() / 2 + 1, Default::default());
         let mut it = lp.iter();
         while let (Some((f, _)), Some((v, _))) = (it.next(), it.next()) {
-            t.insert(f.to_bytes().to_vec().into(), v.to_bytes().to_vec().into());
+            t.insert(Pair::new(&f.to_bytes(), &v.to_bytes()));
         }
-        *self = Hash::Table(t);
+        *self = Hash::Table(Box::new(t));
     }
 
     /// Removes `field`; true if it was there.
@@ -129,7 +200,7 @@ impl Hash {
                 }
                 None => false,
             },
-            Hash::Table(t) => t.swap_remove(field).is_some(),
+            Hash::Table(t) => t.swap_remove(field),
         }
     }
 
@@ -143,7 +214,10 @@ impl Hash {
                     f(item_bytes(k, &mut kb), item_bytes(v, &mut vb));
                 }
             }
-            Hash::Table(t) => t.iter().for_each(|(k, v)| f(k, v)),
+            Hash::Table(t) => t.iter().for_each(|p| {
+                let (k, v) = p.split();
+                f(k, v)
+            }),
         }
     }
 
@@ -157,7 +231,7 @@ impl Hash {
                 (f.to_bytes(), v.to_bytes())
             }
             Hash::Table(t) => {
-                let (f, v) = t.get_index(i).expect("in range");
+                let (f, v) = t.get_index(i).expect("in range").split();
                 (Bytes::copy_from_slice(f), Bytes::copy_from_slice(v))
             }
         }
@@ -177,7 +251,7 @@ impl Hash {
                 while pos > 0 && visited < count {
                     pos -= 1;
                     visited += 1;
-                    let (k, v) = t.get_index(pos).expect("in range");
+                    let (k, v) = t.get_index(pos).expect("in range").split();
                     f(k, v);
                 }
                 pos as u64

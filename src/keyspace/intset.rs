@@ -123,6 +123,10 @@ impl Intset {
 
     fn set_len(&mut self, len: usize) {
         self.0[4..8].copy_from_slice(&(len as u32).to_le_bytes());
+        // Exact-ish size, as Redis reallocates an intset on every change.
+        if self.0.capacity() > self.0.len() + self.0.len() / 4 + 8 {
+            self.0.shrink_to_fit();
+        }
     }
 
     /// Adds `v`; false if it was there.

@@ -255,11 +255,20 @@ impl Listpack {
         self.0.capacity()
     }
 
+    /// After a change: no more capacity than a quarter over what is used (Redis reallocates
+    /// a listpack to its exact size on every change).
+    fn fit(&mut self) {
+        if self.0.capacity() > self.0.len() + self.0.len() / 4 + 8 {
+            self.0.shrink_to_fit();
+        }
+    }
+
     fn set_count(&mut self, count: usize) {
         let c = if count >= 65535 { 65535 } else { count as u16 };
         self.0[4..6].copy_from_slice(&c.to_le_bytes());
         let total = self.0.len() as u32;
         self.0[..4].copy_from_slice(&total.to_le_bytes());
+        self.fit();
     }
 
     /// Elements with their offsets (for [`Listpack::remove`] and [`Listpack::replace`]).

@@ -13,7 +13,8 @@ type Table = IndexSet<Box<[u8]>, foldhash::fast::RandomState>;
 #[derive(Debug, Clone)]
 pub enum Set {
     Ints(Intset),
-    Table(Table),
+    /// Boxed, so a small set's object stays small.
+    Table(Box<Table>),
 }
 
 impl Set {
@@ -21,7 +22,7 @@ impl Set {
     pub fn for_member(member: &[u8]) -> Set {
         match parse_i64(member) {
             Some(_) => Set::Ints(Intset::new()),
-            None => Set::Table(Table::default()),
+            None => Set::Table(Box::default()),
         }
     }
 
@@ -66,7 +67,7 @@ impl Set {
         for n in ints.iter() {
             t.insert(itoa::Buffer::new().format(n).as_bytes().into());
         }
-        *self = Set::Table(t);
+        *self = Set::Table(Box::new(t));
     }
 
     /// Adds `member`; true if it is new.
@@ -137,7 +138,7 @@ impl Set {
         let members: Vec<Vec<u8>> = members.into_iter().collect();
         let mut s = match members.first() {
             Some(m) if members.len() <= limits.set_intset_entries => Set::for_member(m),
-            _ => Set::Table(Table::with_capacity_and_hasher(members.len(), Default::default())),
+            _ => Set::Table(Box::new(Table::with_capacity_and_hasher(members.len(), Default::default()))),
         };
         for m in &members {
             s.add(m, limits);
