@@ -16,15 +16,9 @@ fn saved(ctx: &mut Ctx) {
     ctx.state.dirty_at_save = ctx.state.keyspace.dirty();
 }
 
-/// The dataset and the stream position, as an RDB payload. Built from the handler's locked
-/// state (persistence::snapshot would take the lock again).
+/// The dataset and the stream position, as an RDB payload, from the handler's locked state.
 fn snapshot(ctx: &Ctx) -> Bytes {
-    let state = &*ctx.state;
-    let position = state
-        .log
-        .as_ref()
-        .map(|l| crate::persistence::rdb::ReplPosition { replid: l.replid.clone(), offset: l.offset() });
-    crate::persistence::rdb::write_with(&state.keyspace, ctx.now, position.as_ref())
+    persistence::snapshot_of(ctx.state, ctx.now)
 }
 
 pub fn save(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {

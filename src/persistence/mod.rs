@@ -26,10 +26,10 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::command::{dispatch, Client, Ctx};
+use crate::command::Ctx;
 use crate::keyspace::{now_ms, Keyspace};
 use crate::resp::RequestParser;
-use crate::server::{ClientHandle, Server};
+use crate::server::Server;
 use rdb::ReplPosition;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,9 +124,7 @@ fn replay(
 ) -> Result<(usize, Keyspace), (usize, String)> {
     let mut state = server.state();
     let saved = std::mem::replace(&mut state.keyspace, keyspace);
-    let addr = server.local_addr;
-    let mut client = Client::new(Arc::new(ClientHandle::new(0, addr, addr, -1)), true);
-    client.is_master = true;
+    let mut client = crate::replication::replica::stream_client(server);
     let mut buf = BytesMut::from(stream);
     let mut parser = RequestParser::default();
     let mut args: Vec<Bytes> = Vec::new();
@@ -141,18 +139,15 @@ fn replay(
         match parser.next(&mut buf, &mut args) {
             Ok(Some(_)) => {
                 applied += before - buf.len();
-                let is_getack = args.len() >= 2 && args[0].eq_ignore_ascii_case(b"replconf");
-                if !is_getack {
-                    let mut ctx = Ctx {
-                        state: &mut state,
-                        client: &mut client,
-                        server,
-                        now: now_ms(),
-                        deferred: None,
-                        propagate: None,
-                    };
-                    dispatch(&mut ctx, &args);
-                }
+                let mut ctx = Ctx {
+                    state: &mut state,
+                    client: &mut client,
+                    server,
+                    now: now_ms(),
+                    deferred: None,
+                    propagate: None,
+                };
+                crate::replication::replica::apply_streamed(&mut ctx, &args);
                 args.clear();
             }
             Ok(None) => break Ok(applied),
@@ -286,11 +281,22 @@ pub fn stop_writer(aof: &Aof, thread: std::thread::JoinHandle<()>) {
     let _ = thread.join();
 }
 
-/// The dataset and the log's position, as an RDB payload, taken under the lock.
+/// The one snapshot writer (SAVE, BGSAVE, the AOF preamble and rewrite, a full resync, a
+/// replica's saved state): the dataset and this node's place in its replication stream (a
+/// replica's applied offset, a primary's write log end) as an RDB payload. The caller holds
+/// the state lock, so the two match.
+pub fn snapshot_of(state: &crate::server::State, now: u64) -> Bytes {
+    let position = match (&state.upstream, &state.log) {
+        (Some(up), _) => up.replid.clone().map(|replid| ReplPosition { replid, offset: up.offset }),
+        (None, Some(l)) => Some(ReplPosition { replid: l.replid.clone(), offset: l.offset() }),
+        (None, None) => None,
+    };
+    rdb::write_with(&state.keyspace, now, position.as_ref())
+}
+
+/// [`snapshot_of`], taking the lock.
 fn snapshot(server: &Server) -> Vec<u8> {
-    let state = server.state();
-    let position = state.log.as_ref().map(|l| ReplPosition { replid: l.replid.clone(), offset: l.offset() });
-    rdb::write_with(&state.keyspace, now_ms(), position.as_ref()).to_vec()
+    snapshot_of(&server.state(), now_ms()).to_vec()
 }
 
 fn writer(server: Arc<Server>, aof: Arc<Aof>, mut file: File) {
@@ -380,7 +386,7 @@ fn rewrite(server: &Arc<Server>, aof: &Aof, file: &mut File) -> io::Result<u64> 
             let end = position.as_ref().map_or(0, |p| p.offset);
             let rest =
                 state.log.as_mut().and_then(|l| l.aof_buf.as_mut()).map(std::mem::take).unwrap_or_default();
-            let data = rdb::write_with(&state.keyspace, now_ms(), position.as_ref());
+            let data = snapshot_of(&state, now_ms());
             (rest, data, end)
         };
         file.write_all(&rest)?;

@@ -15,7 +15,6 @@ use tracing::{info, warn};
 
 use super::log::WriteLog;
 use crate::command::{int_arg, text, Ctx, SYNTAX};
-use crate::persistence::rdb;
 use crate::resp::{Reply, RequestParser};
 use crate::server::{AbortOnDrop, ReplicaLink, Server, State};
 use crate::tri;
@@ -119,10 +118,12 @@ fn full_sync(ctx: &mut Ctx, announce: bool) -> Reply {
     let log = state.log.as_mut().expect("ensured by the caller");
     log.force_select();
     let offset = log.offset();
-    let snapshot = rdb::write(&state.keyspace, now);
+    let replid = log.replid.clone();
+    let snapshot = crate::persistence::snapshot_of(state, now);
+    let log = state.log.as_mut().expect("ensured by the caller");
     let mut out = BytesMut::with_capacity(snapshot.len() + 100);
     if announce {
-        out.extend_from_slice(format!("+FULLRESYNC {} {offset}\r\n", log.replid).as_bytes());
+        out.extend_from_slice(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes());
     }
     out.extend_from_slice(format!("${}\r\n", snapshot.len()).as_bytes());
     out.extend_from_slice(&snapshot);

@@ -121,8 +121,9 @@ struct StreamFile {
 
 impl StreamFile {
     /// After a full resync: the file becomes a snapshot of what was loaded, at `position`.
-    fn restart(&mut self, server: &Server, position: &rdb::ReplPosition) -> io::Result<()> {
-        let data = rdb::write_with(&server.state().keyspace, now_ms(), Some(position));
+    fn restart(&mut self, server: &Server) -> io::Result<()> {
+        // The upstream already names the position the full resync reached.
+        let data = crate::persistence::snapshot_of(&server.state(), now_ms());
         crate::persistence::write_atomically(&self.path, &data)?;
         self.file = None;
         Ok(())
@@ -154,13 +155,7 @@ impl StreamFile {
 /// Saves the dataset and the replication position, for a restart to continue from. Taken
 /// under the state lock, so the two match.
 pub fn save(server: &Server, dir: &Path) -> io::Result<()> {
-    let data = {
-        let state = server.state();
-        let up = state.upstream.as_ref();
-        let position =
-            up.and_then(|u| u.replid.clone().map(|replid| rdb::ReplPosition { replid, offset: u.offset }));
-        rdb::write_with(&state.keyspace, now_ms(), position.as_ref())
-    };
+    let data = crate::persistence::snapshot_of(&server.state(), now_ms());
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!("{SAVED}.tmp"));
     std::fs::write(&tmp, &data)?;
@@ -379,7 +374,7 @@ async fn link(
             up.syncing = false;
             drop(state);
             if let Some(a) = aof {
-                a.restart(server, &rdb::ReplPosition { replid: id.to_string(), offset: at })?;
+                a.restart(server)?;
             }
             info!(primary = %addr, offset = at, bytes = snapshot_len, "full resync done");
         }
@@ -466,6 +461,25 @@ async fn stream_loop(
 
 /// Runs a batch of stream commands under one lock, advancing the offset by each one's bytes.
 /// Returns whether the primary asked for an acknowledgement.
+/// One command of a primary's stream, whether it arrives on the replication link or is read
+/// back from an append-only file: run with the normal handlers as the primary's client (which
+/// may write on a replica and is not routed). REPLCONF (the primary's GETACK) changes no data:
+/// it is not run, and the caller is told it was one.
+pub fn apply_streamed(ctx: &mut Ctx, cmd: &[Bytes]) -> Option<Reply> {
+    if cmd.first().is_some_and(|c| c.eq_ignore_ascii_case(b"replconf")) {
+        return None;
+    }
+    Some(dispatch(ctx, cmd))
+}
+
+/// The primary's client a stream is applied as.
+pub fn stream_client(server: &Server) -> Client {
+    let addr = server.local_addr;
+    let mut client = Client::new(Arc::new(ClientHandle::new(0, addr, addr, -1)), true);
+    client.is_master = true;
+    client
+}
+
 fn apply(server: &Arc<Server>, client: &mut Client, args: &[Bytes], ends: &[(usize, usize)]) -> bool {
     let mut state = server.state();
     let mut getack = false;
@@ -478,16 +492,10 @@ fn apply(server: &Arc<Server>, client: &mut Client, args: &[Bytes], ends: &[(usi
             let cmd = &args[start..end];
             start = end;
             consumed += bytes as u64;
-            if cmd.len() >= 2
-                && cmd[0].eq_ignore_ascii_case(b"replconf")
-                && cmd[1].eq_ignore_ascii_case(b"getack")
-            {
-                getack = true;
-                continue;
-            }
-            let reply = dispatch(&mut ctx, cmd);
-            if let Reply::Error(e) = reply {
-                debug!(error = %e, "replicated command failed");
+            match apply_streamed(&mut ctx, cmd) {
+                None => getack |= cmd.get(1).is_some_and(|a| a.eq_ignore_ascii_case(b"getack")),
+                Some(Reply::Error(e)) => debug!(error = %e, "replicated command failed"),
+                Some(_) => {}
             }
         }
     }
