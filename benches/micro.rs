@@ -137,5 +137,39 @@ fn routing(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, parser, replies, keyspace, slots, routing);
+/// Sorted sets at 10k, 100k and 1M members: a score update (ZADD of an existing member) and a
+/// ZRANGE ... BYSCORE LIMIT 0 10 should cost O(log n), so the three sizes stay close.
+fn sorted_sets(c: &mut Criterion) {
+    use rust_edis::keyspace::zset::{ScoreBound, ZLimits, ZSet};
+    let limits = ZLimits { entries: 128, value: 64 };
+    let mut group = c.benchmark_group("zset");
+    for n in [10_000usize, 100_000, 1_000_000] {
+        let mut z = ZSet::default();
+        for i in 0..n {
+            z.set(format!("member:{i:09}").as_bytes(), (i * 7 % n) as f64, &limits);
+        }
+        let mut x = 1u64;
+        group.bench_function(format!("zadd_update/{n}"), |b| {
+            b.iter(|| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                let i = (x >> 33) as usize % n;
+                z.set(format!("member:{i:09}").as_bytes(), ((x >> 20) % n as u64) as f64, &limits);
+            })
+        });
+        group.bench_function(format!("zrange_byscore_limit_10/{n}"), |b| {
+            b.iter(|| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                let lo = ((x >> 33) % n as u64) as f64;
+                let (a, _) = z.score_range(
+                    &ScoreBound { value: lo, exclusive: false },
+                    &ScoreBound { value: f64::INFINITY, exclusive: false },
+                );
+                black_box(z.range(a, a + 10));
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, parser, replies, keyspace, slots, routing, sorted_sets);
 criterion_main!(benches);

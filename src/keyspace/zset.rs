@@ -697,20 +697,7 @@ impl ZSet {
 
     /// Removes the elements with ranks in [from, to); returns how many.
     pub fn remove_range(&mut self, from: usize, to: usize) -> usize {
-        let gone = self.range(from, to);
-        match self {
-            ZSet::Packed(lp) => {
-                if let Some((_, at)) = lp.iter().nth(2 * from) {
-                    lp.remove(at, 2 * gone.len());
-                }
-            }
-            ZSet::Skip(s) => {
-                for (m, _) in &gone {
-                    s.remove(m);
-                }
-            }
-        }
-        gone.len()
+        self.take_range(from, to).len()
     }
 
     /// From a listpack read from an RDB file or a DUMP payload, re-encoded by today's rules.
