@@ -377,6 +377,14 @@ async fn cluster_clients_and_the_routing_client() {
     assert_eq!(q(&mut o, &["WAIT", "1", "5000"]).await, int(1));
     assert_eq!(run(&["GET", "via-client"]), "hello\n");
     assert_eq!(run(&["MGET", "cc1", "via-client", "nope"]), "1\nhello\n\n");
+    // Collections and {tag}ged multi-key commands route the same way.
+    assert_eq!(run(&["HSET", "{u}h", "f", "v"]), "1\n");
+    assert_eq!(run(&["HGETALL", "{u}h"]), "f\nv\n");
+    assert_eq!(run(&["SADD", "{u}s", "a", "b"]), "2\n");
+    assert_eq!(run(&["SINTERSTORE", "{u}d", "{u}s", "{u}s"]), "2\n");
+    assert_eq!(run(&["ZADD", "{u}z", "1.5", "m"]), "1\n");
+    assert_eq!(run(&["ZRANGE", "{u}z", "0", "-1", "WITHSCORES"]), "m\n1.5\n");
+    assert!(run(&["SUNION", "{a}x", "{b}y"]).starts_with("CROSSSLOT"));
     // One session over piped lines: MULTI queues, DISCARD undoes, EXEC runs on the key's
     // shard, keys of two slots abort the transaction, WATCH sees its own session's view.
     let script = "SET {t}a 1\nMULTI\nINCR {t}a\nDISCARD\nGET {t}a\nMULTI\nINCR {t}a\nSET other 1\nEXEC\n\
