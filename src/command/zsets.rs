@@ -99,41 +99,45 @@ pub fn zadd(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         parsed.push((score, &p[1]));
     }
     let limits = zlimits(ctx);
-    let exists = tri!(ctx.read_obj(&args[1], pick)).is_some();
-    if !exists && xx {
+    // XX creates nothing: a missing key stays missing.
+    if xx && tri!(ctx.read_obj(&args[1], pick)).is_none() {
         return if incr { Reply::Nil } else { Reply::Int(0) };
     }
     let z = tri!(ctx.write_obj(&args[1], Some(&new_zset), pick_mut)).expect("created");
     let (mut added, mut changed) = (0, 0);
     let mut incr_result = None;
+    let mut nan = false;
     for (score, member) in parsed {
-        let old = z.score(member);
-        if (old.is_some() && nx) || (old.is_none() && xx) {
-            continue;
-        }
-        let mut new = score;
-        if incr {
-            new = old.unwrap_or(0.0) + score;
+        let decide = |old: Option<f64>| {
+            if (old.is_some() && nx) || (old.is_none() && xx) {
+                return None;
+            }
+            let new = if incr { old.unwrap_or(0.0) + score } else { score };
             if new.is_nan() {
-                ctx.drop_if_empty(&args[1]);
-                return Reply::err("ERR resulting score is not a number (NaN)");
+                nan = true;
+                return None;
             }
+            match old {
+                Some(old) if (gt && new <= old) || (lt && new >= old) => None,
+                _ => Some(new),
+            }
+        };
+        let (old, new) = z.update(member, decide, &limits);
+        if nan {
+            ctx.drop_if_empty(&args[1]);
+            return Reply::err("ERR resulting score is not a number (NaN)");
         }
-        if let Some(old) = old {
-            if (gt && new <= old) || (lt && new >= old) {
-                continue;
-            }
-            if new != old {
-                z.set(member, new, &limits);
-                changed += 1;
-            }
-        } else {
-            z.set(member, new, &limits);
-            added += 1;
+        let Some(new) = new else { continue };
+        match old {
+            Some(old) if old != new => changed += 1,
+            Some(_) => {}
+            None => added += 1,
         }
         incr_result = Some(new);
     }
-    ctx.drop_if_empty(&args[1]);
+    if z.is_empty() {
+        ctx.drop_if_empty(&args[1]);
+    }
     if incr {
         return incr_result.map_or(Reply::Nil, score_reply);
     }

@@ -177,7 +177,18 @@ impl Hash {
             }
         }
         let Hash::Table(t) = self else { unreachable!("converted above") };
-        t.replace(Pair::new(field, value)).is_none()
+        // Found by the field alone (no second pair to compare), replaced in its place.
+        match t.get_index_of(field) {
+            Some(i) => {
+                use indexmap::set::MutableValues;
+                *t.get_index_mut2(i).expect("just found") = Pair::new(field, value);
+                false
+            }
+            None => {
+                t.insert(Pair::new(field, value));
+                true
+            }
+        }
     }
 
     fn convert_to_table(&mut self) {

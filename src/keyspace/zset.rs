@@ -139,12 +139,14 @@ struct Level {
     span: u32,
 }
 
-/// A node's levels: the first two in the node itself (three nodes in four have one level, and
-/// nearly all at most two), higher ones in their own allocation. A traversal step then reads
-/// one cache line, as Redis's nodes with their level array inline.
+/// A node's levels: the first four in the node itself (all but one node in 256), higher ones
+/// in their own allocation. A traversal step then reads one cache line, as Redis's nodes with
+/// their level array inline.
+const INLINE: usize = 4;
+
 #[derive(Debug, Clone)]
 struct Levels {
-    inline: [Level; 2],
+    inline: [Level; INLINE],
     spill: Option<Box<[Level]>>,
     height: u8,
 }
@@ -153,8 +155,8 @@ impl Levels {
     fn new(height: usize) -> Levels {
         let nil = Level { next: NIL, span: 0 };
         Levels {
-            inline: [nil; 2],
-            spill: (height > 2).then(|| vec![nil; height - 2].into_boxed_slice()),
+            inline: [nil; INLINE],
+            spill: (height > INLINE).then(|| vec![nil; height - INLINE].into_boxed_slice()),
             height: height as u8,
         }
     }
@@ -167,20 +169,20 @@ impl Levels {
 impl std::ops::Index<usize> for Levels {
     type Output = Level;
     fn index(&self, i: usize) -> &Level {
-        if i < 2 {
+        if i < INLINE {
             &self.inline[i]
         } else {
-            &self.spill.as_ref().expect("a level below the height")[i - 2]
+            &self.spill.as_ref().expect("a level below the height")[i - INLINE]
         }
     }
 }
 
 impl std::ops::IndexMut<usize> for Levels {
     fn index_mut(&mut self, i: usize) -> &mut Level {
-        if i < 2 {
+        if i < INLINE {
             &mut self.inline[i]
         } else {
-            &mut self.spill.as_mut().expect("a level below the height")[i - 2]
+            &mut self.spill.as_mut().expect("a level below the height")[i - INLINE]
         }
     }
 }
@@ -506,6 +508,37 @@ impl ZSet {
             s.insert(&m, score);
         }
         *self = ZSet::Skip(Box::new(s));
+    }
+
+    /// ZADD's step for one member, with one lookup: `decide` gets the member's score (None when
+    /// it is new) and says what it should become (None: leave it). Returns (old, new).
+    pub fn update(
+        &mut self,
+        member: &[u8],
+        decide: impl FnOnce(Option<f64>) -> Option<f64>,
+        limits: &ZLimits,
+    ) -> (Option<f64>, Option<f64>) {
+        if let ZSet::Skip(s) = self {
+            let found = s.find(member);
+            let old = found.map(|id| s.nodes[id as usize].score);
+            let Some(new) = decide(old) else { return (old, None) };
+            match found {
+                Some(id) => {
+                    if old != Some(new) && !s.rescore_in_place(id, new) {
+                        s.unlink(id);
+                        s.insert(member, new);
+                    }
+                }
+                None => s.insert(member, new),
+            }
+            return (old, Some(new));
+        }
+        let old = self.score(member);
+        let Some(new) = decide(old) else { return (old, None) };
+        if old != Some(new) {
+            self.set(member, new, limits);
+        }
+        (old, Some(new))
     }
 
     /// Sets `member`'s score (adding it if new); returns its old score.
