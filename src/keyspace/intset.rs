@@ -123,8 +123,8 @@ impl Intset {
 
     fn set_len(&mut self, len: usize) {
         self.0[4..8].copy_from_slice(&(len as u32).to_le_bytes());
-        // Exact-ish size, as Redis reallocates an intset on every change.
-        if self.0.capacity() > self.0.len() + self.0.len() / 4 + 8 {
+        // Give back what removals left far beyond its size.
+        if self.0.capacity() > self.0.len() + self.0.len() / 2 + 16 {
             self.0.shrink_to_fit();
         }
     }
@@ -148,6 +148,8 @@ impl Intset {
         let Err(pos) = self.search(v) else { return false };
         let w = self.width();
         let at = 8 + pos * w;
+        // Exact growth, as Redis reallocates an intset by one value.
+        self.0.reserve_exact(w);
         self.0.splice(at..at, std::iter::repeat_n(0u8, w));
         let len = self.len();
         self.set_len(len + 1);

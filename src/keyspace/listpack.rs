@@ -255,10 +255,10 @@ impl Listpack {
         self.0.capacity()
     }
 
-    /// After a change: no more capacity than a quarter over what is used (Redis reallocates
-    /// a listpack to its exact size on every change).
+    /// After a change that shrank it: give back what is far beyond its size. Growth is exact
+    /// (`reserve_exact` before adding), as Redis reallocates a listpack to its exact size.
     fn fit(&mut self) {
-        if self.0.capacity() > self.0.len() + self.0.len() / 4 + 8 {
+        if self.0.capacity() > self.0.len() + self.0.len() / 2 + 16 {
             self.0.shrink_to_fit();
         }
     }
@@ -284,6 +284,7 @@ impl Listpack {
     /// Appends an element.
     pub fn push(&mut self, s: &[u8]) {
         let count = self.len();
+        self.0.reserve_exact(s.len() + 11);
         self.0.pop();
         encode(item_of(s), &mut self.0);
         self.0.push(EOF);
@@ -294,6 +295,7 @@ impl Listpack {
     pub fn insert(&mut self, at: usize, s: &[u8]) {
         let mut encoded = Vec::with_capacity(s.len() + 11);
         encode(item_of(s), &mut encoded);
+        self.0.reserve_exact(encoded.len());
         self.0.splice(at..at, encoded);
         let count = self.len();
         self.set_count(count + 1);
@@ -309,6 +311,7 @@ impl Listpack {
         let (_, next) = decode(&self.0, at).expect("an element's offset");
         let mut encoded = Vec::with_capacity(s.len() + 11);
         encode(item_of(s), &mut encoded);
+        self.0.reserve_exact(encoded.len().saturating_sub(next - at));
         self.0.splice(at..next, encoded);
         let count = self.len();
         self.set_count(count);
