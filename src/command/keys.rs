@@ -249,7 +249,8 @@ pub fn flushall(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 /// of at most 20 characters, `embstr` up to 44 bytes, else `raw`).
 pub fn object_encoding(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let now = ctx.now;
-    match ctx.db().get(&args[2], now).map(|e| e.value()) {
+    // OBJECT does not count as an access (Redis looks the key up without touching it).
+    match ctx.db().peek(&args[2], now).map(|e| e.value()) {
         None => Reply::Nil,
         Some(Value::Obj(o)) => Reply::bulk_str(o.encoding()),
         Some(Value::Str(v)) => {
@@ -267,7 +268,7 @@ pub fn object_encoding(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 /// OBJECT REFCOUNT key: 1, or Redis's shared-integer count for 0..9999.
 pub fn object_refcount(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let now = ctx.now;
-    match ctx.db().get(&args[2], now).map(|e| e.value()) {
+    match ctx.db().peek(&args[2], now).map(|e| e.value()) {
         None => Reply::Nil,
         Some(Value::Str(v))
             if crate::resp::parser::parse_i64(v).is_some_and(|n| (0..10_000).contains(&n)) =>
@@ -278,28 +279,31 @@ pub fn object_refcount(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     }
 }
 
-/// OBJECT IDLETIME key: access times are not tracked, so a live key reports 0.
+/// OBJECT IDLETIME key: seconds since the key was last read or written (this lookup does
+/// not count, as Redis's OBJECT does not touch the key).
 pub fn object_idletime(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let now = ctx.now;
-    if ctx.db().get(&args[2], now).is_none() {
+    let Some(entry) = ctx.db().peek(&args[2], now) else {
         return Reply::Nil;
-    }
+    };
+    let accessed = entry.accessed();
     if ctx.state.config.get("maxmemory-policy").contains("lfu") {
         return Reply::err("ERR An LRU maxmemory policy is not selected, access time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.");
     }
-    Reply::Int(0)
+    Reply::Int(crate::keyspace::clock().saturating_sub(accessed) as i64)
 }
 
-/// OBJECT FREQ key: only under an LFU policy, as Redis; frequencies are not tracked (0).
+/// OBJECT FREQ key: Redis answers it only under an LFU policy, as here; this server keeps
+/// access times, not frequency counters (eviction comes with memory limits), and says so.
 pub fn object_freq(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let now = ctx.now;
-    if ctx.db().get(&args[2], now).is_none() {
+    if ctx.db().peek(&args[2], now).is_none() {
         return Reply::Nil;
     }
     if !ctx.state.config.get("maxmemory-policy").contains("lfu") {
         return Reply::err("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.");
     }
-    Reply::Int(0)
+    Reply::err("ERR access frequency is not tracked by this server yet")
 }
 
 pub fn object_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
@@ -336,6 +340,7 @@ pub fn dump(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 pub fn restore(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let ttl = tri!(int_arg(&args[2]));
     let (mut replace, mut absttl, mut idle, mut freq) = (false, false, false, false);
+    let mut idle_secs = None;
     let mut i = 4;
     while i < args.len() {
         let more = args.len() - i - 1;
@@ -344,10 +349,12 @@ pub fn restore(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         } else if eq(&args[i], "absttl") {
             absttl = true;
         } else if eq(&args[i], "idletime") && more >= 1 && !freq {
-            if tri!(int_arg(&args[i + 1])) < 0 {
+            let secs = tri!(int_arg(&args[i + 1]));
+            if secs < 0 {
                 return Reply::err("ERR Invalid IDLETIME value, must be >= 0");
             }
             idle = true;
+            idle_secs = Some(secs as u64);
             i += 1;
         } else if eq(&args[i], "freq") && more >= 1 && !idle {
             if !(0..=255).contains(&tri!(int_arg(&args[i + 1]))) {
@@ -388,6 +395,9 @@ pub fn restore(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     match value {
         crate::persistence::rdb::Loaded::Str(v) => db.set(key, Value::Str(&v), expire_at),
         crate::persistence::rdb::Loaded::Obj(o) => db.set_object(key, o, expire_at),
+    }
+    if let Some(secs) = idle_secs {
+        db.set_idle(key, secs);
     }
     // Replicated with the absolute expiry it got here.
     if ctx.logging() {

@@ -42,6 +42,8 @@ pub struct Entry(Box<[u8]>);
 /// Where the parts of an entry are, decoded from its header.
 struct Layout {
     expiry: Option<usize>,
+    /// Where the last access time (4 bytes) is.
+    access: usize,
     key: usize,
     key_len: usize,
     object: bool,
@@ -58,9 +60,32 @@ fn varint_len(mut n: u64) -> usize {
     len
 }
 
+/// The access clock: Unix seconds, read cheaply (the server's cron refreshes it, as Redis's
+/// LRU clock), for each entry's last access (OBJECT IDLETIME).
+static CLOCK: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// The access clock's current value (set from the real clock when it was never set).
+pub fn clock() -> u32 {
+    match CLOCK.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => tick_clock(super::now_ms()),
+        c => c,
+    }
+}
+
+/// Moves the access clock to `now_ms` (the cron does, every tick).
+pub fn tick_clock(now_ms: u64) -> u32 {
+    let secs = (now_ms / 1000) as u32;
+    CLOCK.store(secs, std::sync::atomic::Ordering::Relaxed);
+    secs
+}
+
 fn build(key: &[u8], value: &[u8], object: bool, expire_at: Option<u64>) -> Box<[u8]> {
+    build_at(key, value, object, expire_at, clock())
+}
+
+fn build_at(key: &[u8], value: &[u8], object: bool, expire_at: Option<u64>, access: u32) -> Box<[u8]> {
     let header = (key.len() as u64) << 2 | (object as u64) << 1 | expire_at.is_some() as u64;
-    let len = varint_len(header) + if expire_at.is_some() { 8 } else { 0 } + key.len() + value.len();
+    let len = varint_len(header) + if expire_at.is_some() { 8 } else { 0 } + 4 + key.len() + value.len();
     let mut buf = Vec::with_capacity(len);
     let mut h = header;
     while h >= 0x80 {
@@ -71,6 +96,7 @@ fn build(key: &[u8], value: &[u8], object: bool, expire_at: Option<u64>) -> Box<
     if let Some(at) = expire_at {
         buf.extend_from_slice(&at.to_le_bytes());
     }
+    buf.extend_from_slice(&access.to_le_bytes());
     buf.extend_from_slice(key);
     buf.extend_from_slice(value);
     debug_assert_eq!(buf.len(), len);
@@ -98,9 +124,11 @@ impl Entry {
         if first < 0x80 {
             // Keys shorter than 32 bytes: a one-byte header.
             let expiry = (first & 1 == 1).then_some(1);
+            let access = if expiry.is_some() { 9 } else { 1 };
             return Layout {
                 expiry,
-                key: if expiry.is_some() { 9 } else { 1 },
+                access,
+                key: access + 4,
                 key_len: (first >> 2) as usize,
                 object: first & 2 == 2,
             };
@@ -116,8 +144,8 @@ impl Entry {
             shift += 7;
         }
         let expiry = (header & 1 == 1).then_some(i);
-        let key = i + if expiry.is_some() { 8 } else { 0 };
-        Layout { expiry, key, key_len: (header >> 2) as usize, object: header & 2 == 2 }
+        let access = i + if expiry.is_some() { 8 } else { 0 };
+        Layout { expiry, access, key: access + 4, key_len: (header >> 2) as usize, object: header & 2 == 2 }
     }
 
     fn object_ptr(&self, l: &Layout) -> *mut Object {
@@ -155,6 +183,18 @@ impl Entry {
             Value::Str(v) => v,
             Value::Obj(_) => &[],
         }
+    }
+
+    /// When the key was last read or written, in Unix seconds (the access clock).
+    pub fn accessed(&self) -> u32 {
+        let at = self.layout().access;
+        u32::from_le_bytes(self.0[at..at + 4].try_into().expect("4 bytes"))
+    }
+
+    /// Records an access at `secs` (a lookup does, as Redis updates a key's LRU clock).
+    pub fn set_accessed(&mut self, secs: u32) {
+        let at = self.layout().access;
+        self.0[at..at + 4].copy_from_slice(&secs.to_le_bytes());
     }
 
     pub fn expire_at(&self) -> Option<u64> {
@@ -196,7 +236,7 @@ impl Entry {
                 let value = self.0[l.key + l.key_len..].to_vec();
                 // The pointer bytes move to the new buffer with the same owner semantics.
                 // Dropping the old buffer frees its bytes only: the object is not dropped.
-                self.0 = build(self.key(), &value, l.object, expire_at);
+                self.0 = build_at(self.key(), &value, l.object, expire_at, self.accessed());
             }
         }
     }
@@ -294,9 +334,9 @@ mod tests {
     #[test]
     fn one_allocation_sized_to_fit() {
         let e = Entry::new(b"key:000000000001", Value::Str(&[b'v'; 64]), None);
-        assert_eq!(e.heap_size(), 1 + 16 + 64);
+        assert_eq!(e.heap_size(), 1 + 4 + 16 + 64);
         let e = Entry::new(b"key:000000000001", Value::Str(&[b'v'; 64]), Some(5));
-        assert_eq!(e.heap_size(), 1 + 8 + 16 + 64);
+        assert_eq!(e.heap_size(), 1 + 8 + 4 + 16 + 64);
         assert_eq!(std::mem::size_of::<Entry>(), 16);
     }
 

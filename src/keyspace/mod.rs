@@ -29,7 +29,7 @@ type Hasher = foldhash::fast::RandomState;
 type EntrySet = IndexSet<Entry, Hasher>;
 type KeySet = IndexSet<Bytes, Hasher>;
 
-pub use entry::{Entry, Value};
+pub use entry::{clock, tick_clock, Entry, Value};
 pub use glob::glob_match;
 pub use object::{Limits, Object};
 
@@ -152,13 +152,22 @@ impl Db {
     /// The live entry for `key`, for reading.
     pub fn get(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
         let i = self.live_index(key, now)?;
-        self.entries.get_index(i)
+        let entry = self.entries.get_index_mut2(i)?;
+        entry.set_accessed(entry::clock());
+        Some(entry)
     }
 
     /// The live entry for `key` without touching anything (an expired one is not returned,
     /// nor deleted): for reading several keys at once.
     pub fn peek(&self, key: &[u8], now: u64) -> Option<&Entry> {
         self.entries.get(key).filter(|e| !e.is_expired(now))
+    }
+
+    /// Sets when `key` was last accessed, `idle` seconds ago (RESTORE ... IDLETIME).
+    pub fn set_idle(&mut self, key: &[u8], idle: u64) {
+        if let Some((_, e)) = self.entries.get_full_mut2(key) {
+            e.set_accessed(entry::clock().saturating_sub(idle.min(u32::MAX as u64) as u32));
+        }
     }
 
     pub fn contains(&mut self, key: &[u8], now: u64) -> bool {
@@ -224,7 +233,9 @@ impl Db {
     pub fn get_mut(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
         let i = self.live_index(key, now)?;
         self.touch(key);
-        self.entries.get_index_mut2(i)
+        let entry = self.entries.get_index_mut2(i)?;
+        entry.set_accessed(entry::clock());
+        Some(entry)
     }
 
     /// Replaces the value of `key`, keeping its TTL if it has one (SET ... KEEPTTL, INCR,

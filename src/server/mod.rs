@@ -414,6 +414,7 @@ impl Server {
     /// quarter of the tick (Redis's slow cycle uses 25% too).
     fn cron(&self, tick: Duration) {
         const ROUND: usize = 200;
+        crate::keyspace::tick_clock(now_ms());
         let start = Instant::now();
         while self.state().active_expire {
             let round = self.state().keyspace.active_expire(now_ms(), ROUND);

@@ -323,3 +323,30 @@ async fn redis_server_and_rust_edis_exchange_every_type() {
     std::fs::remove_dir_all(&dir).ok();
     std::fs::remove_dir_all(&replica_dir).ok();
 }
+
+#[tokio::test]
+async fn object_idletime_counts_from_the_last_access() {
+    let s = TestServer::start().await;
+    let mut c = s.conn().await;
+    q(&mut c, &["HSET", "h", "f", "v"]).await;
+    let payload: Vec<u8> = redis::cmd("DUMP").arg("h").query_async(&mut c).await.unwrap();
+    let _: Value = redis::cmd("RESTORE")
+        .arg("old")
+        .arg(0)
+        .arg(payload)
+        .arg("IDLETIME")
+        .arg(1000)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let idle = |c: &mut MultiplexedConnection| {
+        let mut c = c.clone();
+        async move { redis::cmd("OBJECT").arg("IDLETIME").arg("old").query_async::<i64>(&mut c).await.unwrap() }
+    };
+    let before = idle(&mut c).await;
+    assert!((1000..1003).contains(&before), "{before}");
+    assert_eq!(idle(&mut c).await, before, "OBJECT itself is not an access");
+    q(&mut c, &["HGET", "old", "f"]).await;
+    assert!(idle(&mut c).await <= 1, "a read is");
+    assert_eq!(q(&mut c, &["OBJECT", "IDLETIME", "nokey"]).await, Value::Nil);
+}
