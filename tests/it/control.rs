@@ -478,11 +478,12 @@ async fn redis_cli_follows_a_read_shards_redirect() {
     }
     for r in &cluster.reads {
         let port = r.addr.port().to_string();
-        let out = tokio::process::Command::new(&cli)
+        // Bounded: a redirect loop must fail the test, not hang it.
+        let run = tokio::process::Command::new(&cli)
             .args(["-c", "-p", &port, "SET", &format!("via{port}"), "v"])
-            .output()
-            .await
-            .unwrap();
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(WAIT, run).await.expect("redis-cli answered within 10 s").unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "OK", "{out:?}");
     }
     let mut c = redis::cluster::ClusterClient::new(vec![format!("redis://{}/", cluster.writes[0].addr)])
