@@ -33,6 +33,9 @@ pub fn random_positions(rng: &mut Rng, len: usize, n: i64) -> Vec<usize> {
     if n < 0 {
         return (0..n.unsigned_abs()).map(|_| rng.below(len)).collect();
     }
+    if n == 1 {
+        return vec![rng.below(len)];
+    }
     let n = (n as u64).min(len as u64) as usize;
     if n * 3 > len {
         // A partial shuffle of every position.
@@ -122,7 +125,9 @@ pub fn spop(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         popped.iter().for_each(|m| {
             s.remove(m);
         });
-        ctx.drop_if_empty(&args[1]);
+        if s.is_empty() {
+            ctx.drop_if_empty(&args[1]);
+        }
         // Replicated as its effect: the members it removed.
         let mut srem: Vec<&[u8]> = vec![b"SREM", &args[1]];
         srem.extend(popped.iter().map(|m| &m[..]));

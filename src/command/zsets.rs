@@ -507,7 +507,9 @@ fn pop(ctx: &mut Ctx, key: &[u8], max: bool, count: usize) -> Result<Vec<(Bytes,
     } else {
         z.take_range(0, n)
     };
-    ctx.drop_if_empty(key);
+    if z.is_empty() {
+        ctx.drop_if_empty(key);
+    }
     Ok(items)
 }
 
