@@ -96,6 +96,7 @@ static PARAMS: &[Param] = &[
     p("aof-load-truncated", "yes", Kind::Bool),
     protected("dbfilename", "dump.rdb"),
     fixed("enable-protected-configs", "no", Kind::Enum(&["yes", "no", "local"])),
+    fixed("enable-debug-command", "no", Kind::Enum(&["yes", "no", "local"])),
     p("replica-read-only", "yes", Kind::Bool),
     p("masterauth", "", Kind::Str),
     p("masteruser", "", Kind::Str),

@@ -79,6 +79,9 @@ struct Cli {
     /// Protected mode: with no password, only loopback clients may connect (yes or no).
     #[arg(long)]
     protected_mode: Option<String>,
+    /// Who may run DEBUG: no (Redis 7's default), local (loopback clients) or yes.
+    #[arg(long)]
+    enable_debug_command: Option<String>,
     /// Size of the replication backlog a primary keeps for partial resyncs (e.g. 1mb).
     #[arg(long, value_name = "BYTES")]
     repl_backlog_size: Option<String>,
@@ -127,6 +130,7 @@ fn build_config(cli: &Cli) -> Result<Config, String> {
     set("masteruser", cli.masteruser.clone())?;
     set("cluster-secret-file", cli.cluster_secret_file.as_ref().map(|d| d.display().to_string()))?;
     set("protected-mode", cli.protected_mode.clone())?;
+    set("enable-debug-command", cli.enable_debug_command.clone())?;
     set("repl-backlog-size", cli.repl_backlog_size.clone())?;
     set("read-from", cli.read_from.clone())?;
     set("appendonly", cli.appendonly.clone())?;

@@ -172,6 +172,8 @@ pub mod flags {
     /// only a connection authenticated as a member may run it. Not a Redis flag, so
     /// COMMAND INFO does not list it.
     pub const INTERNAL: u32 = 1 << 13;
+    /// A DEBUG subcommand: refused unless `enable-debug-command` allows it (Redis 7).
+    pub const DEBUG: u32 = 1 << 14;
 
     /// Names in the order `COMMAND INFO` prints them.
     pub const NAMES: &[(u32, &str)] = &[
@@ -543,6 +545,10 @@ fn route(ctx: &mut Ctx, cmd: &Command, args: &[Bytes]) -> Result<(), Reply> {
 
 /// Runs one command for a client: lookup, checks, MULTI queuing, then the handler.
 pub fn dispatch(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    // DEBUG is refused before its subcommand is even parsed, as Redis does.
+    if args[0].len() == 5 && args[0].eq_ignore_ascii_case(b"debug") && !debug_allowed(ctx) {
+        return Reply::err(DEBUG_NOT_ALLOWED);
+    }
     let cmd = match resolve(args) {
         Ok(cmd) => cmd,
         Err(reply) => {
@@ -568,6 +574,10 @@ pub fn dispatch_resolved(ctx: &mut Ctx, cmd: &'static Command, args: &[Bytes]) -
             return Reply::err(crate::server::DENIED);
         }
         return Reply::err("NOAUTH Authentication required.");
+    }
+    if cmd.has(flags::DEBUG) && !debug_allowed(ctx) {
+        ctx.state.stats.of(cmd).rejected += 1;
+        return Reply::err(DEBUG_NOT_ALLOWED);
     }
     if cmd.has(flags::INTERNAL) && !ctx.client.member && !ctx.state.config.get("cluster-secret").is_empty() {
         if let Some(multi) = &mut ctx.client.multi {
@@ -630,6 +640,22 @@ pub fn dispatch_resolved(ctx: &mut Ctx, cmd: &'static Command, args: &[Bytes]) -
         calls.failed += 1;
     }
     reply
+}
+
+const DEBUG_NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
+
+/// Whether this client may run DEBUG: as `enable-debug-command` says (Redis 7's default: no),
+/// and always for cluster members (a proxy combining its shards' DEBUG DIGEST) and the
+/// replication stream.
+fn debug_allowed(ctx: &Ctx) -> bool {
+    if ctx.client.member || ctx.client.is_master {
+        return true;
+    }
+    match ctx.state.config.get("enable-debug-command") {
+        "yes" => true,
+        "local" => crate::server::is_local(&ctx.client.handle.addr),
+        _ => false,
+    }
 }
 
 /// A write sent to a replica. A read shard of a cluster redirects it to the primary of its

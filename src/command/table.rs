@@ -164,8 +164,8 @@ static CLUSTER_SUBS: &[Command] = &[
 
 #[rustfmt::skip]
 static DEBUG_SUBS: &[Command] = &[
-    c("digest", 2, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "server", "1.0.0", "Returns a digest of the whole dataset: equal datasets give equal digests.", "O(N) where N is the number of keys", "", replica::digest).routed(Route::Primaries(Merge::Digest)),
-    c("set-active-expire", 3, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "server", "1.0.0", "Turns active expiry of keys off (0) or on (1).", O1, "flag", replica::set_active_expire),
+    c("digest", 2, DEBUG | ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "server", "1.0.0", "Returns a digest of the whole dataset: equal datasets give equal digests.", "O(N) where N is the number of keys", "", replica::digest).routed(Route::Primaries(Merge::Digest)),
+    c("set-active-expire", 3, DEBUG | ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "server", "1.0.0", "Turns active expiry of keys off (0) or on (1).", O1, "flag", replica::set_active_expire),
 ];
 
 #[rustfmt::skip]

@@ -32,8 +32,10 @@ impl Drop for AllInOne {
 
 pub(crate) async fn start(extra: &str) -> AllInOne {
     let dir = temp_dir("all-in-one");
-    let conf =
-        format!("dir \"{}\"\nnode-timeout 500\nwrite-shards 3\nread-replicas 1\n{extra}", dir.display());
+    let conf = format!(
+        "dir \"{}\"\nnode-timeout 500\nwrite-shards 3\nread-replicas 1\nenable-debug-command yes\n{extra}",
+        dir.display()
+    );
     let config = Config::parse(&conf).expect("config");
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let info_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -61,7 +61,7 @@ async fn start_node_at(
     extra: &str,
 ) -> Node {
     let mut conf = format!(
-        "dir \"{}\"\nnode-timeout {NODE_TIMEOUT_MS}\nwrite-shards 3\ncluster-secret {SECRET}\n{extra}",
+        "dir \"{}\"\nnode-timeout {NODE_TIMEOUT_MS}\nwrite-shards 3\ncluster-secret {SECRET}\nenable-debug-command yes\n{extra}",
         dir.display()
     );
     if let Some(info) = info {

@@ -502,3 +502,31 @@ fn which(name: &str) -> Option<std::path::PathBuf> {
     std::env::var_os("PATH")
         .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.is_file()))
 }
+
+/// DEBUG as Redis 7: refused unless `enable-debug-command` allows it (`local`: loopback
+/// clients only), whatever the subcommand.
+#[tokio::test]
+async fn debug_needs_enable_debug_command() {
+    const REFUSED: &str = "-ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.\r\n";
+    let start = |conf: &'static str| async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let config = rust_edis::config::Config::parse(conf).unwrap();
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            rust_edis::roles::write::run(config, listener, rx).await.unwrap();
+        });
+        (addr, tx, task)
+    };
+    let (addr, _tx, task) = start("protected-mode no\n").await;
+    let mut raw = Raw::connect(addr).await;
+    assert_eq!(raw.call(&resp(&["DEBUG", "DIGEST"])).await, REFUSED);
+    assert_eq!(raw.call(&resp(&["DEBUG", "NOSUCH"])).await, REFUSED);
+    let set = raw.call(&resp(&["CONFIG", "SET", "enable-debug-command", "yes"])).await;
+    assert!(set.starts_with("-ERR CONFIG SET failed"), "{set}");
+    task.abort();
+    let (addr, _tx, task) = start("enable-debug-command local\nprotected-mode no\n").await;
+    assert!(Raw::connect(addr).await.call(&resp(&["DEBUG", "DIGEST"])).await.starts_with('+'));
+    assert_eq!(from_other_host(addr).await.call(&resp(&["DEBUG", "DIGEST"])).await, REFUSED);
+    task.abort();
+}

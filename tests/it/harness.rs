@@ -30,7 +30,9 @@ impl TestServer {
     }
 
     /// A write server (or, with `read`, the read role) listening on `bind`.
-    pub async fn start_at(bind: &str, read: bool, config: Config) -> Self {
+    pub async fn start_at(bind: &str, read: bool, mut config: Config) -> Self {
+        // The tests compare datasets with DEBUG DIGEST (Redis 7 refuses DEBUG by default).
+        config.set_startup("enable-debug-command", "yes").expect("a parameter");
         let listener = TcpListener::bind(bind).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (shutdown, rx) = watch::channel(false);

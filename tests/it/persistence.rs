@@ -48,6 +48,8 @@ async fn spawn_role(dir: &Path, fsync: &str, role: &str) -> Proc {
             fsync,
             "--loglevel",
             "warning",
+            "--enable-debug-command",
+            "yes",
         ]);
         if role == "all" {
             command.args(["--info", &format!("127.0.0.1:{}", free_port().await), "--node-timeout", "500"]);
@@ -549,6 +551,7 @@ async fn a_replica_with_an_aof_survives_sigkill_and_continues() {
                 dir.to_str().unwrap(),
             ])
             .args(["--port", "0", "--appendonly", "yes", "--appendfsync", "always", "--loglevel", "warning"])
+            .args(["--enable-debug-command", "yes"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
