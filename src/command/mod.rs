@@ -642,18 +642,23 @@ pub fn dispatch_resolved(ctx: &mut Ctx, cmd: &'static Command, args: &[Bytes]) -
     reply
 }
 
-const DEBUG_NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
+pub const DEBUG_NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
 
 /// Whether this client may run DEBUG: as `enable-debug-command` says (Redis 7's default: no),
 /// and always for cluster members (a proxy combining its shards' DEBUG DIGEST) and the
 /// replication stream.
 fn debug_allowed(ctx: &Ctx) -> bool {
-    if ctx.client.member || ctx.client.is_master {
+    debug_allowed_for(&ctx.state.config, ctx.client)
+}
+
+/// [`debug_allowed`] from a configuration and a client (the proxy checks its own).
+pub fn debug_allowed_for(config: &crate::config::Config, client: &Client) -> bool {
+    if client.member || client.is_master {
         return true;
     }
-    match ctx.state.config.get("enable-debug-command") {
+    match config.get("enable-debug-command") {
         "yes" => true,
-        "local" => crate::server::is_local(&ctx.client.handle.addr),
+        "local" => crate::server::is_local(&client.handle.addr),
         _ => false,
     }
 }

@@ -198,6 +198,13 @@ fn handle_command(
     settled: bool,
 ) -> Routed {
     let client = &mut conn.client;
+    // DEBUG answers to this node's enable-debug-command, before its subcommand is parsed.
+    if args[0].len() == 5
+        && args[0].eq_ignore_ascii_case(b"debug")
+        && !crate::command::debug_allowed_for(&server.state().config, client)
+    {
+        return ready(Reply::err(crate::command::DEBUG_NOT_ALLOWED));
+    }
     let cmd = match resolve(args) {
         Ok(cmd) => cmd,
         Err(reply) => {
