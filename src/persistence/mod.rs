@@ -62,11 +62,14 @@ pub struct Loaded {
 /// truncated last command is dropped (and cut from the file) with a warning; anything else
 /// wrong is an error naming the file and the offset.
 pub fn load(aof: Option<&Path>, rdb_path: Option<&Path>, server: &Arc<Server>) -> Result<Loaded, String> {
-    let databases = server.state().config.databases();
+    let (databases, limits) = {
+        let state = server.state();
+        (state.config.databases(), state.limits)
+    };
     if let Some(path) = aof.filter(|p| p.exists()) {
         let data = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let (keyspace, position, start) = if data.starts_with(b"REDIS") {
-            rdb::read_prefix(&data, databases).map_err(|e| {
+            rdb::read_prefix_by(&data, databases, &limits).map_err(|e| {
                 format!(
                     "Bad file format reading the append only file {}: {} (in its snapshot part)",
                     path.display(),
@@ -107,7 +110,7 @@ pub fn load(aof: Option<&Path>, rdb_path: Option<&Path>, server: &Arc<Server>) -
     }
     if let Some(rdb_path) = rdb_path.filter(|p| p.exists()) {
         let data = std::fs::read(rdb_path).map_err(|e| format!("cannot read {}: {e}", rdb_path.display()))?;
-        let (keyspace, position, _) = rdb::read_prefix(&data, databases)
+        let (keyspace, position, _) = rdb::read_prefix_by(&data, databases, &limits)
             .map_err(|e| format!("Bad file format reading the snapshot {}: {}", rdb_path.display(), e.0))?;
         info!(file = %rdb_path.display(), "loaded the snapshot");
         return Ok(Loaded { keyspace, position, tail: Vec::new(), from: Some(rdb_path.to_path_buf()) });

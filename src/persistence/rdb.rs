@@ -383,6 +383,15 @@ pub fn read_prefix(
     data: &[u8],
     databases: usize,
 ) -> Result<(Keyspace, Option<ReplPosition>, usize), RdbError> {
+    read_prefix_by(data, databases, &Limits::default())
+}
+
+/// [`read_prefix`], encoding collections by the configured size rules.
+pub fn read_prefix_by(
+    data: &[u8],
+    databases: usize,
+    limits: &Limits,
+) -> Result<(Keyspace, Option<ReplPosition>, usize), RdbError> {
     let (mut replid, mut offset) = (None, None);
     if data.len() < 9 || &data[..5] != b"REDIS" {
         return Err(RdbError("not an RDB file".into()));
@@ -432,7 +441,7 @@ pub fn read_prefix(
             }
             kind => {
                 let key = r.string()?;
-                match get_value(&mut r, kind, &Limits::default())? {
+                match get_value(&mut r, kind, limits)? {
                     Loaded::Str(value) => ks.dbs[db].set(&key, Value::Str(&value), expire.take()),
                     Loaded::Obj(object) => ks.dbs[db].set_object(&key, object, expire.take()),
                 }

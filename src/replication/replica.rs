@@ -90,7 +90,8 @@ pub fn start(server: Arc<Server>, resolve: Resolve, dir: &Path) -> io::Result<Ab
                 upstream.offset = offset;
             }
         } else if let Some(data) = saved {
-            match rdb::read_with(&data, state.config.databases()) {
+            match rdb::read_prefix_by(&data, state.config.databases(), &state.limits).map(|(k, p, _)| (k, p))
+            {
                 Ok((keyspace, position)) => {
                     state.keyspace = keyspace;
                     if let Some(p) = position {
@@ -360,9 +361,13 @@ async fn link(
                 }
             };
             let snapshot_len = snapshot.len();
-            let databases = server.state().config.databases();
-            let mut keyspace =
-                rdb::read(&snapshot, databases).map_err(|e| broken(format!("snapshot: {}", e.0)))?;
+            let (databases, limits) = {
+                let state = server.state();
+                (state.config.databases(), state.limits)
+            };
+            let mut keyspace = rdb::read_prefix_by(&snapshot, databases, &limits)
+                .map(|(k, _, _)| k)
+                .map_err(|e| broken(format!("snapshot: {}", e.0)))?;
             keyspace.set_replica(true);
             let mut state = server.state();
             state.keyspace = keyspace;

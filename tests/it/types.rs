@@ -253,6 +253,11 @@ async fn a_snapshot_keeps_every_type_and_encoding() {
     let again = TestServer::with_conf(&conf).await;
     let mut c = again.conn().await;
     assert_eq!(contents(&mut c).await, before);
+    again.stop().await;
+    // Loaded by the size rules configured now, as Redis re-encodes what it loads.
+    let smaller = TestServer::with_conf(&format!("{conf}hash-max-listpack-entries 3\n")).await;
+    let mut c = smaller.conn().await;
+    assert_eq!(q(&mut c, &["OBJECT", "ENCODING", "{t}h:small"]).await, bulk("hashtable"));
     std::fs::remove_dir_all(&dir).ok();
 }
 
