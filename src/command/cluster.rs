@@ -141,7 +141,7 @@ pub fn help(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
         "HELP",
         "    Print this help.",
     ];
-    Reply::Array(lines.iter().map(|l| Reply::simple(l)).collect())
+    super::server::help(&lines)
 }
 
 /// EDIS.TOPOLOGY [WAIT epoch timeout-ms]: the map in its transport form. With WAIT, the

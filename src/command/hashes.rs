@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 
+use super::strings::parse_float;
 use super::{int_arg, Ctx, SYNTAX};
 use crate::keyspace::hash::Hash;
 use crate::keyspace::{glob_match, Object};
@@ -134,17 +135,6 @@ pub fn hincrby(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let h = tri!(ctx.write_obj(&args[1], Some(&new_hash), pick_mut)).expect("created");
     h.set(&args[2], itoa::Buffer::new().format(new).as_bytes(), &limits);
     Reply::Int(new)
-}
-
-/// A float argument as Redis's `string2ld` reads it: no blanks, no NaN.
-pub fn parse_float(arg: &[u8]) -> Option<f64> {
-    let s = std::str::from_utf8(arg).ok()?;
-    if s.is_empty() || s.starts_with(|c: char| c.is_whitespace()) || s.ends_with(|c: char| c.is_whitespace())
-    {
-        return None;
-    }
-    let v: f64 = s.parse().ok()?;
-    (!v.is_nan()).then_some(v)
 }
 
 pub fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> Reply {

@@ -324,7 +324,7 @@ pub fn object_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
         "HELP",
         "    Prints this help.",
     ];
-    Reply::Array(lines.iter().map(|l| Reply::simple(l)).collect())
+    super::server::help(&lines)
 }
 
 /// DUMP key: the value in Redis's payload format (RDB encoding, version, CRC64).
@@ -474,5 +474,5 @@ pub fn memory_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
         "HELP",
         "    Prints this help.",
     ];
-    Reply::Array(lines.iter().map(|l| Reply::simple(l)).collect())
+    super::server::help(&lines)
 }

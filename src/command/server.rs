@@ -318,7 +318,7 @@ pub fn config_resetstat(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     Reply::Ok
 }
 
-fn help(lines: &[&'static str]) -> Reply {
+pub fn help(lines: &[&'static str]) -> Reply {
     Reply::Array(lines.iter().map(|l| Reply::simple(l)).collect())
 }
 

@@ -59,7 +59,7 @@ pub fn random_positions(rng: &mut Rng, len: usize, n: i64) -> Vec<usize> {
 }
 
 /// Members as a set: an array in RESP2, a set in RESP3.
-fn members_reply(_ctx: &Ctx, members: Vec<Bytes>) -> Reply {
+fn members_reply(members: Vec<Bytes>) -> Reply {
     Reply::Set(members.into_iter().map(Reply::Bulk).collect())
 }
 
@@ -82,7 +82,7 @@ pub fn srem(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 pub fn smembers(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let members = tri!(ctx.read_obj(&args[1], pick)).map(Set::members).unwrap_or_default();
-    members_reply(ctx, members)
+    members_reply(members)
 }
 
 pub fn sismember(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
@@ -117,7 +117,7 @@ pub fn spop(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     ctx.state.keyspace.rng = rng;
     let popped = match popped {
         Ok(Some(p)) => p,
-        Ok(None) => return if count.is_some() { members_reply(ctx, vec![]) } else { Reply::Nil },
+        Ok(None) => return if count.is_some() { members_reply(vec![]) } else { Reply::Nil },
         Err(e) => return e,
     };
     if !popped.is_empty() {
@@ -135,7 +135,7 @@ pub fn spop(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     }
     match count {
         None => popped.into_iter().next().into(),
-        Some(_) => members_reply(ctx, popped),
+        Some(_) => members_reply(popped),
     }
 }
 
@@ -252,7 +252,7 @@ fn combine(ctx: &mut Ctx, keys: &[Bytes], op: Op, limit: usize) -> Result<Vec<By
 
 fn combine_reply(ctx: &mut Ctx, keys: &[Bytes], op: Op) -> Reply {
     let members = tri!(combine(ctx, keys, op, 0));
-    members_reply(ctx, members)
+    members_reply(members)
 }
 
 pub fn sinter(ctx: &mut Ctx, args: &[Bytes]) -> Reply {

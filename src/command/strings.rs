@@ -285,7 +285,7 @@ pub fn decrby(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 }
 
 /// Parses a float as Redis's `string2ld`: no blanks, no NaN.
-fn parse_float(arg: &[u8]) -> Option<f64> {
+pub fn parse_float(arg: &[u8]) -> Option<f64> {
     let s = std::str::from_utf8(arg).ok()?;
     if s.is_empty() || s.starts_with(|c: char| c.is_whitespace()) || s.ends_with(|c: char| c.is_whitespace())
     {

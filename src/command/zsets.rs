@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::hashes::parse_float;
+use super::strings::parse_float;
 use super::{int_arg, Ctx, SYNTAX};
 use crate::keyspace::zset::{g17, LexBound, ScoreBound, ZLimits, ZSet};
 use crate::keyspace::{glob_match, Object, Rng, Value};
@@ -871,11 +871,8 @@ pub fn zscan(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let (items, next) = match z {
         ZSet::Packed(_) => (z.all(), 0),
         ZSet::Skip(_) => {
-            let top = if cursor == 0 { z.len() } else { (cursor as usize).min(z.len()) };
-            let from = top.saturating_sub(count);
-            let mut part = z.range(from, top);
-            part.reverse();
-            (part, from as u64)
+            let window = crate::keyspace::scan_window(z.len(), cursor, count);
+            (z.range_rev(window.start, window.end), window.start as u64)
         }
     };
     let mut out = Vec::new();

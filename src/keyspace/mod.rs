@@ -41,6 +41,14 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// The positions one SCAN call visits in an indexed collection: at most `count` going down
+/// from `cursor` (0 starts at the top), highest first; the next cursor is the window's start
+/// (0 when done). See [`Db::scan`] for why this never misses an element that stays.
+pub fn scan_window(len: usize, cursor: u64, count: usize) -> std::ops::Range<usize> {
+    let top = if cursor == 0 { len } else { (cursor as usize).min(len) };
+    top.saturating_sub(count)..top
+}
+
 /// A tiny xorshift generator: sampling needs speed and spread, not cryptographic quality.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
@@ -344,19 +352,15 @@ impl Db {
     /// cursor is filled from above it (already visited: at worst visited twice), and new keys
     /// land above it (SCAN need not return them).
     pub fn scan(&mut self, cursor: u64, count: usize, now: u64, mut f: impl FnMut(&Entry)) -> u64 {
-        let mut pos =
-            if cursor == 0 { self.entries.len() } else { (cursor as usize).min(self.entries.len()) };
-        let mut visited = 0;
-        while pos > 0 && visited < count {
-            pos -= 1;
-            visited += 1;
+        let window = scan_window(self.entries.len(), cursor, count);
+        for pos in window.clone().rev() {
             if let Some(e) = self.entries.get_index(pos) {
                 if !e.is_expired(now) {
                     f(e);
                 }
             }
         }
-        pos as u64
+        window.start as u64
     }
 
     /// Calls `f` on every live key.

@@ -112,14 +112,11 @@ impl Set {
                 0
             }
             Set::Table(t) => {
-                let mut pos = if cursor == 0 { t.len() } else { (cursor as usize).min(t.len()) };
-                let mut visited = 0;
-                while pos > 0 && visited < count {
-                    pos -= 1;
-                    visited += 1;
+                let window = super::scan_window(t.len(), cursor, count);
+                for pos in window.clone().rev() {
                     f(Bytes::copy_from_slice(t.get_index(pos).expect("in range")));
                 }
-                pos as u64
+                window.start as u64
             }
         }
     }

@@ -498,11 +498,6 @@ async fn redis_cli_follows_a_read_shards_redirect() {
     }
 }
 
-fn which(name: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH")
-        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.is_file()))
-}
-
 /// DEBUG as Redis 7: refused unless `enable-debug-command` allows it (`local`: loopback
 /// clients only), whatever the subcommand.
 #[tokio::test]

@@ -240,3 +240,9 @@ pub fn resp(args: &[&str]) -> Vec<u8> {
     }
     out
 }
+
+/// A program on the PATH (redis-server, redis-cli), for tests that talk to stock Redis.
+pub fn which(name: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.is_file()))
+}

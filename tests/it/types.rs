@@ -95,11 +95,6 @@ async fn contents(c: &mut MultiplexedConnection) -> BTreeMap<String, String> {
     out
 }
 
-fn which(name: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH")
-        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.is_file()))
-}
-
 /// A redis-server child on a free port in `dir`, killed on drop.
 struct Stock {
     _child: tokio::process::Child,
