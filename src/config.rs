@@ -61,6 +61,7 @@ static PARAMS: &[Param] = &[
     fixed("port", "6379", Kind::Int(0, 65535)),
     fixed("databases", "16", Kind::Int(1, 1_000_000)),
     fixed("daemonize", "no", Kind::Bool),
+    fixed("disable-thp", "yes", Kind::Bool),
     protected("dir", "."),
     p("requirepass", "", Kind::Str),
     p("loglevel", "notice", Kind::Enum(LOGLEVELS)),

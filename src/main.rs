@@ -180,6 +180,9 @@ enum Sub {
 }
 
 fn main() -> ExitCode {
+    // Before the allocator touches more memory; `disable-thp no` turns THP back on below.
+    rust_edis::alloc::set_thp_disabled(true);
+    rust_edis::alloc::purge_freed_memory_at_once();
     let cli = Cli::parse();
     if let Some(Sub::Client { info, cluster_secret_file, args }) = cli.command {
         let secret = match rust_edis::roles::secret::for_client(cluster_secret_file.as_deref()) {
@@ -206,6 +209,9 @@ fn main() -> ExitCode {
         }
     };
     init_logging(config.get("loglevel"));
+    if config.get("disable-thp") == "no" {
+        rust_edis::alloc::set_thp_disabled(false);
+    }
     let dir = config.dir();
     if let Err(e) = std::fs::create_dir_all(&dir) {
         eprintln!("rust-edis: cannot use --dir {}: {e}", dir.display());
