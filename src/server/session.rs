@@ -182,6 +182,12 @@ pub async fn serve<R: Runner>(
             }
             let flush = client.close || client.takeover.is_some() || !more || out.len() >= OUT_FLUSH;
             if flush && !out.is_empty() {
+                // Let the other ready connections run their batches first, so replies go out
+                // in a burst as Redis writes them all before it sleeps: a client woken by the
+                // first reply finds the others there. Written at once, every reply woke the
+                // client anew: the wake-up was 20-26% of a write shard's CPU at -P 16
+                // (perf, sock_def_readable), against 3-7% in redis-server.
+                tokio::task::yield_now().await;
                 runner.before_write().await;
                 if stream.write_all(&out).await.is_err() {
                     return None;
