@@ -133,22 +133,20 @@ const MAX_LEVEL: usize = 32;
 const NIL: u32 = u32::MAX;
 const HEAD: u32 = 0;
 
-/// A link: the next node at this level, how many places it skips, and the next node's score.
-/// The score is kept in the link so that a search deciding not to advance (about half its
-/// steps) reads nothing from the next node: on a large set, each node read is a cache miss.
+/// A link: the next node at this level and how many places it skips.
 #[derive(Debug, Clone, Copy)]
 struct Level {
     next: u32,
     span: u32,
-    score: f64,
 }
 
-const NIL_LEVEL: Level = Level { next: NIL, span: 0, score: 0.0 };
+const NIL_LEVEL: Level = Level { next: NIL, span: 0 };
 
-/// A node's levels: the first two in the node itself (all but one node in 16), higher ones
-/// in their own allocation, so a traversal step reads one cache line, as Redis's nodes with
-/// their level array inline.
-const INLINE: usize = 2;
+/// A node's levels: the first four in the node itself (all but one node in 256), higher ones
+/// in their own allocation. A traversal step then reads one cache line, as Redis's nodes with
+/// their level array inline. (Keeping the next node's score in each link, to spare reading
+/// the next node when a search does not advance, measured slower: the links no longer fit.)
+const INLINE: usize = 4;
 
 #[derive(Debug, Clone)]
 struct Levels {
@@ -280,10 +278,9 @@ impl SkipSet {
     }
 
     /// Gives node `id` a new score, as Redis's zslUpdateScore: in place when that keeps the
-    /// order (between its neighbours), else moved; the node, its member and its index entry
-    /// stay either way, only links change.
+    /// order (between its neighbours, no search needed), else moved; the node, its member and
+    /// its index entry stay either way, only links change.
     fn rescore(&mut self, id: u32, score: f64) {
-        let update = self.predecessors(id);
         let n = &self.nodes[id as usize];
         let (back, next) = (n.backward, n.levels[0].next);
         let after_back = back == NIL || {
@@ -296,10 +293,8 @@ impl SkipSet {
         };
         if after_back && before_next {
             self.nodes[id as usize].score = score;
-            for (i, up) in update.iter().enumerate().take(self.nodes[id as usize].levels.len()) {
-                self.nodes[*up as usize].levels[i].score = score;
-            }
         } else {
+            let update = self.predecessors(id);
             self.detach(id, &update);
             self.nodes[id as usize].score = score;
             self.attach(id);
@@ -317,10 +312,11 @@ impl SkipSet {
             rank[i] = if i == self.level - 1 { 0 } else { rank[i + 1] };
             loop {
                 let l = self.nodes[x as usize].levels[i];
-                if l.next == NIL
-                    || l.score > score
-                    || (l.score == score && self.nodes[l.next as usize].member[..] >= member[..])
-                {
+                if l.next == NIL {
+                    break;
+                }
+                let n = &self.nodes[l.next as usize];
+                if !less(n.score, &n.member, score, &member) {
                     break;
                 }
                 rank[i] += l.span;
@@ -341,12 +337,9 @@ impl SkipSet {
         for i in 0..level {
             let up = update[i] as usize;
             let up_level = self.nodes[up].levels[i];
-            self.nodes[id as usize].levels[i] = Level {
-                next: up_level.next,
-                span: up_level.span - (rank[0] - rank[i]),
-                score: up_level.score,
-            };
-            self.nodes[up].levels[i] = Level { next: id, span: (rank[0] - rank[i]) + 1, score };
+            self.nodes[id as usize].levels[i] =
+                Level { next: up_level.next, span: up_level.span - (rank[0] - rank[i]) };
+            self.nodes[up].levels[i] = Level { next: id, span: (rank[0] - rank[i]) + 1 };
         }
         for (i, up) in update.iter().enumerate().take(self.level).skip(level) {
             self.nodes[*up as usize].levels[i].span += 1;
@@ -386,15 +379,15 @@ impl SkipSet {
         let mut x = HEAD;
         for i in (0..self.level).rev() {
             loop {
-                let l = self.nodes[x as usize].levels[i];
-                if l.next == NIL
-                    || l.next == id
-                    || l.score > score
-                    || (l.score == score && self.nodes[l.next as usize].member[..] >= *member)
-                {
+                let next = self.nodes[x as usize].levels[i].next;
+                if next == NIL || next == id {
                     break;
                 }
-                x = l.next;
+                let n = &self.nodes[next as usize];
+                if !less(n.score, &n.member, score, member) {
+                    break;
+                }
+                x = next;
             }
             update[i] = x;
         }
@@ -408,11 +401,8 @@ impl SkipSet {
             let up = *up as usize;
             if self.nodes[up].levels[i].next == id {
                 let gone = self.nodes[id as usize].levels[i];
-                self.nodes[up].levels[i] = Level {
-                    next: gone.next,
-                    span: self.nodes[up].levels[i].span + gone.span - 1,
-                    score: gone.score,
-                };
+                self.nodes[up].levels[i] =
+                    Level { next: gone.next, span: self.nodes[up].levels[i].span + gone.span - 1 };
             } else {
                 self.nodes[up].levels[i].span -= 1;
             }
@@ -446,7 +436,7 @@ impl SkipSet {
         traversed
     }
 
-    /// Checks every link: its cached score is the next node's, its span the places it skips.
+    /// Checks every link: its span is the number of places it skips.
     #[cfg(test)]
     fn check_links(&self) {
         let mut rank_of = std::collections::HashMap::new();
@@ -463,7 +453,6 @@ impl SkipSet {
             for i in 0..n.levels.len().min(self.level) {
                 let l = n.levels[i];
                 if l.next != NIL {
-                    assert_eq!(l.score.to_bits(), self.nodes[l.next as usize].score.to_bits());
                     assert_eq!(rank_of[&l.next] - here, l.span);
                 }
             }
