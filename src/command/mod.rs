@@ -748,7 +748,7 @@ impl Ctx<'_> {
         let db = &mut self.state.keyspace.dbs[self.client.db];
         if !db.contains(key, now) {
             let Some(create) = create else { return Ok(None) };
-            db.set_object(key, Box::new(create()), None);
+            db.set_object(key, create(), None);
         }
         let entry = db.get_mut(key, now).expect("live: checked or created above");
         match entry.object_mut() {

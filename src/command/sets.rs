@@ -283,7 +283,7 @@ fn store(ctx: &mut Ctx, args: &[Bytes], op: Op) -> Reply {
     let limits = ctx.limits();
     let set = Set::from_members(members.iter().map(|m| m.to_vec()), &limits);
     let n = set.len() as i64;
-    ctx.db().set_object(dst, Box::new(Object::Set(set)), None);
+    ctx.db().set_object(dst, Object::Set(set), None);
     Reply::Int(n)
 }
 

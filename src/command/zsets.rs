@@ -416,7 +416,7 @@ fn store(ctx: &mut Ctx, dst: &[u8], items: Vec<(Bytes, f64)>) -> Reply {
         z.set(m, *s, &limits);
     }
     let n = z.len() as i64;
-    ctx.db().set_object(dst, Box::new(Object::ZSet(z)), None);
+    ctx.db().set_object(dst, Object::ZSet(z), None);
     Reply::Int(n)
 }
 

@@ -1,19 +1,25 @@
-//! One stored key: its name, value and expiry in a single heap allocation.
+//! One stored key: its name, value and expiry in a single heap allocation, held by one
+//! pointer.
 //!
 //! Memory per key is what users compare with Redis, so a key costs one allocation sized to
 //! fit, like Redis's embedded strings, instead of separate key and value buffers with their
-//! handles. The layout is
+//! handles, and the map's slot holds only that pointer (8 bytes; a boxed slice would be 16).
+//! The layout is
 //!
 //! ```text
-//! header (LEB128 of key_len << 2 | is_object << 1 | has_expiry) | expiry (8 bytes LE, if any) | key | value
+//! string:     header | value length | expiry (8 bytes LE, if any) | access (4) | key | value
+//! collection: header | expiry (if any) | access (4) | key | padding to 8 | Object
+//! header = LEB128 of key_len << 2 | is_object << 1 | has_expiry; value length = LEB128
 //! ```
 //!
-//! so a 16-byte key with a 64-byte value and no TTL takes 82 bytes, and the map's slot holds
-//! only the 16-byte box. The value's length is what is left after the key. The header's
-//! second bit marks a collection: the value bytes are then a pointer to it.
+//! so a 16-byte key with a 64-byte value and no TTL takes 86 bytes. A collection's `Object`
+//! (two words: a tag and a pointer to its compact bytes or its table) lives in the entry
+//! itself, as Redis's robj would if it were embedded in the dict entry.
 
+use std::alloc::{alloc, dealloc, handle_alloc_error, Layout as AllocLayout};
 use std::borrow::Borrow;
 use std::hash::{Hash, Hasher};
+use std::ptr::NonNull;
 
 use super::object::Object;
 
@@ -34,10 +40,14 @@ impl Value<'_> {
     }
 }
 
-/// A key with its value and expiry (absolute Unix milliseconds), in one allocation. A
-/// collection lives in its own allocation, which the entry owns through a pointer kept where a
-/// string's bytes would be (as Redis's robj points at its value).
-pub struct Entry(Box<[u8]>);
+/// A key with its value and expiry (absolute Unix milliseconds), in one allocation (aligned
+/// to 8, so that a collection's Object inside it is aligned).
+pub struct Entry(NonNull<u8>);
+
+// SAFETY: an Entry owns its allocation (and the Object in it) alone, as a Box would.
+unsafe impl Send for Entry {}
+// SAFETY: shared access only reads.
+unsafe impl Sync for Entry {}
 
 /// Where the parts of an entry are, decoded from its header.
 struct Layout {
@@ -46,18 +56,26 @@ struct Layout {
     access: usize,
     key: usize,
     key_len: usize,
+    /// Where the value starts: a string's bytes, or the Object (aligned).
+    value: usize,
+    /// The whole allocation's size.
+    total: usize,
     object: bool,
 }
 
-const PTR: usize = std::mem::size_of::<usize>();
+const ALIGN: usize = 8;
+const OBJECT: usize = std::mem::size_of::<Object>();
 
-fn varint_len(mut n: u64) -> usize {
-    let mut len = 1;
+fn put_varint(buf: &mut Vec<u8>, mut n: u64) {
     while n >= 0x80 {
+        buf.push(n as u8 | 0x80);
         n >>= 7;
-        len += 1;
     }
-    len
+    buf.push(n as u8);
+}
+
+fn object_offset(before: usize) -> usize {
+    before.div_ceil(ALIGN) * ALIGN
 }
 
 /// The access clock: Unix seconds, read cheaply (the server's cron refreshes it, as Redis's
@@ -79,102 +97,134 @@ pub fn tick_clock(now_ms: u64) -> u32 {
     secs
 }
 
-fn build(key: &[u8], value: &[u8], object: bool, expire_at: Option<u64>) -> Box<[u8]> {
-    build_at(key, value, object, expire_at, clock())
+/// Allocates an entry: header, key and (for a string) value written; for a collection, the
+/// Object's place is left for the caller to fill.
+fn build(key: &[u8], value: &[u8], object: bool, expire_at: Option<u64>, access: u32) -> NonNull<u8> {
+    let header = (key.len() as u64) << 2 | (object as u64) << 1 | expire_at.is_some() as u64;
+    let mut head = Vec::with_capacity(24);
+    put_varint(&mut head, header);
+    if !object {
+        put_varint(&mut head, value.len() as u64);
+    }
+    if let Some(at) = expire_at {
+        head.extend_from_slice(&at.to_le_bytes());
+    }
+    head.extend_from_slice(&access.to_le_bytes());
+    let before = head.len() + key.len();
+    let total = if object { object_offset(before) + OBJECT } else { before + value.len() };
+    let layout = AllocLayout::from_size_align(total, ALIGN).expect("an entry's size");
+    // SAFETY: `total` is at least 5 (header and access), so the layout is not zero-sized.
+    let ptr = unsafe { alloc(layout) };
+    let Some(ptr) = NonNull::new(ptr) else { handle_alloc_error(layout) };
+    // SAFETY: the allocation holds `total` bytes: head, key, then the value (a string's bytes
+    // fill the rest; a collection's place is written by the caller).
+    unsafe {
+        let p = ptr.as_ptr();
+        std::ptr::copy_nonoverlapping(head.as_ptr(), p, head.len());
+        std::ptr::copy_nonoverlapping(key.as_ptr(), p.add(head.len()), key.len());
+        if !object {
+            std::ptr::copy_nonoverlapping(value.as_ptr(), p.add(before), value.len());
+        }
+    }
+    ptr
 }
 
-fn build_at(key: &[u8], value: &[u8], object: bool, expire_at: Option<u64>, access: u32) -> Box<[u8]> {
-    let header = (key.len() as u64) << 2 | (object as u64) << 1 | expire_at.is_some() as u64;
-    let len = varint_len(header) + if expire_at.is_some() { 8 } else { 0 } + 4 + key.len() + value.len();
-    let mut buf = Vec::with_capacity(len);
-    let mut h = header;
-    while h >= 0x80 {
-        buf.push(h as u8 | 0x80);
-        h >>= 7;
+/// Reads a LEB128 number at `p`; returns it and the bytes it took.
+///
+/// # Safety
+/// `p` must point into an entry's header.
+unsafe fn read_varint(p: *const u8) -> (u64, usize) {
+    let (mut n, mut shift, mut i) = (0u64, 0, 0);
+    loop {
+        // SAFETY: a header's varint ends within the entry (its last byte is below 0x80).
+        let b = unsafe { *p.add(i) };
+        n |= u64::from(b & 0x7f) << shift;
+        i += 1;
+        if b < 0x80 {
+            return (n, i);
+        }
+        shift += 7;
     }
-    buf.push(h as u8);
-    if let Some(at) = expire_at {
-        buf.extend_from_slice(&at.to_le_bytes());
-    }
-    buf.extend_from_slice(&access.to_le_bytes());
-    buf.extend_from_slice(key);
-    buf.extend_from_slice(value);
-    debug_assert_eq!(buf.len(), len);
-    buf.into_boxed_slice()
 }
 
 impl Entry {
     /// An entry holding a string.
     pub fn new(key: &[u8], value: Value<'_>, expire_at: Option<u64>) -> Entry {
         match value {
-            Value::Str(v) => Entry(build(key, v, false, expire_at)),
-            Value::Obj(o) => Entry::with_object(key, Box::new(o.clone()), expire_at),
+            Value::Str(v) => Entry(build(key, v, false, expire_at, clock())),
+            Value::Obj(o) => Entry::holding(key, o.clone(), expire_at, clock()),
         }
     }
 
     /// An entry owning a collection.
-    pub fn with_object(key: &[u8], object: Box<Object>, expire_at: Option<u64>) -> Entry {
-        let ptr = Box::into_raw(object) as usize;
-        Entry(build(key, &ptr.to_le_bytes(), true, expire_at))
+    pub fn with_object(key: &[u8], object: Object, expire_at: Option<u64>) -> Entry {
+        Entry::holding(key, object, expire_at, clock())
+    }
+
+    fn holding(key: &[u8], object: Object, expire_at: Option<u64>, access: u32) -> Entry {
+        let e = Entry(build(key, &[], true, expire_at, access));
+        let l = e.layout();
+        // SAFETY: the object's place is inside the allocation, aligned, and not yet written.
+        unsafe { std::ptr::write(e.0.as_ptr().add(l.value) as *mut Object, object) };
+        e
     }
 
     #[inline]
     fn layout(&self) -> Layout {
-        let first = self.0[0];
-        if first < 0x80 {
-            // Keys shorter than 32 bytes: a one-byte header.
-            let expiry = (first & 1 == 1).then_some(1);
-            let access = if expiry.is_some() { 9 } else { 1 };
-            return Layout {
-                expiry,
-                access,
-                key: access + 4,
-                key_len: (first >> 2) as usize,
-                object: first & 2 == 2,
-            };
+        let p = self.0.as_ptr();
+        // SAFETY: every entry starts with its header (and a string's with its value length).
+        let (header, mut at) = unsafe { read_varint(p) };
+        let object = header & 2 == 2;
+        let mut value_len = 0;
+        if !object {
+            // SAFETY: as above.
+            let (n, len) = unsafe { read_varint(p.add(at)) };
+            value_len = n as usize;
+            at += len;
         }
-        let (mut header, mut shift, mut i) = (0u64, 0, 0);
-        loop {
-            let b = self.0[i];
-            header |= u64::from(b & 0x7f) << shift;
-            i += 1;
-            if b < 0x80 {
-                break;
-            }
-            shift += 7;
-        }
-        let expiry = (header & 1 == 1).then_some(i);
-        let access = i + if expiry.is_some() { 8 } else { 0 };
-        Layout { expiry, access, key: access + 4, key_len: (header >> 2) as usize, object: header & 2 == 2 }
+        let expiry = (header & 1 == 1).then_some(at);
+        let access = at + if expiry.is_some() { 8 } else { 0 };
+        let key = access + 4;
+        let key_len = (header >> 2) as usize;
+        let (value, total) = if object {
+            let v = object_offset(key + key_len);
+            (v, v + OBJECT)
+        } else {
+            (key + key_len, key + key_len + value_len)
+        };
+        Layout { expiry, access, key, key_len, value, total, object }
     }
 
-    fn object_ptr(&self, l: &Layout) -> *mut Object {
-        let at = l.key + l.key_len;
-        let bytes: [u8; PTR] = self.0[at..at + PTR].try_into().expect("a pointer");
-        usize::from_le_bytes(bytes) as *mut Object
+    fn bytes(&self, at: usize, len: usize) -> &[u8] {
+        // SAFETY: callers pass ranges from `layout`, inside the allocation.
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr().add(at), len) }
+    }
+
+    fn bytes_mut(&mut self, at: usize, len: usize) -> &mut [u8] {
+        // SAFETY: as in `bytes`; `&mut self` makes this the only access.
+        unsafe { std::slice::from_raw_parts_mut(self.0.as_ptr().add(at), len) }
     }
 
     pub fn key(&self) -> &[u8] {
         let l = self.layout();
-        &self.0[l.key..l.key + l.key_len]
+        self.bytes(l.key, l.key_len)
     }
 
     pub fn value(&self) -> Value<'_> {
         let l = self.layout();
         if l.object {
-            // SAFETY: an object entry's value bytes are the pointer `with_object` leaked from a
-            // Box, owned by this entry until it is dropped; shared access to the entry gives
-            // shared access to the object.
-            return Value::Obj(unsafe { &*self.object_ptr(&l) });
+            // SAFETY: an object entry holds an initialized, aligned Object at `value`, owned
+            // by the entry; shared access to the entry gives shared access to it.
+            return Value::Obj(unsafe { &*(self.0.as_ptr().add(l.value) as *const Object) });
         }
-        Value::Str(&self.0[l.key + l.key_len..])
+        Value::Str(self.bytes(l.value, l.total - l.value))
     }
 
     /// The collection, for changing it in place.
     pub fn object_mut(&mut self) -> Option<&mut Object> {
         let l = self.layout();
         // SAFETY: as in `value`; `&mut self` makes this the only access.
-        l.object.then(|| unsafe { &mut *self.object_ptr(&l) })
+        l.object.then(|| unsafe { &mut *(self.0.as_ptr().add(l.value) as *mut Object) })
     }
 
     /// The string value (empty for a collection).
@@ -188,19 +238,18 @@ impl Entry {
     /// When the key was last read or written, in Unix seconds (the access clock).
     pub fn accessed(&self) -> u32 {
         let at = self.layout().access;
-        u32::from_le_bytes(self.0[at..at + 4].try_into().expect("4 bytes"))
+        u32::from_le_bytes(self.bytes(at, 4).try_into().expect("4 bytes"))
     }
 
     /// Records an access at `secs` (a lookup does, as Redis updates a key's LRU clock).
     pub fn set_accessed(&mut self, secs: u32) {
         let at = self.layout().access;
-        self.0[at..at + 4].copy_from_slice(&secs.to_le_bytes());
+        self.bytes_mut(at, 4).copy_from_slice(&secs.to_le_bytes());
     }
 
     pub fn expire_at(&self) -> Option<u64> {
         let at = self.layout().expiry?;
-        let bytes: [u8; 8] = self.0[at..at + 8].try_into().expect("8 bytes");
-        Some(u64::from_le_bytes(bytes))
+        Some(u64::from_le_bytes(self.bytes(at, 8).try_into().expect("8 bytes")))
     }
 
     pub fn is_expired(&self, now: u64) -> bool {
@@ -212,50 +261,54 @@ impl Entry {
         Entry::new(self.key(), value, expire_at)
     }
 
-    /// Takes the collection out (the entry becomes an empty string).
-    pub fn take_object(&mut self) -> Option<Box<Object>> {
+    /// Moves the collection out of the entry, which becomes an empty string: the Object's
+    /// place is no longer the entry's to drop.
+    fn take_object_value(&mut self) -> Option<Object> {
         let l = self.layout();
         if !l.object {
             return None;
         }
-        let ptr = self.object_ptr(&l);
-        let expire = self.expire_at();
-        // The new buffer no longer points at the object: ownership moves to the Box.
-        self.0 = build(self.key(), &[], false, expire);
-        // SAFETY: `ptr` came from Box::into_raw in `with_object` and no entry owns it now.
-        Some(unsafe { Box::from_raw(ptr) })
+        // SAFETY: the Object is initialized; the old allocation is freed below without
+        // dropping it, so it is moved exactly once.
+        let object = unsafe { std::ptr::read(self.0.as_ptr().add(l.value) as *const Object) };
+        let fresh = build(self.key(), &[], false, self.expire_at(), self.accessed());
+        // SAFETY: the old allocation's layout is `l.total` aligned to ALIGN, as built.
+        unsafe { dealloc(self.0.as_ptr(), AllocLayout::from_size_align_unchecked(l.total, ALIGN)) };
+        self.0 = fresh;
+        Some(object)
     }
 
     /// Changes the expiry, in place when the entry already has one.
     pub fn set_expire(&mut self, expire_at: Option<u64>) {
         match (self.layout().expiry, expire_at) {
-            (Some(at), Some(new)) => self.0[at..at + 8].copy_from_slice(&new.to_le_bytes()),
+            (Some(at), Some(new)) => self.bytes_mut(at, 8).copy_from_slice(&new.to_le_bytes()),
             (None, None) => {}
             _ => {
-                let l = self.layout();
-                let value = self.0[l.key + l.key_len..].to_vec();
-                // The pointer bytes move to the new buffer with the same owner semantics.
-                // Dropping the old buffer frees its bytes only: the object is not dropped.
-                self.0 = build_at(self.key(), &value, l.object, expire_at, self.accessed());
+                let key = self.key().to_vec();
+                let access = self.accessed();
+                *self = match self.take_object_value() {
+                    Some(object) => Entry::holding(&key, object, expire_at, access),
+                    None => Entry(build(&key, self.str(), false, expire_at, access)),
+                };
             }
         }
     }
 
     /// The same entry under another key (RENAME), the value moved, not copied.
     pub fn renamed(mut self, key: &[u8]) -> Entry {
-        let expire = self.expire_at();
-        match self.take_object() {
-            Some(object) => Entry::with_object(key, object, expire),
-            None => Entry(build(key, self.str(), false, expire)),
+        let (expire, access) = (self.expire_at(), self.accessed());
+        match self.take_object_value() {
+            Some(object) => Entry::holding(key, object, expire, access),
+            None => Entry(build(key, self.str(), false, expire, access)),
         }
     }
 
     /// Bytes of heap this entry occupies (its allocation and its collection's, not counting
     /// the map's slot).
     pub fn heap_size(&self) -> usize {
-        self.0.len()
+        self.layout().total
             + match self.value() {
-                Value::Obj(o) => std::mem::size_of::<Object>() + o.heap_size(),
+                Value::Obj(o) => o.heap_size(),
                 Value::Str(_) => 0,
             }
     }
@@ -264,9 +317,13 @@ impl Entry {
 impl Drop for Entry {
     fn drop(&mut self) {
         let l = self.layout();
-        if l.object {
-            // SAFETY: this entry owns the object (see `with_object`).
-            drop(unsafe { Box::from_raw(self.object_ptr(&l)) });
+        // SAFETY: this entry owns its Object (if any) and its allocation, of `l.total` bytes
+        // aligned to ALIGN, as `build` made it.
+        unsafe {
+            if l.object {
+                std::ptr::drop_in_place(self.0.as_ptr().add(l.value) as *mut Object);
+            }
+            dealloc(self.0.as_ptr(), AllocLayout::from_size_align_unchecked(l.total, ALIGN));
         }
     }
 }
@@ -274,8 +331,8 @@ impl Drop for Entry {
 impl Clone for Entry {
     fn clone(&self) -> Entry {
         match self.value() {
-            Value::Obj(o) => Entry::with_object(self.key(), Box::new(o.clone()), self.expire_at()),
-            Value::Str(_) => Entry(self.0.clone()),
+            Value::Obj(o) => Entry::holding(self.key(), o.clone(), self.expire_at(), self.accessed()),
+            Value::Str(v) => Entry(build(self.key(), v, false, self.expire_at(), self.accessed())),
         }
     }
 }
@@ -334,10 +391,53 @@ mod tests {
     #[test]
     fn one_allocation_sized_to_fit() {
         let e = Entry::new(b"key:000000000001", Value::Str(&[b'v'; 64]), None);
-        assert_eq!(e.heap_size(), 1 + 4 + 16 + 64);
+        assert_eq!(e.heap_size(), 1 + 1 + 4 + 16 + 64);
         let e = Entry::new(b"key:000000000001", Value::Str(&[b'v'; 64]), Some(5));
-        assert_eq!(e.heap_size(), 1 + 8 + 4 + 16 + 64);
-        assert_eq!(std::mem::size_of::<Entry>(), 16);
+        assert_eq!(e.heap_size(), 1 + 1 + 8 + 4 + 16 + 64);
+        assert_eq!(std::mem::size_of::<Entry>(), 8);
+    }
+
+    fn a_set(members: &[i64]) -> Object {
+        let mut s = crate::keyspace::set::Set::for_member(b"1");
+        for m in members {
+            s.add(m.to_string().as_bytes(), &Default::default());
+        }
+        Object::Set(s)
+    }
+
+    fn members(e: &Entry) -> Vec<bytes::Bytes> {
+        match e.value() {
+            Value::Obj(Object::Set(s)) => {
+                let mut m = s.members();
+                m.sort();
+                m
+            }
+            other => panic!("not a set: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_collection_lives_in_the_entry_through_every_change() {
+        for key_len in [0usize, 3, 8, 13, 64, 200] {
+            let key = vec![b'k'; key_len];
+            let mut e = Entry::with_object(&key, a_set(&[1, 2, 3]), None);
+            assert_eq!((e.key(), e.expire_at()), (&key[..], None));
+            assert_eq!(members(&e).len(), 3);
+            e.set_expire(Some(77));
+            assert_eq!((e.key(), e.expire_at(), members(&e).len()), (&key[..], Some(77), 3));
+            if let Some(Object::Set(s)) = e.object_mut() {
+                s.add(b"4", &Default::default());
+            }
+            let c = e.clone();
+            e.set_expire(None);
+            assert_eq!((e.expire_at(), members(&e).len()), (None, 4));
+            let e = e.renamed(b"other");
+            assert_eq!((e.key(), members(&e).len()), (&b"other"[..], 4));
+            assert_eq!((c.key(), c.expire_at(), members(&c).len()), (&key[..], Some(77), 4));
+            let mut e = e;
+            let taken = e.take_object_value().expect("a collection");
+            assert_eq!((e.key(), e.str(), taken.len()), (&b"other"[..], &b""[..], 4));
+        }
     }
 
     #[test]

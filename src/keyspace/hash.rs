@@ -169,8 +169,7 @@ impl Hash {
                     return false;
                 }
                 None if fits && lp.len() / 2 < limits.hash_entries => {
-                    lp.push(field);
-                    lp.push(value);
+                    lp.insert_all(lp.end(), &[field, value]);
                     return true;
                 }
                 _ => self.convert_to_table(),

@@ -7,8 +7,22 @@
 //!
 //! Membership is a binary search; an RDB snapshot or DUMP copies the bytes.
 
+use super::thin::{Header, ThinBytes};
+
 #[derive(Clone, PartialEq, Eq)]
-pub struct Intset(Vec<u8>);
+pub struct Intset(ThinBytes<IntsetHeader>);
+
+/// An intset's length: its header, then `count` values of `width` bytes.
+pub struct IntsetHeader;
+
+impl Header for IntsetHeader {
+    const PREFIX: usize = 8;
+    fn stored_len(prefix: &[u8]) -> usize {
+        let width = u32::from_le_bytes(prefix[..4].try_into().expect("4 bytes")) as usize;
+        let count = u32::from_le_bytes(prefix[4..8].try_into().expect("4 bytes")) as usize;
+        8 + width * count
+    }
+}
 
 impl std::fmt::Debug for Intset {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -19,6 +33,16 @@ impl std::fmt::Debug for Intset {
 impl Default for Intset {
     fn default() -> Self {
         Intset::new()
+    }
+}
+
+/// Writes `v` as value `i` of an intset of width `w`.
+fn write_at(buf: &mut [u8], w: usize, i: usize, v: i64) {
+    let at = 8 + i * w;
+    match w {
+        2 => buf[at..at + 2].copy_from_slice(&(v as i16).to_le_bytes()),
+        4 => buf[at..at + 4].copy_from_slice(&(v as i32).to_le_bytes()),
+        _ => buf[at..at + 8].copy_from_slice(&v.to_le_bytes()),
     }
 }
 
@@ -34,10 +58,7 @@ fn width_for(v: i64) -> usize {
 
 impl Intset {
     pub fn new() -> Self {
-        let mut b = Vec::with_capacity(8);
-        b.extend_from_slice(&2u32.to_le_bytes());
-        b.extend_from_slice(&0u32.to_le_bytes());
-        Intset(b)
+        Intset(ThinBytes::new(vec![2, 0, 0, 0, 0, 0, 0, 0]))
     }
 
     /// An intset from its serialized form, checked (width, length, sorted and distinct).
@@ -51,7 +72,7 @@ impl Intset {
         if ![2, 4, 8].contains(&width) || bytes.len() != 8 + width * len {
             return Err(bad);
         }
-        let set = Intset(bytes);
+        let set = Intset(ThinBytes::new(bytes));
         if set.iter().zip(set.iter().skip(1)).any(|(a, b)| a >= b) {
             return Err(bad);
         }
@@ -59,19 +80,19 @@ impl Intset {
     }
 
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        self.0.as_slice()
     }
 
     pub fn heap_size(&self) -> usize {
-        self.0.capacity()
+        self.as_bytes().len()
     }
 
     fn width(&self) -> usize {
-        u32::from_le_bytes(self.0[..4].try_into().unwrap()) as usize
+        u32::from_le_bytes(self.as_bytes()[..4].try_into().unwrap()) as usize
     }
 
     pub fn len(&self) -> usize {
-        u32::from_le_bytes(self.0[4..8].try_into().unwrap()) as usize
+        u32::from_le_bytes(self.as_bytes()[4..8].try_into().unwrap()) as usize
     }
 
     pub fn is_empty(&self) -> bool {
@@ -82,7 +103,7 @@ impl Intset {
     pub fn get(&self, i: usize) -> i64 {
         let w = self.width();
         let at = 8 + i * w;
-        let b = &self.0[at..at + w];
+        let b = &self.as_bytes()[at..at + w];
         match w {
             2 => i16::from_le_bytes([b[0], b[1]]) as i64,
             4 => i32::from_le_bytes(b.try_into().unwrap()) as i64,
@@ -111,60 +132,40 @@ impl Intset {
         self.search(v).is_ok()
     }
 
-    fn write(&mut self, i: usize, v: i64) {
-        let w = self.width();
-        let at = 8 + i * w;
-        match w {
-            2 => self.0[at..at + 2].copy_from_slice(&(v as i16).to_le_bytes()),
-            4 => self.0[at..at + 4].copy_from_slice(&(v as i32).to_le_bytes()),
-            _ => self.0[at..at + 8].copy_from_slice(&v.to_le_bytes()),
-        }
-    }
-
-    fn set_len(&mut self, len: usize) {
-        self.0[4..8].copy_from_slice(&(len as u32).to_le_bytes());
-        // Give back what removals left far beyond its size.
-        if self.0.capacity() > self.0.len() + self.0.len() / 2 + 16 {
-            self.0.shrink_to_fit();
-        }
-    }
-
     /// Adds `v`; false if it was there.
     pub fn insert(&mut self, v: i64) -> bool {
+        let len = self.len();
         if width_for(v) > self.width() {
             // Widen every value, then the new one goes at an end (it is out of the old range).
-            let old: Vec<i64> = self.iter().collect();
             let w = width_for(v);
-            let mut wider = Intset(Vec::with_capacity(8 + (old.len() + 1) * w));
-            wider.0.extend_from_slice(&(w as u32).to_le_bytes());
-            wider.0.extend_from_slice(&0u32.to_le_bytes());
-            wider.0.resize(8 + old.len() * w, 0);
-            wider.set_len(old.len());
-            for (i, x) in old.iter().enumerate() {
-                wider.write(i, *x);
+            let mut wider = vec![0u8; 8 + len * w];
+            wider[..4].copy_from_slice(&(w as u32).to_le_bytes());
+            wider[4..8].copy_from_slice(&(len as u32).to_le_bytes());
+            for (i, x) in self.iter().enumerate() {
+                write_at(&mut wider, w, i, x);
             }
-            *self = wider;
+            self.0 = ThinBytes::new(wider);
         }
         let Err(pos) = self.search(v) else { return false };
         let w = self.width();
-        let at = 8 + pos * w;
         // Exact growth, as Redis reallocates an intset by one value.
-        self.0.reserve_exact(w);
-        self.0.splice(at..at, std::iter::repeat_n(0u8, w));
-        let len = self.len();
-        self.set_len(len + 1);
-        self.write(pos, v);
+        self.0.edit(|b| {
+            b.reserve_exact(w);
+            b.splice(8 + pos * w..8 + pos * w, std::iter::repeat_n(0u8, w));
+            b[4..8].copy_from_slice(&(len as u32 + 1).to_le_bytes());
+            write_at(b, w, pos, v);
+        });
         true
     }
 
     /// Removes `v`; false if it was not there.
     pub fn remove(&mut self, v: i64) -> bool {
         let Ok(pos) = self.search(v) else { return false };
-        let w = self.width();
-        let at = 8 + pos * w;
-        self.0.drain(at..at + w);
-        let len = self.len();
-        self.set_len(len - 1);
+        let (w, len) = (self.width(), self.len());
+        self.0.edit(|b| {
+            b.drain(8 + pos * w..8 + (pos + 1) * w);
+            b[4..8].copy_from_slice(&(len as u32 - 1).to_le_bytes());
+        });
         true
     }
 }

@@ -12,6 +12,7 @@
 //! collections scan it linearly, which is what Redis does too (they stay under
 //! `*-max-listpack-entries`).
 
+use super::thin::{Header, ThinBytes};
 use crate::resp::parser::parse_i64;
 
 const HEADER: usize = 6;
@@ -67,7 +68,25 @@ pub fn item_of(s: &[u8]) -> Item<'_> {
 }
 
 #[derive(Clone, PartialEq, Eq)]
-pub struct Listpack(Vec<u8>);
+pub struct Listpack(ThinBytes<ListpackHeader>);
+
+/// A listpack's length: its first four bytes.
+pub struct ListpackHeader;
+
+impl Header for ListpackHeader {
+    const PREFIX: usize = 4;
+    fn stored_len(prefix: &[u8]) -> usize {
+        u32::from_le_bytes(prefix[..4].try_into().expect("4 bytes")) as usize
+    }
+}
+
+/// Writes the header of a listpack of `count` elements (its total bytes and count).
+fn write_header(buf: &mut [u8], count: usize) {
+    let c = if count >= 65535 { 65535 } else { count as u16 };
+    buf[4..6].copy_from_slice(&c.to_le_bytes());
+    let total = buf.len() as u32;
+    buf[..4].copy_from_slice(&total.to_le_bytes());
+}
 
 impl std::fmt::Debug for Listpack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -196,11 +215,7 @@ fn decode(buf: &[u8], at: usize) -> Option<(Item<'_>, usize)> {
 
 impl Listpack {
     pub fn new() -> Self {
-        let mut b = Vec::with_capacity(HEADER + 1);
-        b.extend_from_slice(&7u32.to_le_bytes());
-        b.extend_from_slice(&0u16.to_le_bytes());
-        b.push(EOF);
-        Listpack(b)
+        Listpack(ThinBytes::new(vec![7, 0, 0, 0, 0, 0, EOF]))
     }
 
     /// A listpack from its serialized form (an RDB or DUMP payload), checked end to end.
@@ -228,18 +243,19 @@ impl Listpack {
         if header_count != 65535 && header_count != count {
             return Err(bad);
         }
-        let mut lp = Listpack(bytes);
-        lp.set_count(count);
-        Ok(lp)
+        let mut bytes = bytes;
+        write_header(&mut bytes, count);
+        Ok(Listpack(ThinBytes::new(bytes)))
     }
 
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        self.0.as_slice()
     }
 
     /// Elements in it.
     pub fn len(&self) -> usize {
-        let n = u16::from_le_bytes([self.0[4], self.0[5]]) as usize;
+        let b = self.as_bytes();
+        let n = u16::from_le_bytes([b[4], b[5]]) as usize;
         if n != 65535 {
             return n;
         }
@@ -247,90 +263,85 @@ impl Listpack {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.len() == HEADER + 1
+        self.as_bytes().len() == HEADER + 1
     }
 
-    /// Heap bytes held.
+    /// Heap bytes held (exactly its length: every change reallocates to fit, as in Redis).
     pub fn heap_size(&self) -> usize {
-        self.0.capacity()
-    }
-
-    /// After a change that shrank it: give back what is far beyond its size. Growth is exact
-    /// (`reserve_exact` before adding), as Redis reallocates a listpack to its exact size.
-    fn fit(&mut self) {
-        if self.0.capacity() > self.0.len() + self.0.len() / 2 + 16 {
-            self.0.shrink_to_fit();
-        }
-    }
-
-    fn set_count(&mut self, count: usize) {
-        let c = if count >= 65535 { 65535 } else { count as u16 };
-        self.0[4..6].copy_from_slice(&c.to_le_bytes());
-        let total = self.0.len() as u32;
-        self.0[..4].copy_from_slice(&total.to_le_bytes());
-        self.fit();
+        self.as_bytes().len()
     }
 
     /// Elements with their offsets (for [`Listpack::remove`] and [`Listpack::replace`]).
     pub fn iter(&self) -> Iter<'_> {
-        Iter { buf: &self.0, at: HEADER }
+        Iter { buf: self.as_bytes(), at: HEADER }
     }
 
     /// Elements from offset `at` on.
     pub fn iter_from(&self, at: usize) -> Iter<'_> {
-        Iter { buf: &self.0, at }
+        Iter { buf: self.as_bytes(), at }
     }
 
     /// Appends an element.
     pub fn push(&mut self, s: &[u8]) {
         let count = self.len();
-        self.0.reserve_exact(s.len() + 11);
-        self.0.pop();
-        encode(item_of(s), &mut self.0);
-        self.0.push(EOF);
-        self.set_count(count + 1);
+        self.0.edit(|b| {
+            b.reserve_exact(s.len() + 11);
+            b.pop();
+            encode(item_of(s), b);
+            b.push(EOF);
+            write_header(b, count + 1);
+        });
     }
 
     /// Inserts `s` before the element at offset `at` (or at the end: the EOF byte's offset).
     pub fn insert(&mut self, at: usize, s: &[u8]) {
-        let mut encoded = Vec::with_capacity(s.len() + 11);
-        encode(item_of(s), &mut encoded);
-        self.0.reserve_exact(encoded.len());
-        self.0.splice(at..at, encoded);
+        self.insert_all(at, &[s]);
+    }
+
+    /// Inserts `items` in order before the element at offset `at`, with one reallocation (a
+    /// hash's field and value, a sorted set's member and score).
+    pub fn insert_all(&mut self, at: usize, items: &[&[u8]]) {
+        let mut encoded = Vec::with_capacity(items.iter().map(|s| s.len() + 11).sum());
+        for s in items {
+            encode(item_of(s), &mut encoded);
+        }
         let count = self.len();
-        self.set_count(count + 1);
+        self.0.edit(|b| {
+            b.reserve_exact(encoded.len());
+            b.splice(at..at, encoded);
+            write_header(b, count + items.len());
+        });
     }
 
     /// The offset just past the last element (where [`Listpack::insert`] appends).
     pub fn end(&self) -> usize {
-        self.0.len() - 1
+        self.as_bytes().len() - 1
     }
 
     /// Replaces the element at offset `at` with `s`.
     pub fn replace(&mut self, at: usize, s: &[u8]) {
-        let (_, next) = decode(&self.0, at).expect("an element's offset");
+        let (_, next) = decode(self.as_bytes(), at).expect("an element's offset");
         let mut encoded = Vec::with_capacity(s.len() + 11);
         encode(item_of(s), &mut encoded);
-        self.0.reserve_exact(encoded.len().saturating_sub(next - at));
-        self.0.splice(at..next, encoded);
         let count = self.len();
-        self.set_count(count);
+        self.0.edit(|b| {
+            b.reserve_exact(encoded.len().saturating_sub(next - at));
+            b.splice(at..next, encoded);
+            write_header(b, count);
+        });
     }
 
     /// Removes `n` elements starting at offset `at`.
     pub fn remove(&mut self, at: usize, n: usize) {
         let mut end = at;
         for _ in 0..n {
-            end = decode(&self.0, end).expect("an element's offset").1;
+            end = decode(self.as_bytes(), end).expect("an element's offset").1;
         }
         let count = self.len();
-        self.0.drain(at..end);
-        self.set_count(count - n);
-    }
-
-    /// Gives back capacity beyond what it holds.
-    pub fn shrink(&mut self) {
-        self.0.shrink_to_fit();
+        self.0.edit(|b| {
+            b.drain(at..end);
+            write_header(b, count - n);
+        });
     }
 }
 

@@ -14,6 +14,7 @@ pub mod intset;
 pub mod listpack;
 pub mod object;
 pub mod set;
+pub mod thin;
 pub mod zset;
 
 use std::collections::HashMap;
@@ -208,7 +209,7 @@ impl Db {
     }
 
     /// Stores a collection under `key` with the given expiry, replacing any value.
-    pub fn set_object(&mut self, key: &[u8], object: Box<Object>, expire_at: Option<u64>) {
+    pub fn set_object(&mut self, key: &[u8], object: Object, expire_at: Option<u64>) {
         self.touch(key);
         if let Some(old) = self.entries.swap_take(key) {
             if old.expire_at().is_some() && expire_at.is_none() {

@@ -108,3 +108,15 @@ impl Limits {
 pub fn bytes(b: &[u8]) -> Bytes {
     Bytes::copy_from_slice(b)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_collection_value_is_three_words() {
+        // What a collection adds to its key's entry (see keyspace::entry): a tag and a
+        // one-pointer value (compact bytes, see keyspace::thin, or a boxed table).
+        assert_eq!(std::mem::size_of::<Object>(), 24);
+    }
+}

@@ -622,10 +622,7 @@ impl ZSet {
                         break;
                     }
                 }
-                let text = score_text(score);
-                lp.insert(at, member);
-                let score_at = lp.iter_from(at).nth(1).map(|(_, o)| o).unwrap_or(lp.end());
-                lp.insert(score_at, text.as_bytes());
+                lp.insert_all(at, &[member, score_text(score).as_bytes()]);
             }
             ZSet::Skip(s) => s.insert(member, score),
         }

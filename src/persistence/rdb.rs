@@ -91,7 +91,7 @@ pub fn put_value(out: &mut BytesMut, value: Value<'_>) {
 /// A value read back: a string or a collection.
 pub enum Loaded {
     Str(Bytes),
-    Obj(Box<Object>),
+    Obj(Object),
 }
 
 /// Reads the value of type `kind` (its type byte already read), encoding collections by
@@ -111,25 +111,25 @@ fn get_value(r: &mut Reader<'_>, kind: u8, limits: &Limits) -> Result<Loaded, Rd
                 let (f, v) = (r.string()?, r.string()?);
                 h.set(&f, &v, &big);
             }
-            Loaded::Obj(Box::new(Object::Hash(h)))
+            Loaded::Obj(Object::Hash(h))
         }
         TYPE_HASH_LISTPACK => {
             let lp = Listpack::from_bytes(r.string()?.to_vec()).map_err(&bad)?;
-            Loaded::Obj(Box::new(Object::Hash(Hash::from_listpack(lp, limits).map_err(bad)?)))
+            Loaded::Obj(Object::Hash(Hash::from_listpack(lp, limits).map_err(bad)?))
         }
         TYPE_SET => {
             let n = r.plain_len()?;
             let members = (0..n).map(|_| r.string().map(|m| m.to_vec())).collect::<Result<Vec<_>, _>>()?;
-            Loaded::Obj(Box::new(Object::Set(Set::from_members(members, limits))))
+            Loaded::Obj(Object::Set(Set::from_members(members, limits)))
         }
         TYPE_SET_INTSET => {
             let ints = Intset::from_bytes(r.string()?.to_vec()).map_err(bad)?;
-            Loaded::Obj(Box::new(Object::Set(Set::from_intset(ints, limits))))
+            Loaded::Obj(Object::Set(Set::from_intset(ints, limits)))
         }
         TYPE_SET_LISTPACK => {
             let lp = Listpack::from_bytes(r.string()?.to_vec()).map_err(bad)?;
             let members = lp.iter().map(|(i, _)| i.to_bytes().to_vec());
-            Loaded::Obj(Box::new(Object::Set(Set::from_members(members, limits))))
+            Loaded::Obj(Object::Set(Set::from_members(members, limits)))
         }
         TYPE_ZSET | TYPE_ZSET_2 => {
             let n = r.plain_len()?;
@@ -158,11 +158,11 @@ fn get_value(r: &mut Reader<'_>, kind: u8, limits: &Limits) -> Result<Loaded, Rd
                 }
                 z.set(&m, score, &zl);
             }
-            Loaded::Obj(Box::new(Object::ZSet(z)))
+            Loaded::Obj(Object::ZSet(z))
         }
         TYPE_ZSET_LISTPACK => {
             let lp = Listpack::from_bytes(r.string()?.to_vec()).map_err(&bad)?;
-            Loaded::Obj(Box::new(Object::ZSet(ZSet::from_listpack(lp, &limits.zset()).map_err(&bad)?)))
+            Loaded::Obj(Object::ZSet(ZSet::from_listpack(lp, &limits.zset()).map_err(&bad)?))
         }
         other => return Err(RdbError(format!("value type {other} is not supported"))),
     })
