@@ -935,7 +935,8 @@ impl Router {
         let (primary, index) = topology.primary(shard);
         let sent = ToPrimary::new(primary.send_all(req, &transaction_commands(queued)), index, &caller.cons);
         let (cons, addr) = (caller.cons.clone(), primary.addr().clone());
-        wait(async move { settle_exec(sent, &cons, slot, &addr).await })
+        let queued = queued.to_vec();
+        wait(async move { settle_exec(sent, &cons, slot, &addr, &queued).await })
     }
 }
 
@@ -964,12 +965,34 @@ pub fn transaction_commands(queued: &[Vec<Bytes>]) -> Vec<&[Bytes]> {
     all
 }
 
-/// EXEC's reply from a primary, taken in by the session (a transaction is a write).
-pub async fn settle_exec(sent: ToPrimary, cons: &Consistency, slot: u16, addr: &str) -> Reply {
+/// EXEC's reply from a primary, taken in by the session (a transaction is a write). Each
+/// command's reply in it takes the shape its command gives it (a map for HGETALL, a double
+/// for ZSCORE, after HELLO 3), as a reply of its own would: `queued` are the commands.
+pub async fn settle_exec(
+    sent: ToPrimary,
+    cons: &Consistency,
+    slot: u16,
+    addr: &str,
+    queued: &[Vec<Bytes>],
+) -> Reply {
     match sent.settle(cons, true, Some(REQUEST_TIMEOUT)).await {
         // An aborted transaction (a watched key changed): RESP2's null array.
         Ok(Got::Frame(BytesFrame::Null, ..)) => Reply::NilArray,
-        Ok(got) => got.finish(false),
+        Ok(got) => match got.finish(false) {
+            Reply::Array(items) if items.len() == queued.len() => Reply::Array(
+                items
+                    .into_iter()
+                    .zip(queued)
+                    .map(|(reply, args)| match crate::command::lookup(&args[0]) {
+                        Some(cmd) if !matches!(reply, Reply::Error(_)) => {
+                            crate::command::Shape::of(cmd, args).apply(reply)
+                        }
+                        _ => reply,
+                    })
+                    .collect(),
+            ),
+            reply => reply,
+        },
         Err(failure) => failed(Some(slot), addr, &failure),
     }
 }

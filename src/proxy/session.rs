@@ -253,7 +253,7 @@ fn handle_command(
             let cons = conn.caller.cons.clone();
             return later(async move {
                 let addr = pinned.addr.clone();
-                let reply = settle_exec(sent, &cons, m.slot.unwrap_or(0), &addr).await;
+                let reply = settle_exec(sent, &cons, m.slot.unwrap_or(0), &addr, &m.queued).await;
                 drop(pinned);
                 reply
             });

@@ -195,6 +195,25 @@ async fn every_entry_point_serves_hashes_and_sets() {
             q(&mut c3, &["ZSCORE", "{t}z:small", "b"]).await,
             q(&mut c3, &["ZRANGE", "{t}z:small", "0", "0", "WITHSCORES"]).await
         );
+        // Inside a transaction each reply keeps its command's RESP3 shape, as in redis-server.
+        let in_exec: Vec<Value> = redis::pipe()
+            .atomic()
+            .cmd("HGETALL")
+            .arg("{t}h:long")
+            .cmd("ZSCORE")
+            .arg("{t}z:small")
+            .arg("b")
+            .cmd("SMEMBERS")
+            .arg("{t}s:words")
+            .cmd("ZPOPMIN")
+            .arg("{t}nosuch")
+            .query_async(&mut c3)
+            .await
+            .unwrap();
+        assert!(matches!(&in_exec[0], Value::Map(m) if m.len() == 2), "{addr}: {in_exec:?}");
+        assert_eq!(in_exec[1], Value::Double(2.5), "{addr}");
+        assert!(matches!(&in_exec[2], Value::Set(s) if s.len() == 4), "{addr}: {in_exec:?}");
+        assert_eq!(in_exec[3], Value::Array(vec![]), "{addr}");
     }
 }
 
