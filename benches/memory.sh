@@ -10,9 +10,11 @@
 #   bighash   one hash of 1,000,000 fields (16-byte fields and values)
 #   sets      100,000 sets of 10 integers
 #   bigzset   one sorted set of 1,000,000 members (16-byte members)
+#   lists     100,000 lists of 10 items of 16 bytes
+#   biglist   one list of 1,000,000 items of 16 bytes
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CASES=${*:-strings hashes bighash sets bigzset}
+CASES=${*:-strings hashes bighash sets bigzset lists biglist}
 cargo build --release --quiet
 DIR=$(mktemp -d /tmp/rust-edis-mem.XXXXXX)
 pids=()
@@ -54,6 +56,12 @@ elif case == "bigzset":
         for m in range(c * 1000, c * 1000 + 1000):
             args += [b"%d" % (m * 7 % 1_000_003), b"member:%09d" % m]
         cmd(*args); n += 1000
+elif case == "lists":
+    for i in range(100_000):
+        cmd(b"RPUSH", b"list:%010d" % i, *[b"item:%011d" % (i * 10 + j) for j in range(10)]); n += 10
+elif case == "biglist":
+    for c in range(1000):
+        cmd(b"RPUSH", b"biglist", *[b"item:%011d" % m for m in range(c * 1000, c * 1000 + 1000)]); n += 1000
 os.write(3, b"%d" % n)
 PY
 }

@@ -12,6 +12,7 @@ pub mod connection;
 pub mod hashes;
 pub mod introspection;
 pub mod keys;
+pub mod lists;
 pub mod persist;
 pub mod server;
 pub mod sets;

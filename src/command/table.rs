@@ -2,8 +2,8 @@
 
 use super::flags::*;
 use super::{
-    cluster, connection as conn, hashes as h, introspection as intro, keys, persist, server as srv,
-    sets as s, strings, transactions as tx, zsets as z,
+    cluster, connection as conn, hashes as h, introspection as intro, keys, lists as l, persist,
+    server as srv, sets as s, strings, transactions as tx, zsets as z,
 };
 use super::{Command, Handler, Merge, Route};
 use crate::replication::{primary as repl, replica};
@@ -219,6 +219,23 @@ pub static COMMANDS: &[Command] = &[
     c("hincrbyfloat", 4, WDF, KEY1, "hash", "2.6.0", "Increments the floating point value of a field by a number. Uses 0 as initial value if the field doesn't exist.", O1, "key field increment", h::hincrbyfloat),
     c("hrandfield", -2, R, KEY1, "hash", "6.2.0", "Returns one or more random fields from a hash.", "O(N) where N is the number of fields returned", "key [count [WITHVALUES]]", h::hrandfield),
     c("hscan", -3, R, KEY1, "hash", "2.8.0", "Iterates over fields and values of a hash.", ONE_OR_N, "key cursor [MATCH pattern] [COUNT count]", h::hscan),
+    c("lpush", -3, WDF, KEY1, "list", "1.0.0", "Prepends one or more elements to a list. Creates the key if it doesn't exist.", "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", "key element [element ...]", l::lpush),
+    c("rpush", -3, WDF, KEY1, "list", "1.0.0", "Appends one or more elements to a list. Creates the key if it doesn't exist.", "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", "key element [element ...]", l::rpush),
+    c("lpushx", -3, WDF, KEY1, "list", "2.2.0", "Prepends one or more elements to a list only when the list exists.", "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", "key element [element ...]", l::lpushx),
+    c("rpushx", -3, WDF, KEY1, "list", "2.2.0", "Appends an element to a list only when the list exists.", "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", "key element [element ...]", l::rpushx),
+    c("lpop", -2, WF, KEY1, "list", "1.0.0", "Returns the first elements in a list after removing it. Deletes the list if the last element was popped.", "O(N) where N is the number of elements returned", "key [count]", l::lpop),
+    c("rpop", -2, WF, KEY1, "list", "1.0.0", "Returns and removes the last elements of the list. Deletes the list if the last element was popped.", "O(N) where N is the number of elements returned", "key [count]", l::rpop),
+    c("llen", 2, RF, KEY1, "list", "1.0.0", "Returns the length of a list.", O1, "key", l::llen),
+    c("lrange", 4, R, KEY1, "list", "1.0.0", "Returns a range of elements from a list.", "O(S+N) where S is the distance of start offset from HEAD for small lists, from nearest end (HEAD or TAIL) for large lists; and N is the number of elements in the specified range.", "key start stop", l::lrange),
+    c("lindex", 3, R, KEY1, "list", "1.0.0", "Returns an element from a list by its index.", "O(N) where N is the number of elements to traverse to get to the element at index. This makes asking for the first or the last element of the list O(1).", "key index", l::lindex),
+    c("lset", 4, WD, KEY1, "list", "1.0.0", "Sets the value of an element in a list by its index.", "O(N) where N is the length of the list. Setting either the first or the last element of the list is O(1).", "key index element", l::lset),
+    c("linsert", 5, WD, KEY1, "list", "2.2.0", "Inserts an element before or after another element in a list.", "O(N) where N is the number of elements to traverse before seeing the value pivot. This means that inserting somewhere on the left end on the list (head) can be considered O(1) and inserting somewhere on the right end (tail) is O(N).", "key BEFORE|AFTER pivot element", l::linsert),
+    c("lrem", 4, W, KEY1, "list", "1.0.0", "Removes elements from a list. Deletes the list if the last element was removed.", "O(N+M) where N is the length of the list and M is the number of elements removed.", "key count element", l::lrem),
+    c("ltrim", 4, W, KEY1, "list", "1.0.0", "Removes elements from both ends a list. Deletes the list if all elements were trimmed.", "O(N) where N is the number of elements to be removed by the operation.", "key start stop", l::ltrim),
+    c("lpos", -3, R, KEY1, "list", "6.0.6", "Returns the index of matching elements in a list.", "O(N) where N is the number of elements in the list, for the average case. When searching for elements near the head or the tail of the list, or when the MAXLEN option is provided, the command may run in constant time.", "key element [RANK rank] [COUNT num-matches] [MAXLEN len]", l::lpos),
+    c("lmove", 5, WD, KEY12, "list", "6.2.0", "Returns an element after popping it from one list and pushing it to another. Deletes the list if the last element was moved.", O1, "source destination LEFT|RIGHT LEFT|RIGHT", l::lmove),
+    c("rpoplpush", 3, WD, KEY12, "list", "1.2.0", "Returns the last element of a list after removing and pushing it to another list. Deletes the list if the last element was popped.", O1, "source destination", l::rpoplpush),
+    c("lmpop", -4, W, NOKEYS, "list", "7.0.0", "Returns multiple elements from a list after removing them. Deletes the list if the last element was popped.", "O(N+M) where N is the number of provided keys and M is the number of elements returned.", "numkeys key [key ...] LEFT|RIGHT [COUNT count]", l::lmpop).numkeys(1),
     c("sadd", -3, WDF, KEY1, "set", "1.0.0", "Adds one or more members to a set. Creates the key if it doesn't exist.", "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", "key member [member ...]", s::sadd),
     c("srem", -3, WF, KEY1, "set", "1.0.0", "Removes one or more members from a set. Deletes the set if the last member was removed.", "O(N) where N is the number of members to be removed.", "key member [member ...]", s::srem),
     c("smembers", 2, R, KEY1, "set", "1.0.0", "Returns all members of a set.", ON_SET, "key", s::smembers),

@@ -313,6 +313,46 @@ impl Listpack {
         });
     }
 
+    /// The element at offset `at`.
+    pub fn get(&self, at: usize) -> Item<'_> {
+        decode(self.as_bytes(), at).expect("an element's offset").0
+    }
+
+    /// The offset of the first element.
+    pub fn first(&self) -> Option<usize> {
+        (!self.is_empty()).then_some(HEADER)
+    }
+
+    /// The offset of the last element.
+    pub fn last(&self) -> Option<usize> {
+        self.prev(self.end())
+    }
+
+    /// The offset of the element after the one at `at`.
+    pub fn next(&self, at: usize) -> Option<usize> {
+        let (_, next) = decode(self.as_bytes(), at).expect("an element's offset");
+        (next < self.end()).then_some(next)
+    }
+
+    /// The offset of the element before offset `at` (an element's, or the end's), read from
+    /// the backlen that ends each element, as Redis walks a listpack backwards.
+    pub fn prev(&self, at: usize) -> Option<usize> {
+        if at <= HEADER {
+            return None;
+        }
+        let b = self.as_bytes();
+        let (mut len, mut shift, mut p) = (0usize, 0, at - 1);
+        loop {
+            len |= ((b[p] & 127) as usize) << shift;
+            if b[p] & 128 == 0 {
+                break;
+            }
+            shift += 7;
+            p -= 1;
+        }
+        Some(at - backlen_size(len) - len)
+    }
+
     /// The offset just past the last element (where [`Listpack::insert`] appends).
     pub fn end(&self) -> usize {
         self.as_bytes().len() - 1

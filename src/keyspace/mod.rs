@@ -11,6 +11,7 @@ mod entry;
 pub mod glob;
 pub mod hash;
 pub mod intset;
+pub mod list;
 pub mod listpack;
 pub mod object;
 pub mod set;

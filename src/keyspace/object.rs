@@ -5,11 +5,13 @@
 use bytes::Bytes;
 
 use super::hash::Hash;
+use super::list::List;
 use super::set::Set;
 use super::zset::ZSet;
 
 #[derive(Debug, Clone)]
 pub enum Object {
+    List(List),
     Hash(Hash),
     Set(Set),
     ZSet(ZSet),
@@ -19,6 +21,7 @@ impl Object {
     /// The name TYPE reports.
     pub fn type_name(&self) -> &'static str {
         match self {
+            Object::List(_) => "list",
             Object::Hash(_) => "hash",
             Object::Set(_) => "set",
             Object::ZSet(_) => "zset",
@@ -28,6 +31,8 @@ impl Object {
     /// The name OBJECT ENCODING reports.
     pub fn encoding(&self) -> &'static str {
         match self {
+            // Redis 7.0 reports every list as a quicklist.
+            Object::List(_) => "quicklist",
             Object::Hash(h) => h.encoding(),
             Object::Set(s) => s.encoding(),
             Object::ZSet(z) => z.encoding(),
@@ -37,6 +42,7 @@ impl Object {
     /// Elements (fields, members).
     pub fn len(&self) -> usize {
         match self {
+            Object::List(l) => l.len(),
             Object::Hash(h) => h.len(),
             Object::Set(s) => s.len(),
             Object::ZSet(z) => z.len(),
@@ -58,6 +64,17 @@ impl Object {
         };
         let mut acc = 0u64;
         match self {
+            // A list's order is part of its value: one hash over the elements in turn.
+            Object::List(l) => {
+                let mut h = foldhash::fast::FixedState::with_seed(seed).build_hasher();
+                let mut buf = Vec::new();
+                l.for_each(|item| {
+                    buf.clear();
+                    item.write_to(&mut buf);
+                    buf.hash(&mut h);
+                });
+                acc = h.finish();
+            }
             Object::Hash(h) => h.for_each(|f, v| acc ^= one(&[f, v])),
             Object::Set(s) => s.members().iter().for_each(|m| acc ^= one(&[m])),
             Object::ZSet(z) => z.all().iter().for_each(|(m, s)| acc ^= one(&[m, &s.to_bits().to_le_bytes()])),
@@ -68,6 +85,7 @@ impl Object {
     /// Heap bytes held by the collection (not its own box).
     pub fn heap_size(&self) -> usize {
         match self {
+            Object::List(l) => l.heap_size(),
             Object::Hash(h) => h.heap_size(),
             Object::Set(s) => s.heap_size(),
             Object::ZSet(z) => z.heap_size(),
@@ -84,6 +102,8 @@ pub struct Limits {
     pub set_intset_entries: usize,
     pub zset_entries: usize,
     pub zset_value: usize,
+    /// list-max-listpack-size.
+    pub list_fill: i64,
 }
 
 impl Default for Limits {
@@ -94,11 +114,16 @@ impl Default for Limits {
             set_intset_entries: 512,
             zset_entries: 128,
             zset_value: 64,
+            list_fill: -2,
         }
     }
 }
 
 impl Limits {
+    pub fn list(&self) -> super::list::ListLimits {
+        super::list::ListLimits { fill: self.list_fill }
+    }
+
     pub fn zset(&self) -> super::zset::ZLimits {
         super::zset::ZLimits { entries: self.zset_entries, value: self.zset_value }
     }

@@ -10,6 +10,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::keyspace::hash::Hash;
 use crate::keyspace::intset::Intset;
+use crate::keyspace::list::List;
 use crate::keyspace::listpack::Listpack;
 use crate::keyspace::set::Set;
 use crate::keyspace::zset::ZSet;
@@ -23,12 +24,18 @@ const OP_EXPIRETIME: u8 = 0xFD;
 const OP_SELECTDB: u8 = 0xFE;
 const OP_EOF: u8 = 0xFF;
 const TYPE_STRING: u8 = 0;
+const TYPE_LIST: u8 = 1;
 const TYPE_SET: u8 = 2;
 const TYPE_ZSET: u8 = 3;
 const TYPE_HASH: u8 = 4;
 const TYPE_ZSET_2: u8 = 5;
 const TYPE_SET_INTSET: u8 = 11;
 const TYPE_HASH_LISTPACK: u8 = 16;
+const TYPE_LIST_QUICKLIST_2: u8 = 18;
+/// A QUICKLIST_2 node holding one element as it is (Redis's PLAIN container).
+const NODE_PLAIN: u64 = 1;
+/// A QUICKLIST_2 node holding a listpack (PACKED).
+const NODE_PACKED: u64 = 2;
 const TYPE_ZSET_LISTPACK: u8 = 17;
 const TYPE_SET_LISTPACK: u8 = 20;
 
@@ -41,6 +48,14 @@ pub fn put_value(out: &mut BytesMut, value: Value<'_>) {
         Value::Str(v) => {
             out.put_u8(TYPE_STRING);
             put_str(out, v);
+        }
+        Value::Obj(Object::List(l)) => {
+            out.put_u8(TYPE_LIST_QUICKLIST_2);
+            put_len(out, l.nodes().len() as u64);
+            for node in l.nodes() {
+                put_len(out, NODE_PACKED);
+                put_str(out, node.as_bytes());
+            }
         }
         Value::Obj(Object::Hash(h)) => match h.listpack() {
             Some(lp) => {
@@ -125,6 +140,32 @@ fn get_value(r: &mut Reader<'_>, kind: u8, limits: &Limits) -> Result<Loaded, Rd
         TYPE_SET_INTSET => {
             let ints = Intset::from_bytes(r.string()?.to_vec()).map_err(bad)?;
             Loaded::Obj(Object::Set(Set::from_intset(ints, limits)))
+        }
+        TYPE_LIST => {
+            let n = r.plain_len()?;
+            let mut l = List::default();
+            for _ in 0..n {
+                l.push(false, &r.string()?, &limits.list());
+            }
+            Loaded::Obj(Object::List(l))
+        }
+        TYPE_LIST_QUICKLIST_2 => {
+            let n = r.plain_len()?;
+            let mut nodes = Vec::with_capacity(n.min(1 << 16));
+            for _ in 0..n {
+                let container = r.plain_len()? as u64;
+                let data = r.string()?;
+                nodes.push(match container {
+                    NODE_PLAIN => {
+                        let mut lp = Listpack::new();
+                        lp.push(&data);
+                        lp
+                    }
+                    NODE_PACKED => Listpack::from_bytes(data.to_vec()).map_err(&bad)?,
+                    _ => return Err(bad("quicklist node container")),
+                });
+            }
+            Loaded::Obj(Object::List(List::from_nodes(nodes)))
         }
         TYPE_SET_LISTPACK => {
             let lp = Listpack::from_bytes(r.string()?.to_vec()).map_err(bad)?;

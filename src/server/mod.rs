@@ -131,6 +131,7 @@ pub fn limits_of(c: &Config) -> crate::keyspace::Limits {
         set_intset_entries: n("set-max-intset-entries"),
         zset_entries: n("zset-max-listpack-entries"),
         zset_value: n("zset-max-listpack-value"),
+        list_fill: c.get("list-max-listpack-size").parse().unwrap_or(-2),
     }
 }
 

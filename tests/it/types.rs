@@ -1,4 +1,4 @@
-//! Hashes and sets: through every entry point, replicated to a read shard, persisted, and
+//! Hashes, sets, sorted sets and lists: through every entry point, replicated to a read shard, persisted, and
 //! exchanged with redis-server 7.0 both ways (its replica, its dump.rdb, DUMP/RESTORE, our
 //! replica of it). Values are compared key by key, encodings included.
 
@@ -38,11 +38,21 @@ async fn fill(c: &mut MultiplexedConnection) {
         big.arg(i as f64 / 7.0).arg(format!("member:{i}"));
     }
     let _: i64 = big.query_async(c).await.unwrap();
+    q(c, &["RPUSH", "{t}l:small", "a", "b", "1", "-5", "9223372036854775807", "b"]).await;
+    // Past one 8 KB node: several listpacks, with a long element and integers among them.
+    let mut list = redis::cmd("RPUSH");
+    list.arg("{t}l:big");
+    for i in 0..1500 {
+        list.arg(if i % 100 == 7 { format!("{i}:{}", "y".repeat(300)) } else { format!("{}", i * 11) });
+    }
+    let _: i64 = list.query_async(c).await.unwrap();
+    q(c, &["LPUSH", "{t}l:big", "head"]).await;
     q(c, &["SET", "{t}str", "plain"]).await;
     q(c, &["PEXPIRE", "{t}h:small", "1000000"]).await;
+    q(c, &["PEXPIRE", "{t}l:small", "1000000"]).await;
 }
 
-const KEYS: [&str; 9] = [
+const KEYS: [&str; 11] = [
     "{t}h:small",
     "{t}h:wide",
     "{t}h:long",
@@ -51,6 +61,8 @@ const KEYS: [&str; 9] = [
     "{t}s:words",
     "{t}z:small",
     "{t}z:big",
+    "{t}l:small",
+    "{t}l:big",
     "{t}str",
 ];
 
@@ -85,6 +97,16 @@ async fn contents(c: &mut MultiplexedConnection) -> BTreeMap<String, String> {
                 v.push(format!("rank:{rank:?}"));
                 v
             }
+            "list" => {
+                let all: Vec<String> =
+                    redis::cmd("LRANGE").arg(key).arg(0).arg(-1).query_async(c).await.unwrap();
+                let middle: Option<String> =
+                    redis::cmd("LINDEX").arg(key).arg(-700).query_async(c).await.unwrap();
+                let mut v: Vec<String> =
+                    all.into_iter().enumerate().map(|(i, e)| format!("{i:04}:{e}")).collect();
+                v.push(format!("middle:{middle:?}"));
+                v
+            }
             "string" => vec![redis::cmd("GET").arg(key).query_async(c).await.unwrap()],
             other => vec![other.to_string()],
         };
@@ -93,6 +115,19 @@ async fn contents(c: &mut MultiplexedConnection) -> BTreeMap<String, String> {
         out.insert(key.to_string(), format!("{kind} {encoding:?} ttl:{} {}", ttl > 0, items.join(",")));
     }
     out
+}
+
+/// Asserts two `contents` are equal, naming only the keys that differ (shortened).
+#[track_caller]
+fn same(got: &BTreeMap<String, String>, want: &BTreeMap<String, String>, what: &str) {
+    let short = |v: Option<&String>| v.map(|v| v.chars().take(300).collect::<String>());
+    let differ: Vec<String> = want
+        .keys()
+        .chain(got.keys())
+        .filter(|k| got.get(*k) != want.get(*k))
+        .map(|k| format!("{k}: got {:?}, want {:?}", short(got.get(k)), short(want.get(k))))
+        .collect();
+    assert!(differ.is_empty(), "{what}: {}", differ.join("; "));
 }
 
 /// A redis-server child on a free port in `dir`, killed on drop.
@@ -142,7 +177,7 @@ async fn every_entry_point_serves_hashes_and_sets() {
         let got = contents(&mut c).await;
         match &expected {
             None => expected = Some(got),
-            Some(e) => assert_eq!(&got, e, "{addr}"),
+            Some(e) => same(&got, e, &addr.to_string()),
         }
         // Wrong types, every way round.
         assert_eq!(
@@ -249,9 +284,9 @@ async fn a_read_shard_holds_its_primarys_values() {
     let digest = |addr| async move {
         redis::cmd("DEBUG").arg("DIGEST").query_async::<String>(&mut conn_to(addr).await).await.unwrap()
     };
-    let same = eventually(WAIT, || async { digest(raddr).await == digest(waddr).await }).await;
-    assert!(same, "the read shard's DEBUG DIGEST equals its primary's");
-    assert_eq!(contents(&mut conn_to(raddr).await).await, contents(&mut c).await);
+    let digests_equal = eventually(WAIT, || async { digest(raddr).await == digest(waddr).await }).await;
+    assert!(digests_equal, "the read shard's DEBUG DIGEST equals its primary's");
+    same(&contents(&mut conn_to(raddr).await).await, &contents(&mut c).await, "the read shard");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -266,7 +301,7 @@ async fn a_snapshot_keeps_every_type_and_encoding() {
     first.stop().await;
     let again = TestServer::with_conf(&conf).await;
     let mut c = again.conn().await;
-    assert_eq!(contents(&mut c).await, before);
+    same(&contents(&mut c).await, &before, "contents");
     again.stop().await;
     // Loaded by the size rules configured now, as Redis re-encodes what it loads.
     let smaller = TestServer::with_conf(&format!("{conf}hash-max-listpack-entries 3\n")).await;
@@ -287,7 +322,7 @@ async fn redis_server_and_rust_edis_exchange_every_type() {
     assert_eq!(q(&mut theirs, &["SAVE"]).await, Value::Okay);
     let loaded = TestServer::with_conf(&format!("dir \"{}\"\n", dir.display())).await;
     let mut ours = loaded.conn().await;
-    assert_eq!(contents(&mut ours).await, reference, "redis-server's dump.rdb, loaded here");
+    same(&contents(&mut ours).await, &reference, "redis-server's dump.rdb, loaded here");
 
     // DUMP there, RESTORE here, and the other way round.
     let fresh = TestServer::start().await;
@@ -297,7 +332,8 @@ async fn redis_server_and_rust_edis_exchange_every_type() {
         let _: Value = redis::cmd("RESTORE").arg(key).arg(0).arg(payload).query_async(&mut f).await.unwrap();
     }
     q(&mut f, &["PEXPIRE", "{t}h:small", "1000000"]).await;
-    assert_eq!(contents(&mut f).await, reference, "restored from redis-server's DUMP");
+    q(&mut f, &["PEXPIRE", "{t}l:small", "1000000"]).await;
+    same(&contents(&mut f).await, &reference, "restored from redis-server's DUMP");
     q(&mut theirs, &["FLUSHALL"]).await;
     for key in KEYS {
         let payload: Vec<u8> = redis::cmd("DUMP").arg(key).query_async(&mut f).await.unwrap();
@@ -305,7 +341,8 @@ async fn redis_server_and_rust_edis_exchange_every_type() {
             redis::cmd("RESTORE").arg(key).arg(0).arg(payload).query_async(&mut theirs).await.unwrap();
     }
     q(&mut theirs, &["PEXPIRE", "{t}h:small", "1000000"]).await;
-    assert_eq!(contents(&mut theirs).await, reference, "restored in redis-server from our DUMP");
+    q(&mut theirs, &["PEXPIRE", "{t}l:small", "1000000"]).await;
+    same(&contents(&mut theirs).await, &reference, "restored in redis-server from our DUMP");
 
     // A stock replica of a write shard ends with the same values.
     let replica_dir = temp_dir("types-stock-replica");
@@ -324,7 +361,7 @@ async fn redis_server_and_rust_edis_exchange_every_type() {
     q(&mut f, &["HSET", "{t}h:small", "after", "sync"]).await;
     q(&mut f, &["HDEL", "{t}h:small", "after"]).await;
     assert_eq!(q(&mut f, &["WAIT", "1", "5000"]).await, int(1));
-    assert_eq!(contents(&mut replica.conn().await.unwrap()).await, reference, "redis-server as a replica");
+    same(&contents(&mut replica.conn().await.unwrap()).await, &reference, "redis-server as a replica");
 
     // And a rust-edis replica follows redis-server.
     let follower = TestServer::replica_of(([127, 0, 0, 1], redis.port).into(), "").await;
@@ -337,7 +374,7 @@ async fn redis_server_and_rust_edis_exchange_every_type() {
     })
     .await;
     assert!(followed, "a rust-edis replica of redis-server synced");
-    assert_eq!(contents(&mut follower.conn().await).await, reference, "our replica of redis-server");
+    same(&contents(&mut follower.conn().await).await, &reference, "our replica of redis-server");
     drop((redis, replica));
     std::fs::remove_dir_all(&dir).ok();
     std::fs::remove_dir_all(&replica_dir).ok();
