@@ -76,7 +76,12 @@ pub fn rpushx(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 /// Pops up to `count` elements of the list at `key` from one end, deleting it when emptied.
 /// None when there is no such key.
-fn pop_n(ctx: &mut Ctx, key: &[u8], front: bool, count: usize) -> Result<Option<Vec<Bytes>>, Reply> {
+pub(crate) fn pop_n(
+    ctx: &mut Ctx,
+    key: &[u8],
+    front: bool,
+    count: usize,
+) -> Result<Option<Vec<Bytes>>, Reply> {
     let Some(l) = ctx.write_obj(key, None, pick_mut)? else { return Ok(None) };
     let mut out = Vec::with_capacity(count.min(l.len()));
     while out.len() < count {

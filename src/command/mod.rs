@@ -7,6 +7,7 @@
 //! a socket, so the same handler serves a client, a queued MULTI, and (later) a replica
 //! applying the replication stream.
 
+pub mod blocking;
 pub mod cluster;
 pub mod connection;
 pub mod hashes;
@@ -51,7 +52,8 @@ pub enum Shape {
     Doubles,
     /// member, score, member, score ... is [member, score] pairs with double scores.
     ScorePairs,
-    /// member, score (one popped element): the score a double.
+    /// member, score (one popped element), or key, member, score (BZPOPMIN): the score a
+    /// double.
     FlatScore,
     /// ZMPOP's [key, [[member, score] ...]]: the scores doubles.
     Mpop,
@@ -94,8 +96,8 @@ impl Shape {
             (Shape::Doubles, Reply::Array(items)) => Reply::Array(items.into_iter().map(as_double).collect()),
             (Shape::ScorePairs, Reply::Array(items)) => Reply::Array(score_pairs(items)),
             (Shape::FlatScore, Reply::Array(mut items)) => {
-                if items.len() == 2 {
-                    let s = items.pop().expect("two");
+                if items.len() == 2 || items.len() == 3 {
+                    let s = items.pop().expect("two or three");
                     items.push(as_double(s));
                 }
                 Reply::Array(items)
@@ -129,6 +131,17 @@ impl Shape {
         }
     }
 
+    /// Whether `cmd`'s null reply to `args` is the null array (`*-1`) rather than the null
+    /// bulk string: a proxy that parsed a RESP2 reply (where both read as null) writes the
+    /// right one back.
+    pub fn null_is_array(cmd: &Command, args: &[Bytes]) -> bool {
+        match cmd.name {
+            "blpop" | "brpop" | "blmpop" | "bzpopmin" | "bzpopmax" | "bzmpop" | "lmpop" | "zmpop" => true,
+            "lpop" | "rpop" | "spop" => args.len() == 3,
+            _ => false,
+        }
+    }
+
     /// The shape of `cmd`'s reply to `args` in RESP3, for a proxy relaying it.
     pub fn of(cmd: &Command, args: &[Bytes]) -> Shape {
         let has = |word: &str| args.iter().skip(2).any(|a| a.eq_ignore_ascii_case(word.as_bytes()));
@@ -144,7 +157,8 @@ impl Shape {
             }
             "zpopmin" | "zpopmax" if args.len() == 3 => Shape::ScorePairs,
             "zpopmin" | "zpopmax" => Shape::FlatScore,
-            "zmpop" => Shape::Mpop,
+            "bzpopmin" | "bzpopmax" => Shape::FlatScore,
+            "zmpop" | "bzmpop" => Shape::Mpop,
             "hgetall" => Shape::Map,
             "smembers" | "sinter" | "sunion" | "sdiff" => Shape::Set,
             "spop" if args.len() == 3 => Shape::Set,
@@ -394,6 +408,9 @@ pub struct Client {
     pub wrote_to: u64,
     /// What CLIENT LIST and CLIENT KILL see of this connection.
     pub handle: Arc<ClientHandle>,
+    /// Running EXEC's queued commands: blocking commands do not block, and blocked clients
+    /// are served once EXEC is done.
+    pub in_exec: bool,
 }
 
 impl Client {
@@ -415,6 +432,7 @@ impl Client {
             marked: 0,
             wrote_to: 0,
             handle,
+            in_exec: false,
         }
     }
 }
@@ -634,6 +652,14 @@ pub fn dispatch_resolved(ctx: &mut Ctx, cmd: &'static Command, args: &[Bytes]) -
         log_effects(ctx, cmd, args, before);
         reply
     };
+    if !ctx.state.blocking.is_empty() {
+        if cmd.has(flags::WRITE) {
+            blocking::touched_keys(ctx, cmd.keys_of(args));
+        }
+        if !ctx.client.in_exec && ctx.state.blocking.has_ready() {
+            blocking::serve(ctx);
+        }
+    }
     // Counted once it ran, as Redis does (so INFO commandstats does not count itself).
     let calls = ctx.state.stats.of(cmd);
     calls.calls += 1;

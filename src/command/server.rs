@@ -79,7 +79,7 @@ fn section(ctx: &mut Ctx, name: &str, out: &mut String) {
             w(format!("connected_clients:{}", server.clients().len()));
             w("cluster_connections:0".into());
             w(format!("maxclients:{}", state.config.maxclients()));
-            w("blocked_clients:0".into());
+            w(format!("blocked_clients:{}", state.blocking.len()));
             w("tracking_clients:0".into());
             w("clients_in_timeout_table:0".into());
         }

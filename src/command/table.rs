@@ -2,8 +2,8 @@
 
 use super::flags::*;
 use super::{
-    cluster, connection as conn, hashes as h, introspection as intro, keys, lists as l, persist,
-    server as srv, sets as s, strings, transactions as tx, zsets as z,
+    blocking as blk, cluster, connection as conn, hashes as h, introspection as intro, keys, lists as l,
+    persist, server as srv, sets as s, strings, transactions as tx, zsets as z,
 };
 use super::{Command, Handler, Merge, Route};
 use crate::replication::{primary as repl, replica};
@@ -88,6 +88,8 @@ const R: u32 = READONLY;
 const RR: u32 = READONLY;
 const ALLKEYS_AFTER1: (i32, i32, i32) = (1, -1, 1);
 const KEY12: (i32, i32, i32) = (1, 2, 1);
+/// Keys from the first argument to the one before the last (a timeout).
+const LAST_IS_TIMEOUT: (i32, i32, i32) = (1, -2, 1);
 const ON_FIELDS: &str = "O(N) where N is the number of fields being requested.";
 const ON_HASH: &str = "O(N) where N is the size of the hash.";
 const ON_SET: &str = "O(N) where N is the set cardinality.";
@@ -137,6 +139,7 @@ static CLIENT_SUBS: &[Command] = &[
     c("info", 2, CONN, NOKEYS, "connection", "6.2.0", "Returns information about the connection.", O1, "", conn::client_info),
     c("list", -2, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "connection", "2.4.0", "Lists open connections.", "O(N) where N is the number of client connections", "[TYPE NORMAL|MASTER|REPLICA|PUBSUB] [ID client-id [client-id ...]]", conn::client_list),
     c("setinfo", 4, CONN, NOKEYS, "connection", "7.2.0", "Sets information specific to the client or connection.", O1, "LIB-NAME libname|LIB-VER libver", conn::client_setinfo),
+    c("unblock", -3, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "connection", "5.0.0", "Unblocks a client blocked by a blocking command from a different connection.", "O(log N) where N is the number of client connections", "client-id [TIMEOUT|ERROR]", blk::client_unblock),
     c("kill", -3, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "connection", "2.4.0", "Terminates open connections.", "O(N) where N is the number of client connections", "[ID client-id] [ADDR ip:port] [LADDR ip:port] [SKIPME yes/no]", conn::client_kill),
     help("connection", srv::client_help),
 ];
@@ -236,6 +239,14 @@ pub static COMMANDS: &[Command] = &[
     c("lmove", 5, WD, KEY12, "list", "6.2.0", "Returns an element after popping it from one list and pushing it to another. Deletes the list if the last element was moved.", O1, "source destination LEFT|RIGHT LEFT|RIGHT", l::lmove),
     c("rpoplpush", 3, WD, KEY12, "list", "1.2.0", "Returns the last element of a list after removing and pushing it to another list. Deletes the list if the last element was popped.", O1, "source destination", l::rpoplpush),
     c("lmpop", -4, W, NOKEYS, "list", "7.0.0", "Returns multiple elements from a list after removing them. Deletes the list if the last element was popped.", "O(N+M) where N is the number of provided keys and M is the number of elements returned.", "numkeys key [key ...] LEFT|RIGHT [COUNT count]", l::lmpop).numkeys(1),
+    c("blpop", -3, W | NOSCRIPT, LAST_IS_TIMEOUT, "list", "2.0.0", "Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", "O(N) where N is the number of provided keys.", "key [key ...] timeout", blk::blpop),
+    c("brpop", -3, W | NOSCRIPT, LAST_IS_TIMEOUT, "list", "2.0.0", "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", "O(N) where N is the number of provided keys.", "key [key ...] timeout", blk::brpop),
+    c("blmove", 6, WD | NOSCRIPT, KEY12, "list", "6.2.0", "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved.", O1, "source destination LEFT|RIGHT LEFT|RIGHT timeout", blk::blmove),
+    c("brpoplpush", 4, WD | NOSCRIPT, KEY12, "list", "2.2.0", "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.", O1, "source destination timeout", blk::brpoplpush),
+    c("blmpop", -5, W | NOSCRIPT, NOKEYS, "list", "7.0.0", "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", "O(N+M) where N is the number of provided keys and M is the number of elements returned.", "timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]", blk::blmpop).numkeys(2),
+    c("bzpopmin", -3, W | NOSCRIPT | FAST, LAST_IS_TIMEOUT, "sorted-set", "5.0.0", "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", "O(log(N)) with N being the number of elements in the sorted set.", "key [key ...] timeout", blk::bzpopmin),
+    c("bzpopmax", -3, W | NOSCRIPT | FAST, LAST_IS_TIMEOUT, "sorted-set", "5.0.0", "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.  Deletes the sorted set if the last element was popped.", "O(log(N)) with N being the number of elements in the sorted set.", "key [key ...] timeout", blk::bzpopmax),
+    c("bzmpop", -5, W | NOSCRIPT, NOKEYS, "sorted-set", "7.0.0", "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.", "timeout numkeys key [key ...] MIN|MAX [COUNT count]", blk::bzmpop).numkeys(2),
     c("sadd", -3, WDF, KEY1, "set", "1.0.0", "Adds one or more members to a set. Creates the key if it doesn't exist.", "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.", "key member [member ...]", s::sadd),
     c("srem", -3, WF, KEY1, "set", "1.0.0", "Removes one or more members from a set. Deletes the set if the last member was removed.", "O(N) where N is the number of members to be removed.", "key member [member ...]", s::srem),
     c("smembers", 2, R, KEY1, "set", "1.0.0", "Returns all members of a set.", ON_SET, "key", s::smembers),

@@ -52,7 +52,9 @@ pub fn exec(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     if let Some(log) = &mut ctx.state.log {
         log.begin_exec();
     }
+    ctx.client.in_exec = true;
     let replies = multi.queued.iter().map(|args| dispatch(ctx, args)).collect();
+    ctx.client.in_exec = false;
     if let Some(log) = &mut ctx.state.log {
         log.end_exec();
     }

@@ -496,7 +496,7 @@ pub fn zremrangebylex(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 }
 
 /// Pops up to `count` elements from the low (or high) end of `key`.
-fn pop(ctx: &mut Ctx, key: &[u8], max: bool, count: usize) -> Result<Vec<(Bytes, f64)>, Reply> {
+pub(crate) fn pop(ctx: &mut Ctx, key: &[u8], max: bool, count: usize) -> Result<Vec<(Bytes, f64)>, Reply> {
     let Some(z) = ctx.write_obj(key, None, pick_mut)? else { return Ok(vec![]) };
     let n = count.min(z.len());
     let len = z.len();

@@ -369,6 +369,11 @@ pub struct Dedicated {
 }
 
 impl Dedicated {
+    /// Whether the connection still runs (a closed one never comes back).
+    pub fn open(&self) -> bool {
+        !self.conn.tx.is_closed()
+    }
+
     pub fn send(&self, bytes: Bytes, replies: usize) -> oneshot::Receiver<Answer> {
         let (reply, rx) = oneshot::channel();
         queue(&self.conn, &self.addr, crate::keyspace::now_ms(), Request { bytes, replies, reply });

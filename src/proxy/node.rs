@@ -83,6 +83,14 @@ pub enum Link {
 }
 
 impl Link {
+    /// Whether requests can still go over it.
+    pub fn open(&self) -> bool {
+        match self {
+            Link::InProcess(_) => true,
+            Link::Tcp(conn) => conn.open(),
+        }
+    }
+
     /// Sends commands to run back to back; the answer is the last one's.
     pub fn send(&mut self, commands: &[&[Bytes]], now: u64) -> Sent {
         match self {

@@ -984,6 +984,12 @@ pub async fn settle_exec(
                     .into_iter()
                     .zip(queued)
                     .map(|(reply, args)| match crate::command::lookup(&args[0]) {
+                        Some(cmd)
+                            if matches!(reply, Reply::Nil)
+                                && crate::command::Shape::null_is_array(cmd, args) =>
+                        {
+                            Reply::NilArray
+                        }
                         Some(cmd) if !matches!(reply, Reply::Error(_)) => {
                             crate::command::Shape::of(cmd, args).apply(reply)
                         }

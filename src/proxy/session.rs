@@ -65,6 +65,9 @@ struct Conn {
     caller: Caller,
     lane: usize,
     pinned: Option<Pinned>,
+    /// A connection of this client's own for blocking commands (BLPOP ...), which must not
+    /// hold up the shared backend connections while they wait; kept for the next one.
+    blocking: Option<Pinned>,
     /// Commands forwarded in this batch, handed to the connection's counters once per batch.
     forwarded: Vec<(&'static Command, u64)>,
     /// Whether a RESP2 client's replies may be a shard's bytes as they came.
@@ -85,6 +88,7 @@ pub async fn run(
             caller: Caller::new(proxy.read_from, true),
             lane: handle.id as usize,
             pinned: None,
+            blocking: None,
             forwarded: Vec::new(),
             raw_ok: true,
         },
@@ -305,6 +309,9 @@ fn handle_command(
             return ready(Reply::simple("QUEUED"));
         }
     }
+    if is_blocking(cmd.name) && conn.pinned.is_none() {
+        return blocking(proxy, conn, args, req, settled);
+    }
     if let Some(step) = cluster_wide(server, proxy, conn, cmd, args, req, settled) {
         if !matches!(step, Routed::Settle) {
             conn.forwarded(cmd);
@@ -385,6 +392,7 @@ impl Driver {
             caller: Caller::new(read_from, false),
             lane: 0,
             pinned: None,
+            blocking: None,
             forwarded: Vec::new(),
             raw_ok: false,
         };
@@ -400,6 +408,54 @@ impl Driver {
     pub fn in_multi(&self) -> bool {
         self.conn.client.multi.is_some()
     }
+}
+
+/// The commands that may wait for data (Redis's `blocking` flag).
+fn is_blocking(name: &str) -> bool {
+    matches!(
+        name,
+        "blpop" | "brpop" | "blmove" | "brpoplpush" | "blmpop" | "bzpopmin" | "bzpopmax" | "bzmpop"
+    )
+}
+
+/// A blocking command: sent, after the connection's replies in flight, over a connection of
+/// this client's own to the keys' primary (kept for its next blocking command), and awaited
+/// for as long as it blocks. A client that goes away drops that connection, which takes its
+/// wait off the shard's queues.
+fn blocking(proxy: &Arc<Proxy>, conn: &mut Conn, args: &[Bytes], req: Req, settled: bool) -> Routed {
+    let slot = match req.cmd.slot(args) {
+        Ok(slot) => slot.unwrap_or(0),
+        Err(reply) => return ready(reply),
+    };
+    if !settled {
+        return Routed::Settle;
+    }
+    let topology = proxy.router.topology();
+    let Some(shard) = topology.shard_of(slot) else {
+        return ready(Reply::error(format!("CLUSTERDOWN Hash slot {slot} not served")));
+    };
+    conn.forwarded(req.cmd);
+    let (primary, index) = topology.primary(shard);
+    if conn.blocking.as_ref().is_some_and(|b| b.addr != *primary.addr() || !b.link.open()) {
+        conn.blocking = None;
+    }
+    let link = conn.blocking.get_or_insert_with(|| Pinned {
+        shard,
+        addr: primary.addr().clone(),
+        index,
+        link: primary.own(),
+    });
+    let sent = link.link.send(&[args], req.now);
+    let addr = link.addr.clone();
+    let shape = crate::command::Shape::of(req.cmd, args);
+    // A RESP2 client takes the shard's bytes as they are (its null array stays one).
+    let raw = conn.caller.raw;
+    later(async move {
+        match sent.settle_within(None).await {
+            Ok(got) => shape.apply(got.finish(raw)),
+            Err(failure) => failed(Some(slot), &addr, &failure),
+        }
+    })
 }
 
 /// WATCH key [key ...]: the keys' primary gets a connection of this client's own.

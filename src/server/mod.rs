@@ -120,6 +120,8 @@ pub struct State {
     /// The compact encodings' size rules, from the configuration (kept here so commands do
     /// not parse them per call; CONFIG SET refreshes them).
     pub limits: crate::keyspace::Limits,
+    /// Clients blocked in BLPOP and the like, and the keys they wait on.
+    pub blocking: crate::command::blocking::Blocking,
 }
 
 /// The size rules the configuration gives.
@@ -372,6 +374,7 @@ impl Server {
             state: Mutex::new(State {
                 keyspace: Keyspace::new(config.databases()),
                 limits: limits_of(&config),
+                blocking: Default::default(),
                 stats: Stats::default(),
                 config,
                 cluster: None,

@@ -23,6 +23,8 @@ const READ_CHUNK: usize = 16 * 1024;
 const MAX_BATCH: usize = 1024;
 /// Replies buffered before they are written even if more input is waiting.
 const OUT_FLUSH: usize = 64 * 1024;
+/// How much a client may send while its reply waits before reading stops until it is done.
+const WAITING_INPUT_LIMIT: usize = 1 << 20;
 
 /// A shard tells a router connection (EDIS.ROUTER) its replication offset in a simple string
 /// that starts with this byte, sent before a reply whenever the offset changed since the last
@@ -152,6 +154,8 @@ pub async fn serve<R: Runner>(
             }
             more |= ends.len() == MAX_BATCH;
             let mut next = 0;
+            // Input read while a reply waited: parse it before reading again.
+            let mut buffered = false;
             while next < ends.len() {
                 let waiting = runner.run(&args, &ends, next, input_bytes, &mut out);
                 input_bytes = 0;
@@ -165,9 +169,28 @@ pub async fn serve<R: Runner>(
                     }
                     out.clear();
                 }
-                runner.pending(&mut out).await;
+                // While the reply waits (BLPOP, WAIT), the socket is still read: a client
+                // that goes away ends the wait (a blocked client leaves its queues), and what
+                // it pipelines meanwhile stays buffered for after.
+                {
+                    let pending = runner.pending(&mut out);
+                    tokio::pin!(pending);
+                    loop {
+                        tokio::select! {
+                            _ = &mut pending => break,
+                            read = stream.read_buf(inbuf), if inbuf.len() < WAITING_INPUT_LIMIT => match read {
+                                Ok(0) | Err(_) => return None,
+                                Ok(n) => {
+                                    input_bytes += n as u64;
+                                    buffered = true;
+                                }
+                            },
+                        }
+                    }
+                }
                 next = resume;
             }
+            more |= buffered;
             let client = runner.client();
             if !ends.is_empty() {
                 parser.set_authenticated(client.authenticated);

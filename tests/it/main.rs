@@ -8,6 +8,7 @@ mod control;
 mod guarantees;
 mod harness;
 mod keys;
+mod lists;
 mod persistence;
 mod protocol;
 mod proxy;
