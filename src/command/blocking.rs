@@ -48,13 +48,10 @@ impl Op {
         }
     }
 
-    /// The reply when the wait ends with nothing: BLMOVE's is a null bulk string, the
-    /// others' a null array.
+    /// The reply when the wait ends with nothing: the null array, for BLMOVE too (as
+    /// redis-server 7.0 answers).
     fn timed_out(&self) -> Reply {
-        match self {
-            Op::Move { .. } => Reply::Nil,
-            _ => Reply::NilArray,
-        }
+        Reply::NilArray
     }
 }
 
@@ -146,13 +143,11 @@ fn parse_timeout(arg: &[u8]) -> Result<Option<Duration>, Reply> {
     let t: f64 = std::str::from_utf8(arg)
         .ok()
         .and_then(|s| s.parse().ok())
-        .filter(|t: &f64| t.is_finite())
+        .filter(|t: &f64| !t.is_nan())
         .ok_or(Reply::err("ERR timeout is not a float or out of range"))?;
-    if t < 0.0 {
+    // Redis converts to integer milliseconds first: past i64 (inf included) that is negative.
+    if t < 0.0 || t * 1000.0 >= i64::MAX as f64 {
         return Err(Reply::err("ERR timeout is negative"));
-    }
-    if t * 1000.0 > i64::MAX as f64 / 2.0 {
-        return Err(Reply::err("ERR timeout is out of range"));
     }
     let ms = (t * 1000.0).ceil() as u64;
     Ok((ms > 0).then(|| Duration::from_millis(ms)))
@@ -243,8 +238,12 @@ fn block(ctx: &mut Ctx, keys: Vec<Bytes>, timeout: Option<Duration>, op: Op) -> 
         }
     }
     if ctx.client.in_exec || ctx.client.multi.is_some() {
-        // Inside a transaction nothing blocks: the command answers as if it timed out.
-        return op.timed_out();
+        // Inside a transaction nothing blocks: the command answers its null at once (BLMOVE
+        // a null bulk string there, as redis-server 7.0 does).
+        return match op {
+            Op::Move { .. } => Reply::Nil,
+            _ => op.timed_out(),
+        };
     }
     let (tx, rx) = oneshot::channel();
     let timed_out = op.timed_out();
@@ -454,6 +453,7 @@ mod tests {
         assert!(parse_timeout(b"-1").is_err());
         assert!(parse_timeout(b"abc").is_err());
         assert!(parse_timeout(b"inf").is_err());
+        assert!(parse_timeout(b"nan").is_err());
     }
 
     #[test]

@@ -113,7 +113,7 @@ async fn timeouts_and_errors() {
         assert_eq!(r.call(&resp(&["BLPOP", "{e}none", "0.2"])).await, "*-1\r\n", "{addr}");
         let took = started.elapsed();
         assert!(took >= Duration::from_millis(200) && took < Duration::from_secs(3), "{addr}: {took:?}");
-        assert_eq!(r.call(&resp(&["BLMOVE", "{e}none", "{e}d", "LEFT", "LEFT", "0.05"])).await, "$-1\r\n");
+        assert_eq!(r.call(&resp(&["BLMOVE", "{e}none", "{e}d", "LEFT", "LEFT", "0.05"])).await, "*-1\r\n");
         assert_eq!(r.call(&resp(&["BZPOPMIN", "{e}none", "0.05"])).await, "*-1\r\n");
         assert_eq!(
             r.call(&resp(&["BLPOP", "{e}none", "abc"])).await,
