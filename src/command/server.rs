@@ -96,6 +96,8 @@ fn section(ctx: &mut Ctx, name: &str, out: &mut String) {
             w(format!("maxmemory_policy:{}", state.config.get("maxmemory-policy")));
             w(format!("mem_fragmentation_ratio:{:.2}", rss as f64 / used.max(1) as f64));
             w("mem_allocator:mimalloc".into());
+            let backlog = state.log.as_ref().map_or(0, |l| l.backlog.allocated());
+            w(format!("mem_replication_backlog:{backlog}"));
         }
         "persistence" => {
             let aof = server.aof.get();

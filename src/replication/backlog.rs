@@ -84,6 +84,11 @@ impl Backlog {
         self.end - self.buf.len() as u64
     }
 
+    /// Bytes the backlog has allocated (INFO's mem_replication_backlog).
+    pub fn allocated(&self) -> usize {
+        self.buf.capacity()
+    }
+
     pub fn histlen(&self) -> usize {
         self.buf.len()
     }
