@@ -4,7 +4,7 @@ differs, byte for byte. A development aid: Redis 7 is the reference for replies.
 
     scripts/compare-with-redis.py REDIS_PORT EDIS_PORT [FILE]
 
-FILE holds one command per line in redis-cli syntax (quotes allowed); lines starting with
+FILE holds one command per line in redis-cli syntax (quotes allowed, "\\xNN" for a byte); lines starting with
 '#' are comments. A line starting with '~ ' compares its reply's elements in any order (set
 members, whose order is the hash table's); a line starting with '! ' is sent to both and its
 replies are not compared (HELLO 3, whose reply names the server). Both servers are FLUSHALLed first. Replies that legitimately differ
@@ -18,7 +18,8 @@ import sys
 def encode(args):
     out = b"*%d\r\n" % len(args)
     for a in args:
-        a = a.encode()
+        # \xNN in a quoted argument is that byte, as redis-cli reads it.
+        a = a.encode("latin-1", "backslashreplace").decode("unicode_escape").encode("latin-1") if "\\x" in a else a.encode()
         out += b"$%d\r\n%s\r\n" % (len(a), a)
     return out
 

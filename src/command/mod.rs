@@ -7,6 +7,7 @@
 //! a socket, so the same handler serves a client, a queued MULTI, and (later) a replica
 //! applying the replication stream.
 
+pub mod bits;
 pub mod blocking;
 pub mod cluster;
 pub mod connection;

@@ -2,8 +2,8 @@
 
 use super::flags::*;
 use super::{
-    blocking as blk, cluster, connection as conn, hashes as h, introspection as intro, keys, lists as l,
-    persist, server as srv, sets as s, strings, transactions as tx, zsets as z,
+    bits, blocking as blk, cluster, connection as conn, hashes as h, introspection as intro, keys,
+    lists as l, persist, server as srv, sets as s, strings, transactions as tx, zsets as z,
 };
 use super::{Command, Handler, Merge, Route};
 use crate::replication::{primary as repl, replica};
@@ -204,6 +204,14 @@ pub static COMMANDS: &[Command] = &[
     c("append", 3, WDF, KEY1, "string", "2.0.0", "Appends a string to the value of a key. Creates the key if it doesn't exist.", O1, "key value", strings::append),
     c("strlen", 2, RF, KEY1, "string", "2.2.0", "Returns the length of a string value.", O1, "key", strings::strlen),
     c("getrange", 4, READONLY, KEY1, "string", "2.4.0", "Returns a substring of the string stored at a key.", "O(N) where N is the length of the returned string.", "key start end", strings::getrange),
+    c("substr", 4, READONLY, KEY1, "string", "1.0.0", "Returns a substring from a string value.", "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.", "key start end", strings::getrange),
+    c("setbit", 4, WD, KEY1, "bitmap", "2.2.0", "Sets or clears the bit at offset of the string value. Creates the key if it doesn't exist.", O1, "key offset value", bits::setbit),
+    c("getbit", 3, RF, KEY1, "bitmap", "2.2.0", "Returns a bit value by offset.", O1, "key offset", bits::getbit),
+    c("bitcount", -2, R, KEY1, "bitmap", "2.6.0", "Counts the number of set bits (population counting) in a string.", "O(N)", "key [start end [BYTE|BIT]]", bits::bitcount),
+    c("bitpos", -3, R, KEY1, "bitmap", "2.8.7", "Finds the first set (1) or clear (0) bit in a string.", "O(N)", "key bit [start [end [BYTE|BIT]]]", bits::bitpos),
+    c("bitop", -4, WD, (2, -1, 1), "bitmap", "2.6.0", "Performs bitwise operations on multiple strings, and stores the result.", "O(N)", "AND|OR|XOR|NOT destkey key [key ...]", bits::bitop),
+    c("bitfield", -2, WD, KEY1, "bitmap", "3.2.0", "Performs arbitrary bitfield integer operations on strings.", "O(1) for each subcommand specified", "key [GET encoding offset|[OVERFLOW WRAP|SAT|FAIL] SET encoding offset value|INCRBY encoding offset increment [GET encoding offset|[OVERFLOW WRAP|SAT|FAIL] SET encoding offset value|INCRBY encoding offset increment ...]]", bits::bitfield),
+    c("bitfield_ro", -2, RF, KEY1, "bitmap", "6.0.0", "Performs arbitrary read-only bitfield integer operations on strings.", "O(1) for each subcommand specified", "key [GET encoding offset [GET encoding offset ...]]", bits::bitfield_ro),
     c("setrange", 4, WD, KEY1, "string", "2.2.0", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.", O1, "key offset value", strings::setrange),
     // keys
     c("hset", -4, WDF, KEY1, "hash", "2.0.0", "Creates or modifies the value of a field in a hash.", "O(1) for each field/value pair added, so O(N) to add N field/value pairs when the command is called with multiple field/value pairs.", "key field value [field value ...]", h::hset),

@@ -2,6 +2,7 @@
 //! redis crate and raw bytes. One test binary, so the crate links once.
 
 mod all;
+mod bits;
 mod cluster;
 mod connection;
 mod control;
