@@ -161,6 +161,7 @@ impl Shape {
             "bzpopmin" | "bzpopmax" => Shape::FlatScore,
             "zmpop" | "bzmpop" => Shape::Mpop,
             "hgetall" => Shape::Map,
+            "lcs" if has("idx") => Shape::Map,
             "smembers" | "sinter" | "sunion" | "sdiff" => Shape::Set,
             "spop" if args.len() == 3 => Shape::Set,
             "hrandfield" if args.len() == 4 => Shape::Pairs,

@@ -385,3 +385,113 @@ pub fn setrange(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     db.set_keep_ttl(&args[1], Value::Str(&value), now);
     Reply::Int(len)
 }
+
+/// LCS key1 key2 [LEN] [IDX] [MINMATCHLEN len] [WITHMATCHLEN]: the longest common
+/// subsequence, by Redis's dynamic programming table and its walk back from the end (so the
+/// same subsequence and ranges as redis-server when several are possible).
+pub fn lcs(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let mut strings = Vec::with_capacity(2);
+    for key in &args[1..3] {
+        match ctx.get_str(key) {
+            Ok(v) => strings.push(v.unwrap_or_default()),
+            Err(_) => return Reply::err("ERR The specified keys must contain string values"),
+        }
+    }
+    let (mut getlen, mut getidx, mut withmatchlen, mut minmatchlen) = (false, false, false, 0u64);
+    let mut j = 3;
+    while j < args.len() {
+        let opt = &args[j];
+        if opt.eq_ignore_ascii_case(b"idx") {
+            getidx = true;
+        } else if opt.eq_ignore_ascii_case(b"len") {
+            getlen = true;
+        } else if opt.eq_ignore_ascii_case(b"withmatchlen") {
+            withmatchlen = true;
+        } else if opt.eq_ignore_ascii_case(b"minmatchlen") && j + 1 < args.len() {
+            minmatchlen = tri!(int_arg(&args[j + 1])).max(0) as u64;
+            j += 1;
+        } else {
+            return Reply::err(SYNTAX);
+        }
+        j += 1;
+    }
+    if getidx && getlen {
+        return Reply::err("ERR If you want both the length and indexes, please just use IDX.");
+    }
+    let (a, b) = (&strings[0], &strings[1]);
+    let (alen, blen) = (a.len(), b.len());
+    let cells = (alen + 1).saturating_mul(blen + 1);
+    if cells.saturating_mul(4) > ctx.max_string().max(1 << 30) {
+        return Reply::err("ERR Insufficient memory, failed allocating transient memory for LCS");
+    }
+    let w = blen + 1;
+    let mut dp = vec![0u32; cells];
+    for i in 1..=alen {
+        for k in 1..=blen {
+            dp[k + i * w] = if a[i - 1] == b[k - 1] {
+                dp[k - 1 + (i - 1) * w] + 1
+            } else {
+                dp[k + (i - 1) * w].max(dp[k - 1 + i * w])
+            };
+        }
+    }
+    let total = dp[blen + alen * w];
+    if getlen {
+        return Reply::Int(total as i64);
+    }
+    let mut result = vec![0u8; total as usize];
+    let mut matches = Vec::new();
+    let (mut i, mut k, mut idx) = (alen, blen, total as usize);
+    // alen marks "no range open", as in Redis.
+    let (mut a_start, mut a_end, mut b_start, mut b_end) = (alen, 0, 0, 0);
+    while i > 0 && k > 0 {
+        let mut emit = false;
+        if a[i - 1] == b[k - 1] {
+            result[idx - 1] = a[i - 1];
+            if a_start == alen {
+                (a_start, a_end, b_start, b_end) = (i - 1, i - 1, k - 1, k - 1);
+            } else if a_start == i && b_start == k {
+                a_start -= 1;
+                b_start -= 1;
+            } else {
+                emit = true;
+            }
+            if a_start == 0 || b_start == 0 {
+                emit = true;
+            }
+            idx -= 1;
+            i -= 1;
+            k -= 1;
+        } else {
+            if dp[k + (i - 1) * w] > dp[k - 1 + i * w] {
+                i -= 1;
+            } else {
+                k -= 1;
+            }
+            if a_start != alen {
+                emit = true;
+            }
+        }
+        let match_len = (a_end + 1).saturating_sub(a_start) as u64;
+        if emit {
+            if getidx && (minmatchlen == 0 || match_len >= minmatchlen) {
+                let mut m = vec![
+                    Reply::Array(vec![Reply::Int(a_start as i64), Reply::Int(a_end as i64)]),
+                    Reply::Array(vec![Reply::Int(b_start as i64), Reply::Int(b_end as i64)]),
+                ];
+                if withmatchlen {
+                    m.push(Reply::Int(match_len as i64));
+                }
+                matches.push(Reply::Array(m));
+            }
+            a_start = alen;
+        }
+    }
+    if getidx {
+        return Reply::Map(vec![
+            (Reply::bulk_str("matches"), Reply::Array(matches)),
+            (Reply::bulk_str("len"), Reply::Int(total as i64)),
+        ]);
+    }
+    Reply::Bulk(Bytes::from(result))
+}

@@ -204,6 +204,7 @@ pub static COMMANDS: &[Command] = &[
     c("append", 3, WDF, KEY1, "string", "2.0.0", "Appends a string to the value of a key. Creates the key if it doesn't exist.", O1, "key value", strings::append),
     c("strlen", 2, RF, KEY1, "string", "2.2.0", "Returns the length of a string value.", O1, "key", strings::strlen),
     c("getrange", 4, READONLY, KEY1, "string", "2.4.0", "Returns a substring of the string stored at a key.", "O(N) where N is the length of the returned string.", "key start end", strings::getrange),
+    c("lcs", -3, READONLY, KEY12, "string", "7.0.0", "Finds the longest common substring.", "O(N*M) where N and M are the lengths of s1 and s2, respectively", "key1 key2 [LEN] [IDX] [MINMATCHLEN min-match-len] [WITHMATCHLEN]", strings::lcs),
     c("substr", 4, READONLY, KEY1, "string", "1.0.0", "Returns a substring from a string value.", "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.", "key start end", strings::getrange),
     c("setbit", 4, WD, KEY1, "bitmap", "2.2.0", "Sets or clears the bit at offset of the string value. Creates the key if it doesn't exist.", O1, "key offset value", bits::setbit),
     c("getbit", 3, RF, KEY1, "bitmap", "2.2.0", "Returns a bit value by offset.", O1, "key offset", bits::getbit),
