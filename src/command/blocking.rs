@@ -95,6 +95,16 @@ impl Blocking {
         }
     }
 
+    /// Marks every waited key of database `db` ready (SWAPDB brought other keys in).
+    pub fn touched_db(&mut self, db: usize) {
+        let keys: Vec<(usize, Bytes)> = self.queues.keys().filter(|(d, _)| *d == db).cloned().collect();
+        for k in keys {
+            if !self.ready.contains(&k) {
+                self.ready.push(k);
+            }
+        }
+    }
+
     /// Whether keys are ready to be served.
     pub fn has_ready(&self) -> bool {
         !self.ready.is_empty()

@@ -476,3 +476,46 @@ pub fn memory_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     ];
     super::server::help(&lines)
 }
+
+/// A database index argument: Redis's errors for one that is not a number or out of range.
+fn db_index(ctx: &Ctx, arg: &[u8], not_integer: &'static str) -> Result<usize, Reply> {
+    let n = int_arg(arg).map_err(|_| Reply::err(not_integer))?;
+    if n < 0 || n as usize >= ctx.state.keyspace.dbs.len() {
+        return Err(Reply::err("ERR DB index is out of range"));
+    }
+    Ok(n as usize)
+}
+
+/// MOVE key db: the key, its value and TTL, to another database of this standalone server.
+pub fn move_key(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    if ctx.state.cluster.is_some() {
+        return Reply::err("ERR MOVE is not allowed in cluster mode");
+    }
+    let target = tri!(db_index(ctx, &args[2], "ERR value is not an integer or out of range"));
+    if target == ctx.client.db {
+        return Reply::err("ERR source and destination objects are the same");
+    }
+    let now = ctx.now;
+    if !ctx.db().contains(&args[1], now) || ctx.state.keyspace.dbs[target].contains(&args[1], now) {
+        return Reply::Int(0);
+    }
+    let Some(entry) = ctx.db().remove(&args[1]) else { return Reply::Int(0) };
+    ctx.state.keyspace.dbs[target].put(entry);
+    ctx.state.blocking.touched(target, &args[1]);
+    Reply::Int(1)
+}
+
+/// SWAPDB index1 index2, on a standalone server.
+pub fn swapdb(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    if ctx.state.cluster.is_some() {
+        return Reply::err("ERR SWAPDB is not allowed in cluster mode");
+    }
+    let a = tri!(db_index(ctx, &args[1], "ERR invalid first DB index"));
+    let b = tri!(db_index(ctx, &args[2], "ERR invalid second DB index"));
+    ctx.state.keyspace.swap_dbs(a, b);
+    if a != b {
+        ctx.state.blocking.touched_db(a);
+        ctx.state.blocking.touched_db(b);
+    }
+    Reply::Ok
+}

@@ -352,6 +352,8 @@ pub static COMMANDS: &[Command] = &[
     container("memory", -2, "server", "4.0.0", "A container for memory diagnostics commands.", container_usage, MEMORY_SUBS),
     c("dump", 2, R, KEY1, "generic", "2.6.0", "Returns a serialized representation of the value stored at a key.", "O(1) to access the key and additional O(N*M) to serialize it, where N is the number of Redis objects composing the value and M their average size.", "key", keys::dump),
     c("restore", -4, WD, KEY1, "generic", "2.6.0", "Creates a key from the serialized representation of a value.", "O(1) to create the new key and additional O(N*M) to reconstruct the serialized value, where N is the number of Redis objects composing the value and M their average size.", "key ttl serialized-value [REPLACE] [ABSTTL] [IDLETIME seconds] [FREQ frequency]", keys::restore),
+    c("move", 3, WF, KEY1, "generic", "1.0.0", "Moves a key to another database.", O1, "key db", keys::move_key),
+    c("swapdb", 3, W, NOKEYS, "server", "4.0.0", "Swaps two Redis databases.", "O(N) where N is the count of clients watching or blocking on keys from both databases.", "index1 index2", keys::swapdb),
     c("copy", -3, WD, KEY12, "generic", "6.2.0", "Copies the value of a key to a new key.", "O(N) worst case for collections, where N is the number of nested items. O(1) for string values.", "source destination [DB destination-db] [REPLACE]", keys::copy),
     container("object", -2, "generic", "2.2.3", "A container for object introspection commands.", container_usage, OBJECT_SUBS),
     container("config", -2, "server", "2.0.0", "A container for server configuration commands.", container_usage, CONFIG_SUBS),

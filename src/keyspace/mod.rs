@@ -432,6 +432,23 @@ pub struct Keyspace {
 }
 
 impl Keyspace {
+    /// SWAPDB: the two databases' keys change places; WATCHers of either see a change (their
+    /// watches stay with the database number, as in Redis).
+    pub fn swap_dbs(&mut self, a: usize, b: usize) {
+        if a == b {
+            return;
+        }
+        let (lo, hi) = (a.min(b), a.max(b));
+        let (left, right) = self.dbs.split_at_mut(hi);
+        let (x, y) = (&mut left[lo], &mut right[0]);
+        std::mem::swap(&mut x.entries, &mut y.entries);
+        std::mem::swap(&mut x.expires, &mut y.expires);
+        for db in [x, y] {
+            db.dirty += 1;
+            db.watched.values_mut().for_each(|(version, _)| *version += 1);
+        }
+    }
+
     pub fn new(databases: usize) -> Self {
         Keyspace {
             dbs: (0..databases.max(1)).map(|_| Db::new()).collect(),

@@ -200,3 +200,36 @@ async fn randomkey_dbsize_flush() {
     assert_eq!(q(&mut c, &["FLUSHALL", "SYNC"]).await, Value::Okay);
     assert_eq!(q(&mut c, &["DBSIZE"]).await, int(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn move_and_swapdb_on_a_standalone_server_refused_in_a_cluster() {
+    let s = TestServer::start().await;
+    let mut c = s.conn().await;
+    q(&mut c, &["SET", "k", "v"]).await;
+    q(&mut c, &["EXPIRE", "k", "100"]).await;
+    assert_eq!(q(&mut c, &["MOVE", "k", "1"]).await, int(1));
+    assert_eq!(q(&mut c, &["EXISTS", "k"]).await, int(0));
+    // A WATCH on db 1 sees SWAPDB; a client blocked on db 0 is served by what it brings.
+    let mut watcher = s.raw().await;
+    watcher.call(&resp(&["SELECT", "1"])).await;
+    watcher.call(&resp(&["WATCH", "k"])).await;
+    let mut blocked = s.raw().await;
+    blocked.send(&resp(&["BLPOP", "jobs", "0"])).await;
+    q(&mut c, &["SELECT", "1"]).await;
+    q(&mut c, &["RPUSH", "jobs", "j1"]).await;
+    let Value::Int(ttl) = q(&mut c, &["TTL", "k"]).await else { panic!("a TTL") };
+    assert!((90..=100).contains(&ttl), "MOVE keeps the TTL: {ttl}");
+    assert_eq!(q(&mut c, &["SWAPDB", "0", "1"]).await, Value::Okay);
+    assert!(blocked.reply().await.ends_with("$2\r\nj1\r\n"), "the waiter in db 0 got the swapped-in job");
+    watcher.call(&resp(&["MULTI"])).await;
+    watcher.call(&resp(&["SET", "k", "x"])).await;
+    assert_eq!(watcher.call(&resp(&["EXEC"])).await, "*-1\r\n", "SWAPDB touched the watched key");
+    q(&mut c, &["SELECT", "0"]).await;
+    assert_eq!(q(&mut c, &["GET", "k"]).await, bulk("v"));
+    // In a cluster there is one database.
+    let all = crate::all::start("").await;
+    let mut p = crate::cluster::conn_to(all.proxy).await;
+    q(&mut p, &["SET", "k", "v"]).await;
+    assert_eq!(err(&mut p, &["MOVE", "k", "1"]).await, "ERR MOVE is not allowed in cluster mode");
+    assert_eq!(err(&mut p, &["SWAPDB", "0", "1"]).await, "ERR SWAPDB is not allowed in cluster mode");
+}
