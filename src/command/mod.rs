@@ -12,6 +12,7 @@ pub mod blocking;
 pub mod cluster;
 pub mod connection;
 pub mod hashes;
+pub mod hll;
 pub mod introspection;
 pub mod keys;
 pub mod lists;
@@ -191,6 +192,9 @@ pub mod flags {
     pub const INTERNAL: u32 = 1 << 13;
     /// A DEBUG subcommand: refused unless `enable-debug-command` allows it (Redis 7).
     pub const DEBUG: u32 = 1 << 14;
+    /// A read that may change the value (PFCOUNT caches its count in the key): it runs on
+    /// the primary, which replicates the change, as Redis's `may_replicate`.
+    pub const MAY_REPLICATE: u32 = 1 << 15;
 
     /// Names in the order `COMMAND INFO` prints them.
     pub const NAMES: &[(u32, &str)] = &[
@@ -204,6 +208,7 @@ pub mod flags {
         (SKIP_SLOWLOG, "skip_slowlog"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
+        (MAY_REPLICATE, "may_replicate"),
         (NO_MULTI, "no_multi"),
         (ALLOW_BUSY, "allow_busy"),
         (SENTINEL, "sentinel"),

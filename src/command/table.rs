@@ -2,7 +2,7 @@
 
 use super::flags::*;
 use super::{
-    bits, blocking as blk, cluster, connection as conn, hashes as h, introspection as intro, keys,
+    bits, blocking as blk, cluster, connection as conn, hashes as h, hll, introspection as intro, keys,
     lists as l, persist, server as srv, sets as s, strings, transactions as tx, zsets as z,
 };
 use super::{Command, Handler, Merge, Route};
@@ -213,6 +213,9 @@ pub static COMMANDS: &[Command] = &[
     c("bitop", -4, WD, (2, -1, 1), "bitmap", "2.6.0", "Performs bitwise operations on multiple strings, and stores the result.", "O(N)", "AND|OR|XOR|NOT destkey key [key ...]", bits::bitop),
     c("bitfield", -2, WD, KEY1, "bitmap", "3.2.0", "Performs arbitrary bitfield integer operations on strings.", "O(1) for each subcommand specified", "key [GET encoding offset|[OVERFLOW WRAP|SAT|FAIL] SET encoding offset value|INCRBY encoding offset increment [GET encoding offset|[OVERFLOW WRAP|SAT|FAIL] SET encoding offset value|INCRBY encoding offset increment ...]]", bits::bitfield),
     c("bitfield_ro", -2, RF, KEY1, "bitmap", "6.0.0", "Performs arbitrary read-only bitfield integer operations on strings.", "O(1) for each subcommand specified", "key [GET encoding offset [GET encoding offset ...]]", bits::bitfield_ro),
+    c("pfadd", -2, WDF, KEY1, "hyperloglog", "2.8.9", "Adds elements to a HyperLogLog key. Creates the key if it doesn't exist.", "O(1) to add every element.", "key [element [element ...]]", hll::pfadd),
+    c("pfcount", -2, READONLY | MAY_REPLICATE, ALLKEYS, "hyperloglog", "2.8.9", "Returns the approximated cardinality of the set(s) observed by the HyperLogLog key(s).", "O(1) with a very small average constant time when called with a single key. O(N) with N being the number of keys, and much bigger constant times, when called with multiple keys.", "key [key ...]", hll::pfcount),
+    c("pfmerge", -2, WD, ALLKEYS, "hyperloglog", "2.8.9", "Merges one or more HyperLogLog values into a single key.", "O(N) to merge N HyperLogLogs, but with high constant times.", "destkey [sourcekey [sourcekey ...]]", hll::pfmerge),
     c("setrange", 4, WD, KEY1, "string", "2.2.0", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.", O1, "key offset value", strings::setrange),
     // keys
     c("hset", -4, WDF, KEY1, "hash", "2.0.0", "Creates or modifies the value of a field in a hash.", "O(1) for each field/value pair added, so O(N) to add N field/value pairs when the command is called with multiple field/value pairs.", "key field value [field value ...]", h::hset),

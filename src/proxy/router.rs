@@ -447,7 +447,9 @@ impl Router {
                     Ok(None) => 0,
                     Err(reply) => return Routed::Ready(reply),
                 };
-                let write = cmd.has(crate::command::flags::WRITE);
+                // PFCOUNT (may_replicate) goes to the primary, whose count cache replicates.
+                let write =
+                    cmd.has(crate::command::flags::WRITE) || cmd.has(crate::command::flags::MAY_REPLICATE);
                 self.to_slot(&topology, slot, args, req, write, caller, caller.raw)
             }
         }

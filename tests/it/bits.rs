@@ -1,4 +1,4 @@
-//! Bitmaps and bit fields through every entry point, and on a replica.
+//! Bitmaps, bit fields and HyperLogLogs through every entry point, and on a replica.
 
 use redis::Value;
 
@@ -33,8 +33,18 @@ async fn exercise(addr: std::net::SocketAddr, cluster: bool) {
         err(&mut c, &["SETBIT", "{b}m", "-1", "1"]).await,
         "ERR bit offset is not an integer or out of range"
     );
+    // HyperLogLogs: counted, merged, and refused across slots in a cluster.
+    assert_eq!(q(&mut c, &["PFADD", "{b}h1", "a", "b", "c"]).await, int(1));
+    assert_eq!(q(&mut c, &["PFADD", "{b}h2", "c", "d"]).await, int(1));
+    assert_eq!(q(&mut c, &["PFCOUNT", "{b}h1", "{b}h2"]).await, int(4));
+    assert_eq!(q(&mut c, &["PFMERGE", "{b}h3", "{b}h1", "{b}h2"]).await, Value::Okay);
+    assert_eq!(q(&mut c, &["PFCOUNT", "{b}h3"]).await, int(4));
+    let e = err(&mut c, &["PFADD", "{b}a", "x"]).await;
+    assert_eq!(e, "WRONGTYPE Key is not a valid HyperLogLog string value.");
     if cluster {
         let e = err(&mut c, &["BITOP", "AND", "{x}d", "{b}a"]).await;
+        assert!(e.starts_with("CROSSSLOT"), "{addr}: {e}");
+        let e = err(&mut c, &["PFMERGE", "{x}d", "{b}h1"]).await;
         assert!(e.starts_with("CROSSSLOT"), "{addr}: {e}");
     }
     q(&mut c, &["FLUSHALL"]).await;
@@ -60,11 +70,13 @@ async fn a_replica_holds_the_same_bits() {
         .await;
     q(&mut p, &["SET", "a", "xyz"]).await;
     q(&mut p, &["BITOP", "NOT", "n", "a"]).await;
+    q(&mut p, &["PFADD", "hll", "x", "y", "z"]).await;
+    q(&mut p, &["PFCOUNT", "hll"]).await;
     let same = eventually(WAIT, || async {
         let mut r = replica.conn().await;
         let mut p = primary.conn().await;
         let mut ok = true;
-        for key in ["m", "f", "n"] {
+        for key in ["m", "f", "n", "hll"] {
             ok &= q(&mut r, &["GET", key]).await == q(&mut p, &["GET", key]).await;
         }
         ok && q(&mut r, &["EXISTS", "n"]).await == int(1)

@@ -48,11 +48,29 @@ async fn fill(c: &mut MultiplexedConnection) {
     let _: i64 = list.query_async(c).await.unwrap();
     q(c, &["LPUSH", "{t}l:big", "head"]).await;
     q(c, &["SET", "{t}str", "plain"]).await;
+    // A bitmap, and HyperLogLogs in both encodings (their bytes compared: Redis's layout).
+    q(c, &["SETBIT", "{t}bits", "1000", "1"]).await;
+    q(c, &["BITFIELD", "{t}bits", "SET", "i16", "#3", "-300"]).await;
+    let mut sparse = redis::cmd("PFADD");
+    sparse.arg("{t}hll:sparse");
+    (0..50).for_each(|i| {
+        sparse.arg(format!("a{i}"));
+    });
+    let _: i64 = sparse.query_async(c).await.unwrap();
+    let mut dense = redis::cmd("PFADD");
+    dense.arg("{t}hll:dense");
+    (0..5000).for_each(|i| {
+        dense.arg(format!("b{i}"));
+    });
+    let _: i64 = dense.query_async(c).await.unwrap();
+    // Counted once: the cached count is part of the bytes (and replicated with them).
+    let _: i64 = redis::cmd("PFCOUNT").arg("{t}hll:dense").query_async(c).await.unwrap();
+    let _: i64 = redis::cmd("PFCOUNT").arg("{t}hll:sparse").query_async(c).await.unwrap();
     q(c, &["PEXPIRE", "{t}h:small", "1000000"]).await;
     q(c, &["PEXPIRE", "{t}l:small", "1000000"]).await;
 }
 
-const KEYS: [&str; 11] = [
+const KEYS: [&str; 14] = [
     "{t}h:small",
     "{t}h:wide",
     "{t}h:long",
@@ -64,6 +82,9 @@ const KEYS: [&str; 11] = [
     "{t}l:small",
     "{t}l:big",
     "{t}str",
+    "{t}bits",
+    "{t}hll:sparse",
+    "{t}hll:dense",
 ];
 
 /// Each key's type, encoding and contents (sorted), and whether it has a TTL.
@@ -107,7 +128,10 @@ async fn contents(c: &mut MultiplexedConnection) -> BTreeMap<String, String> {
                 v.push(format!("middle:{middle:?}"));
                 v
             }
-            "string" => vec![redis::cmd("GET").arg(key).query_async(c).await.unwrap()],
+            "string" => {
+                let bytes: Vec<u8> = redis::cmd("GET").arg(key).query_async(c).await.unwrap();
+                vec![bytes.escape_ascii().to_string()]
+            }
             other => vec![other.to_string()],
         };
         items.sort();
