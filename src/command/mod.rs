@@ -19,6 +19,7 @@ pub mod lists;
 pub mod persist;
 pub mod server;
 pub mod sets;
+pub mod sort;
 pub mod strings;
 pub mod table;
 pub mod transactions;
@@ -333,7 +334,13 @@ impl Command {
                 (at + 1).min(args.len())..(at + 1 + n).min(args.len())
             }
         };
-        self.key_positions(args.len()).chain(counted).map(move |i| &args[i])
+        // SORT ... STORE destination: the destination is a key too (Redis's sortGetKeys).
+        let store = match self.name {
+            "sort" => args.iter().skip(2).position(|a| a.eq_ignore_ascii_case(b"store")).map(|p| p + 3),
+            _ => None,
+        };
+        let store = store.filter(|&i| i < args.len()).into_iter();
+        self.key_positions(args.len()).chain(counted).chain(store).map(move |i| &args[i])
     }
 
     /// The one slot of the keys in a call with `args` (None without keys; CROSSSLOT when they

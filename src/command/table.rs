@@ -3,7 +3,7 @@
 use super::flags::*;
 use super::{
     bits, blocking as blk, cluster, connection as conn, hashes as h, hll, introspection as intro, keys,
-    lists as l, persist, server as srv, sets as s, strings, transactions as tx, zsets as z,
+    lists as l, persist, server as srv, sets as s, sort, strings, transactions as tx, zsets as z,
 };
 use super::{Command, Handler, Merge, Route};
 use crate::replication::{primary as repl, replica};
@@ -357,6 +357,8 @@ pub static COMMANDS: &[Command] = &[
     c("restore", -4, WD, KEY1, "generic", "2.6.0", "Creates a key from the serialized representation of a value.", "O(1) to create the new key and additional O(N*M) to reconstruct the serialized value, where N is the number of Redis objects composing the value and M their average size.", "key ttl serialized-value [REPLACE] [ABSTTL] [IDLETIME seconds] [FREQ frequency]", keys::restore),
     c("move", 3, WF, KEY1, "generic", "1.0.0", "Moves a key to another database.", O1, "key db", keys::move_key),
     c("swapdb", 3, W, NOKEYS, "server", "4.0.0", "Swaps two Redis databases.", "O(N) where N is the count of clients watching or blocking on keys from both databases.", "index1 index2", keys::swapdb),
+    c("sort", -2, WD, KEY1, "generic", "1.0.0", "Sorts the elements in a list, a set, or a sorted set, optionally storing the result.", "O(N+M*log(M)) where N is the number of elements in the list or set to sort, and M the number of returned elements. When the elements are not sorted, complexity is O(N).", "key [BY pattern] [LIMIT offset count] [GET pattern [GET pattern ...]] [ASC|DESC] [ALPHA] [STORE destination]", sort::sort_cmd),
+    c("sort_ro", -2, READONLY, KEY1, "generic", "7.0.0", "Returns the sorted elements of a list, a set, or a sorted set.", "O(N+M*log(M)) where N is the number of elements in the list or set to sort, and M the number of returned elements. When the elements are not sorted, complexity is O(N).", "key [BY pattern] [LIMIT offset count] [GET pattern [GET pattern ...]] [ASC|DESC] [ALPHA]", sort::sort_ro),
     c("copy", -3, WD, KEY12, "generic", "6.2.0", "Copies the value of a key to a new key.", "O(N) worst case for collections, where N is the number of nested items. O(1) for string values.", "source destination [DB destination-db] [REPLACE]", keys::copy),
     container("object", -2, "generic", "2.2.3", "A container for object introspection commands.", container_usage, OBJECT_SUBS),
     container("config", -2, "server", "2.0.0", "A container for server configuration commands.", container_usage, CONFIG_SUBS),

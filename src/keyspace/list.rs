@@ -252,6 +252,14 @@ impl List {
         (0..len).contains(&i).then_some(i as usize)
     }
 
+    /// Every element, in order.
+    pub fn range_all(&self) -> Vec<Bytes> {
+        if self.is_empty() {
+            return Vec::new();
+        }
+        self.range(0, self.len() - 1)
+    }
+
     /// Elements `from..=to` (positions within the list), in order.
     pub fn range(&self, from: usize, to: usize) -> Vec<Bytes> {
         let mut out = Vec::with_capacity(to + 1 - from);

@@ -238,3 +238,33 @@ async fn replicas_get_the_pop_not_the_blocking_command() {
     assert!(!stats.contains("cmdstat_blpop") && !stats.contains("cmdstat_blmove"), "{stats}");
     assert!(stats.contains("cmdstat_lpop") && stats.contains("cmdstat_lmove"), "{stats}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sort_through_every_entry_point() {
+    each_entry_point(async |addr, cluster| {
+        let mut c = conn_to(addr).await;
+        q(&mut c, &["RPUSH", "{s}l", "3", "1", "2"]).await;
+        let sorted = Value::Array(vec![bulk("1"), bulk("2"), bulk("3")]);
+        assert_eq!(q(&mut c, &["SORT", "{s}l"]).await, sorted, "{addr}");
+        assert_eq!(
+            q(&mut c, &["SORT_RO", "{s}l", "DESC", "LIMIT", "0", "1"]).await,
+            Value::Array(vec![bulk("3")])
+        );
+        assert_eq!(q(&mut c, &["SORT", "{s}l", "STORE", "{s}dst"]).await, int(3));
+        assert_eq!(q(&mut c, &["LRANGE", "{s}dst", "0", "-1"]).await, sorted, "{addr}");
+        if cluster {
+            let e = err(&mut c, &["SORT", "{s}l", "STORE", "{x}dst"]).await;
+            assert!(e.starts_with("CROSSSLOT"), "{addr}: {e}");
+            let e = err(&mut c, &["SORT", "{s}l", "BY", "w_*"]).await;
+            assert_eq!(e, "ERR BY option of SORT denied in Cluster mode.", "{addr}");
+            let e = err(&mut c, &["SORT", "{s}l", "GET", "#"]).await;
+            assert_eq!(e, "ERR GET option of SORT denied in Cluster mode.", "{addr}");
+        } else {
+            q(&mut c, &["MSET", "w_1", "3", "w_2", "2", "w_3", "1"]).await;
+            let by = Value::Array(vec![bulk("3"), bulk("2"), bulk("1")]);
+            assert_eq!(q(&mut c, &["SORT", "{s}l", "BY", "w_*"]).await, by);
+        }
+        q(&mut c, &["FLUSHALL"]).await;
+    })
+    .await;
+}
