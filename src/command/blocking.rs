@@ -17,7 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use super::lists::{mpop_args, pop_n};
+use super::lists::{mpop_args, pop_n, side as lr_side};
 use super::{Ctx, SYNTAX};
 use crate::keyspace::Object;
 use crate::resp::Reply;
@@ -357,18 +357,8 @@ pub fn brpop(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     block(ctx, keys, timeout, Op::Pop { front: false })
 }
 
-fn lr(arg: &[u8]) -> Result<bool, Reply> {
-    if arg.eq_ignore_ascii_case(b"left") {
-        Ok(true)
-    } else if arg.eq_ignore_ascii_case(b"right") {
-        Ok(false)
-    } else {
-        Err(Reply::err(SYNTAX))
-    }
-}
-
 pub fn blmove(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let (from_left, to_left) = (tri!(lr(&args[3])), tri!(lr(&args[4])));
+    let (from_left, to_left) = (tri!(lr_side(&args[3])), tri!(lr_side(&args[4])));
     let timeout = tri!(parse_timeout(&args[5]));
     block(ctx, vec![args[1].clone()], timeout, Op::Move { dst: args[2].clone(), from_left, to_left })
 }

@@ -36,7 +36,7 @@ fn integer(arg: &[u8]) -> Result<i64, Reply> {
 }
 
 /// LEFT or RIGHT: whether it is the head.
-fn side(arg: &[u8]) -> Result<bool, Reply> {
+pub(crate) fn side(arg: &[u8]) -> Result<bool, Reply> {
     if arg.eq_ignore_ascii_case(b"left") {
         Ok(true)
     } else if arg.eq_ignore_ascii_case(b"right") {

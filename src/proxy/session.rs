@@ -48,6 +48,13 @@ struct Pinned {
     link: Link,
 }
 
+impl Pinned {
+    /// A new connection of this client's own to `primary`, the primary of shard `shard`.
+    fn to(shard: usize, primary: &super::router::Node, index: u16) -> Pinned {
+        Pinned { shard, addr: primary.addr().clone(), index, link: primary.own() }
+    }
+}
+
 struct Session {
     server: Arc<Server>,
     id: u64,
@@ -439,12 +446,7 @@ fn blocking(proxy: &Arc<Proxy>, conn: &mut Conn, args: &[Bytes], req: Req, settl
     if conn.blocking.as_ref().is_some_and(|b| b.addr != *primary.addr() || !b.link.open()) {
         conn.blocking = None;
     }
-    let link = conn.blocking.get_or_insert_with(|| Pinned {
-        shard,
-        addr: primary.addr().clone(),
-        index,
-        link: primary.own(),
-    });
+    let link = conn.blocking.get_or_insert_with(|| Pinned::to(shard, primary, index));
     let sent = link.link.send(&[args], req.now);
     let addr = link.addr.clone();
     let shape = crate::command::Shape::of(req.cmd, args);
@@ -476,12 +478,7 @@ fn watch(proxy: &Arc<Proxy>, conn: &mut Conn, args: &[Bytes], req: Req, settled:
     }
     conn.forwarded(req.cmd);
     let (primary, index) = topology.primary(shard);
-    let pinned = conn.pinned.get_or_insert_with(|| Pinned {
-        shard,
-        addr: primary.addr().clone(),
-        index,
-        link: primary.own(),
-    });
+    let pinned = conn.pinned.get_or_insert_with(|| Pinned::to(shard, primary, index));
     let sent = pinned.link.send(&[args], req.now);
     let addr = pinned.addr.clone();
     later(async move {
