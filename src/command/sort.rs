@@ -105,7 +105,7 @@ fn sort(ctx: &mut Ctx, args: &[Bytes], read_only: bool) -> Reply {
     let n = elements.len() as i64;
     let (limit_start, limit_count) = limit.unwrap_or((0, -1));
     let mut start = limit_start.max(0);
-    let mut end = if limit_count < 0 { n - 1 } else { start + limit_count - 1 };
+    let mut end = if limit_count < 0 { n - 1 } else { start.saturating_add(limit_count) - 1 };
     if start >= n {
         start = n - 1;
         end = n - 2;

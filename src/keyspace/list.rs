@@ -510,7 +510,7 @@ mod tests {
             let limits = ListLimits { fill };
             let mut l = List::default();
             let mut model: std::collections::VecDeque<Vec<u8>> = Default::default();
-            let mut seed = 11u64 + fill as u64;
+            let mut seed = 11u64.wrapping_add(fill as u64);
             for step in 0..4000 {
                 seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                 let r = (seed >> 33) as usize;
