@@ -7,19 +7,24 @@
 //! directly, with no node array. OBJECT ENCODING says `quicklist` for every list, as Redis
 //! 7.0 does, and RDB and DUMP carry the nodes as Redis 7.0's QUICKLIST_2 type.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 
 use super::listpack::{Item, Listpack};
+use crate::persistence::rdb::{lzf_compress, lzf_decompress};
 
-/// The size rule for nodes: `list-max-listpack-size`.
+/// The size rule for nodes (`list-max-listpack-size`) and how many nodes at each end stay
+/// uncompressed (`list-compress-depth`; 0: none is compressed).
 #[derive(Debug, Clone, Copy)]
 pub struct ListLimits {
     pub fill: i64,
+    pub compress: usize,
 }
 
 impl Default for ListLimits {
     fn default() -> Self {
-        ListLimits { fill: -2 }
+        ListLimits { fill: -2, compress: 0 }
     }
 }
 
@@ -65,8 +70,92 @@ pub enum List {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Quick {
-    nodes: Vec<Listpack>,
+    nodes: Vec<Node>,
     len: usize,
+}
+
+/// A node: its listpack, or (an interior node of a list with `list-compress-depth`) the
+/// listpack LZF-compressed, as Redis's quicklist compresses nodes away from the ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Node {
+    Plain(Listpack),
+    Lzf { data: Box<[u8]>, raw: usize, count: usize },
+}
+
+/// Nodes smaller than this are not worth compressing (Redis's MIN_COMPRESS_BYTES).
+const MIN_COMPRESS_BYTES: usize = 48;
+
+impl Node {
+    fn count(&self) -> usize {
+        match self {
+            Node::Plain(lp) => lp.len(),
+            Node::Lzf { count, .. } => *count,
+        }
+    }
+
+    fn open(&self) -> Cow<'_, Listpack> {
+        match self {
+            Node::Plain(lp) => Cow::Borrowed(lp),
+            Node::Lzf { data, raw, .. } => Cow::Owned(
+                lzf_decompress(data, *raw)
+                    .and_then(|b| Listpack::from_bytes(b).ok())
+                    .expect("a node compressed here decompresses"),
+            ),
+        }
+    }
+
+    fn into_plain(self) -> Listpack {
+        match self {
+            Node::Plain(lp) => lp,
+            lzf => lzf.open().into_owned(),
+        }
+    }
+
+    fn plain(&mut self) -> &mut Listpack {
+        if let Node::Lzf { .. } = self {
+            *self = Node::Plain(self.open().into_owned());
+        }
+        match self {
+            Node::Plain(lp) => lp,
+            Node::Lzf { .. } => unreachable!("decompressed above"),
+        }
+    }
+
+    /// Compressed or not, as its place asks; compression is kept only when it saves 8 bytes.
+    fn settle(&mut self, compressed: bool) {
+        match (&*self, compressed) {
+            (Node::Plain(lp), true) if lp.as_bytes().len() >= MIN_COMPRESS_BYTES => {
+                let bytes = lp.as_bytes();
+                if let Some(data) = lzf_compress(bytes).filter(|d| d.len() + 8 <= bytes.len()) {
+                    *self = Node::Lzf { data: data.into_boxed_slice(), raw: bytes.len(), count: lp.len() };
+                }
+            }
+            (Node::Lzf { .. }, false) => {
+                self.plain();
+            }
+            _ => {}
+        }
+    }
+
+    fn heap_size(&self) -> usize {
+        match self {
+            Node::Plain(lp) => lp.heap_size(),
+            Node::Lzf { data, .. } => data.len(),
+        }
+    }
+}
+
+impl Quick {
+    /// Compresses the nodes more than `depth` away from both ends and keeps the others plain.
+    fn settle(&mut self, depth: usize) {
+        let n = self.nodes.len();
+        if depth == 0 && !self.nodes.iter().any(|node| matches!(node, Node::Lzf { .. })) {
+            return;
+        }
+        for (i, node) in self.nodes.iter_mut().enumerate() {
+            node.settle(depth > 0 && i >= depth && i + depth < n);
+        }
+    }
 }
 
 impl Default for List {
@@ -93,23 +182,54 @@ impl List {
         self.len() == 0
     }
 
-    /// The listpack nodes, in order (what RDB saves).
-    pub fn nodes(&self) -> &[Listpack] {
+    /// The listpack nodes, in order (what RDB saves); compressed ones decompressed.
+    pub fn nodes(&self) -> Vec<Cow<'_, Listpack>> {
         match self {
-            List::Packed(lp) => std::slice::from_ref(lp),
-            List::Quick(q) => &q.nodes,
+            List::Packed(lp) => vec![Cow::Borrowed(lp)],
+            List::Quick(q) => q.nodes.iter().map(Node::open).collect(),
+        }
+    }
+
+    /// How many nodes there are.
+    fn node_len(&self) -> usize {
+        match self {
+            List::Packed(_) => 1,
+            List::Quick(q) => q.nodes.len(),
+        }
+    }
+
+    /// How many elements node `i` holds, without decompressing it.
+    fn count_of(&self, i: usize) -> usize {
+        match self {
+            List::Packed(lp) => lp.len(),
+            List::Quick(q) => q.nodes[i].count(),
+        }
+    }
+
+    /// Node `i`'s listpack (decompressed if it is compressed).
+    fn node(&self, i: usize) -> Cow<'_, Listpack> {
+        match self {
+            List::Packed(lp) => Cow::Borrowed(lp),
+            List::Quick(q) => q.nodes[i].open(),
         }
     }
 
     /// A list of these nodes (from RDB); empty ones are dropped.
     pub fn from_nodes(nodes: Vec<Listpack>) -> List {
+        List::from_nodes_compressed(nodes, 0)
+    }
+
+    /// [`List::from_nodes`], compressing interior nodes past `depth` from each end.
+    fn from_nodes_compressed(nodes: Vec<Listpack>, depth: usize) -> List {
         let mut nodes: Vec<Listpack> = nodes.into_iter().filter(|n| !n.is_empty()).collect();
         match nodes.len() {
             0 => List::default(),
             1 => List::Packed(nodes.pop().expect("one node")),
             _ => {
                 let len = nodes.iter().map(Listpack::len).sum();
-                List::Quick(Box::new(Quick { nodes, len }))
+                let mut q = Quick { nodes: nodes.into_iter().map(Node::Plain).collect(), len };
+                q.settle(depth);
+                List::Quick(Box::new(q))
             }
         }
     }
@@ -119,8 +239,8 @@ impl List {
             List::Packed(lp) => lp.heap_size(),
             List::Quick(q) => {
                 std::mem::size_of::<Quick>()
-                    + q.nodes.capacity() * std::mem::size_of::<Listpack>()
-                    + q.nodes.iter().map(Listpack::heap_size).sum::<usize>()
+                    + q.nodes.capacity() * std::mem::size_of::<Node>()
+                    + q.nodes.iter().map(Node::heap_size).sum::<usize>()
             }
         }
     }
@@ -137,7 +257,7 @@ impl List {
     fn edit<R>(&mut self, limits: &ListLimits, f: impl FnOnce(&mut Vec<Listpack>) -> R) -> R {
         let mut nodes = match std::mem::take(self) {
             List::Packed(lp) => vec![lp],
-            List::Quick(q) => q.nodes,
+            List::Quick(q) => q.nodes.into_iter().map(Node::into_plain).collect(),
         };
         let out = f(&mut nodes);
         let mut fixed = Vec::with_capacity(nodes.len());
@@ -148,7 +268,7 @@ impl List {
                 fixed.push(node);
             }
         }
-        *self = List::from_nodes(fixed);
+        *self = List::from_nodes_compressed(fixed, limits.compress);
         out
     }
 
@@ -158,12 +278,14 @@ impl List {
             List::Packed(lp) if limits.allows(lp, v.len()) => push_into(lp, front, v),
             List::Quick(q) => {
                 let end = if front { 0 } else { q.nodes.len() - 1 };
-                if limits.allows(&q.nodes[end], v.len()) {
-                    push_into(&mut q.nodes[end], front, v);
+                let node = q.nodes[end].plain();
+                if limits.allows(node, v.len()) {
+                    push_into(node, front, v);
                 } else {
                     let mut lp = Listpack::new();
                     lp.push(v);
-                    q.nodes.insert(if front { 0 } else { q.nodes.len() }, lp);
+                    q.nodes.insert(if front { 0 } else { q.nodes.len() }, Node::Plain(lp));
+                    q.settle(limits.compress);
                 }
                 q.len += 1;
             }
@@ -173,6 +295,7 @@ impl List {
                 let old = std::mem::take(lp);
                 let nodes = if front { vec![fresh, old] } else { vec![old, fresh] };
                 let len = nodes.iter().map(Listpack::len).sum();
+                let nodes = nodes.into_iter().map(Node::Plain).collect();
                 *self = List::Quick(Box::new(Quick { nodes, len }));
             }
         }
@@ -189,7 +312,7 @@ impl List {
             }
             List::Quick(q) => {
                 let end = if front { 0 } else { q.nodes.len() - 1 };
-                let node = &mut q.nodes[end];
+                let node = q.nodes[end].plain();
                 let at = if front { node.first() } else { node.last() }.expect("no empty nodes");
                 let v = node.get(at).to_bytes();
                 node.remove(at, 1);
@@ -197,8 +320,13 @@ impl List {
                 if node.is_empty() {
                     q.nodes.remove(end);
                     if q.nodes.len() == 1 {
-                        let last = q.nodes.pop().expect("one node");
+                        let last = q.nodes.pop().expect("one node").into_plain();
                         *self = List::Packed(last);
+                    } else {
+                        // A node that was interior may be at an end now.
+                        let n = q.nodes.len();
+                        let next = if front { 0 } else { n - 1 };
+                        q.nodes[next].plain();
                     }
                 }
                 Some(v)
@@ -208,31 +336,36 @@ impl List {
 
     /// Where element `i` (0-based, < len) is, walking from the nearer end.
     fn locate(&self, i: usize) -> At {
-        let nodes = self.nodes();
+        // Node counts from the nearer end (each read from its node's header, so a walk stops
+        // as soon as it can); only the node that holds `i` is opened (decompressed).
         let len = self.len();
         if i < len / 2 + 1 {
             let mut skipped = 0;
-            for (n, node) in nodes.iter().enumerate() {
-                if i < skipped + node.len() {
+            for n in 0..self.node_len() {
+                let count = self.count_of(n);
+                if i < skipped + count {
+                    let node = self.node(n);
                     let mut at = node.first().expect("no empty nodes");
                     for _ in 0..i - skipped {
                         at = node.next(at).expect("within the node's count");
                     }
                     return At { node: n, offset: at };
                 }
-                skipped += node.len();
+                skipped += count;
             }
         } else {
             let mut from_end = len - 1 - i;
-            for (n, node) in nodes.iter().enumerate().rev() {
-                if from_end < node.len() {
+            for n in (0..self.node_len()).rev() {
+                let count = self.count_of(n);
+                if from_end < count {
+                    let node = self.node(n);
                     let mut at = node.last().expect("no empty nodes");
                     for _ in 0..from_end {
                         at = node.prev(at).expect("within the node's count");
                     }
                     return At { node: n, offset: at };
                 }
-                from_end -= node.len();
+                from_end -= count;
             }
         }
         unreachable!("index {i} within a list of {len}")
@@ -242,7 +375,7 @@ impl List {
     pub fn get(&self, i: i64) -> Option<Bytes> {
         let i = self.index(i)?;
         let at = self.locate(i);
-        Some(self.nodes()[at.node].get(at.offset).to_bytes())
+        Some(self.node(at.node).get(at.offset).to_bytes())
     }
 
     /// A Redis index (negative from the end) as a position, if within the list.
@@ -264,9 +397,9 @@ impl List {
     pub fn range(&self, from: usize, to: usize) -> Vec<Bytes> {
         let mut out = Vec::with_capacity(to + 1 - from);
         let At { node, offset } = self.locate(from);
-        let nodes = self.nodes();
         let mut at = Some(offset);
-        'nodes: for lp in &nodes[node..] {
+        'nodes: for n in node..self.node_len() {
+            let lp = self.node(n);
             let mut off = at.take().or_else(|| lp.first());
             while let Some(o) = off {
                 out.push(lp.get(o).to_bytes());
@@ -292,7 +425,8 @@ impl List {
         let mut at = Some(offset);
         let mut digits = itoa::Buffer::new();
         let mut value = Vec::new();
-        'nodes: for lp in &self.nodes()[node..] {
+        'nodes: for n in node..self.node_len() {
+            let lp = self.node(n);
             let mut off = at.take().or_else(|| lp.first());
             while let Some(o) = off {
                 let bytes: &[u8] = match lp.get(o) {
@@ -506,15 +640,19 @@ mod tests {
     /// nodes) and of 128 bytes.
     #[test]
     fn agrees_with_a_model() {
-        for fill in [3, -1, 0] {
-            let limits = ListLimits { fill };
+        for (fill, compress) in [(3, 0), (-1, 0), (0, 0), (3, 1), (2, 2), (-1, 1)] {
+            let limits = ListLimits { fill, compress };
             let mut l = List::default();
             let mut model: std::collections::VecDeque<Vec<u8>> = Default::default();
-            let mut seed = 11u64.wrapping_add(fill as u64);
+            let mut seed = 11u64.wrapping_add(fill as u64).wrapping_add(compress as u64 * 7);
+            let mut packed_seen = false;
             for step in 0..4000 {
                 seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                 let r = (seed >> 33) as usize;
-                let v = format!("{}", r % 13).into_bytes();
+                // Wide values where nodes are compressed, so interior nodes pass the
+                // compression threshold (48 bytes).
+                let width = if compress > 0 { 20 } else { 1 };
+                let v = format!("{:0>width$}", r % 13).into_bytes();
                 match r % 11 {
                     0..=2 => {
                         l.push(true, &v, &limits);
@@ -530,6 +668,15 @@ mod tests {
                         let i = r % model.len();
                         assert!(l.set(i, b"x", &limits));
                         model[i] = b"x".to_vec();
+                        if let List::Quick(q) = &l {
+                            // The end nodes, where pushes and pops go, are never compressed.
+                            let n = q.nodes.len();
+                            assert!(
+                                matches!(q.nodes[0], Node::Plain(_))
+                                    && matches!(q.nodes[n - 1], Node::Plain(_))
+                            );
+                            packed_seen |= q.nodes.iter().any(|node| matches!(node, Node::Lzf { .. }));
+                        }
                     }
                     8 => {
                         let after = r.is_multiple_of(2);
@@ -604,19 +751,36 @@ mod tests {
                     );
                 }
             }
+            // Where nodes are compressed, some interior node was while the model ran.
+            assert_eq!(packed_seen, compress > 0, "fill {fill} compress {compress}");
         }
     }
 
     #[test]
     fn nodes_keep_the_size_rule() {
-        let limits = ListLimits { fill: -1 };
+        let limits = ListLimits { fill: -1, compress: 0 };
         let mut l = List::default();
         for i in 0..10_000 {
             l.push(i % 2 == 0, format!("element-{i:06}").as_bytes(), &limits);
         }
         assert!(l.nodes().len() > 10);
         assert!(l.nodes().iter().all(|n| n.as_bytes().len() <= 4096));
-        let one = List::from_nodes(vec![l.nodes()[0].clone()]);
+        let one = List::from_nodes(vec![l.nodes()[0].clone().into_owned()]);
         assert!(matches!(one, List::Packed(_)));
+        // list-compress-depth 1: every node but the two ends is compressed, and reads see
+        // the same elements.
+        let deep = ListLimits { fill: -1, compress: 1 };
+        let mut c = List::default();
+        for i in 0..10_000 {
+            c.push(i % 2 == 0, format!("element-{i:06}").as_bytes(), &deep);
+        }
+        let List::Quick(q) = &c else { panic!("several nodes") };
+        let n = q.nodes.len();
+        assert!(matches!(q.nodes[0], Node::Plain(_)) && matches!(q.nodes[n - 1], Node::Plain(_)));
+        assert!(q.nodes[1..n - 1].iter().all(|node| matches!(node, Node::Lzf { .. })));
+        assert!(c.heap_size() * 2 < l.heap_size(), "{} vs {}", c.heap_size(), l.heap_size());
+        assert_eq!(c.range_all(), l.range_all());
+        assert_eq!(c.get(5000), l.get(5000));
+        assert_eq!(c.encode_range(100, 9000), l.encode_range(100, 9000));
     }
 }

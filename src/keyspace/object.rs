@@ -104,6 +104,8 @@ pub struct Limits {
     pub zset_value: usize,
     /// list-max-listpack-size.
     pub list_fill: i64,
+    /// list-compress-depth.
+    pub list_compress: usize,
 }
 
 impl Default for Limits {
@@ -115,13 +117,14 @@ impl Default for Limits {
             zset_entries: 128,
             zset_value: 64,
             list_fill: -2,
+            list_compress: 0,
         }
     }
 }
 
 impl Limits {
     pub fn list(&self) -> super::list::ListLimits {
-        super::list::ListLimits { fill: self.list_fill }
+        super::list::ListLimits { fill: self.list_fill, compress: self.list_compress }
     }
 
     pub fn zset(&self) -> super::zset::ZLimits {

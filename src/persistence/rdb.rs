@@ -318,7 +318,63 @@ pub fn write_with(keyspace: &Keyspace, now: u64, position: Option<&ReplPosition>
 
 /// LZF decompression (liblzf's format, as Redis compresses strings in RDB files): literal
 /// runs `000LLLLL` + L+1 bytes, back references `LLLooooo [LLLLLLLL] oooooooo`.
-fn lzf_decompress(input: &[u8], len: usize) -> Option<Vec<u8>> {
+/// LZF-compresses `input` in liblzf's format (what [`lzf_decompress`] reads): literal runs
+/// of up to 32 bytes and back references of 3-264 bytes within 8 KB. None when the result
+/// would not be smaller.
+pub fn lzf_compress(input: &[u8]) -> Option<Vec<u8>> {
+    const HLOG: usize = 14;
+    let mut table = vec![usize::MAX; 1 << HLOG];
+    let mut out = Vec::with_capacity(input.len());
+    let mut lit_start = 0;
+    let hash = |i: usize| {
+        let v = (input[i] as usize) << 16 | (input[i + 1] as usize) << 8 | input[i + 2] as usize;
+        (v.wrapping_mul(2654435761) >> 8) & ((1 << HLOG) - 1)
+    };
+    let flush = |out: &mut Vec<u8>, from: usize, to: usize| {
+        for chunk in input[from..to].chunks(32) {
+            out.push(chunk.len() as u8 - 1);
+            out.extend_from_slice(chunk);
+        }
+    };
+    let mut i = 0;
+    while i + 2 < input.len() {
+        let h = hash(i);
+        let candidate = table[h];
+        table[h] = i;
+        if candidate != usize::MAX
+            && i - candidate <= 8192
+            && input[candidate..candidate + 3] == input[i..i + 3]
+        {
+            let max = (input.len() - i).min(264);
+            let mut len = 3;
+            while len < max && input[candidate + len] == input[i + len] {
+                len += 1;
+            }
+            flush(&mut out, lit_start, i);
+            let off = i - candidate - 1;
+            let l = len - 2;
+            if l < 7 {
+                out.push((l << 5) as u8 | (off >> 8) as u8);
+            } else {
+                out.push((7 << 5) as u8 | (off >> 8) as u8);
+                out.push((l - 7) as u8);
+            }
+            out.push((off & 0xff) as u8);
+            i += len;
+            lit_start = i;
+            if out.len() >= input.len() {
+                return None;
+            }
+            continue;
+        }
+        i += 1;
+    }
+    flush(&mut out, lit_start, input.len());
+    (out.len() < input.len()).then_some(out)
+}
+
+/// Decompresses liblzf's format into exactly `len` bytes.
+pub fn lzf_decompress(input: &[u8], len: usize) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(len);
     let mut i = 0;
     while i < input.len() {
@@ -494,6 +550,31 @@ pub fn read_prefix_by(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lzf_round_trips() {
+        let mut seed = 5u64;
+        for size in [0usize, 1, 2, 3, 40, 300, 5000, 70_000] {
+            for repetitive in [true, false] {
+                let data: Vec<u8> = (0..size)
+                    .map(|i| {
+                        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                        if repetitive {
+                            (i % 17) as u8 ^ (i / 1000) as u8
+                        } else {
+                            (seed >> 33) as u8
+                        }
+                    })
+                    .collect();
+                if let Some(c) = lzf_compress(&data) {
+                    assert!(c.len() < data.len());
+                    assert_eq!(lzf_decompress(&c, data.len()).unwrap(), data, "{size} {repetitive}");
+                } else {
+                    assert!(!repetitive || size < 40, "{size} compresses");
+                }
+            }
+        }
+    }
 
     #[test]
     fn crc64_is_redis_jones() {

@@ -134,6 +134,7 @@ pub fn limits_of(c: &Config) -> crate::keyspace::Limits {
         zset_entries: n("zset-max-listpack-entries"),
         zset_value: n("zset-max-listpack-value"),
         list_fill: c.get("list-max-listpack-size").parse().unwrap_or(-2),
+        list_compress: n("list-compress-depth"),
     }
 }
 
