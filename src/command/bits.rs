@@ -41,12 +41,6 @@ fn set_bit(s: &mut [u8], bit: u64, on: bool) {
     }
 }
 
-/// Writes `value` back to `key`, keeping its TTL.
-fn store(ctx: &mut Ctx, key: &[u8], value: &[u8]) {
-    let now = ctx.now;
-    ctx.db().set_keep_ttl(key, Value::Str(value), now);
-}
-
 pub fn setbit(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let bit = tri!(bit_offset(ctx, &args[2], false, 1));
     let on = match &args[3][..] {
@@ -62,7 +56,7 @@ pub fn setbit(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     }
     let old = get_bit(&value, bit);
     set_bit(&mut value, bit, on);
-    store(ctx, &args[1], &value);
+    ctx.put_str_keep_ttl(&args[1], &value);
     Reply::Int(old as i64)
 }
 
@@ -384,7 +378,7 @@ fn bitfield_common(ctx: &mut Ctx, args: &[Bytes], read_only: bool) -> Reply {
         });
     }
     if changed {
-        store(ctx, &args[1], &value);
+        ctx.put_str_keep_ttl(&args[1], &value);
     }
     Reply::Array(replies)
 }

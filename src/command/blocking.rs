@@ -393,28 +393,8 @@ pub fn bzpopmax(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 /// BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count]
 pub fn bzmpop(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let timeout = tri!(parse_timeout(&args[1]));
-    let n = match super::int_arg(&args[2]) {
-        Ok(n) if n > 0 => n as usize,
-        _ => return Reply::err("ERR numkeys should be greater than 0"),
-    };
-    if args.len() < 4 + n {
-        return Reply::err(SYNTAX);
-    }
-    let keys = args[3..3 + n].to_vec();
-    let max = match &args[3 + n] {
-        a if a.eq_ignore_ascii_case(b"min") => false,
-        a if a.eq_ignore_ascii_case(b"max") => true,
-        _ => return Reply::err(SYNTAX),
-    };
-    let mut count = 1usize;
-    match &args[4 + n..] {
-        [] => {}
-        [c, v] if c.eq_ignore_ascii_case(b"count") => match super::int_arg(v) {
-            Ok(v) if v > 0 => count = v as usize,
-            _ => return Reply::err("ERR count should be greater than 0"),
-        },
-        _ => return Reply::err(SYNTAX),
-    }
+    let (keys, max, count) = tri!(super::zsets::zmpop_args(args, 2));
+    let keys = keys.to_vec();
     block(ctx, keys, timeout, Op::ZMPop { max, count })
 }
 

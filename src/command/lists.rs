@@ -11,8 +11,6 @@ use crate::keyspace::Object;
 use crate::resp::Reply;
 use crate::tri;
 
-const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
-
 fn pick(o: &Object) -> Option<&List> {
     match o {
         Object::List(l) => Some(l),
@@ -29,10 +27,6 @@ fn pick_mut(o: &mut Object) -> Option<&mut List> {
 
 fn new_list() -> Object {
     Object::List(List::default())
-}
-
-fn integer(arg: &[u8]) -> Result<i64, Reply> {
-    int_arg(arg).map_err(|_| Reply::err(NOT_INTEGER))
 }
 
 /// LEFT or RIGHT: whether it is the head.
@@ -140,7 +134,7 @@ fn span(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> {
 }
 
 pub fn lrange(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let (start, stop) = (tri!(integer(&args[2])), tri!(integer(&args[3])));
+    let (start, stop) = (tri!(int_arg(&args[2])), tri!(int_arg(&args[3])));
     let Some(l) = tri!(ctx.read_obj(&args[1], pick)) else { return Reply::Array(vec![]) };
     match span(start, stop, l.len()) {
         // Encoded at once: an array of bulk strings is the same in RESP2 and RESP3.
@@ -151,10 +145,7 @@ pub fn lrange(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 pub fn lindex(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let Some(l) = tri!(ctx.read_obj(&args[1], pick)) else { return Reply::Nil };
-    let i = match int_arg(&args[2]) {
-        Ok(i) => i,
-        Err(_) => return Reply::err(NOT_INTEGER),
-    };
+    let i = tri!(int_arg(&args[2]));
     l.get(i).map_or(Reply::Nil, Reply::Bulk)
 }
 
@@ -163,10 +154,7 @@ pub fn lset(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let Some(l) = tri!(ctx.write_obj(&args[1], None, pick_mut)) else {
         return Reply::err("ERR no such key");
     };
-    let i = match int_arg(&args[2]) {
-        Ok(i) => i,
-        Err(_) => return Reply::err(NOT_INTEGER),
-    };
+    let i = tri!(int_arg(&args[2]));
     match l.index(i) {
         Some(i) if l.set(i, &args[3], &limits) => Reply::Ok,
         _ => Reply::err("ERR index out of range"),
@@ -191,7 +179,7 @@ pub fn linsert(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 }
 
 pub fn lrem(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let count = tri!(integer(&args[2]));
+    let count = tri!(int_arg(&args[2]));
     let limits = ctx.limits().list();
     let Some(l) = tri!(ctx.write_obj(&args[1], None, pick_mut)) else { return Reply::Int(0) };
     let removed = l.remove(count, &args[3], &limits);
@@ -200,7 +188,7 @@ pub fn lrem(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 }
 
 pub fn ltrim(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let (start, stop) = (tri!(integer(&args[2])), tri!(integer(&args[3])));
+    let (start, stop) = (tri!(int_arg(&args[2])), tri!(int_arg(&args[3])));
     let limits = ctx.limits().list();
     let Some(l) = tri!(ctx.write_obj(&args[1], None, pick_mut)) else { return Reply::Ok };
     match span(start, stop, l.len()) {
@@ -218,7 +206,7 @@ pub fn lpos(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     while i < args.len() {
         let Some(value) = args.get(i + 1) else { return Reply::err(SYNTAX) };
         let opt = &args[i];
-        let n = tri!(integer(value));
+        let n = tri!(int_arg(value));
         if opt.eq_ignore_ascii_case(b"rank") {
             if n == 0 {
                 return Reply::err("ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list");

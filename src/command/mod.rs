@@ -825,6 +825,12 @@ impl Ctx<'_> {
         }
     }
 
+    /// Writes the string `value` at `key`, keeping the key's TTL (SETRANGE, SETBIT, PFADD ...).
+    pub fn put_str_keep_ttl(&mut self, key: &[u8], value: &[u8]) {
+        let now = self.now;
+        self.db().set_keep_ttl(key, crate::keyspace::Value::Str(value), now);
+    }
+
     /// The largest string a command may create (proto-max-bulk-len).
     pub fn max_string(&self) -> usize {
         self.state.config.proto_max_bulk_len()

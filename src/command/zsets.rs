@@ -538,30 +538,37 @@ pub fn zpopmax(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     zpop(ctx, args, true)
 }
 
-/// ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]
-pub fn zmpop(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let n = match int_arg(&args[1]) {
+/// `numkeys key [key ...] MIN|MAX [COUNT count]` from `args[at]` on (ZMPOP, BZMPOP): the
+/// keys, whether MAX, and the count.
+pub(crate) fn zmpop_args(args: &[Bytes], at: usize) -> Result<(&[Bytes], bool, usize), Reply> {
+    let n = match int_arg(&args[at]) {
         Ok(n) if n > 0 => n as usize,
-        _ => return Reply::err("ERR numkeys should be greater than 0"),
+        _ => return Err(Reply::err("ERR numkeys should be greater than 0")),
     };
-    if args.len() < 3 + n {
-        return Reply::err(SYNTAX);
+    if args.len() < at + 2 + n {
+        return Err(Reply::err(SYNTAX));
     }
-    let keys = &args[2..2 + n];
-    let max = match &args[2 + n] {
+    let keys = &args[at + 1..at + 1 + n];
+    let max = match &args[at + 1 + n] {
         a if eq(a, "min") => false,
         a if eq(a, "max") => true,
-        _ => return Reply::err(SYNTAX),
+        _ => return Err(Reply::err(SYNTAX)),
     };
     let mut count = 1usize;
-    match &args[3 + n..] {
+    match &args[at + 2 + n..] {
         [] => {}
         [c, v] if eq(c, "count") => match int_arg(v) {
             Ok(v) if v > 0 => count = v as usize,
-            _ => return Reply::err("ERR count should be greater than 0"),
+            _ => return Err(Reply::err("ERR count should be greater than 0")),
         },
-        _ => return Reply::err(SYNTAX),
+        _ => return Err(Reply::err(SYNTAX)),
     }
+    Ok((keys, max, count))
+}
+
+/// ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]
+pub fn zmpop(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let (keys, max, count) = tri!(zmpop_args(args, 1));
     for key in keys {
         if tri!(ctx.read_obj(key, pick)).is_some() {
             let items = tri!(pop(ctx, key, max, count));
