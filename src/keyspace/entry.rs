@@ -66,12 +66,28 @@ struct Layout {
 const ALIGN: usize = 8;
 const OBJECT: usize = std::mem::size_of::<Object>();
 
-fn put_varint(buf: &mut Vec<u8>, mut n: u64) {
-    while n >= 0x80 {
-        buf.push(n as u8 | 0x80);
-        n >>= 7;
+/// The header of an entry, built on the stack (two LEB128 numbers of at most 10 bytes, an
+/// expiry and the access time): an entry costs one allocation, not two.
+struct Head {
+    bytes: [u8; 32],
+    len: usize,
+}
+
+impl Head {
+    fn varint(&mut self, mut n: u64) {
+        while n >= 0x80 {
+            self.bytes[self.len] = n as u8 | 0x80;
+            self.len += 1;
+            n >>= 7;
+        }
+        self.bytes[self.len] = n as u8;
+        self.len += 1;
     }
-    buf.push(n as u8);
+
+    fn extend(&mut self, b: &[u8]) {
+        self.bytes[self.len..self.len + b.len()].copy_from_slice(b);
+        self.len += b.len();
+    }
 }
 
 fn object_offset(before: usize) -> usize {
@@ -101,16 +117,16 @@ pub fn tick_clock(now_ms: u64) -> u32 {
 /// Object's place is left for the caller to fill.
 fn build(key: &[u8], value: &[u8], object: bool, expire_at: Option<u64>, access: u32) -> NonNull<u8> {
     let header = (key.len() as u64) << 2 | (object as u64) << 1 | expire_at.is_some() as u64;
-    let mut head = Vec::with_capacity(24);
-    put_varint(&mut head, header);
+    let mut head = Head { bytes: [0; 32], len: 0 };
+    head.varint(header);
     if !object {
-        put_varint(&mut head, value.len() as u64);
+        head.varint(value.len() as u64);
     }
     if let Some(at) = expire_at {
-        head.extend_from_slice(&at.to_le_bytes());
+        head.extend(&at.to_le_bytes());
     }
-    head.extend_from_slice(&access.to_le_bytes());
-    let before = head.len() + key.len();
+    head.extend(&access.to_le_bytes());
+    let before = head.len + key.len();
     let total = if object { object_offset(before) + OBJECT } else { before + value.len() };
     let layout = AllocLayout::from_size_align(total, ALIGN).expect("an entry's size");
     // SAFETY: `total` is at least 5 (header and access), so the layout is not zero-sized.
@@ -120,8 +136,8 @@ fn build(key: &[u8], value: &[u8], object: bool, expire_at: Option<u64>, access:
     // fill the rest; a collection's place is written by the caller).
     unsafe {
         let p = ptr.as_ptr();
-        std::ptr::copy_nonoverlapping(head.as_ptr(), p, head.len());
-        std::ptr::copy_nonoverlapping(key.as_ptr(), p.add(head.len()), key.len());
+        std::ptr::copy_nonoverlapping(head.bytes.as_ptr(), p, head.len);
+        std::ptr::copy_nonoverlapping(key.as_ptr(), p.add(head.len), key.len());
         if !object {
             std::ptr::copy_nonoverlapping(value.as_ptr(), p.add(before), value.len());
         }
