@@ -9,6 +9,12 @@ FILE holds one command per line in redis-cli syntax (quotes allowed, "\\xNN" for
 members, whose order is the hash table's); a line starting with '! ' is sent to both and its
 replies are not compared (HELLO 3, whose reply names the server). Both servers are FLUSHALLed first. Replies that legitimately differ
 (run ids, times, client ids) should not be in the file.
+
+Several connections: a line starting with '@N ' runs on connection N (1 by default, others
+opened on first use). A line starting with '& ' (after any '@N ') takes every frame that
+arrives within a short wait after the reply (SUBSCRIBE's confirmations, pushes), and a line
+'@N ?' compares what connection N received meanwhile (messages, invalidations). '$IDN' in a
+command is connection N's client id on each server.
 """
 import shlex
 import socket
@@ -60,27 +66,99 @@ def unordered(reply):
     return line + b"".join(sorted(items))
 
 
+class Conn:
+    """A connection whose frames can be read with a deadline, whole or not at all."""
+
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port))
+        self.buf = b""
+
+    def frame(self, timeout=None):
+        import io
+        while True:
+            if self.buf:
+                f = io.BytesIO(self.buf)
+                try:
+                    r = read_reply(f)
+                    # A partial frame reads short: take it only once it is whole.
+                    if complete(self.buf[: f.tell()]):
+                        self.buf = self.buf[f.tell():]
+                        return r
+                except (ValueError, IndexError):
+                    pass
+            self.s.settimeout(timeout)
+            try:
+                d = self.s.recv(65536)
+            except socket.timeout:
+                return None
+            if not d:
+                return b"<closed>"
+            self.buf += d
+
+    def all(self, wait):
+        out = b""
+        while True:
+            r = self.frame(wait)
+            if r is None or r == b"<closed>":
+                return out + (r or b"")
+            out += r
+
+
+def complete(b):
+    """Whether b is exactly one whole RESP frame."""
+    import io
+    f = io.BytesIO(b)
+    try:
+        r = read_reply(f)
+    except (ValueError, IndexError):
+        return False
+    return f.tell() == len(b) and r.endswith(b"\r\n") and len(r) == len(b)
+
+
 def main():
     rport, eport = int(sys.argv[1]), int(sys.argv[2])
     lines = open(sys.argv[3]).read().splitlines() if len(sys.argv) > 3 else sys.stdin.read().splitlines()
-    conns = []
-    for port in (rport, eport):
-        s = socket.create_connection(("127.0.0.1", port))
-        f = s.makefile("rb")
-        s.sendall(encode(["FLUSHALL"]))
-        read_reply(f)
-        conns.append((s, f))
+    conns = {}
+
+    def conn(n, i):
+        if (n, i) not in conns:
+            c = conns[(n, i)] = Conn((rport, eport)[i])
+            c.s.sendall(encode(["CLIENT", "ID"]))
+            c.id = c.frame(5)[1:-2].decode()
+        return conns[(n, i)]
+
+    for i in (0, 1):
+        c = conn(1, i)
+        c.s.sendall(encode(["FLUSHALL"]))
+        c.frame()
     diffs = 0
     for line in lines:
         if not line.strip() or line.startswith("#"):
             continue
-        any_order = line.startswith("~ ")
-        unchecked = line.startswith("! ")
-        args = shlex.split(line[2:] if any_order or unchecked else line)
+        n = 1
+        body = line
+        if body.startswith("@"):
+            head, _, body = body.partition(" ")
+            n = int(head[1:])
+        any_order = body.startswith("~ ")
+        unchecked = body.startswith("! ")
+        every = body.startswith("& ")
+        if any_order or unchecked or every:
+            body = body[2:]
         replies = []
-        for s, f in conns:
-            s.sendall(encode(args))
-            r = read_reply(f)
+        for i in (0, 1):
+            c = conn(n, i)
+            if body.strip() == "?":
+                replies.append(c.all(0.05))
+                continue
+            args = shlex.split(body)
+            for j, a in enumerate(args):
+                if a.startswith("$ID"):
+                    args[j] = conn(int(a[3:]), i).id
+            c.s.sendall(encode(args))
+            r = c.frame(5)
+            if every:
+                r += c.all(0.05)
             replies.append(unordered(r) if any_order else r)
         if not unchecked and replies[0] != replies[1]:
             diffs += 1

@@ -21,6 +21,8 @@ enum Kind {
     Bool,
     Enum(&'static [&'static str]),
     Str,
+    /// notify-keyspace-events: Redis's class characters, kept in Redis's normal form.
+    Events,
 }
 
 struct Param {
@@ -125,7 +127,7 @@ static PARAMS: &[Param] = &[
     p("slowlog-log-slower-than", "10000", I64),
     p("slowlog-max-len", "128", NONNEG),
     p("latency-monitor-threshold", "0", NONNEG),
-    p("notify-keyspace-events", "", Kind::Str),
+    p("notify-keyspace-events", "", Kind::Events),
     p("lazyfree-lazy-eviction", "no", Kind::Bool),
     p("lazyfree-lazy-expire", "no", Kind::Bool),
     p("lazyfree-lazy-server-del", "no", Kind::Bool),
@@ -209,6 +211,9 @@ fn validate(param: &Param, value: &str) -> Result<String, String> {
             }
         }
         Kind::Str => Ok(value.to_string()),
+        Kind::Events => crate::pubsub::events::parse(value)
+            .map(crate::pubsub::events::format)
+            .ok_or_else(|| "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".to_string()),
     }
 }
 

@@ -15,6 +15,7 @@ pub mod config;
 pub mod keyspace;
 pub mod persistence;
 pub mod proxy;
+pub mod pubsub;
 pub mod replication;
 pub mod resp;
 pub mod roles;

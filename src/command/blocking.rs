@@ -322,6 +322,10 @@ pub fn serve(ctx: &mut Ctx) {
                     if let Some(log) = &mut ctx.state.log {
                         log.append(db, &propagated);
                     }
+                    if ctx.state.keyspace.recording() {
+                        let name = super::lookup(&propagated[0]).map(|c| c.name);
+                        crate::pubsub::changes(ctx.state, name, &propagated, id, ctx.now);
+                    }
                     reply
                 }
                 Err(e) => e,

@@ -14,7 +14,10 @@ fn eq(arg: &[u8], word: &str) -> bool {
     arg.eq_ignore_ascii_case(word.as_bytes())
 }
 
-pub fn ping(_ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+pub fn ping(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    if ctx.client.subscriptions > 0 && ctx.client.proto == 2 && args.len() <= 2 {
+        return super::pubsub::subscribed_ping(args);
+    }
     match args.len() {
         1 => Reply::simple("PONG"),
         2 => Reply::Bulk(args[1].clone()),
@@ -132,6 +135,8 @@ pub fn hello(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         tri!(set_name(ctx, name));
     }
     ctx.client.proto = proto;
+    // Messages for this connection are encoded in its protocol from now on.
+    ctx.client.handle.proto.store(proto, Ordering::Relaxed);
     let s = |v: &'static str| Reply::bulk_str(v);
     Reply::Map(vec![
         (s("server"), s("redis")),
@@ -164,8 +169,11 @@ pub fn quit(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
 /// RESET: back to a fresh connection's state, as Redis does.
 pub fn reset(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     super::transactions::discard_state(ctx);
+    super::pubsub::unsubscribe_all(ctx);
+    super::pubsub::disable_tracking(ctx);
     ctx.client.db = 0;
     ctx.client.proto = 2;
+    ctx.client.handle.proto.store(2, Ordering::Relaxed);
     ctx.client.authenticated = ctx.state.config.requirepass().is_none() && !ctx.client.only_members;
     ctx.client.member = false;
     ctx.client.handle.member.store(false, std::sync::atomic::Ordering::Relaxed);

@@ -17,6 +17,7 @@ pub mod introspection;
 pub mod keys;
 pub mod lists;
 pub mod persist;
+pub mod pubsub;
 pub mod server;
 pub mod sets;
 pub mod sort;
@@ -196,6 +197,7 @@ pub mod flags {
     /// A read that may change the value (PFCOUNT caches its count in the key): it runs on
     /// the primary, which replicates the change, as Redis's `may_replicate`.
     pub const MAY_REPLICATE: u32 = 1 << 15;
+    pub const PUBSUB: u32 = 1 << 16;
 
     /// Names in the order `COMMAND INFO` prints them.
     pub const NAMES: &[(u32, &str)] = &[
@@ -203,6 +205,7 @@ pub mod flags {
         (READONLY, "readonly"),
         (DENYOOM, "denyoom"),
         (ADMIN, "admin"),
+        (PUBSUB, "pubsub"),
         (NOSCRIPT, "noscript"),
         (LOADING, "loading"),
         (STALE, "stale"),
@@ -425,6 +428,12 @@ pub struct Client {
     /// Running EXEC's queued commands: blocking commands do not block, and blocked clients
     /// are served once EXEC is done.
     pub in_exec: bool,
+    /// Subscriptions of all kinds (in RESP2 a subscribed client may run only a few commands).
+    pub subscriptions: usize,
+    /// CLIENT TRACKING is on.
+    pub tracking: bool,
+    /// CLIENT CACHING yes/no, for the next command (OPTIN/OPTOUT).
+    pub caching: Option<bool>,
 }
 
 impl Client {
@@ -447,6 +456,9 @@ impl Client {
             wrote_to: 0,
             handle,
             in_exec: false,
+            subscriptions: 0,
+            tracking: false,
+            caching: None,
         }
     }
 }
@@ -643,6 +655,17 @@ pub fn dispatch_resolved(ctx: &mut Ctx, cmd: &'static Command, args: &[Bytes]) -
         ctx.state.stats.of(cmd).rejected += 1;
         return reply;
     }
+    if ctx.client.subscriptions > 0 && ctx.client.proto == 2 && !pubsub::allowed_subscribed(cmd.name) {
+        ctx.state.stats.of(cmd).rejected += 1;
+        let full = if args[0].eq_ignore_ascii_case(cmd.name.as_bytes()) {
+            cmd.name.to_string()
+        } else {
+            format!("{}|{}", text(&args[0]).to_ascii_lowercase(), cmd.name)
+        };
+        return Reply::error(format!(
+            "ERR Can't execute '{full}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+        ));
+    }
     if let Some(multi) = &mut ctx.client.multi {
         if !runs_inside_multi(cmd.name) {
             if cmd.has(flags::NO_MULTI) {
@@ -666,6 +689,7 @@ pub fn dispatch_resolved(ctx: &mut Ctx, cmd: &'static Command, args: &[Bytes]) -
         log_effects(ctx, cmd, args, before);
         reply
     };
+    after_command(ctx, cmd, args);
     if !ctx.state.blocking.is_empty() {
         if cmd.has(flags::WRITE) {
             blocking::touched_keys(ctx, cmd.keys_of(args));
@@ -681,6 +705,35 @@ pub fn dispatch_resolved(ctx: &mut Ctx, cmd: &'static Command, args: &[Bytes]) -
         calls.failed += 1;
     }
     reply
+}
+
+/// What follows a command that ran: keyspace events and invalidations for the keys it touched,
+/// the keys a tracking client read, and the line monitors see.
+#[inline]
+fn after_command(ctx: &mut Ctx, cmd: &'static Command, args: &[Bytes]) {
+    if ctx.state.keyspace.recording() {
+        crate::pubsub::changes(ctx.state, Some(cmd.name), args, ctx.client.id, ctx.now);
+    }
+    if ctx.client.tracking {
+        let id = ctx.client.id;
+        if cmd.has(flags::READONLY) {
+            let caching = ctx.client.caching;
+            let wanted = ctx.state.tracking.clients.get(&id).is_some_and(|t| {
+                !t.bcast && !(t.optin && caching != Some(true)) && !(t.optout && caching == Some(false))
+            });
+            if wanted {
+                ctx.state.tracking.remember(id, cmd.keys_of(args));
+            }
+        }
+        // CLIENT CACHING covers the next command (the whole transaction, in MULTI).
+        if ctx.client.multi.is_none() && !ctx.client.in_exec && !args[0].eq_ignore_ascii_case(b"client") {
+            ctx.client.caching = None;
+        }
+    }
+    if !ctx.state.pubsub.monitors.is_empty() && !cmd.has(flags::ADMIN) {
+        let (db, addr) = (ctx.client.db, ctx.client.handle.addr.to_string());
+        ctx.state.pubsub.feed_monitors(|out| crate::pubsub::monitor_line(out, db, &addr, args));
+    }
 }
 
 pub const DEBUG_NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";

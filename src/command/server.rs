@@ -301,6 +301,9 @@ pub fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         Ok(()) => {
             // Settings that live outside the config table follow it.
             ctx.state.limits = crate::server::limits_of(&ctx.state.config);
+            ctx.state.notify =
+                crate::pubsub::events::parse(ctx.state.config.get("notify-keyspace-events")).unwrap_or(0);
+            ctx.state.refresh_recording();
             let backlog = ctx.state.config.get("repl-backlog-size").parse().unwrap_or(1 << 20);
             if let Some(log) = &mut ctx.state.log {
                 log.backlog.set_capacity(backlog);

@@ -3,7 +3,8 @@
 use super::flags::*;
 use super::{
     bits, blocking as blk, cluster, connection as conn, hashes as h, hll, introspection as intro, keys,
-    lists as l, persist, server as srv, sets as s, sort, strings, transactions as tx, zsets as z,
+    lists as l, persist, pubsub as ps, server as srv, sets as s, sort, strings, transactions as tx,
+    zsets as z,
 };
 use super::{Command, Handler, Merge, Route};
 use crate::replication::{primary as repl, replica};
@@ -132,11 +133,25 @@ static MEMORY_SUBS: &[Command] = &[
 ];
 
 #[rustfmt::skip]
+static PUBSUB_SUBS: &[Command] = &[
+    c("channels", -2, PUBSUB | LOADING | STALE, NOKEYS, "pubsub", "2.8.0", "Returns the active channels.", "O(N) where N is the number of active channels, and assuming constant time pattern matching (relatively short channels and patterns)", "[pattern]", ps::pubsub_channels),
+    c("numsub", -2, PUBSUB | LOADING | STALE, NOKEYS, "pubsub", "2.8.0", "Returns a count of subscribers to channels.", "O(N) for the NUMSUB subcommand, where N is the number of requested channels", "[channel [channel ...]]", ps::pubsub_numsub),
+    c("numpat", 2, PUBSUB | LOADING | STALE, NOKEYS, "pubsub", "2.8.0", "Returns a count of unique pattern subscriptions.", O1, "", ps::pubsub_numpat),
+    c("shardchannels", -2, PUBSUB | LOADING | STALE, NOKEYS, "pubsub", "7.0.0", "Returns the active shard channels.", "O(N) where N is the number of active shard channels, and assuming constant time pattern matching (relatively short shard channels).", "[pattern]", ps::pubsub_shardchannels),
+    c("shardnumsub", -2, PUBSUB | LOADING | STALE, NOKEYS, "pubsub", "7.0.0", "Returns the count of subscribers of shard channels.", "O(N) for the SHARDNUMSUB subcommand, where N is the number of requested shard channels", "[shardchannel [shardchannel ...]]", ps::pubsub_shardnumsub),
+    help("pubsub", ps::pubsub_help),
+];
+
+#[rustfmt::skip]
 static CLIENT_SUBS: &[Command] = &[
     c("id", 2, CONN, NOKEYS, "connection", "5.0.0", "Returns the unique client ID of the connection.", O1, "", conn::client_id),
     c("setname", 3, CONN, NOKEYS, "connection", "2.6.9", "Sets the connection name.", O1, "connection-name", conn::client_setname),
     c("getname", 2, CONN, NOKEYS, "connection", "2.6.9", "Returns the name of the connection.", O1, "", conn::client_getname),
     c("info", 2, CONN, NOKEYS, "connection", "6.2.0", "Returns information about the connection.", O1, "", conn::client_info),
+    c("tracking", -3, NOSCRIPT | LOADING | STALE, NOKEYS, "connection", "6.0.0", "Controls server-assisted client-side caching for the connection.", "O(1). Some options may introduce additional complexity.", "ON|OFF [REDIRECT client-id] [PREFIX prefix [PREFIX prefix ...]] [BCAST] [OPTIN] [OPTOUT] [NOLOOP]", ps::client_tracking),
+    c("caching", 3, CONN, NOKEYS, "connection", "6.0.0", "Instructs the server whether to track the keys in the next request.", O1, "YES|NO", ps::client_caching),
+    c("getredir", 2, CONN, NOKEYS, "connection", "6.0.0", "Returns the client ID to which the connection's tracking notifications are redirected.", O1, "", ps::client_getredir),
+    c("trackinginfo", 2, CONN, NOKEYS, "connection", "6.2.0", "Returns information about server-assisted client-side caching for the connection.", O1, "", ps::client_trackinginfo),
     c("list", -2, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "connection", "2.4.0", "Lists open connections.", "O(N) where N is the number of client connections", "[TYPE NORMAL|MASTER|REPLICA|PUBSUB] [ID client-id [client-id ...]]", conn::client_list),
     c("setinfo", 4, CONN, NOKEYS, "connection", "7.2.0", "Sets information specific to the client or connection.", O1, "LIB-NAME libname|LIB-VER libver", conn::client_setinfo),
     c("unblock", -3, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "connection", "5.0.0", "Unblocks a client blocked by a blocking command from a different connection.", "O(log N) where N is the number of client connections", "client-id [TIMEOUT|ERROR]", blk::client_unblock),
@@ -344,6 +359,16 @@ pub static COMMANDS: &[Command] = &[
     c("select", 2, LOADING | STALE | FAST, NOKEYS, "connection", "1.0.0", "Changes the selected database.", O1, "index", conn::select),
     c("quit", -1, CONN | NO_AUTH | ALLOW_BUSY, NOKEYS, "connection", "1.0.0", "Closes the connection.", O1, "", conn::quit),
     c("reset", 1, CONN | NO_AUTH | ALLOW_BUSY, NOKEYS, "connection", "6.2.0", "Resets the connection.", O1, "", conn::reset),
+    c("subscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE, NOKEYS, "pubsub", "2.0.0", "Listens for messages published to channels.", "O(N) where N is the number of channels to subscribe to.", "channel [channel ...]", ps::subscribe),
+    c("unsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE, NOKEYS, "pubsub", "2.0.0", "Stops listening to messages posted to channels.", "O(N) where N is the number of channels to unsubscribe.", "[channel [channel ...]]", ps::unsubscribe),
+    c("psubscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE, NOKEYS, "pubsub", "2.0.0", "Listens for messages published to channels that match one or more patterns.", "O(N) where N is the number of patterns to subscribe to.", "pattern [pattern ...]", ps::psubscribe),
+    c("punsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE, NOKEYS, "pubsub", "2.0.0", "Stops listening to messages published to channels that match one or more patterns.", "O(N) where N is the number of patterns to unsubscribe.", "[pattern [pattern ...]]", ps::punsubscribe),
+    c("publish", 3, PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE, NOKEYS, "pubsub", "2.0.0", "Posts a message to a channel.", "O(N+M) where N is the number of clients subscribed to the receiving channel and M is the total number of subscribed patterns (by any client).", "channel message", ps::publish),
+    c("ssubscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE, ALLKEYS, "pubsub", "7.0.0", "Listens for messages published to shard channels.", "O(N) where N is the number of shard channels to subscribe to.", "shardchannel [shardchannel ...]", ps::ssubscribe),
+    c("sunsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE, ALLKEYS, "pubsub", "7.0.0", "Stops listening to messages posted to shard channels.", "O(N) where N is the number of shard channels to unsubscribe.", "[shardchannel [shardchannel ...]]", ps::sunsubscribe),
+    c("spublish", 3, PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE, KEY1, "pubsub", "7.0.0", "Post a message to a shard channel", "O(N) where N is the number of clients subscribed to the receiving shard channel.", "shardchannel message", ps::spublish),
+    container("pubsub", -2, "pubsub", "2.8.0", "A container for Pub/Sub commands.", container_usage, PUBSUB_SUBS),
+    c("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "server", "1.0.0", "Listens for all requests received by the server in real-time.", "", "", ps::monitor),
     container("client", -2, "connection", "2.4.0", "A container for client connection commands.", container_usage, CLIENT_SUBS),
     // server
     c("save", 1, ADMIN | NOSCRIPT | NO_MULTI, NOKEYS, "server", "1.0.0", "Synchronously saves the database(s) to disk.", "O(N) where N is the total number of keys in all databases", "", persist::save).routed(Route::Primaries(Merge::AllOk)),
@@ -378,6 +403,8 @@ pub static COMMANDS: &[Command] = &[
     c("edis.heartbeat", -3, INTERNAL | ADMIN | NOSCRIPT | LOADING | STALE | FAST, NOKEYS, "cluster", "0.1.0", "Tells the info role a shard is alive (and what a read shard follows); returns the topology epoch.", O1, "id token [FOLLOWS primary-id synced offset]", cluster::heartbeat),
     c("edis.leave", 3, INTERNAL | ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "cluster", "0.1.0", "Removes a read shard from the topology.", O1, "id token", cluster::leave),
     c("edis.at", -3, INTERNAL | NOSCRIPT | LOADING | STALE | FAST | NO_MULTI, NOKEYS, "cluster", "0.1.0", "Runs a command once this node has reached a replication offset (a router's session guarantees).", O1, "offset command [arg ...]", cluster::at),
+    c("edis.listen", 1, INTERNAL | NOSCRIPT | LOADING | STALE | FAST, NOKEYS, "cluster", "0.1.0", "Marks the connection as a proxy's feed: it receives only messages published on this node and events made here.", O1, "", ps::listen),
+    c("edis.published", 3, INTERNAL | PUBSUB | LOADING | STALE | FAST, NOKEYS, "cluster", "0.1.0", "Delivers a message another write shard published (not forwarded again).", O1, "channel message", ps::published),
     c("edis.router", 1, INTERNAL | NOSCRIPT | LOADING | STALE | FAST, NOKEYS, "cluster", "0.1.0", "Marks the connection as a proxy's: multi-key commands may span slots this node serves.", O1, "", cluster::router),
     c("edis.topology", -1, INTERNAL | NOSCRIPT | LOADING | STALE | NO_MULTI, NOKEYS, "cluster", "0.1.0", "Returns the shard map, or waits for one newer than an epoch.", "O(N) where N is the number of shards", "[WAIT epoch timeout]", cluster::topology),
     container("function", -2, "scripting", "7.0.0", "A container for function commands.", container_usage, FUNCTION_SUBS),

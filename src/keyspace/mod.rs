@@ -32,6 +32,7 @@ type EntrySet = IndexSet<Entry, Hasher>;
 type KeySet = IndexSet<Bytes, Hasher>;
 
 pub use entry::{clock, tick_clock, Entry, Value};
+
 pub use glob::glob_match;
 pub use object::{Limits, Object};
 
@@ -87,6 +88,22 @@ pub struct Db {
     /// `log_expired` is on.
     pub expired_keys: Vec<Bytes>,
     log_expired: bool,
+    /// While on (keyspace notifications or client tracking want them), every touched key is
+    /// kept in `touched` with what happened to it, and a flush sets `flushed`.
+    record: bool,
+    pub touched: Vec<(Bytes, Touch)>,
+    pub flushed: bool,
+}
+
+/// What happened to a touched key (see [`Db::touched`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Touch {
+    /// Written or deleted.
+    Changed,
+    /// Added: it was not there before.
+    Created,
+    /// Deleted because its TTL had passed.
+    Expired,
 }
 
 /// Outcome of one active-expiry pass over a database.
@@ -129,6 +146,9 @@ impl Db {
 
     fn touch(&mut self, key: &[u8]) {
         self.dirty += 1;
+        if self.record {
+            self.touched.push((Bytes::copy_from_slice(key), Touch::Changed));
+        }
         if !self.watched.is_empty() {
             if let Some((version, _)) = self.watched.get_mut(key) {
                 *version += 1;
@@ -154,6 +174,7 @@ impl Db {
                 self.expired_keys.push(Bytes::copy_from_slice(key));
             }
             self.remove(key);
+            self.mark(Touch::Expired);
             self.expired += 1;
         }
         None
@@ -205,6 +226,7 @@ impl Db {
                     self.expires.insert(Bytes::copy_from_slice(key));
                 }
                 self.entries.insert(Entry::new(key, value, expire_at));
+                self.mark(Touch::Created);
             }
         }
     }
@@ -212,10 +234,13 @@ impl Db {
     /// Stores a collection under `key` with the given expiry, replacing any value.
     pub fn set_object(&mut self, key: &[u8], object: Object, expire_at: Option<u64>) {
         self.touch(key);
-        if let Some(old) = self.entries.swap_take(key) {
-            if old.expire_at().is_some() && expire_at.is_none() {
-                self.expires.swap_remove(key);
+        match self.entries.swap_take(key) {
+            Some(old) => {
+                if old.expire_at().is_some() && expire_at.is_none() {
+                    self.expires.swap_remove(key);
+                }
             }
+            None => self.mark(Touch::Created),
         }
         if expire_at.is_some() {
             self.expires.insert(Bytes::copy_from_slice(key));
@@ -227,10 +252,13 @@ impl Db {
     pub fn put(&mut self, entry: Entry) {
         let key = Bytes::copy_from_slice(entry.key());
         self.touch(&key);
-        if let Some(old) = self.entries.swap_take(&key[..]) {
-            if old.expire_at().is_some() {
-                self.expires.swap_remove(&key[..]);
+        match self.entries.swap_take(&key[..]) {
+            Some(old) => {
+                if old.expire_at().is_some() {
+                    self.expires.swap_remove(&key[..]);
+                }
             }
+            None => self.mark(Touch::Created),
         }
         if entry.expire_at().is_some() {
             self.expires.insert(key);
@@ -313,10 +341,18 @@ impl Db {
         true
     }
 
+    /// Says what happened to the key touched last (recording only).
+    fn mark(&mut self, how: Touch) {
+        if let Some(last) = self.touched.last_mut().filter(|_| self.record) {
+            last.1 = how;
+        }
+    }
+
     /// Removes every key; returns how many there were.
     pub fn flush(&mut self) -> usize {
         let n = self.entries.len();
         self.dirty += 1;
+        self.flushed |= self.record;
         if !self.watched.is_empty() {
             let keys: Vec<Bytes> =
                 self.watched.keys().filter(|k| self.entries.contains(&k[..])).cloned().collect();
@@ -486,6 +522,31 @@ impl Keyspace {
     /// wrote).
     pub fn dirty(&self) -> u64 {
         self.dbs.iter().map(|db| db.dirty).sum()
+    }
+
+    /// Starts or stops recording touched keys (see [`Db::touched`]).
+    pub fn set_record(&mut self, on: bool) {
+        for db in &mut self.dbs {
+            db.record = on;
+            db.touched.clear();
+            db.flushed = false;
+        }
+    }
+
+    /// Whether touched keys are being recorded.
+    pub fn recording(&self) -> bool {
+        self.dbs.first().is_some_and(|db| db.record)
+    }
+
+    /// The keys touched since the last call, with their database, in order; and whether a
+    /// database was flushed.
+    pub fn take_touched(&mut self, out: &mut Vec<(usize, Bytes, Touch)>) -> bool {
+        let mut flushed = false;
+        for (i, db) in self.dbs.iter_mut().enumerate() {
+            out.extend(db.touched.drain(..).map(|(k, t)| (i, k, t)));
+            flushed |= std::mem::take(&mut db.flushed);
+        }
+        flushed
     }
 
     /// Starts or stops keeping expired keys for the write log.

@@ -90,8 +90,8 @@ impl WriteLog {
         self.emit();
     }
 
-    /// Appends a command that belongs to no database (PING, REPLCONF GETACK).
-    pub fn append_control(&mut self, args: &[&str]) {
+    /// Appends a command that belongs to no database (PING, REPLCONF GETACK, PUBLISH).
+    pub fn append_control<A: AsRef<[u8]>>(&mut self, args: &[A]) {
         self.scratch.clear();
         encode_command(args, &mut self.scratch);
         self.emit();

@@ -259,6 +259,9 @@ impl Agent {
                 view.update(topology);
             }
         }
+        if state.cluster.is_some() {
+            self.server.bus.get_or_init(Default::default).refresh(&state);
+        }
         self.server.epoch.send_replace(epoch);
     }
 }

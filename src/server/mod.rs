@@ -122,6 +122,12 @@ pub struct State {
     pub limits: crate::keyspace::Limits,
     /// Clients blocked in BLPOP and the like, and the keys they wait on.
     pub blocking: crate::command::blocking::Blocking,
+    /// Subscriptions and monitors.
+    pub pubsub: crate::pubsub::PubSub,
+    /// CLIENT TRACKING's tables.
+    pub tracking: crate::pubsub::tracking::Tracking,
+    /// notify-keyspace-events, parsed.
+    pub notify: u32,
 }
 
 /// The size rules the configuration gives.
@@ -139,6 +145,14 @@ pub fn limits_of(c: &Config) -> crate::keyspace::Limits {
 }
 
 impl State {
+    /// Keeps the keyspace recording touched keys while notifications or tracking need them.
+    pub fn refresh_recording(&mut self) {
+        let on = self.notify != 0 || !self.tracking.is_empty();
+        if on != self.keyspace.recording() {
+            self.keyspace.set_record(on);
+        }
+    }
+
     /// This node's replication offset: what it applied from its primary (a replica), or the
     /// end of its write log (a primary; 0 before a replica ever attached, when nothing
     /// needs an offset). A router's session guarantees compare these.
@@ -221,6 +235,15 @@ pub struct ClientHandle {
     /// address. Its own lock (only INFO reads it besides the connection), added to the
     /// server's counters when the connection ends.
     pub forwarded: Mutex<Vec<(usize, u64)>>,
+    /// What others send this connection: messages, invalidations, MONITOR lines.
+    pub mailbox: crate::pubsub::Mailbox,
+    /// Takes only messages published on this node and events made here (EDIS.LISTEN: a
+    /// proxy's feed).
+    pub home_only: std::sync::atomic::AtomicBool,
+    /// Channels, patterns, shard channels subscribed to (CLIENT LIST's sub, psub, ssub), and
+    /// whether this is a monitor.
+    pub subs: [std::sync::atomic::AtomicU32; 3],
+    pub monitor: std::sync::atomic::AtomicBool,
     /// The connection's task, aborted by CLIENT KILL or shutdown (None until spawned), and
     /// whether a kill came first. One mutex for both, so a kill never slips between them.
     abort: Mutex<(Option<tokio::task::AbortHandle>, bool)>,
@@ -249,6 +272,10 @@ impl ClientHandle {
             member: std::sync::atomic::AtomicBool::new(false),
             meta: Mutex::new(ClientMeta::default()),
             forwarded: Mutex::new(Vec::new()),
+            mailbox: Default::default(),
+            home_only: Default::default(),
+            subs: Default::default(),
+            monitor: Default::default(),
             abort: Mutex::new((None, false)),
         }
     }
@@ -303,8 +330,22 @@ impl ClientHandle {
         let idle =
             now.as_millis() as u64 - self.last_active.load(Ordering::Relaxed).min(now.as_millis() as u64);
         let multi = self.multi.load(Ordering::Relaxed);
+        let subs = self.subs.each_ref().map(|s| s.load(Ordering::Relaxed));
+        let mut flags = String::new();
+        if self.monitor.load(Ordering::Relaxed) {
+            flags.push('O');
+        }
+        if subs.iter().any(|&n| n > 0) {
+            flags.push('P');
+        }
+        if multi >= 0 {
+            flags.push('x');
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 \
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} \
              multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 \
              tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
@@ -314,8 +355,11 @@ impl ClientHandle {
             meta.name.as_deref().map(String::from_utf8_lossy).unwrap_or_default(),
             now.as_secs(),
             idle / 1000,
-            if multi >= 0 { "x" } else { "N" },
+            flags,
             self.db.load(Ordering::Relaxed),
+            subs[0],
+            subs[1],
+            subs[2],
             multi,
             self.last_command(),
             if self.member.load(Ordering::Relaxed) { crate::roles::secret::MEMBER_USER } else { "default" },
@@ -354,6 +398,8 @@ pub struct Server {
     pub proxy: std::sync::OnceLock<Arc<crate::proxy::Proxy>>,
     /// The AOF writer, with appendonly on.
     pub aof: std::sync::OnceLock<Arc<crate::persistence::Aof>>,
+    /// In a cluster: how PUBLISH reaches the other nodes.
+    pub bus: std::sync::OnceLock<crate::pubsub::bus::Node>,
 }
 
 /// 40 random-looking hex characters (Redis's run_id and, later, replication ids).
@@ -376,6 +422,9 @@ impl Server {
                 keyspace: Keyspace::new(config.databases()),
                 limits: limits_of(&config),
                 blocking: Default::default(),
+                pubsub: Default::default(),
+                tracking: Default::default(),
+                notify: crate::pubsub::events::parse(config.get("notify-keyspace-events")).unwrap_or(0),
                 stats: Stats::default(),
                 config,
                 cluster: None,
@@ -401,6 +450,7 @@ impl Server {
             link_changed: tokio::sync::Notify::new(),
             proxy: std::sync::OnceLock::new(),
             aof: std::sync::OnceLock::new(),
+            bus: std::sync::OnceLock::new(),
         }
     }
 
@@ -445,6 +495,14 @@ impl Server {
                 if let Some(aof) = self.aof.get() {
                     aof.written();
                 }
+            }
+        }
+        if state.keyspace.recording() {
+            // Keys active expiry deleted: `expired` events and invalidations.
+            crate::pubsub::changes(state, None, &[], 0, now);
+            if state.tracking.bcast_pending() {
+                state.tracking.current = 0;
+                state.tracking.flush_bcast(&state.pubsub);
             }
         }
         let expired = state.keyspace.take_expired();

@@ -60,6 +60,16 @@ struct Session {
 impl Drop for Session {
     fn drop(&mut self) {
         self.server.clients().remove(&self.client.id);
+        self.client.handle.mailbox.close();
+        if self.client.subscriptions > 0
+            || self.client.tracking
+            || self.client.handle.monitor.load(Ordering::Relaxed)
+        {
+            let mut state = self.server.state();
+            state.pubsub.forget(self.client.id);
+            state.tracking.disable(self.client.id);
+            state.refresh_recording();
+        }
         if self.client.takeover.is_some() {
             // Answered PSYNC but gone before its feed started: the stream kept for it goes.
             if let Some(log) = self.server.state().log.as_mut() {
@@ -116,6 +126,7 @@ pub async fn serve<R: Runner>(
 ) -> Option<u64> {
     let mut parser = RequestParser::new(max_bulk);
     parser.set_authenticated(runner.client().authenticated);
+    let handle = runner.client().handle.clone();
     let mut out = BytesMut::with_capacity(READ_CHUNK);
     // Arguments of the batch, flat, and where each command's arguments end.
     let mut args: Vec<Bytes> = Vec::new();
@@ -127,9 +138,24 @@ pub async fn serve<R: Runner>(
         if inbuf.capacity() - inbuf.len() < want {
             inbuf.reserve(want);
         }
-        let mut input_bytes = match stream.read_buf(inbuf).await {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => n as u64,
+        // Input, or something others had for this connection (messages, invalidations,
+        // MONITOR lines), which goes out as it comes.
+        let read = tokio::select! {
+            biased;
+            read = stream.read_buf(inbuf) => Some(read),
+            _ = handle.mailbox.ready() => None,
+        };
+        let mut input_bytes = match read {
+            Some(Ok(0) | Err(_)) => return None,
+            Some(Ok(n)) => n as u64,
+            None => {
+                if let Some(pushed) = handle.mailbox.take() {
+                    if stream.write_all(&pushed).await.is_err() {
+                        return None;
+                    }
+                }
+                continue;
+            }
         };
 
         loop {
@@ -339,6 +365,11 @@ pub fn run_local(
     let reply = dispatch_resolved(&mut ctx, cmd, args);
     let deferred = ctx.deferred.take();
     logged(server, &state, client, log_before);
+    if state.tracking.bcast_pending() {
+        let state = &mut *state;
+        state.tracking.current = 0;
+        state.tracking.flush_bcast(&state.pubsub);
+    }
     let offset = state.node_offset();
     drop(state);
     match deferred {
@@ -400,7 +431,14 @@ fn run_batch(
             held.push(reply);
         } else {
             let before = out.len();
+            // What the command sent this connection itself (a message it published to a
+            // channel it listens to) comes before its reply, as in Redis.
+            ctx.client.handle.mailbox.drain_into(out);
             reply.encode(ctx.client.proto, out);
+            // Invalidations of keys it changed itself come after (Redis 7.0 postpones them).
+            if !ctx.state.tracking.own.is_empty() {
+                out.extend_from_slice(&ctx.state.tracking.own.split());
+            }
             output_bytes += out.len() - before;
         }
         if ctx.client.close || ctx.client.takeover.is_some() {
@@ -420,6 +458,11 @@ fn run_batch(
         output_bytes += out.len() - before;
     }
     logged(server, &state, client, log_before);
+    if state.tracking.bcast_pending() {
+        let state = &mut *state;
+        state.tracking.current = 0;
+        state.tracking.flush_bcast(&state.pubsub);
+    }
     state.stats.net_output_bytes += output_bytes as u64;
     drop(state);
     let handle = &client.handle;
