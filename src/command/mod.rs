@@ -655,16 +655,9 @@ pub fn dispatch_resolved(ctx: &mut Ctx, cmd: &'static Command, args: &[Bytes]) -
         ctx.state.stats.of(cmd).rejected += 1;
         return reply;
     }
-    if ctx.client.subscriptions > 0 && ctx.client.proto == 2 && !pubsub::allowed_subscribed(cmd.name) {
+    if let Some(refused) = subscribed_refusal(ctx.client, cmd, args) {
         ctx.state.stats.of(cmd).rejected += 1;
-        let full = if args[0].eq_ignore_ascii_case(cmd.name.as_bytes()) {
-            cmd.name.to_string()
-        } else {
-            format!("{}|{}", text(&args[0]).to_ascii_lowercase(), cmd.name)
-        };
-        return Reply::error(format!(
-            "ERR Can't execute '{full}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
-        ));
+        return refused;
     }
     if let Some(multi) = &mut ctx.client.multi {
         if !runs_inside_multi(cmd.name) {
@@ -707,6 +700,21 @@ pub fn dispatch_resolved(ctx: &mut Ctx, cmd: &'static Command, args: &[Bytes]) -
     reply
 }
 
+/// The error for a command a RESP2 client with subscriptions may not run, as Redis words it.
+pub fn subscribed_refusal(client: &Client, cmd: &Command, args: &[Bytes]) -> Option<Reply> {
+    if client.subscriptions == 0 || client.proto != 2 || pubsub::allowed_subscribed(cmd.name) {
+        return None;
+    }
+    let full = if args[0].eq_ignore_ascii_case(cmd.name.as_bytes()) {
+        cmd.name.to_string()
+    } else {
+        format!("{}|{}", text(&args[0]).to_ascii_lowercase(), cmd.name)
+    };
+    Some(Reply::error(format!(
+        "ERR Can't execute '{full}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+    )))
+}
+
 /// What follows a command that ran: keyspace events and invalidations for the keys it touched,
 /// the keys a tracking client read, and the line monitors see.
 #[inline]
@@ -718,8 +726,10 @@ fn after_command(ctx: &mut Ctx, cmd: &'static Command, args: &[Bytes]) {
         let id = ctx.client.id;
         if cmd.has(flags::READONLY) {
             let caching = ctx.client.caching;
+            // OPTIN: only after CLIENT CACHING yes; OPTOUT: unless after CLIENT CACHING no.
             let wanted = ctx.state.tracking.clients.get(&id).is_some_and(|t| {
-                !t.bcast && !(t.optin && caching != Some(true)) && !(t.optout && caching == Some(false))
+                let opted_out = (t.optin && caching != Some(true)) || (t.optout && caching == Some(false));
+                !t.bcast && !opted_out
             });
             if wanted {
                 ctx.state.tracking.remember(id, cmd.keys_of(args));

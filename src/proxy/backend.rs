@@ -141,6 +141,11 @@ pub struct Pool {
 }
 
 impl Pool {
+    /// The cluster secret the pool's connections authenticate with.
+    pub fn secret(&self) -> Option<&str> {
+        self.secret.as_deref()
+    }
+
     pub fn new(per_node: usize, secret: Option<String>) -> Arc<Pool> {
         Arc::new(Pool { per_node: per_node.max(1), secret, conns: Mutex::default(), down: Mutex::default() })
     }

@@ -5,8 +5,10 @@
 pub mod backend;
 pub mod cli;
 pub mod consistency;
+pub mod feed;
 pub mod local;
 pub mod merge;
+pub mod monitor;
 pub mod node;
 pub mod router;
 pub mod session;
@@ -23,4 +25,7 @@ pub struct Proxy {
     /// Commands the router does not route go to the first write shard instead of being
     /// answered here (the routing client, which has no server of its own worth asking).
     pub rest_to_shard: bool,
+    /// The feeds that bring the cluster's messages and invalidations to this proxy's
+    /// clients (none for the routing client).
+    pub feeds: Option<Arc<feed::Feeds>>,
 }

@@ -512,6 +512,22 @@ impl Router {
     /// One command on one slot: sent now to the first target; on failure the next target
     /// (reads only), and a MOVED reply followed once.
     #[allow(clippy::too_many_arguments)]
+    /// Sends `args` to the shard of `slot` (the primary with `write`), whatever its keys.
+    pub fn route_at(
+        self: &Arc<Self>,
+        slot: u16,
+        args: &[Bytes],
+        req: Req,
+        caller: &Caller,
+        write: bool,
+    ) -> Routed {
+        let topology = self.topology();
+        if topology.shards.is_empty() {
+            return Routed::Ready(Reply::err("CLUSTERDOWN no shard is known yet"));
+        }
+        self.to_slot(&topology, slot, args, req, write, caller, caller.raw)
+    }
+
     fn to_slot(
         self: &Arc<Self>,
         topology: &Arc<Routes>,

@@ -228,9 +228,16 @@ fn handle_command(
     if !client.authenticated && !cmd.has(flags::NO_AUTH) {
         return ready(Reply::err("NOAUTH Authentication required."));
     }
+    if let Some(refused) = crate::command::subscribed_refusal(client, cmd, args) {
+        return ready(refused);
+    }
     let req = Req { cmd, lane: conn.lane, now };
     // A RESP2 client takes a shard's reply bytes as they come (HELLO may have changed it).
     conn.caller.raw = client.proto == 2 && conn.raw_ok;
+    if let Some(routed) = pubsub(server, proxy, conn, cmd, args, now) {
+        return routed;
+    }
+    let client = &mut conn.client;
     match cmd.name {
         "multi" if client.multi.is_some() => return ready(Reply::err("ERR MULTI calls can not be nested")),
         "multi" => {
@@ -256,6 +263,14 @@ fn handle_command(
                 return ready(Reply::err("EXECABORT Transaction discarded because of previous errors."));
             }
             conn.forwarded(cmd);
+            if conn.client.tracking {
+                for queued in &m.queued {
+                    if let Ok(c) = resolve(queued) {
+                        tracked(server, &mut conn.client, c, queued);
+                    }
+                }
+                conn.client.caching = None;
+            }
             let Some(mut pinned) = conn.pinned.take() else {
                 return proxy.router.transaction(m.slot.unwrap_or(0), &m.queued, req, &conn.caller);
             };
@@ -341,6 +356,7 @@ fn handle_command(
                 conn.forwarded(cmd);
             }
             if let Some(pinned) = conn.pinned.as_mut().filter(|p| Some(p.shard) == shard) {
+                tracked(server, &mut conn.client, cmd, args);
                 let sent = pinned.link.send(&[args], now);
                 let (addr, raw) = (pinned.addr.clone(), conn.caller.raw);
                 return later(async move {
@@ -354,6 +370,7 @@ fn handle_command(
         let routed = proxy.router.route(args, req, &conn.caller);
         if !matches!(routed, Routed::Settle) {
             conn.forwarded(cmd);
+            tracked(server, &mut conn.client, cmd, args);
         }
         return routed;
     }
@@ -367,6 +384,87 @@ fn handle_command(
         Ctx { state: &mut state, client: &mut conn.client, server, now, deferred: None, propagate: None };
     let reply = dispatch(&mut ctx, args);
     ready(reply)
+}
+
+/// A read a tracking client sends on: the proxy remembers its keys when it sends it (a
+/// change heard of after this is told, after the reply), and CLIENT CACHING is used up.
+fn tracked(server: &Server, client: &mut Client, cmd: &Command, args: &[Bytes]) {
+    if !client.tracking {
+        return;
+    }
+    if cmd.has(flags::READONLY) {
+        let caching = client.caching;
+        let mut state = server.state();
+        let wanted = state.tracking.clients.get(&client.id).is_some_and(|t| {
+            let opted_out = (t.optin && caching != Some(true)) || (t.optout && caching == Some(false));
+            !t.bcast && !opted_out
+        });
+        if wanted {
+            state.tracking.remember(client.id, cmd.keys_of(args));
+        }
+    }
+    if client.multi.is_none() {
+        client.caching = None;
+    }
+}
+
+/// Pub/Sub, tracking and MONITOR at the proxy: subscriptions and tracking live in the proxy's
+/// own tables (its feeds make the nodes follow them), PUBLISH goes to the write shard of the
+/// channel's slot, from where it reaches every node.
+fn pubsub(
+    server: &Arc<Server>,
+    proxy: &Arc<Proxy>,
+    conn: &mut Conn,
+    cmd: &'static Command,
+    args: &[Bytes],
+    now: u64,
+) -> Option<Routed> {
+    let subscribes = matches!(cmd.name, "subscribe" | "psubscribe" | "ssubscribe");
+    let local = subscribes
+        || matches!(cmd.name, "unsubscribe" | "punsubscribe" | "sunsubscribe" | "monitor" | "tracking")
+        || (cmd.name == "set" && args[0].eq_ignore_ascii_case(b"config"));
+    if cmd.name == "publish" && conn.client.multi.is_none() {
+        conn.forwarded(cmd);
+        let slot = crate::topology::key_slot(&args[1]);
+        return Some(proxy.router.route_at(
+            slot,
+            args,
+            Req { cmd, lane: conn.lane, now },
+            &conn.caller,
+            true,
+        ));
+    }
+    if !local || conn.client.multi.is_some() {
+        return None;
+    }
+    let reply = {
+        let mut state = server.state();
+        let mut ctx =
+            Ctx { state: &mut state, client: &mut conn.client, server, now, deferred: None, propagate: None };
+        dispatch(&mut ctx, args)
+    };
+    let Some(feeds) = &proxy.feeds else { return Some(ready(reply)) };
+    if cmd.name == "set" {
+        if reply.is_error()
+            || !args.iter().skip(2).step_by(2).any(|a| a.eq_ignore_ascii_case(b"notify-keyspace-events"))
+        {
+            return Some(ready(reply));
+        }
+        feeds.notify_set.store(true, Ordering::Relaxed);
+    }
+    if cmd.name == "monitor" && !reply.is_error() {
+        super::monitor::start(proxy, conn.client.handle.clone());
+    }
+    let seq = feeds.update();
+    feeds.kick();
+    if !subscribes {
+        return Some(ready(reply));
+    }
+    let synced = feeds.synced(seq);
+    Some(later(async move {
+        synced.await;
+        reply
+    }))
 }
 
 impl Conn {
@@ -392,7 +490,7 @@ impl Driver {
     pub fn new(router: Arc<super::router::Router>, read_from: ReadFrom) -> Driver {
         let addr: std::net::SocketAddr = ([127, 0, 0, 1], 0).into();
         let server = Arc::new(Server::new(crate::config::Config::default(), addr));
-        let proxy = Arc::new(Proxy { router, read_from, rest_to_shard: true });
+        let proxy = Arc::new(Proxy { router, read_from, rest_to_shard: true, feeds: None });
         let handle = Arc::new(ClientHandle::new(1, addr, addr, -1));
         let conn = Conn {
             client: Client::new(handle, true),

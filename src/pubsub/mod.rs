@@ -45,8 +45,15 @@ impl Mailbox {
         if self.closed.load(Ordering::Relaxed) {
             return;
         }
-        f(&mut self.buf.lock().unwrap_or_else(|e| e.into_inner()));
-        self.wake.notify_one();
+        let mut buf = self.buf.lock().unwrap_or_else(|e| e.into_inner());
+        let was_empty = buf.is_empty();
+        f(&mut buf);
+        drop(buf);
+        // A mailbox that held something already has its wake-up coming: the connection
+        // takes everything at once (under the same lock), this too.
+        if was_empty {
+            self.wake.notify_one();
+        }
     }
 
     /// What has been put in since the last call.
@@ -284,6 +291,21 @@ impl PubSub {
         n
     }
 
+    /// Delivers a message a proxy's feed received from a node, which matched it already: to
+    /// the subscribers of exactly that channel, pattern (`pattern` Some) or shard channel.
+    pub fn deliver(&self, kind: Kind, pattern: &[u8], channel: &[u8], msg: &[u8]) {
+        let (list, word) = match kind {
+            Kind::Channel => (self.channels.get(channel), &b"message"[..]),
+            Kind::Pattern => (self.patterns.get(pattern), &b"pmessage"[..]),
+            Kind::Shard => (self.shard.get(channel), &b"smessage"[..]),
+        };
+        let pattern = (kind == Kind::Pattern).then_some(pattern);
+        for h in list.into_iter().flatten() {
+            let proto = h.proto.load(Ordering::Relaxed);
+            h.mailbox.put(|out| encode_message(out, proto, word, pattern, channel, msg));
+        }
+    }
+
     /// How many would receive a message on `channel`.
     pub fn receivers(&self, channel: &[u8]) -> usize {
         self.channels.get(channel).map_or(0, Vec::len)
@@ -303,12 +325,6 @@ impl PubSub {
             h.mailbox.put(|out| encode_message(out, proto, b"smessage", None, channel, msg));
         }
         list.len()
-    }
-
-    /// Whether anyone listens to `channel` directly or by a pattern (keyspace events are
-    /// made only then).
-    pub fn listened(&self, channel: &[u8]) -> bool {
-        self.channels.contains_key(channel) || self.patterns.keys().any(|p| glob_match(p, channel))
     }
 
     /// Whether nobody subscribes to anything (events need not be made).

@@ -49,6 +49,9 @@ pub struct Tracking {
     /// reply (Redis 7.0 postpones them so they never land inside the reply).
     pub current: u64,
     pub own: BytesMut,
+    /// Keep a key's readers after telling them (the proxy: it cannot tell whether a read in
+    /// flight to a shard ran before or after the change it hears of, so it keeps telling).
+    pub keep: bool,
 }
 
 impl Tracking {
@@ -106,7 +109,18 @@ impl Tracking {
                 prefix.pending.push((key.clone(), by));
             }
         }
-        let Some(ids) = self.keys.remove(key) else { return };
+        let ids = if self.keep {
+            let Some(ids) = self.keys.get_mut(key) else { return };
+            ids.retain(|id| self.clients.contains_key(id));
+            let ids = ids.clone();
+            if ids.is_empty() {
+                self.keys.remove(key);
+            }
+            ids
+        } else {
+            let Some(ids) = self.keys.remove(key) else { return };
+            ids
+        };
         for id in ids {
             let Some(t) = self.clients.get(&id) else { continue };
             if t.bcast || (t.noloop && id == by) {
@@ -146,7 +160,9 @@ impl Tracking {
     /// A database was flushed: every tracking client gets the null invalidation, and the
     /// table is forgotten.
     pub fn flushed(&mut self, pubsub: &PubSub) {
-        self.keys.clear();
+        if !self.keep {
+            self.keys.clear();
+        }
         for t in self.clients.values() {
             Self::send(t, None, self.current, &mut self.own, pubsub);
         }

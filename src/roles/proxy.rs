@@ -65,7 +65,16 @@ pub async fn run_in(
         view.update(as_one_node(&me, &Topology::default()));
         server.state().cluster = Some(view);
     }
-    let _ = server.proxy.set(Arc::new(Proxy { router: router.clone(), read_from, rest_to_shard: false }));
+    // Keys its tracking clients read stay remembered (see Tracking::keep).
+    server.state().tracking.keep = true;
+    let (feeds, _feeds_task) =
+        crate::proxy::feed::Feeds::start(server.clone(), router.clone(), Some(secret.clone()));
+    let _ = server.proxy.set(Arc::new(Proxy {
+        router: router.clone(),
+        read_from,
+        rest_to_shard: false,
+        feeds: Some(feeds),
+    }));
     let _watcher = {
         let server = server.clone();
         AbortOnDrop(tokio::spawn(follow_topology(info, secret, move |t| {

@@ -149,6 +149,10 @@ pub async fn serve<R: Runner>(
             Some(Ok(0) | Err(_)) => return None,
             Some(Ok(n)) => n as u64,
             None => {
+                // Let the publishers that are ready run first, so their messages go out in
+                // one write (as Redis writes a subscriber's buffer once per loop), not one
+                // write and one wake-up each.
+                tokio::task::yield_now().await;
                 if let Some(pushed) = handle.mailbox.take() {
                     if stream.write_all(&pushed).await.is_err() {
                         return None;
