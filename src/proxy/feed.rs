@@ -21,6 +21,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{watch, Notify};
 use tracing::debug;
 
+use super::consistency::Consistency;
 use super::router::Router;
 use crate::pubsub::Kind;
 use crate::resp::client::encode_command;
@@ -52,6 +53,7 @@ struct Feed {
 }
 
 pub struct Feeds {
+    me: std::sync::Weak<Feeds>,
     server: Arc<Server>,
     router: Arc<Router>,
     secret: Option<String>,
@@ -60,6 +62,10 @@ pub struct Feeds {
     kick: Notify,
     /// notify-keyspace-events was set on the proxy (at start or since).
     pub notify_set: std::sync::atomic::AtomicBool,
+    /// The session guarantees of the proxy's tracking clients, by client id: an invalidation
+    /// raises what their next reads of that shard must see to the offset the node told with
+    /// it, so a read after the push can never bring back what it invalidated.
+    pub trackers: Mutex<HashMap<u64, Arc<Consistency>>>,
 }
 
 impl Feeds {
@@ -69,7 +75,8 @@ impl Feeds {
         secret: Option<String>,
     ) -> (Arc<Feeds>, AbortOnDrop) {
         let notify_set = !server.state().config.get("notify-keyspace-events").is_empty();
-        let feeds = Arc::new(Feeds {
+        let feeds = Arc::new_cyclic(|me| Feeds {
+            me: me.clone(),
             server,
             router,
             secret,
@@ -77,6 +84,7 @@ impl Feeds {
             feeds: Mutex::default(),
             kick: Notify::new(),
             notify_set: notify_set.into(),
+            trackers: Mutex::default(),
         });
         let task = {
             let feeds = feeds.clone();
@@ -159,8 +167,7 @@ impl Feeds {
             feeds.entry(addr.clone()).or_insert_with(|| {
                 let (tx, rx) = watch::channel((false, 0));
                 let task = tokio::spawn(feed(
-                    self.server.clone(),
-                    self.router.clone(),
+                    self.me.upgrade().expect("running"),
                     addr,
                     write,
                     self.secret.clone(),
@@ -181,14 +188,14 @@ impl Feeds {
 /// One node's feed: connects, keeps the node listening to what is wanted, and delivers what
 /// it hears. Reconnects (with what is wanted then) if the connection fails.
 async fn feed(
-    server: Arc<Server>,
-    router: Arc<Router>,
+    feeds: Arc<Feeds>,
     addr: String,
     write: bool,
     secret: Option<String>,
     mut wanted: watch::Receiver<(u64, Arc<Wanted>)>,
     status: watch::Sender<Status>,
 ) {
+    let (server, router) = (feeds.server.clone(), feeds.router.clone());
     let mut backoff = Duration::from_millis(20);
     loop {
         let connected = async {
@@ -202,9 +209,7 @@ async fn feed(
                 }
                 None => encode_command(&["HELLO", "3"], &mut hello),
             }
-            if write {
-                encode_command(&["EDIS.LISTEN"], &mut hello);
-            }
+            encode_command(&["EDIS.LISTEN"], &mut hello);
             stream.write_all(&hello).await.ok()?;
             Some(stream)
         };
@@ -236,9 +241,14 @@ async fn feed(
                     if !matches!(n, Ok(n) if n > 0) {
                         break;
                     }
+                    let topology = router.topology();
+                    let shard = topology.shards.iter().position(|s| {
+                        s.primary.addr() == addr || s.replicas.iter().any(|r| r.addr() == addr)
+                    });
+                    let index = shard.map(|s| topology.primary(s).1);
                     loop {
                         match decode_bytes_mut(&mut buf) {
-                            Ok(Some((frame, _, _))) => heard(&server, frame, &status),
+                            Ok(Some((frame, _, _))) => heard(&feeds, index, frame, &status),
                             Ok(None) => break,
                             Err(_) => break 'conn,
                         }
@@ -313,8 +323,10 @@ fn bytes_of(frame: &BytesFrame) -> Option<&Bytes> {
     }
 }
 
-/// Delivers one frame a feed received to the proxy's clients (or notes a confirmation).
-fn heard(server: &Server, frame: BytesFrame, status: &watch::Sender<Status>) {
+/// Delivers one frame a feed received (from a node of the shard with index `shard`) to the
+/// proxy's clients, or notes a confirmation.
+fn heard(feeds: &Feeds, shard: Option<u16>, frame: BytesFrame, status: &watch::Sender<Status>) {
+    let server = &feeds.server;
     let items = match frame {
         BytesFrame::Push { data, .. } => data,
         BytesFrame::BlobString { data, .. } => {
@@ -350,7 +362,16 @@ fn heard(server: &Server, frame: BytesFrame, status: &watch::Sender<Status>) {
                 state.pubsub.deliver(Kind::Pattern, p, ch, msg);
             }
         }
-        (Some(b"invalidate"), 2) => {
+        (Some(b"invalidate"), 2 | 3) => {
+            let offset = match items.get(2) {
+                Some(BytesFrame::Number { data, .. }) => *data as u64,
+                _ => 0,
+            };
+            if let (Some(shard), true) = (shard, offset > 0) {
+                for cons in feeds.trackers.lock().unwrap_or_else(|e| e.into_inner()).values() {
+                    cons.observe(shard, offset, false);
+                }
+            }
             state.tracking.current = 0;
             match &items[1] {
                 BytesFrame::Array { data, .. } => {

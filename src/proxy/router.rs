@@ -511,7 +511,6 @@ impl Router {
 
     /// One command on one slot: sent now to the first target; on failure the next target
     /// (reads only), and a MOVED reply followed once.
-    #[allow(clippy::too_many_arguments)]
     /// Sends `args` to the shard of `slot` (the primary with `write`), whatever its keys.
     pub fn route_at(
         self: &Arc<Self>,
@@ -528,6 +527,7 @@ impl Router {
         self.to_slot(&topology, slot, args, req, write, caller, caller.raw)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn to_slot(
         self: &Arc<Self>,
         topology: &Arc<Routes>,

@@ -62,7 +62,23 @@ struct Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        self.server.clients().remove(&self.id);
+        let handle = self.server.clients().remove(&self.id);
+        if let Some(handle) = handle {
+            handle.mailbox.close();
+        }
+        // Its subscriptions and tracking at the proxy go (the feeds follow).
+        let mut state = self.server.state();
+        if state.pubsub.subs(self.id).is_some() || state.tracking.clients.contains_key(&self.id) {
+            state.pubsub.forget(self.id);
+            state.tracking.disable(self.id);
+            state.refresh_recording();
+            drop(state);
+            if let Some(feeds) = self.server.proxy.get().and_then(|p| p.feeds.clone()) {
+                feeds.kick();
+            }
+        } else {
+            state.pubsub.forget(self.id);
+        }
     }
 }
 
@@ -193,6 +209,9 @@ impl ProxyRunner {
 impl Drop for ProxyRunner {
     /// The connection's counts become the proxy's own.
     fn drop(&mut self) {
+        if let Some(feeds) = &self.proxy.feeds {
+            feeds.trackers.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.conn.client.id);
+        }
         self.count_forwarded();
         let counts =
             std::mem::take(&mut *self.conn.client.handle.forwarded.lock().unwrap_or_else(|e| e.into_inner()));
@@ -423,16 +442,32 @@ fn pubsub(
     let local = subscribes
         || matches!(cmd.name, "unsubscribe" | "punsubscribe" | "sunsubscribe" | "monitor" | "tracking")
         || (cmd.name == "set" && args[0].eq_ignore_ascii_case(b"config"));
-    if cmd.name == "publish" && conn.client.multi.is_none() {
-        conn.forwarded(cmd);
+    if matches!(cmd.name, "publish" | "spublish") && conn.client.multi.is_none() {
+        // The shard counts its own subscribers; this proxy's are added (a feed counts none).
+        let local = {
+            let state = server.state();
+            match cmd.name {
+                "publish" => state.pubsub.receivers(&args[1]),
+                _ => state.pubsub.shard_receivers(&args[1]),
+            }
+        };
         let slot = crate::topology::key_slot(&args[1]);
-        return Some(proxy.router.route_at(
-            slot,
-            args,
-            Req { cmd, lane: conn.lane, now },
-            &conn.caller,
-            true,
-        ));
+        let routed = proxy.router.route_at(slot, args, Req { cmd, lane: conn.lane, now }, &conn.caller, true);
+        if matches!(routed, Routed::Settle) {
+            return Some(routed);
+        }
+        conn.forwarded(cmd);
+        return Some(later(async move {
+            match routed.get().await {
+                Reply::Int(n) => Reply::Int(n + local as i64),
+                // A shard's bytes as they came (`:n`).
+                Reply::Raw(b) if b.starts_with(b":") => {
+                    let n = std::str::from_utf8(&b[1..]).ok().and_then(|t| t.trim_end().parse::<i64>().ok());
+                    n.map_or(Reply::Raw(b), |n| Reply::Int(n + local as i64))
+                }
+                other => other,
+            }
+        }));
     }
     if !local || conn.client.multi.is_some() {
         return None;
@@ -451,6 +486,14 @@ fn pubsub(
             return Some(ready(reply));
         }
         feeds.notify_set.store(true, Ordering::Relaxed);
+    }
+    if cmd.name == "tracking" && !reply.is_error() {
+        let mut trackers = feeds.trackers.lock().unwrap_or_else(|e| e.into_inner());
+        if conn.client.tracking {
+            trackers.insert(conn.client.id, conn.caller.cons.clone());
+        } else {
+            trackers.remove(&conn.client.id);
+        }
     }
     if cmd.name == "monitor" && !reply.is_error() {
         super::monitor::start(proxy, conn.client.handle.clone());

@@ -266,16 +266,20 @@ impl PubSub {
     }
 
     /// Delivers a message to channel subscribers and matching patterns; returns how many
-    /// received it. `home`: published on this node (or made here: an event), so connections
-    /// that take only those (EDIS.LISTEN) get it too.
+    /// clients received it. `home`: published on this node (or made here: an event), so
+    /// connections that take only those (EDIS.LISTEN, a proxy's feed) get it too. A feed is
+    /// not counted: the proxy adds its own subscribers to the count.
     pub fn publish(&self, channel: &[u8], msg: &[u8], home: bool) -> usize {
         let mut n = 0;
-        let to = |h: &ClientHandle| home || !h.home_only.load(Ordering::Relaxed);
+        let mut to = |h: &ClientHandle| {
+            let feed = h.home_only.load(Ordering::Relaxed);
+            n += usize::from(!feed);
+            home || !feed
+        };
         if let Some(list) = self.channels.get(channel) {
             for h in list.iter().filter(|h| to(h)) {
                 let proto = h.proto.load(Ordering::Relaxed);
                 h.mailbox.put(|out| encode_message(out, proto, b"message", None, channel, msg));
-                n += 1;
             }
         }
         for (pattern, list) in &self.patterns {
@@ -285,7 +289,6 @@ impl PubSub {
             for h in list.iter().filter(|h| to(h)) {
                 let proto = h.proto.load(Ordering::Relaxed);
                 h.mailbox.put(|out| encode_message(out, proto, b"pmessage", Some(pattern), channel, msg));
-                n += 1;
             }
         }
         n
@@ -317,14 +320,20 @@ impl PubSub {
                 .sum::<usize>()
     }
 
-    /// Delivers a shard-channel message; returns how many received it.
+    /// Delivers a shard-channel message; returns how many clients received it (a proxy's
+    /// feed not counted, as for [`publish`](Self::publish)).
     pub fn spublish(&self, channel: &[u8], msg: &[u8]) -> usize {
         let Some(list) = self.shard.get(channel) else { return 0 };
         for h in list {
             let proto = h.proto.load(Ordering::Relaxed);
             h.mailbox.put(|out| encode_message(out, proto, b"smessage", None, channel, msg));
         }
-        list.len()
+        list.iter().filter(|h| !h.home_only.load(Ordering::Relaxed)).count()
+    }
+
+    /// How many of this node's clients would receive a shard-channel message.
+    pub fn shard_receivers(&self, channel: &[u8]) -> usize {
+        self.shard.get(channel).map_or(0, Vec::len)
     }
 
     /// Whether nobody subscribes to anything (events need not be made).
@@ -375,6 +384,7 @@ pub fn changes(state: &mut State, name: Option<&str>, args: &[Bytes], by: u64, n
     if touched.is_empty() && !flushed {
         return;
     }
+    state.tracking.offset = state.node_offset();
     let State { tracking, pubsub, keyspace, notify: flags, .. } = state;
     if !tracking.is_empty() {
         tracking.current = by;

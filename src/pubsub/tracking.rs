@@ -52,6 +52,9 @@ pub struct Tracking {
     /// Keep a key's readers after telling them (the proxy: it cannot tell whether a read in
     /// flight to a shard ran before or after the change it hears of, so it keeps telling).
     pub keep: bool,
+    /// This node's replication offset as of the change being told: a proxy's feed gets it
+    /// with each invalidation, so that its client's next read sees at least that much.
+    pub offset: u64,
 }
 
 impl Tracking {
@@ -127,7 +130,7 @@ impl Tracking {
                 continue;
             }
             let keys = [key.clone()];
-            Self::send(t, Some(&keys), self.current, &mut self.own, pubsub);
+            Self::send(t, Some(&keys), self.current, self.offset, &mut self.own, pubsub);
         }
     }
 
@@ -146,7 +149,7 @@ impl Tracking {
                     .map(|(k, _)| k.clone())
                     .collect();
                 if !keys.is_empty() {
-                    Self::send(t, Some(&keys), self.current, &mut self.own, pubsub);
+                    Self::send(t, Some(&keys), self.current, self.offset, &mut self.own, pubsub);
                 }
             }
         }
@@ -164,12 +167,19 @@ impl Tracking {
             self.keys.clear();
         }
         for t in self.clients.values() {
-            Self::send(t, None, self.current, &mut self.own, pubsub);
+            Self::send(t, None, self.current, self.offset, &mut self.own, pubsub);
         }
     }
 
     /// Sends one invalidation (`keys` None: everything) as Redis's sendTrackingMessage.
-    fn send(t: &Tracker, keys: Option<&[Bytes]>, current: u64, own: &mut BytesMut, pubsub: &PubSub) {
+    fn send(
+        t: &Tracker,
+        keys: Option<&[Bytes]>,
+        current: u64,
+        offset: u64,
+        own: &mut BytesMut,
+        pubsub: &PubSub,
+    ) {
         let (target, redirected) = match &t.redirect {
             None => (&t.handle, false),
             Some((id, target)) => {
@@ -200,11 +210,16 @@ impl Tracking {
             }
             None => out.put_slice(if proto >= 3 { b"_\r\n" } else { b"$-1\r\n" }),
         };
+        // A proxy's feed (EDIS.LISTEN) is told the node's offset too.
+        let feed = target.home_only.load(std::sync::atomic::Ordering::Relaxed);
         if proto >= 3 {
             put(target, current, own, |out| {
-                push_header(out, 3, 2);
+                push_header(out, 3, if feed { 3 } else { 2 });
                 bulk(out, b"invalidate");
                 value(out);
+                if feed {
+                    super::int(out, offset as i64);
+                }
             });
         } else if redirected && subscribed() {
             put(target, current, own, |out| {

@@ -13,6 +13,7 @@ mod lists;
 mod persistence;
 mod protocol;
 mod proxy;
+mod pubsub;
 mod replication;
 mod server_cmds;
 mod strings;
