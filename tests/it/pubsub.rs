@@ -81,7 +81,7 @@ async fn a_message_reaches_every_subscriber_on_every_node_once() {
     const N: usize = 2000;
     let (cluster, proxy) = crate::proxy::cluster_with_proxy(1, "").await;
     let (w, r) = (&cluster.writes, &cluster.reads);
-    let mut subs = vec![
+    let mut subs = [
         ("proxy", subscriber(proxy.addr, &["ch", "probe"]).await),
         ("write shard 2", subscriber(w[1].addr, &["ch", "probe"]).await),
         ("read shard", subscriber(r[0].addr, &["ch", "probe"]).await),
