@@ -814,6 +814,7 @@ impl Ctx<'_> {
             self.state.stats.keyspace_hits += 1;
         } else {
             self.state.stats.keyspace_misses += 1;
+            crate::pubsub::key_miss(&self.state.pubsub, self.state.notify, self.client.db, key);
         }
         Ok(found)
     }
@@ -827,6 +828,7 @@ impl Ctx<'_> {
         match db.get(key, now) {
             None => {
                 stats.keyspace_misses += 1;
+                crate::pubsub::key_miss(&self.state.pubsub, self.state.notify, self.client.db, key);
                 Ok(None)
             }
             Some(entry) => {

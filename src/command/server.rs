@@ -80,7 +80,7 @@ fn section(ctx: &mut Ctx, name: &str, out: &mut String) {
             w("cluster_connections:0".into());
             w(format!("maxclients:{}", state.config.maxclients()));
             w(format!("blocked_clients:{}", state.blocking.len()));
-            w("tracking_clients:0".into());
+            w(format!("tracking_clients:{}", state.tracking.clients.len()));
             w("clients_in_timeout_table:0".into());
         }
         "memory" => {
@@ -141,8 +141,12 @@ fn section(ctx: &mut Ctx, name: &str, out: &mut String) {
             w("evicted_keys:0".into());
             w(format!("keyspace_hits:{}", s.keyspace_hits));
             w(format!("keyspace_misses:{}", s.keyspace_misses));
-            w("pubsub_channels:0".into());
-            w("pubsub_patterns:0".into());
+            w(format!("pubsub_channels:{}", state.pubsub.active(false, None).len()));
+            w(format!("pubsub_patterns:{}", state.pubsub.numpat()));
+            w(format!("pubsubshard_channels:{}", state.pubsub.active(true, None).len()));
+            w(format!("tracking_total_keys:{}", state.tracking.total_keys()));
+            w(format!("tracking_total_items:{}", state.tracking.total_items()));
+            w(format!("tracking_total_prefixes:{}", state.tracking.total_prefixes()));
         }
         "replication" => {
             w("# Replication".into());

@@ -422,6 +422,14 @@ pub fn notify(pubsub: &PubSub, flags: u32, class: u32, event: &str, db: usize, k
     }
 }
 
+/// A read found no `key`: the `keymiss` event, when notify-keyspace-events has `m`.
+#[inline]
+pub fn key_miss(pubsub: &PubSub, flags: u32, db: usize, key: &[u8]) {
+    if flags & events::KEY_MISS != 0 {
+        notify(pubsub, flags, events::KEY_MISS, "keymiss", db, key);
+    }
+}
+
 /// A MONITOR line: `+<unix time with microseconds> [<db> <addr>] "arg" ...`, each argument
 /// quoted as Redis's sdscatrepr quotes it.
 pub fn monitor_line(out: &mut BytesMut, db: usize, addr: &str, args: &[Bytes]) {

@@ -264,6 +264,11 @@ impl Tracking {
         self.keys.len()
     }
 
+    /// Reader entries over all keys (INFO's tracking_total_items).
+    pub fn total_items(&self) -> usize {
+        self.keys.values().map(Vec::len).sum()
+    }
+
     pub fn total_prefixes(&self) -> usize {
         self.prefixes.len()
     }
