@@ -145,10 +145,107 @@ async fn line(driver: &mut Driver, words: Vec<Vec<u8>>) -> Option<String> {
             let topic = words.get(1).map(|w| String::from_utf8_lossy(w).into_owned());
             Some(help(topic.as_deref()).trim_end_matches('\n').to_string())
         }
+        "subscribe" | "psubscribe" | "ssubscribe" | "monitor" if !driver.in_multi() => {
+            listen(driver, words).await;
+            None
+        }
         _ => {
             let args: Vec<Bytes> = words.into_iter().map(Bytes::from).collect();
             let tty = std::io::stdout().is_terminal();
             Some(format_reply(&driver.call(&args).await, tty))
+        }
+    }
+}
+
+/// SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE and MONITOR: prints what arrives until Ctrl-C, as
+/// redis-cli does. Subscriptions are made on every write shard as the proxy makes them
+/// (EDIS.LISTEN: each message and keyspace event comes once, from the shard where it
+/// started); shard channels on the shard that owns them; MONITOR on every node.
+async fn listen(driver: &Driver, words: Vec<Vec<u8>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let router = driver.router();
+    let topology = router.topology();
+    let kind = String::from_utf8_lossy(&words[0]).to_ascii_lowercase();
+    let mut targets: Vec<String> = match kind.as_str() {
+        "monitor" => topology
+            .shards
+            .iter()
+            .flat_map(|s| std::iter::once(s.primary.addr()).chain(s.replicas.iter().map(|r| r.addr())))
+            .collect(),
+        "ssubscribe" => {
+            let slot = words.get(1).map_or(0, |c| crate::topology::key_slot(c));
+            topology.owner(slot).map(|s| s.primary.addr()).into_iter().collect()
+        }
+        _ => topology.shards.iter().map(|s| s.primary.addr()).collect(),
+    };
+    targets.dedup();
+    let secret = router.pool.secret().map(str::to_string);
+    let tty = std::io::stdout().is_terminal();
+    if tty {
+        println!("Reading messages... (press Ctrl-C to quit)");
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Reply)>();
+    let mut tasks = Vec::new();
+    for (i, addr) in targets.into_iter().enumerate() {
+        let (tx, secret, words) = (tx.clone(), secret.clone(), words.clone());
+        let listen = kind != "monitor" && kind != "ssubscribe";
+        tasks.push(crate::server::AbortOnDrop(tokio::spawn(async move {
+            let Ok(mut stream) = tokio::net::TcpStream::connect(&addr).await else {
+                let _ = tx.send((i, Reply::error(format!("ERR could not connect to {addr}"))));
+                return;
+            };
+            let mut out = bytes::BytesMut::new();
+            let mut skip = 0;
+            if let Some(s) = &secret {
+                crate::resp::client::encode_command(
+                    &["AUTH", crate::roles::secret::MEMBER_USER, s],
+                    &mut out,
+                );
+                skip += 1;
+            }
+            if listen {
+                crate::resp::client::encode_command(&["EDIS.LISTEN"], &mut out);
+                skip += 1;
+            }
+            crate::resp::client::encode_command(&words, &mut out);
+            if stream.write_all(&out).await.is_err() {
+                return;
+            }
+            let mut buf = bytes::BytesMut::new();
+            loop {
+                while let Ok(Some((frame, _, _))) = redis_protocol::resp2::decode::decode_bytes_mut(&mut buf)
+                {
+                    if skip > 0 {
+                        skip -= 1;
+                        continue;
+                    }
+                    if tx.send((i, super::router::to_reply(frame))).is_err() {
+                        return;
+                    }
+                }
+                if !matches!(stream.read_buf(&mut buf).await, Ok(n) if n > 0) {
+                    return;
+                }
+            }
+        })));
+    }
+    drop(tx);
+    loop {
+        tokio::select! {
+            got = rx.recv() => {
+                let Some((from, reply)) = got else { break };
+                // Each shard confirms the subscriptions; the first one's confirmations stand
+                // for all.
+                let confirmation = match &reply {
+                    Reply::Array(items) => matches!(items.first(), Some(Reply::Bulk(w)) if w.ends_with(b"subscribe")),
+                    Reply::Ok => true,
+                    _ => false,
+                };
+                if from == 0 || !confirmation {
+                    println!("{}", format_reply(&reply, tty));
+                }
+            }
+            _ = tokio::signal::ctrl_c() => break,
         }
     }
 }

@@ -552,6 +552,11 @@ impl Driver {
         handle_command(&self.server, &self.proxy, &mut self.conn, now_ms(), args, true).get().await
     }
 
+    /// The router it routes with.
+    pub fn router(&self) -> &Arc<super::router::Router> {
+        &self.proxy.router
+    }
+
     /// Whether a transaction is being queued (the prompt shows it, as redis-cli does).
     pub fn in_multi(&self) -> bool {
         self.conn.client.multi.is_some()
