@@ -725,13 +725,7 @@ fn after_command(ctx: &mut Ctx, cmd: &'static Command, args: &[Bytes]) {
     if ctx.client.tracking {
         let id = ctx.client.id;
         if cmd.has(flags::READONLY) {
-            let caching = ctx.client.caching;
-            // OPTIN: only after CLIENT CACHING yes; OPTOUT: unless after CLIENT CACHING no.
-            let wanted = ctx.state.tracking.clients.get(&id).is_some_and(|t| {
-                let opted_out = (t.optin && caching != Some(true)) || (t.optout && caching == Some(false));
-                !t.bcast && !opted_out
-            });
-            if wanted {
+            if ctx.state.tracking.wants_read(id, ctx.client.caching) {
                 ctx.state.tracking.remember(id, cmd.keys_of(args));
             }
         }

@@ -412,13 +412,8 @@ fn tracked(server: &Server, client: &mut Client, cmd: &Command, args: &[Bytes]) 
         return;
     }
     if cmd.has(flags::READONLY) {
-        let caching = client.caching;
         let mut state = server.state();
-        let wanted = state.tracking.clients.get(&client.id).is_some_and(|t| {
-            let opted_out = (t.optin && caching != Some(true)) || (t.optout && caching == Some(false));
-            !t.bcast && !opted_out
-        });
-        if wanted {
+        if state.tracking.wants_read(client.id, client.caching) {
             state.tracking.remember(client.id, cmd.keys_of(args));
         }
     }

@@ -94,6 +94,15 @@ impl Tracking {
         }
     }
 
+    /// Whether a read by client `id` is to be remembered: default mode, and not opted out
+    /// (OPTIN: only after CLIENT CACHING yes; OPTOUT: unless after CLIENT CACHING no).
+    pub fn wants_read(&self, id: u64, caching: Option<bool>) -> bool {
+        self.clients.get(&id).is_some_and(|t| {
+            let opted_out = (t.optin && caching != Some(true)) || (t.optout && caching == Some(false));
+            !t.bcast && !opted_out
+        })
+    }
+
     /// Remembers that client `id` read `keys` (default mode).
     pub fn remember<'a>(&mut self, id: u64, keys: impl Iterator<Item = &'a Bytes>) {
         for key in keys {
