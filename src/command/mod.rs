@@ -724,10 +724,8 @@ fn after_command(ctx: &mut Ctx, cmd: &'static Command, args: &[Bytes]) {
     }
     if ctx.client.tracking {
         let id = ctx.client.id;
-        if cmd.has(flags::READONLY) {
-            if ctx.state.tracking.wants_read(id, ctx.client.caching) {
-                ctx.state.tracking.remember(id, cmd.keys_of(args));
-            }
+        if cmd.has(flags::READONLY) && ctx.state.tracking.wants_read(id, ctx.client.caching) {
+            ctx.state.tracking.remember(id, cmd.keys_of(args));
         }
         // CLIENT CACHING covers the next command (the whole transaction, in MULTI).
         if ctx.client.multi.is_none() && !ctx.client.in_exec && !args[0].eq_ignore_ascii_case(b"client") {
