@@ -128,6 +128,7 @@ static PARAMS: &[Param] = &[
     p("slowlog-max-len", "128", NONNEG),
     p("latency-monitor-threshold", "0", NONNEG),
     p("notify-keyspace-events", "", Kind::Events),
+    p("tracking-table-max-keys", "1000000", NONNEG),
     p("lazyfree-lazy-eviction", "no", Kind::Bool),
     p("lazyfree-lazy-expire", "no", Kind::Bool),
     p("lazyfree-lazy-server-del", "no", Kind::Bool),

@@ -268,6 +268,26 @@ impl Tracking {
         flags
     }
 
+    /// Keeps the table within `max` keys (tracking-table-max-keys; 0: no limit), as Redis
+    /// does: keys over the limit are forgotten, their readers told as if they had changed.
+    /// At most `effort` keys per call (the cron's), so a lowered limit takes a few ticks.
+    pub fn limit(&mut self, max: usize, effort: usize, pubsub: &PubSub) {
+        if max == 0 {
+            return;
+        }
+        let over = self.keys.len().saturating_sub(max).min(effort);
+        let victims: Vec<Bytes> = self.keys.keys().take(over).cloned().collect();
+        for key in &victims {
+            // Told only to its readers: BCAST prefixes are not about this table.
+            let Some(ids) = self.keys.remove(key) else { continue };
+            for id in ids {
+                if let Some(t) = self.clients.get(&id).filter(|t| !t.bcast) {
+                    Self::send(t, Some(std::slice::from_ref(key)), 0, self.offset, &mut self.own, pubsub);
+                }
+            }
+        }
+    }
+
     /// Keys remembered for default-mode clients (INFO's tracking_total_keys).
     pub fn total_keys(&self) -> usize {
         self.keys.len()
@@ -290,5 +310,86 @@ fn put(target: &ClientHandle, current: u64, own: &mut BytesMut, f: impl FnOnce(&
         f(own);
     } else {
         target.mailbox.put(f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tracker(id: u64, proto: u8) -> Tracker {
+        let addr = ([127, 0, 0, 1], 1).into();
+        let handle = Arc::new(ClientHandle::new(id, addr, addr, -1));
+        handle.proto.store(proto, std::sync::atomic::Ordering::Relaxed);
+        Tracker {
+            handle,
+            redirect: None,
+            bcast: false,
+            optin: false,
+            optout: false,
+            noloop: false,
+            prefixes: Vec::new(),
+            broken: Default::default(),
+        }
+    }
+
+    fn pushes(t: &Tracking, id: u64) -> usize {
+        let out = t.clients[&id].handle.mailbox.take().unwrap_or_default();
+        out.windows(10).filter(|w| w == b"invalidate").count()
+    }
+
+    #[test]
+    fn readers_are_told_once_then_forgotten() {
+        let (mut t, pubsub) = (Tracking::default(), PubSub::default());
+        t.enable(tracker(1, 3));
+        t.enable(tracker(2, 2)); // RESP2 without REDIRECT: nothing can be sent to it
+        let k = Bytes::from_static(b"k");
+        t.remember(1, [&k].into_iter());
+        t.remember(2, [&k].into_iter());
+        t.invalidate(&k, 0, &pubsub);
+        assert_eq!(pushes(&t, 1), 1);
+        assert_eq!(pushes(&t, 2), 0);
+        t.invalidate(&k, 0, &pubsub);
+        assert_eq!(pushes(&t, 1), 0, "told once until read again");
+        assert_eq!(t.total_keys(), 0);
+    }
+
+    #[test]
+    fn noloop_and_the_running_client() {
+        let (mut t, pubsub) = (Tracking::default(), PubSub::default());
+        let mut quiet = tracker(1, 3);
+        quiet.noloop = true;
+        t.enable(quiet);
+        t.enable(tracker(2, 3));
+        let k = Bytes::from_static(b"k");
+        t.remember(1, [&k].into_iter());
+        t.remember(2, [&k].into_iter());
+        t.current = 2;
+        t.invalidate(&k, 1, &pubsub);
+        assert_eq!(pushes(&t, 1), 0, "NOLOOP: its own change");
+        assert_eq!(pushes(&t, 2), 0, "the running client's message waits for its reply");
+        assert!(t.own.windows(10).any(|w| w == b"invalidate"));
+    }
+
+    #[test]
+    fn bcast_batches_per_prefix_and_the_table_is_bounded() {
+        let (mut t, pubsub) = (Tracking::default(), PubSub::default());
+        let mut b = tracker(1, 3);
+        b.bcast = true;
+        b.prefixes = vec![Bytes::from_static(b"user:")];
+        t.enable(b);
+        for key in [&b"user:1"[..], b"user:2", b"other"] {
+            t.invalidate(&Bytes::copy_from_slice(key), 0, &pubsub);
+        }
+        assert!(t.bcast_pending());
+        t.flush_bcast(&pubsub);
+        let out = t.clients[&1].handle.mailbox.take().unwrap();
+        assert_eq!(&out[..], b">2\r\n$10\r\ninvalidate\r\n*2\r\n$6\r\nuser:1\r\n$6\r\nuser:2\r\n");
+        t.enable(tracker(2, 3));
+        let keys: Vec<Bytes> = (0..10).map(|i| Bytes::from(format!("k{i}"))).collect();
+        t.remember(2, keys.iter());
+        t.limit(4, 100, &pubsub);
+        assert_eq!(t.total_keys(), 4);
+        assert_eq!(pushes(&t, 2), 6, "each forgotten key is told");
     }
 }

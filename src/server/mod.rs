@@ -497,6 +497,10 @@ impl Server {
                 }
             }
         }
+        if !state.tracking.is_empty() {
+            let max = state.config.get("tracking-table-max-keys").parse().unwrap_or(0);
+            state.tracking.limit(max, 10_000, &state.pubsub);
+        }
         if state.keyspace.recording() {
             // Keys active expiry deleted: `expired` events and invalidations.
             crate::pubsub::changes(state, None, &[], 0, now);
