@@ -380,6 +380,15 @@ impl Config {
         }
     }
 
+    /// The hard limit of `client-output-buffer-limit`'s pubsub class: the most a subscriber
+    /// (or a monitor) may have waiting before it is disconnected (0: no limit).
+    pub fn pubsub_output_limit(&self) -> usize {
+        let words: Vec<&str> = self.get("client-output-buffer-limit").split_whitespace().collect();
+        let hard =
+            words.windows(2).find(|w| w[0].eq_ignore_ascii_case("pubsub")).and_then(|w| parse_memory(w[1]));
+        hard.map_or(32 << 20, |n| n.max(0) as usize)
+    }
+
     pub fn proto_max_bulk_len(&self) -> usize {
         self.int("proto-max-bulk-len") as usize
     }

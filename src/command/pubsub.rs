@@ -46,7 +46,14 @@ fn count_of(ctx: &Ctx, kind: Kind) -> usize {
     }
 }
 
+/// A connection that others send to (a subscriber, a monitor, a tracking client) is held to
+/// client-output-buffer-limit's pubsub class.
+fn limit_mailbox(ctx: &Ctx) {
+    ctx.client.handle.mailbox.set_limit(ctx.state.config.pubsub_output_limit());
+}
+
 fn subscribe_to(ctx: &mut Ctx, names: &[Bytes], kind: Kind, word: &[u8]) -> Reply {
+    limit_mailbox(ctx);
     let mut out = BytesMut::new();
     for name in names {
         ctx.state.pubsub.subscribe(&ctx.client.handle, kind, name);
@@ -226,6 +233,7 @@ pub fn pubsub_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
 
 /// MONITOR: every command the server runs from now on, one line each.
 pub fn monitor(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+    limit_mailbox(ctx);
     if !ctx.client.handle.monitor.swap(true, Ordering::Relaxed) {
         ctx.state.pubsub.monitors.push(ctx.client.handle.clone());
     }
@@ -331,6 +339,7 @@ pub fn client_tracking(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     });
     ctx.client.tracking = true;
     ctx.client.caching = None;
+    limit_mailbox(ctx);
     ctx.state.refresh_recording();
     Reply::Ok
 }

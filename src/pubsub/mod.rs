@@ -37,6 +37,10 @@ pub struct Mailbox {
     wake: Notify,
     /// The connection is gone: nothing more is put in.
     closed: AtomicBool,
+    /// The most that may wait (client-output-buffer-limit's pubsub hard limit; 0: none), and
+    /// whether it was passed: the connection is then closed, as Redis closes it.
+    limit: std::sync::atomic::AtomicUsize,
+    overflowed: AtomicBool,
 }
 
 impl Mailbox {
@@ -47,6 +51,15 @@ impl Mailbox {
         }
         let mut buf = self.buf.lock().unwrap_or_else(|e| e.into_inner());
         let was_empty = buf.is_empty();
+        let limit = self.limit.load(Ordering::Relaxed);
+        if limit > 0 && buf.len() > limit {
+            // Nothing more is kept for a client that does not read; it is closed.
+            if !self.overflowed.swap(true, Ordering::Relaxed) {
+                drop(buf);
+                self.wake.notify_one();
+            }
+            return;
+        }
         f(&mut buf);
         drop(buf);
         // A mailbox that held something already has its wake-up coming: the connection
@@ -74,6 +87,21 @@ impl Mailbox {
     /// Resolves once something has been put in (at once if it was while nobody waited).
     pub async fn ready(&self) {
         self.wake.notified().await
+    }
+
+    /// Sets the most that may wait before the connection is closed (0: no limit).
+    pub fn set_limit(&self, bytes: usize) {
+        self.limit.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Whether more waited than the limit allows (the connection must be closed).
+    pub fn overflowed(&self) -> bool {
+        self.overflowed.load(Ordering::Relaxed)
+    }
+
+    /// Wakes the connection as if something had been put in.
+    pub fn wake(&self) {
+        self.wake.notify_one();
     }
 
     pub fn close(&self) {

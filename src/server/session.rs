@@ -154,9 +154,31 @@ pub async fn serve<R: Runner>(
                 // write and one wake-up each.
                 tokio::task::yield_now().await;
                 if let Some(pushed) = handle.mailbox.take() {
-                    if stream.write_all(&pushed).await.is_err() {
-                        return None;
+                    // A client that does not read: its mailbox fills to the limit while this
+                    // write waits, and the connection is closed then, as Redis closes it.
+                    let write = stream.write_all(&pushed);
+                    tokio::pin!(write);
+                    loop {
+                        tokio::select! {
+                            written = &mut write => match written {
+                                Ok(()) => break,
+                                Err(_) => return None,
+                            },
+                            _ = handle.mailbox.ready() => if handle.mailbox.overflowed() { break },
+                        }
                     }
+                    // What came meanwhile is written next (its wake-up was taken above).
+                    if handle.mailbox.pending() > 0 {
+                        handle.mailbox.wake();
+                    }
+                }
+                if handle.mailbox.overflowed() {
+                    tracing::warn!(
+                        id = handle.id,
+                        addr = %handle.addr,
+                        "client closed for overcoming of output buffer limits (pubsub)"
+                    );
+                    return None;
                 }
                 continue;
             }

@@ -351,3 +351,43 @@ async fn monitor_sees_commands_of_every_shard() {
         assert_eq!(seen.len(), keys.len(), "{addr}: monitor saw {seen:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_does_not_read_is_cut_off_at_the_pubsub_limit() {
+    let s = TestServer::start().await;
+    let mut c = s.conn().await;
+    let limit = "normal 0 0 0 slave 268435456 67108864 60 pubsub 1mb 0 0";
+    assert_eq!(q(&mut c, &["CONFIG", "SET", "client-output-buffer-limit", limit]).await, redis::Value::Okay);
+    // A small receive buffer, never read: what is published piles up at the server.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut slow = Raw::from_stream(socket.connect(s.addr).await.unwrap());
+    slow.send(&resp(&["SUBSCRIBE", "big"])).await;
+    assert!(
+        eventually(WAIT, || async {
+            let n: Vec<redis::Value> =
+                redis::cmd("PUBSUB").arg("NUMSUB").arg("big").query_async(&mut s.conn().await).await.unwrap();
+            n.get(1) == Some(&int(1))
+        })
+        .await
+    );
+    let payload = "x".repeat(10_000);
+    for _ in 0..50 {
+        let mut pipe = redis::pipe();
+        for _ in 0..20 {
+            pipe.cmd("PUBLISH").arg("big").arg(&payload);
+        }
+        let _: Vec<i64> = pipe.query_async(&mut c).await.unwrap();
+    }
+    // 10 MB published: the subscriber is gone, the others are served.
+    assert!(
+        eventually(WAIT, || async {
+            let n: Vec<redis::Value> =
+                redis::cmd("PUBSUB").arg("NUMSUB").arg("big").query_async(&mut s.conn().await).await.unwrap();
+            n.get(1) == Some(&int(0))
+        })
+        .await,
+        "the slow subscriber is still subscribed"
+    );
+    assert_eq!(q(&mut c, &["PING"]).await, redis::Value::SimpleString("PONG".into()));
+}
