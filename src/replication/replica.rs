@@ -106,6 +106,7 @@ pub fn start(server: Arc<Server>, resolve: Resolve, dir: &Path) -> io::Result<Ab
             let _ = std::fs::remove_file(dir.join(SAVED));
         }
         state.keyspace.set_replica(true);
+        state.refresh_recording();
         state.upstream = Some(upstream);
     }
     Ok(AbortOnDrop(tokio::spawn(follow(server, resolve, aof))))
@@ -371,6 +372,14 @@ async fn link(
             keyspace.set_replica(true);
             let mut state = server.state();
             state.keyspace = keyspace;
+            // A new dataset: tracking clients forget everything, as on FLUSHALL (Redis's
+            // full sync empties the data the same way); notifications keep recording.
+            if !state.tracking.is_empty() {
+                let state = &mut *state;
+                state.tracking.current = 0;
+                state.tracking.flushed(&state.pubsub);
+            }
+            state.refresh_recording();
             let up = state.upstream.as_mut().expect("a replica has an upstream");
             up.replid = Some(id.to_string());
             up.offset = at;

@@ -58,6 +58,7 @@ pub async fn run_in(
     {
         let mut state = server.state();
         state.keyspace = loaded.keyspace;
+        state.refresh_recording();
         if appendonly {
             // The log exists from the start: it is what the AOF is made of.
             let (replid, base) = match loaded.position {

@@ -417,7 +417,7 @@ pub fn random_hex40() -> String {
 
 impl Server {
     pub fn new(config: Config, local_addr: SocketAddr) -> Self {
-        Server {
+        let server = Server {
             state: Mutex::new(State {
                 keyspace: Keyspace::new(config.databases()),
                 limits: limits_of(&config),
@@ -451,7 +451,10 @@ impl Server {
             proxy: std::sync::OnceLock::new(),
             aof: std::sync::OnceLock::new(),
             bus: std::sync::OnceLock::new(),
-        }
+        };
+        // notify-keyspace-events from the configuration file or flags.
+        server.state().refresh_recording();
+        server
     }
 
     /// The state lock. A panic in a handler must not take every later client down with it,

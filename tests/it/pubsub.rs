@@ -391,3 +391,43 @@ async fn a_subscriber_that_does_not_read_is_cut_off_at_the_pubsub_limit() {
     );
     assert_eq!(q(&mut c, &["PING"]).await, redis::Value::SimpleString("PONG".into()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_events_and_tracking_hold_on_a_replica_across_a_full_sync() {
+    let dir = temp_dir("events-conf");
+    let primary =
+        TestServer::with_conf(&format!("dir \"{}\"\nnotify-keyspace-events KEA\n", dir.display())).await;
+    let replica = TestServer::replica_of(primary.addr, "notify-keyspace-events Kg$").await;
+    let mut p = primary.conn().await;
+    q(&mut p, &["SET", "before", "1"]).await;
+    assert!(
+        eventually(WAIT, || async { q(&mut replica.conn().await, &["GET", "before"]).await == bulk("1") })
+            .await
+    );
+    // The setting from the configuration is live from the start, on both.
+    let mut on_primary = Raw::connect(primary.addr).await;
+    on_primary.send(&resp(&["SUBSCRIBE", "__keyevent@0__:set"])).await;
+    on_primary.reply().await;
+    let mut on_replica = Raw::connect(replica.addr).await;
+    on_replica.send(&resp(&["SUBSCRIBE", "__keyspace@0__:k"])).await;
+    on_replica.reply().await;
+    // A tracking client on the replica.
+    let mut tracker = Raw::connect(replica.addr).await;
+    tracker.call(&resp(&["HELLO", "3"])).await;
+    tracker.call(&resp(&["CLIENT", "TRACKING", "ON"])).await;
+    assert_eq!(tracker.call(&resp(&["GET", "before"])).await, "$1\r\n1\r\n");
+    q(&mut p, &["SET", "k", "v"]).await;
+    assert_eq!(strings(&on_primary.reply().await), ["message", "__keyevent@0__:set", "k"]);
+    // The replica makes the events of what it applies.
+    assert_eq!(strings(&on_replica.reply().await), ["message", "__keyspace@0__:k", "set"]);
+    // A full resync replaces the replica's data: its tracking clients are told to forget all.
+    // (A primary started afresh at the same address has another history.)
+    let addr = primary.addr;
+    drop(p);
+    primary.stop().await;
+    let config =
+        rust_edis::config::Config::parse(&format!("dir \"{}\"\n", temp_dir("events-conf-2").display()))
+            .unwrap();
+    let _primary = TestServer::start_at(&addr.to_string(), false, config).await;
+    assert_eq!(tracker.reply().await, ">2\r\n$10\r\ninvalidate\r\n_\r\n");
+}
