@@ -42,9 +42,18 @@ pub struct Wanted {
     notify: Option<String>,
 }
 
-/// A feed's state as the proxy sees it: connected, and the number of the wanted set its node
+/// A feed's state as the proxy sees it: its link, and the number of the wanted set its node
 /// has confirmed.
-type Status = (bool, u64);
+type Status = (Link, u64);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    /// Not connected yet: a SUBSCRIBE waits for it.
+    Connecting,
+    Up,
+    /// Lost, or never made: a SUBSCRIBE does not wait for it.
+    Down,
+}
 
 struct Feed {
     write: bool,
@@ -146,26 +155,32 @@ impl Feeds {
         async move {
             let all = async {
                 for mut status in waits {
-                    let _ = status.wait_for(|&(up, done)| !up || done >= seq).await;
+                    let _ = status
+                        .wait_for(|&(link, done)| link == Link::Down || (link == Link::Up && done >= seq))
+                        .await;
                 }
             };
             let _ = tokio::time::timeout(SYNC_LIMIT, all).await;
         }
     }
 
-    /// Starts a feed for every node in the map and drops those of nodes gone from it.
+    /// Starts a feed for every node in the map and drops those of nodes gone from it. While
+    /// the proxy's clients want nothing, there are none (a proxy that nobody subscribes
+    /// through holds no connection for it).
     fn follow_topology(&self) {
         let topology = self.router.topology();
         let mut nodes: Vec<(String, bool)> = Vec::new();
-        for shard in &topology.shards {
-            nodes.push((shard.primary.addr(), true));
-            nodes.extend(shard.replicas.iter().map(|r| (r.addr(), false)));
+        if *self.wanted.borrow().1 != Wanted::default() {
+            for shard in &topology.shards {
+                nodes.push((shard.primary.addr(), true));
+                nodes.extend(shard.replicas.iter().map(|r| (r.addr(), false)));
+            }
         }
         let mut feeds = self.feeds.lock().unwrap_or_else(|e| e.into_inner());
         feeds.retain(|addr, f| nodes.iter().any(|(a, w)| a == addr && *w == f.write));
         for (addr, write) in nodes {
             feeds.entry(addr.clone()).or_insert_with(|| {
-                let (tx, rx) = watch::channel((false, 0));
+                let (tx, rx) = watch::channel((Link::Connecting, 0));
                 let task = tokio::spawn(feed(
                     self.me.upgrade().expect("running"),
                     addr,
@@ -215,6 +230,7 @@ async fn feed(
         };
         let Some(stream) = connected.await else {
             debug!(node = %addr, "feed: node unreachable, retrying");
+            status.send_replace((Link::Down, 0));
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(1));
             continue;
@@ -223,7 +239,7 @@ async fn feed(
         let (mut read, mut out) = stream.into_split();
         let mut have = Wanted::default();
         let mut buf = BytesMut::with_capacity(16 * 1024);
-        status.send_replace((true, 0));
+        status.send_replace((Link::Up, 0));
         'conn: loop {
             let (seq, want) = wanted.borrow_and_update().clone();
             let mut cmds = BytesMut::new();
@@ -261,7 +277,7 @@ async fn feed(
                 }
             }
         }
-        status.send_replace((false, 0));
+        status.send_replace((Link::Down, 0));
         debug!(node = %addr, "feed: connection lost, reconnecting");
     }
 }
