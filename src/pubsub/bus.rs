@@ -8,6 +8,7 @@
 //! Redis node that is down does.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,13 +22,20 @@ use crate::resp::client::encode_command;
 use crate::server::Server;
 use crate::topology::view::NodeKind;
 
-/// Messages queued for a peer that is not connected are dropped past this many bytes.
+/// Messages for a peer that is down or does not keep up are dropped past this many bytes
+/// waiting (a Redis node drops what its bus link cannot take, too).
 const MAX_QUEUED: usize = 64 << 20;
+
+/// One peer's queue: what its connection task has yet to write, and how many bytes that is.
+struct Peer {
+    tx: mpsc::UnboundedSender<Bytes>,
+    queued: Arc<AtomicUsize>,
+}
 
 /// The peers' connections, by address.
 #[derive(Default)]
 pub struct Bus {
-    peers: std::sync::Mutex<HashMap<String, mpsc::UnboundedSender<Bytes>>>,
+    peers: std::sync::Mutex<HashMap<String, Peer>>,
 }
 
 /// Forwards a PUBLISH made on this write shard to the other write shards.
@@ -58,11 +66,15 @@ fn send(server: &Arc<Server>, peers: &Arc<Vec<String>>, bytes: Bytes) {
     let Some(bus) = server.bus.get() else { return };
     let mut map = bus.bus.peers.lock().unwrap_or_else(|e| e.into_inner());
     for addr in peers.iter() {
-        let tx = map.entry(addr.clone()).or_insert_with(|| spawn_peer(server.clone(), addr.clone()));
-        if tx.send(bytes.clone()).is_err() {
-            let fresh = spawn_peer(server.clone(), addr.clone());
-            let _ = fresh.send(bytes.clone());
-            *tx = fresh;
+        let peer = map.entry(addr.clone()).or_insert_with(|| spawn_peer(server.clone(), addr.clone()));
+        if peer.queued.load(Ordering::Relaxed) > MAX_QUEUED {
+            continue;
+        }
+        peer.queued.fetch_add(bytes.len(), Ordering::Relaxed);
+        if peer.tx.send(bytes.clone()).is_err() {
+            *peer = spawn_peer(server.clone(), addr.clone());
+            peer.queued.fetch_add(bytes.len(), Ordering::Relaxed);
+            let _ = peer.tx.send(bytes.clone());
         }
     }
 }
@@ -109,15 +121,24 @@ impl Node {
     }
 }
 
-fn spawn_peer(server: Arc<Server>, addr: String) -> mpsc::UnboundedSender<Bytes> {
+fn spawn_peer(server: Arc<Server>, addr: String) -> Peer {
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(peer(server, addr, rx));
-    tx
+    let queued = Arc::new(AtomicUsize::new(0));
+    tokio::spawn(peer(server, addr, rx, queued.clone()));
+    Peer { tx, queued }
 }
 
 /// One peer's connection: connects (and reconnects), writes what is queued in batches, and
 /// reads the replies only to throw them away.
-async fn peer(server: Arc<Server>, addr: String, mut rx: mpsc::UnboundedReceiver<Bytes>) {
+async fn peer(
+    server: Arc<Server>,
+    addr: String,
+    mut rx: mpsc::UnboundedReceiver<Bytes>,
+    queued: Arc<AtomicUsize>,
+) {
+    let took = |b: &Bytes| {
+        queued.fetch_sub(b.len(), Ordering::Relaxed);
+    };
     let mut backoff = Duration::from_millis(20);
     loop {
         let secret = server.state().config.get("cluster-secret").to_string();
@@ -134,13 +155,9 @@ async fn peer(server: Arc<Server>, addr: String, mut rx: mpsc::UnboundedReceiver
         };
         let Some(stream) = conn.await else {
             debug!(peer = %addr, "pub/sub peer unreachable, retrying");
-            // Whatever waited is dropped rather than kept without bound.
-            let mut dropped = 0;
+            // Whatever waited is dropped: the peer misses it, as a node that is down does.
             while let Ok(b) = rx.try_recv() {
-                dropped += b.len();
-                if dropped > MAX_QUEUED {
-                    break;
-                }
+                took(&b);
             }
             if rx.is_closed() {
                 return;
@@ -161,10 +178,14 @@ async fn peer(server: Arc<Server>, addr: String, mut rx: mpsc::UnboundedReceiver
                 drain.abort();
                 return;
             };
+            took(&first);
             out.extend_from_slice(&first);
             while out.len() < 256 * 1024 {
                 match rx.try_recv() {
-                    Ok(more) => out.extend_from_slice(&more),
+                    Ok(more) => {
+                        took(&more);
+                        out.extend_from_slice(&more);
+                    }
                     Err(_) => break,
                 }
             }
