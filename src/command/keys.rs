@@ -287,23 +287,23 @@ pub fn object_idletime(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         return Reply::Nil;
     };
     let accessed = entry.accessed();
-    if ctx.state.config.get("maxmemory-policy").contains("lfu") {
+    if ctx.state.memory.policy.lfu() {
         return Reply::err("ERR An LRU maxmemory policy is not selected, access time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.");
     }
     Reply::Int(crate::keyspace::clock().saturating_sub(accessed) as i64)
 }
 
-/// OBJECT FREQ key: Redis answers it only under an LFU policy, as here; this server keeps
-/// access times, not frequency counters (eviction comes with memory limits), and says so.
+/// OBJECT FREQ key: the key's logarithmic access counter (after its decay), under an LFU
+/// policy only, as Redis.
 pub fn object_freq(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let now = ctx.now;
-    if ctx.db().peek(&args[2], now).is_none() {
+    let (now, lfu) = (ctx.now, ctx.state.memory.policy.lfu());
+    let Some(entry) = ctx.db().peek(&args[2], now) else {
         return Reply::Nil;
-    }
-    if !ctx.state.config.get("maxmemory-policy").contains("lfu") {
+    };
+    if !lfu {
         return Reply::err("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.");
     }
-    Reply::err("ERR access frequency is not tracked by this server yet")
+    Reply::Int(crate::keyspace::evict::lfu_counter(entry.accessed()) as i64)
 }
 
 pub fn object_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {

@@ -659,6 +659,19 @@ pub fn dispatch_resolved(ctx: &mut Ctx, cmd: &'static Command, args: &[Bytes]) -
         ctx.state.stats.of(cmd).rejected += 1;
         return refused;
     }
+    // maxmemory: keys are evicted before any command runs while memory is over it; a
+    // command that may grow memory is refused when nothing (more) can go.
+    if ctx.state.memory.maxmemory > 0
+        && !ctx.client.is_master
+        && !ctx.state.free_memory(ctx.now)
+        && cmd.has(flags::DENYOOM)
+    {
+        if let Some(multi) = &mut ctx.client.multi {
+            multi.aborted = true;
+        }
+        ctx.state.stats.of(cmd).rejected += 1;
+        return Reply::err(crate::server::OOM);
+    }
     if let Some(multi) = &mut ctx.client.multi {
         if !runs_inside_multi(cmd.name) {
             if cmd.has(flags::NO_MULTI) {

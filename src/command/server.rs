@@ -138,7 +138,7 @@ fn section(ctx: &mut Ctx, name: &str, out: &mut String) {
             w(format!("total_net_output_bytes:{}", s.net_output_bytes));
             w(format!("rejected_connections:{}", s.rejected_connections));
             w(format!("expired_keys:{}", s.expired_keys));
-            w("evicted_keys:0".into());
+            w(format!("evicted_keys:{}", s.evicted_keys));
             w(format!("keyspace_hits:{}", s.keyspace_hits));
             w(format!("keyspace_misses:{}", s.keyspace_misses));
             w(format!("pubsub_channels:{}", state.pubsub.active(false, None).len()));
@@ -305,6 +305,7 @@ pub fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         Ok(()) => {
             // Settings that live outside the config table follow it.
             ctx.state.limits = crate::server::limits_of(&ctx.state.config);
+            ctx.state.memory = crate::server::memory_limit_of(&ctx.state.config);
             ctx.state.notify =
                 crate::pubsub::events::parse(ctx.state.config.get("notify-keyspace-events")).unwrap_or(0);
             ctx.state.refresh_recording();

@@ -8,6 +8,7 @@
 //! (see [`Db::scan`]).
 
 mod entry;
+pub mod evict;
 pub mod glob;
 pub mod hash;
 pub mod intset;
@@ -91,6 +92,8 @@ pub struct Db {
     /// While on (keyspace notifications or client tracking want them), every touched key is
     /// kept in `touched` with what happened to it, and a flush sets `flushed`.
     record: bool,
+    /// Entries keep LFU counters in their access field (an LFU maxmemory policy), not times.
+    lfu: bool,
     pub touched: Vec<(Bytes, Touch)>,
     pub flushed: bool,
 }
@@ -104,6 +107,8 @@ pub enum Touch {
     Created,
     /// Deleted because its TTL had passed.
     Expired,
+    /// Deleted to free memory (maxmemory).
+    Evicted,
 }
 
 /// Outcome of one active-expiry pass over a database.
@@ -183,8 +188,9 @@ impl Db {
     /// The live entry for `key`, for reading.
     pub fn get(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
         let i = self.live_index(key, now)?;
+        let lfu = self.lfu;
         let entry = self.entries.get_index_mut2(i)?;
-        entry.set_accessed(entry::clock());
+        entry.set_accessed(evict::accessed_now(entry.accessed(), lfu));
         Some(entry)
     }
 
@@ -227,6 +233,7 @@ impl Db {
                 }
                 self.entries.insert(Entry::new(key, value, expire_at));
                 self.mark(Touch::Created);
+                self.new_counter(key);
             }
         }
     }
@@ -246,6 +253,7 @@ impl Db {
             self.expires.insert(Bytes::copy_from_slice(key));
         }
         self.entries.insert(Entry::with_object(key, object, expire_at));
+        self.new_counter(key);
     }
 
     /// Stores an entry as it is (RENAME, COPY, RESTORE), replacing any value of its key.
@@ -270,9 +278,10 @@ impl Db {
     /// the key (WATCH, dirty).
     pub fn get_mut(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
         let i = self.live_index(key, now)?;
+        let lfu = self.lfu;
         self.touch(key);
         let entry = self.entries.get_index_mut2(i)?;
-        entry.set_accessed(entry::clock());
+        entry.set_accessed(evict::accessed_now(entry.accessed(), lfu));
         Some(entry)
     }
 
@@ -339,6 +348,24 @@ impl Db {
         self.expires.swap_remove(key);
         self.touch(key);
         true
+    }
+
+    /// Under LFU, a key written gets a new key's counter (the entry was made with a time).
+    fn new_counter(&mut self, key: &[u8]) {
+        if self.lfu {
+            if let Some((_, e)) = self.entries.get_full_mut2(key) {
+                e.set_accessed(evict::lfu_init());
+            }
+        }
+    }
+
+    /// Deletes `key` to free memory; returns whether it was there.
+    pub fn evict(&mut self, key: &[u8]) -> bool {
+        let gone = self.remove(key).is_some();
+        if gone {
+            self.mark(Touch::Evicted);
+        }
+        gone
     }
 
     /// Says what happened to the key touched last (recording only).
@@ -465,6 +492,9 @@ pub struct Keyspace {
     pub rng: Rng,
     /// The database active expiry resumes with, so a busy db 0 cannot starve the others.
     expire_cursor: usize,
+    /// Eviction's pool of candidates, and the database a random eviction looks at next.
+    evict_pool: evict::Pool,
+    evict_next: usize,
 }
 
 impl Keyspace {
@@ -490,6 +520,8 @@ impl Keyspace {
             dbs: (0..databases.max(1)).map(|_| Db::new()).collect(),
             rng: Rng::new(now_ms() ^ std::process::id() as u64),
             expire_cursor: 0,
+            evict_pool: Default::default(),
+            evict_next: 0,
         }
     }
 
@@ -518,6 +550,21 @@ impl Keyspace {
         total
     }
 
+    /// Evicts one key under `policy`, sampling `samples` keys per database; returns its
+    /// database and name, or None when no key is a candidate.
+    pub fn evict_one(&mut self, policy: evict::Policy, samples: usize) -> Option<(usize, Bytes)> {
+        let (db, key) = evict::pick(
+            &self.dbs,
+            policy,
+            samples,
+            &mut self.evict_pool,
+            &mut self.rng,
+            &mut self.evict_next,
+        )?;
+        self.dbs[db].evict(&key);
+        Some((db, key))
+    }
+
     /// Total changes so far, over every database (compare two readings to see if a command
     /// wrote).
     pub fn dirty(&self) -> u64 {
@@ -530,6 +577,23 @@ impl Keyspace {
             db.record = on;
             db.touched.clear();
             db.flushed = false;
+        }
+    }
+
+    /// Whether entries keep LFU counters (an LFU maxmemory policy) rather than access times.
+    pub fn set_lfu(&mut self, on: bool) {
+        if self.dbs.first().is_some_and(|db| db.lfu != on) {
+            for db in &mut self.dbs {
+                db.lfu = on;
+                // Switching at run time: every key starts from a new key's state, as the
+                // fields mean something else now.
+                let fresh = if on { evict::lfu_init() } else { clock() };
+                for i in 0..db.entries.len() {
+                    if let Some(e) = db.entries.get_index_mut2(i) {
+                        e.set_accessed(fresh);
+                    }
+                }
+            }
         }
     }
 

@@ -234,6 +234,10 @@ pub fn for_command(
                 out.push((EXPIRED, "expired", *db, key.clone()));
                 continue;
             }
+            Touch::Evicted => {
+                out.push((EVICTED, "evicted", *db, key.clone()));
+                continue;
+            }
             Touch::Created => out.push((NEW, "new", *db, key.clone())),
             Touch::Changed => {}
         }

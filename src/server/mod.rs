@@ -39,6 +39,7 @@ pub struct Stats {
     pub net_input_bytes: u64,
     pub net_output_bytes: u64,
     pub expired_keys: u64,
+    pub evicted_keys: u64,
     pub keyspace_hits: u64,
     pub keyspace_misses: u64,
     /// Recent (time ms, commands) samples for instantaneous_ops_per_sec.
@@ -128,6 +129,29 @@ pub struct State {
     pub tracking: crate::pubsub::tracking::Tracking,
     /// notify-keyspace-events, parsed.
     pub notify: u32,
+    /// maxmemory and how keys are evicted to stay under it, from the configuration.
+    pub memory: MemoryLimit,
+}
+
+/// maxmemory, maxmemory-policy and maxmemory-samples, parsed (CONFIG SET refreshes them).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MemoryLimit {
+    pub maxmemory: usize,
+    pub policy: crate::keyspace::evict::Policy,
+    pub samples: usize,
+}
+
+/// The memory limit the configuration gives; also sets how entries record their accesses
+/// (an LFU policy keeps counters), as Redis does on CONFIG SET.
+pub fn memory_limit_of(c: &Config) -> MemoryLimit {
+    let n = |name: &str| c.get(name).parse::<i64>().unwrap_or(0).max(0);
+    let policy = crate::keyspace::evict::Policy::parse(c.get("maxmemory-policy"));
+    crate::keyspace::evict::configure(n("lfu-log-factor") as u32, n("lfu-decay-time") as u32);
+    MemoryLimit {
+        maxmemory: n("maxmemory") as usize,
+        policy,
+        samples: n("maxmemory-samples").max(1) as usize,
+    }
 }
 
 /// The size rules the configuration gives.
@@ -144,13 +168,54 @@ pub fn limits_of(c: &Config) -> crate::keyspace::Limits {
     }
 }
 
+/// Redis's reply to a command that would grow memory past maxmemory when nothing can go.
+pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
+
 impl State {
+    /// The memory maxmemory is about: everything allocated, less the replication backlog
+    /// (Redis leaves replication buffers out too, so replicas cannot make it evict).
+    pub fn memory_for_limit(&self) -> usize {
+        let backlog = self.log.as_ref().map_or(0, |l| l.backlog.allocated());
+        crate::alloc::used_memory().saturating_sub(backlog)
+    }
+
+    /// Evicts keys until memory is under maxmemory, as the policy picks them; each goes to
+    /// replicas and the AOF as DEL, counts in evicted_keys and makes an `evicted` event.
+    /// False when memory stays over it (noeviction, or nothing left to evict). A replica
+    /// leaves this to its primary, as Redis's replica-ignore-maxmemory.
+    pub fn free_memory(&mut self, now: u64) -> bool {
+        let limit = self.memory;
+        if limit.maxmemory == 0 || self.upstream.is_some() || self.memory_for_limit() <= limit.maxmemory {
+            return true;
+        }
+        if limit.policy == crate::keyspace::evict::Policy::NoEviction {
+            return false;
+        }
+        let mut evicted = 0u64;
+        // Bounded per call: a huge overshoot is worked off over the next commands.
+        while self.memory_for_limit() > limit.maxmemory && evicted < 10_000 {
+            let Some((db, key)) = self.keyspace.evict_one(limit.policy, limit.samples) else { break };
+            if let Some(log) = &mut self.log {
+                log.append(db, &[&b"DEL"[..], &key]);
+            }
+            evicted += 1;
+        }
+        self.stats.evicted_keys += evicted;
+        if evicted > 0 && self.keyspace.recording() {
+            crate::pubsub::changes(self, None, &[], 0, now);
+        }
+        self.memory_for_limit() <= limit.maxmemory
+    }
+
     /// Keeps the keyspace recording touched keys while notifications or tracking need them.
+    /// Also keeps entries' access fields in the form the maxmemory policy reads (LFU
+    /// counters or times); called whenever the keyspace is new or the settings change.
     pub fn refresh_recording(&mut self) {
         let on = self.notify != 0 || !self.tracking.is_empty();
         if on != self.keyspace.recording() {
             self.keyspace.set_record(on);
         }
+        self.keyspace.set_lfu(self.memory.policy.lfu());
     }
 
     /// This node's replication offset: what it applied from its primary (a replica), or the
@@ -425,6 +490,7 @@ impl Server {
                 pubsub: Default::default(),
                 tracking: Default::default(),
                 notify: crate::pubsub::events::parse(config.get("notify-keyspace-events")).unwrap_or(0),
+                memory: memory_limit_of(&config),
                 stats: Stats::default(),
                 config,
                 cluster: None,

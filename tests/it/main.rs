@@ -10,6 +10,7 @@ mod guarantees;
 mod harness;
 mod keys;
 mod lists;
+mod memory;
 mod persistence;
 mod protocol;
 mod proxy;

@@ -14,9 +14,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_rust-edis");
 const WAIT: Duration = Duration::from_secs(10);
 
 /// A rust-edis write shard as a child process; killed with SIGKILL on drop.
-struct Proc {
-    child: Child,
-    port: u16,
+pub(crate) struct Proc {
+    pub(crate) child: Child,
+    pub(crate) port: u16,
 }
 
 impl Drop for Proc {
@@ -38,19 +38,18 @@ async fn spawn(dir: &Path, fsync: &str) -> Proc {
 /// The ports are picked free, but another test may take one before the child binds it: a
 /// child that exits because its address is in use is started again on new ports.
 async fn spawn_role(dir: &Path, fsync: &str, role: &str) -> Proc {
+    spawn_with(dir, role, &["--appendonly", "yes", "--appendfsync", fsync]).await
+}
+
+/// `spawn_role` with other flags.
+pub(crate) async fn spawn_with(dir: &Path, role: &str, flags: &[&str]) -> Proc {
     for attempt in 0.. {
         let port = free_port().await;
         let mut command = Command::new(BIN);
-        command.args(["--role", role, "--port", &port.to_string(), "--dir", dir.to_str().unwrap()]).args([
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            fsync,
-            "--loglevel",
-            "warning",
-            "--enable-debug-command",
-            "yes",
-        ]);
+        command
+            .args(["--role", role, "--port", &port.to_string(), "--dir", dir.to_str().unwrap()])
+            .args(flags)
+            .args(["--loglevel", "warning", "--enable-debug-command", "yes"]);
         if role == "all" {
             command.args(["--info", &format!("127.0.0.1:{}", free_port().await), "--node-timeout", "500"]);
         }
@@ -84,7 +83,7 @@ async fn spawn_role(dir: &Path, fsync: &str, role: &str) -> Proc {
     unreachable!("the loop returns or panics")
 }
 
-async fn connect(port: u16) -> Option<MultiplexedConnection> {
+pub(crate) async fn connect(port: u16) -> Option<MultiplexedConnection> {
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).ok()?;
     // appendfsync always on a machine busy with the other tests can take longer than the
     // redis crate's default 500 ms per reply.
