@@ -475,9 +475,13 @@ fn pubsub(
     };
     let Some(feeds) = &proxy.feeds else { return Some(ready(reply)) };
     if cmd.name == "set" {
-        if reply.is_error()
-            || !args.iter().skip(2).step_by(2).any(|a| a.eq_ignore_ascii_case(b"notify-keyspace-events"))
-        {
+        if reply.is_error() {
+            return Some(ready(reply));
+        }
+        if let Some(to_shards) = memory_settings(proxy, conn, cmd, args, now) {
+            return Some(to_shards);
+        }
+        if !args.iter().skip(2).step_by(2).any(|a| a.eq_ignore_ascii_case(b"notify-keyspace-events")) {
             return Some(ready(reply));
         }
         feeds.notify_set.store(true, Ordering::Relaxed);
@@ -502,6 +506,46 @@ fn pubsub(
     Some(later(async move {
         synced.await;
         reply
+    }))
+}
+
+/// CONFIG SET of maxmemory and its policy through the proxy: the data is on the write
+/// shards, so they take the memory settings of the pairs given (the proxy keeps them too).
+fn memory_settings(
+    proxy: &Arc<Proxy>,
+    conn: &Conn,
+    cmd: &'static Command,
+    args: &[Bytes],
+    now: u64,
+) -> Option<Routed> {
+    const MEMORY: [&str; 5] =
+        ["maxmemory", "maxmemory-policy", "maxmemory-samples", "lfu-log-factor", "lfu-decay-time"];
+    let mut shard_args = vec![args[0].clone(), args[1].clone()];
+    for pair in args[2..].chunks(2) {
+        if MEMORY.iter().any(|m| pair[0].eq_ignore_ascii_case(m.as_bytes())) {
+            shard_args.extend_from_slice(pair);
+        }
+    }
+    if shard_args.len() == 2 {
+        return None;
+    }
+    let topology = proxy.router.topology();
+    let req = Req { cmd, lane: conn.lane, now };
+    // (None: reads in flight must settle first; the command runs again after them.)
+    let Some(all) = proxy.router.to_primaries(
+        &topology,
+        &shard_args,
+        req,
+        &conn.caller,
+        Some(super::router::REQUEST_TIMEOUT),
+    ) else {
+        return Some(Routed::Settle);
+    };
+    Some(later(async move {
+        match super::router::every_reply(all.await) {
+            Ok(_) => Reply::Ok,
+            Err(error) => error,
+        }
     }))
 }
 
