@@ -72,6 +72,7 @@ static PARAMS: &[Param] = &[
     p("maxclients", "10000", Kind::Int(1, 1_000_000)),
     p("timeout", "0", NONNEG),
     p("tcp-keepalive", "300", NONNEG),
+    fixed("tcp-backlog", "511", Kind::Int(1, 65535)),
     p("proto-max-bulk-len", "536870912", Kind::Memory),
     p("client-query-buffer-limit", "1073741824", Kind::Memory),
     p("maxmemory", "0", Kind::Memory),
@@ -387,6 +388,11 @@ impl Config {
         let hard =
             words.windows(2).find(|w| w[0].eq_ignore_ascii_case("pubsub")).and_then(|w| parse_memory(w[1]));
         hard.map_or(32 << 20, |n| n.max(0) as usize)
+    }
+
+    /// The listen queue's length (tcp-backlog; the kernel caps it at net.core.somaxconn).
+    pub fn tcp_backlog(&self) -> u32 {
+        self.int("tcp-backlog").clamp(1, 65535) as u32
     }
 
     pub fn proto_max_bulk_len(&self) -> usize {

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
 use rust_edis::config::Config;
-use tokio::net::TcpListener;
 use tracing::{error, info};
 
 /// The roles a process can run.
@@ -226,7 +225,7 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async move {
         let addr = format!("{}:{}", config.bind(), config.port());
-        let listener = match TcpListener::bind(&addr).await {
+        let listener = match rust_edis::server::listen(&addr, config.tcp_backlog()).await {
             Ok(l) => l,
             Err(e) => {
                 error!(%addr, error = %e, "cannot listen");

@@ -75,6 +75,11 @@ pub struct Blocking {
 }
 
 impl Blocking {
+    /// The ids of the clients blocked now.
+    pub fn clients(&self) -> std::collections::HashSet<u64> {
+        self.waiters.values().map(|w| w.client).collect()
+    }
+
     /// Clients blocked now (INFO's blocked_clients).
     pub fn len(&self) -> usize {
         self.waiters.len()

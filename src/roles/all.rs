@@ -29,7 +29,7 @@ fn part(base: &Config, dir: &str, info: &SocketAddr) -> Result<Config, io::Error
 
 pub async fn run(config: Config, listener: TcpListener, shutdown: watch::Receiver<bool>) -> io::Result<()> {
     let info_addr = config.info_addr().unwrap_or(DEFAULT_INFO).to_string();
-    let info_listener = TcpListener::bind(&info_addr).await?;
+    let info_listener = crate::server::listen(&info_addr, config.tcp_backlog()).await?;
     run_with(config, listener, info_listener, shutdown).await
 }
 
@@ -58,7 +58,7 @@ pub async fn run_with(
     tasks.spawn(super::info::run(info_config, info_listener, shutdown.clone()));
     let mut lines = vec![format!("info on {info_at}")];
     for i in 0..writes {
-        let l = TcpListener::bind((bind.as_str(), 0)).await?;
+        let l = crate::server::listen((bind.as_str(), 0), config.tcp_backlog()).await?;
         lines.push(format!("write shard {} on {}", i + 1, l.local_addr()?));
         tasks.spawn(super::write::run_in(
             part(&config, &format!("write{}", i + 1), &info_at)?,
@@ -68,7 +68,7 @@ pub async fn run_with(
         ));
     }
     for i in 0..writes * reads {
-        let l = TcpListener::bind((bind.as_str(), 0)).await?;
+        let l = crate::server::listen((bind.as_str(), 0), config.tcp_backlog()).await?;
         lines.push(format!("read shard {} on {}", i + 1, l.local_addr()?));
         tasks.spawn(super::read::run_in(
             part(&config, &format!("read{}", i + 1), &info_at)?,

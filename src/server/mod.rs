@@ -131,6 +131,8 @@ pub struct State {
     pub notify: u32,
     /// maxmemory and how keys are evicted to stay under it, from the configuration.
     pub memory: MemoryLimit,
+    /// The second idle clients were last looked for (`timeout`).
+    pub idle_checked: u64,
 }
 
 /// maxmemory, maxmemory-policy and maxmemory-samples, parsed (CONFIG SET refreshes them).
@@ -491,6 +493,7 @@ impl Server {
                 tracking: Default::default(),
                 notify: crate::pubsub::events::parse(config.get("notify-keyspace-events")).unwrap_or(0),
                 memory: memory_limit_of(&config),
+                idle_checked: 0,
                 stats: Stats::default(),
                 config,
                 cluster: None,
@@ -578,6 +581,11 @@ impl Server {
                 state.tracking.flush_bcast(&state.pubsub);
             }
         }
+        let timeout: u64 = state.config.get("timeout").parse().unwrap_or(0);
+        if timeout > 0 && now / 1000 != state.idle_checked {
+            state.idle_checked = now / 1000;
+            self.close_idle_clients(state, timeout);
+        }
         let expired = state.keyspace.take_expired();
         let stats = &mut state.stats;
         stats.expired_keys += expired;
@@ -585,6 +593,52 @@ impl Server {
         stats.ops_samples.push_back((now, commands));
         while stats.ops_samples.len() > 16 {
             stats.ops_samples.pop_front();
+        }
+    }
+}
+
+/// Listens on `addr` (host:port) with a listen queue of `backlog` (Redis's tcp-backlog; a
+/// plain bind gets 128, and clients that connect in a burst wait for retransmits).
+pub async fn listen(addr: impl tokio::net::ToSocketAddrs, backlog: u32) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for a in tokio::net::lookup_host(addr).await? {
+        let socket =
+            if a.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(a).and_then(|()| socket.listen(backlog)) {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "no address to listen on")
+    }))
+}
+
+impl Server {
+    /// Closes the clients idle for more than `timeout` seconds, as Redis's `timeout`: not
+    /// replicas, cluster members (proxies, feeds, shards), subscribers, monitors or blocked
+    /// clients.
+    fn close_idle_clients(&self, state: &State, timeout: u64) {
+        let blocked = state.blocking.clients();
+        let idle: Vec<Arc<ClientHandle>> = self
+            .clients()
+            .values()
+            .filter(|h| {
+                let idle_ms = (h.created.elapsed().as_millis() as u64)
+                    .saturating_sub(h.last_active.load(Ordering::Relaxed));
+                idle_ms > timeout * 1000
+                    && !h.member.load(Ordering::Relaxed)
+                    && !h.monitor.load(Ordering::Relaxed)
+                    && h.subs.iter().all(|n| n.load(Ordering::Relaxed) == 0)
+                    && !blocked.contains(&h.id)
+                    && !state.replicas.iter().any(|r| r.id == h.id)
+            })
+            .cloned()
+            .collect();
+        for h in idle {
+            debug!(id = h.id, addr = %h.addr, "closing idle client");
+            h.kill();
         }
     }
 }

@@ -169,3 +169,19 @@ fn strings_of(frame: &str) -> Vec<String> {
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_closes_idle_clients_but_not_subscribers_or_blocked_ones() {
+    let s = TestServer::with_conf("timeout 1").await;
+    let mut idle = Raw::connect(s.addr).await;
+    assert_eq!(idle.call(&resp(&["PING"])).await, "+PONG\r\n");
+    let mut sub = Raw::connect(s.addr).await;
+    sub.call(&resp(&["SUBSCRIBE", "x"])).await;
+    let mut blocked = Raw::connect(s.addr).await;
+    blocked.send(&resp(&["BLPOP", "q", "0"])).await;
+    // Closed within a second or two of idleness (polled, up to 5 s).
+    assert!(idle.closed().await, "an idle client was not closed");
+    assert_eq!(sub.call(&resp(&["PING"])).await, "*2\r\n$4\r\npong\r\n$0\r\n\r\n");
+    q(&mut s.conn().await, &["RPUSH", "q", "v"]).await;
+    assert_eq!(blocked.reply().await, "*2\r\n$1\r\nq\r\n$1\r\nv\r\n");
+}
