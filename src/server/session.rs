@@ -23,6 +23,8 @@ const READ_CHUNK: usize = 16 * 1024;
 const MAX_BATCH: usize = 1024;
 /// Replies buffered before they are written even if more input is waiting.
 const OUT_FLUSH: usize = 64 * 1024;
+/// Replies of a batch held before they are written and the batch goes on.
+const OUT_CUT: usize = 1 << 20;
 /// How much a client may send while its reply waits before reading stops until it is done.
 const WAITING_INPUT_LIMIT: usize = 1 << 20;
 
@@ -301,7 +303,7 @@ impl Runner for Session {
         out: &mut BytesMut,
     ) -> Option<usize> {
         let (resume, reply) = run_batch(self, args, ends, first, input_bytes, out)?;
-        self.waiting = Some(reply);
+        self.waiting = reply;
         Some(resume)
     }
 
@@ -424,7 +426,7 @@ fn logged(server: &Server, state: &State, client: &mut Client, log_before: Optio
 /// Runs parsed commands, from the `first`-th on, under one acquisition of the state lock,
 /// encoding each reply into `out`.
 /// Stops early at a command whose reply must wait, returning the index to resume from and
-/// the pending reply.
+/// the pending reply, or (no reply pending) once the replies so far should be written.
 fn run_batch(
     session: &mut Session,
     args: &[Bytes],
@@ -432,7 +434,7 @@ fn run_batch(
     first: usize,
     input_bytes: u64,
     out: &mut BytesMut,
-) -> Option<(usize, Deferred)> {
+) -> Option<(usize, Option<Deferred>)> {
     let Session { server, client, held, .. } = session;
     let mut output_bytes = 0;
     let now = now_ms();
@@ -450,7 +452,7 @@ fn run_batch(
         let reply = dispatch(&mut ctx, &args[start..end]);
         start = end;
         if let Some(deferred) = ctx.deferred.take() {
-            pending = Some((i + 1, deferred));
+            pending = Some((i + 1, Some(deferred)));
             break;
         }
         if ctx.client.router || !held.is_empty() {
@@ -466,6 +468,13 @@ fn run_batch(
                 out.extend_from_slice(&ctx.state.tracking.own.split());
             }
             output_bytes += out.len() - before;
+            // Big replies go out before the batch runs on: a client that pipelines large
+            // reads without reading the replies holds this much here, not a whole batch's
+            // worth; the rest of its commands wait in its socket.
+            if out.len() >= OUT_CUT && i + 1 < ends.len() {
+                pending = Some((i + 1, None));
+                break;
+            }
         }
         if ctx.client.close || ctx.client.takeover.is_some() {
             break;

@@ -185,3 +185,51 @@ async fn timeout_closes_idle_clients_but_not_subscribers_or_blocked_ones() {
     q(&mut s.conn().await, &["RPUSH", "q", "v"]).await;
     assert_eq!(blocked.reply().await, "*2\r\n$1\r\nq\r\n$1\r\nv\r\n");
 }
+
+/// Resident memory of a process, in bytes.
+fn rss_of(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_do_not_read_their_replies_hold_little_memory() {
+    let dir = temp_dir("slow-readers");
+    let p = spawn_with(&dir, "write", &[]).await;
+    let mut c = connect(p.port).await.unwrap();
+    q(&mut c, &["SET", "big", &"x".repeat(100_000)]).await;
+    let before = rss_of(p.child.id());
+    // 10 clients each send 20,000 GETs of the 100 KB value (2 GB of replies each) and never
+    // read: the server stops reading from them instead of building their replies.
+    let request = resp(&["GET", "big"]).repeat(1000);
+    let mut readers = Vec::new();
+    for _ in 0..10 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(65536).unwrap();
+        let mut stream = socket.connect(format!("127.0.0.1:{}", p.port).parse().unwrap()).await.unwrap();
+        let request = request.clone();
+        readers.push(tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            for _ in 0..20 {
+                if tokio::time::timeout(Duration::from_secs(2), stream.write_all(&request)).await.is_err() {
+                    break;
+                }
+            }
+            stream
+        }));
+    }
+    let mut held = Vec::new();
+    for r in readers {
+        held.push(r.await.unwrap());
+    }
+    // Others are served meanwhile.
+    let started = std::time::Instant::now();
+    assert_eq!(q(&mut c, &["PING"]).await, Value::SimpleString("PONG".into()));
+    assert!(started.elapsed() < Duration::from_secs(1), "PING took {:?}", started.elapsed());
+    let grown = rss_of(p.child.id()).saturating_sub(before);
+    assert!(grown < 150 << 20, "resident memory grew {} MB", grown >> 20);
+}
