@@ -41,6 +41,9 @@ pub struct Mailbox {
     /// whether it was passed: the connection is then closed, as Redis closes it.
     limit: std::sync::atomic::AtomicUsize,
     overflowed: AtomicBool,
+    /// The bytes waiting, kept beside the buffer so a connection can see there is nothing
+    /// without taking the lock (it looks after every command).
+    queued: std::sync::atomic::AtomicUsize,
 }
 
 impl Mailbox {
@@ -61,6 +64,7 @@ impl Mailbox {
             return;
         }
         f(&mut buf);
+        self.queued.store(buf.len(), Ordering::Relaxed);
         drop(buf);
         // A mailbox that held something already has its wake-up coming: the connection
         // takes everything at once (under the same lock), this too.
@@ -72,16 +76,19 @@ impl Mailbox {
     /// What has been put in since the last call.
     pub fn take(&self) -> Option<BytesMut> {
         let mut buf = self.buf.lock().unwrap_or_else(|e| e.into_inner());
+        self.queued.store(0, Ordering::Relaxed);
         (!buf.is_empty()).then(|| buf.split())
     }
 
     /// Moves what has been put in to the end of `out`.
     pub fn drain_into(&self, out: &mut BytesMut) {
-        let mut buf = self.buf.lock().unwrap_or_else(|e| e.into_inner());
-        if !buf.is_empty() {
-            out.extend_from_slice(&buf);
-            buf.clear();
+        if self.queued.load(Ordering::Relaxed) == 0 {
+            return;
         }
+        let mut buf = self.buf.lock().unwrap_or_else(|e| e.into_inner());
+        out.extend_from_slice(&buf);
+        buf.clear();
+        self.queued.store(0, Ordering::Relaxed);
     }
 
     /// Resolves once something has been put in (at once if it was while nobody waited).
@@ -113,7 +120,7 @@ impl Mailbox {
     }
 
     pub fn pending(&self) -> usize {
-        self.buf.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.queued.load(Ordering::Relaxed)
     }
 }
 

@@ -141,7 +141,7 @@ async fn evictions_reach_replicas_and_keyspace_subscribers() {
     let evicted = stat(&mut c, "evicted_keys").await;
     assert!(evicted > 1000, "evicted {evicted}");
     // Each eviction made an event.
-    let first = strings_of(&events.reply().await);
+    let first = crate::pubsub::strings(&events.reply().await);
     assert_eq!(first[..2], ["message", "__keyevent@0__:evicted"]);
     // The replica ends with the primary's keys: the evictions reached it as DEL.
     let rc = connect(r.port).await.unwrap();
@@ -156,18 +156,6 @@ async fn evictions_reach_replicas_and_keyspace_subscribers() {
         "replica has {} keys, primary {primary_keys}",
         size(&rc).await
     );
-}
-
-/// The strings of a frame (bulk strings and integers), in order.
-fn strings_of(frame: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut lines = frame.split("\r\n");
-    while let Some(line) = lines.next() {
-        if line.starts_with('$') {
-            out.push(lines.next().unwrap_or_default().to_string());
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

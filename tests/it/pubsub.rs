@@ -10,7 +10,7 @@ use crate::cluster::{conn_to, WAIT};
 use crate::harness::*;
 
 /// The strings of a frame, in order (bulk strings, integers; nulls as "(nil)").
-fn strings(frame: &str) -> Vec<String> {
+pub(crate) fn strings(frame: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut lines = frame.split("\r\n");
     while let Some(line) = lines.next() {
