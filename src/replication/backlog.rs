@@ -52,13 +52,24 @@ impl Backlog {
         let keep = self.capacity.max((lagging as usize).min(self.limit));
         let overflow = self.buf.len().saturating_sub(keep);
         self.buf.drain(..overflow);
+        // Memory a burst took (a 512 MB value a replica was still receiving) comes back once
+        // it is sent: the allocation follows what is kept, not the most ever kept.
+        let want = self.buf.len().max(self.capacity);
+        if self.buf.capacity() > 2 * want {
+            self.buf.shrink_to(want);
+        }
     }
 
     /// Feed `id` sends from `offset` next: the bytes from there stay (up to the limit).
     pub fn retain(&mut self, id: u64, offset: u64) {
         match self.feeds.iter_mut().find(|(f, _)| *f == id) {
+            Some(feed) if feed.1 == offset => return,
             Some(feed) => feed.1 = offset,
             None => self.feeds.push((id, offset)),
+        }
+        // What the feed has now sent may go, without waiting for the next write.
+        if self.buf.len() > self.capacity {
+            self.trim();
         }
     }
 
@@ -174,8 +185,8 @@ mod tests {
         assert_eq!(b.histlen(), 64 * 1024);
         assert!(!b.can_continue_from(40_100));
         // Two feeds: the slower one counts; when it ends, back to the capacity.
-        b.retain(7, b.end());
         b.retain(8, b.end() - 20_000);
+        b.retain(7, b.end());
         b.append(&[4u8; 10]);
         assert_eq!(b.histlen(), 20_010);
         b.release(8);
@@ -183,6 +194,25 @@ mod tests {
         b.release(7);
         b.append(&vec![5u8; 50_000]);
         assert_eq!(b.histlen(), 16 * 1024);
+    }
+
+    #[test]
+    fn memory_a_burst_took_comes_back_once_sent() {
+        let mut b = Backlog::new(16 * 1024, 0);
+        b.retain(1, 0);
+        b.append(&vec![9u8; 4 << 20]);
+        assert!(b.allocated() >= 4 << 20);
+        // The feed sends it: no further write is needed for the memory to go.
+        b.retain(1, b.end());
+        assert_eq!(b.histlen(), 16 * 1024);
+        assert!(b.allocated() <= 2 * 16 * 1024, "allocated {}", b.allocated());
+        // A feed that hangs up mid-burst frees it too.
+        b.release(1);
+        b.retain(2, b.end());
+        b.append(&vec![8u8; 1 << 20]);
+        b.release(2);
+        assert!(b.allocated() <= 2 * 16 * 1024, "allocated {}", b.allocated());
+        assert!(b.can_continue_from(b.end() - 16 * 1024));
     }
 
     #[test]
