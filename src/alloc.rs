@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 pub struct CountingAlloc;
 
 static USED: AtomicIsize = AtomicIsize::new(0);
+/// The most USED has been (INFO's used_memory_peak).
+static PEAK: AtomicIsize = AtomicIsize::new(0);
 const FLUSH_AT: isize = 64 * 1024;
 
 thread_local! {
@@ -24,7 +26,10 @@ fn track(delta: isize) {
     let flushed = LOCAL.try_with(|local| {
         let v = local.get() + delta;
         if v.abs() >= FLUSH_AT {
-            USED.fetch_add(v, Ordering::Relaxed);
+            let used = USED.fetch_add(v, Ordering::Relaxed) + v;
+            if v > 0 {
+                PEAK.fetch_max(used, Ordering::Relaxed);
+            }
             local.set(0);
         } else {
             local.set(v);
@@ -51,8 +56,15 @@ pub fn set_thp_disabled(disabled: bool) {
 }
 
 extern "C" {
-    // mimalloc's option setter (linked in by the mimalloc crate).
+    // mimalloc's option setter and collector (linked in by the mimalloc crate).
     fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+    fn mi_collect(force: bool);
+}
+
+/// Returns what the calling thread's heap holds free to the OS (MEMORY PURGE).
+pub fn purge() {
+    // SAFETY: mi_collect takes a plain flag and is safe to call from any thread.
+    unsafe { mi_collect(true) };
 }
 /// `mi_option_purge_delay` in mimalloc.h (the same position in its v2 and v3 headers).
 const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
@@ -71,6 +83,11 @@ pub fn purge_freed_memory_at_once() {
 /// Live heap bytes, accurate to 64 KiB per thread.
 pub fn used_memory() -> usize {
     USED.load(Ordering::Relaxed).max(0) as usize
+}
+
+/// The most live heap bytes this process has held (INFO's used_memory_peak).
+pub fn used_memory_peak() -> usize {
+    PEAK.load(Ordering::Relaxed).max(0) as usize
 }
 
 unsafe impl GlobalAlloc for CountingAlloc {

@@ -17,6 +17,63 @@ fn human(bytes: usize) -> String {
     }
 }
 
+/// Where this process's memory goes, as INFO memory and MEMORY STATS report it.
+pub struct MemoryReport {
+    pub used: usize,
+    pub peak: usize,
+    pub rss: usize,
+    /// used_memory when this server started.
+    pub startup: usize,
+    pub backlog: usize,
+    /// Connections' buffers and per-connection state; replicas' feeds apart.
+    pub clients_normal: usize,
+    pub clients_replicas: usize,
+    pub keys: usize,
+    pub system: usize,
+}
+
+impl MemoryReport {
+    pub fn of(server: &crate::server::Server, state: &crate::server::State) -> Self {
+        let replicas: Vec<u64> = state.replicas.iter().map(|r| r.id).collect();
+        let (mut normal, mut feeds) = (0, 0);
+        for h in server.clients().values() {
+            if replicas.contains(&h.id) {
+                feeds += h.memory() + crate::replication::FEED_CHUNK;
+            } else {
+                normal += h.memory();
+            }
+        }
+        MemoryReport {
+            used: used_memory(),
+            peak: crate::alloc::used_memory_peak().max(used_memory()),
+            rss: rss(),
+            startup: server.startup_memory,
+            backlog: state.log.as_ref().map_or(0, |l| l.backlog.allocated()),
+            clients_normal: normal,
+            clients_replicas: feeds,
+            keys: state.keyspace.dbs.iter().map(|db| db.len()).sum(),
+            system: system_memory(),
+        }
+    }
+
+    pub fn overhead(&self) -> usize {
+        self.startup + self.backlog + self.clients_normal + self.clients_replicas
+    }
+
+    pub fn dataset(&self) -> usize {
+        self.used.saturating_sub(self.overhead())
+    }
+}
+
+/// Total RAM of the machine (/proc/meminfo's MemTotal), for total_system_memory.
+fn system_memory() -> usize {
+    let info = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    info.lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
 const DEFAULT_SECTIONS: &[&str] =
     &["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "cluster", "keyspace"];
 /// Every section, in Redis's order (`all` and `everything`; commandstats is not a default).
@@ -84,20 +141,34 @@ fn section(ctx: &mut Ctx, name: &str, out: &mut String) {
             w("clients_in_timeout_table:0".into());
         }
         "memory" => {
-            let (used, rss) = (used_memory(), rss());
+            let m = MemoryReport::of(ctx.server, state);
             let max: usize = state.config.get("maxmemory").parse().unwrap_or(0);
             w("# Memory".into());
-            w(format!("used_memory:{used}"));
-            w(format!("used_memory_human:{}", human(used)));
-            w(format!("used_memory_rss:{rss}"));
-            w(format!("used_memory_rss_human:{}", human(rss)));
+            w(format!("used_memory:{}", m.used));
+            w(format!("used_memory_human:{}", human(m.used)));
+            w(format!("used_memory_rss:{}", m.rss));
+            w(format!("used_memory_rss_human:{}", human(m.rss)));
+            w(format!("used_memory_peak:{}", m.peak));
+            w(format!("used_memory_peak_human:{}", human(m.peak)));
+            w(format!("used_memory_peak_perc:{:.2}%", m.used as f64 * 100.0 / m.peak.max(1) as f64));
+            w(format!("used_memory_overhead:{}", m.overhead()));
+            w(format!("used_memory_startup:{}", m.startup));
+            w(format!("used_memory_dataset:{}", m.dataset()));
+            w(format!("total_system_memory:{}", m.system));
+            w(format!("total_system_memory_human:{}", human(m.system)));
             w(format!("maxmemory:{max}"));
             w(format!("maxmemory_human:{}", human(max)));
             w(format!("maxmemory_policy:{}", state.config.get("maxmemory-policy")));
-            w(format!("mem_fragmentation_ratio:{:.2}", rss as f64 / used.max(1) as f64));
+            w(format!("mem_fragmentation_ratio:{:.2}", m.rss as f64 / m.used.max(1) as f64));
+            w(format!("mem_fragmentation_bytes:{}", m.rss as i64 - m.used as i64));
+            w(format!("mem_not_counted_for_evict:{}", m.backlog));
+            w(format!("mem_replication_backlog:{}", m.backlog));
+            w(format!("mem_total_replication_buffers:{}", m.backlog));
+            w(format!("mem_clients_slaves:{}", m.clients_replicas));
+            w(format!("mem_clients_normal:{}", m.clients_normal));
+            w("mem_cluster_links:0".into());
+            w("mem_aof_buffer:0".into());
             w("mem_allocator:mimalloc".into());
-            let backlog = state.log.as_ref().map_or(0, |l| l.backlog.allocated());
-            w(format!("mem_replication_backlog:{backlog}"));
         }
         "persistence" => {
             let aof = server.aof.get();
@@ -400,4 +471,105 @@ pub fn client_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
         "HELP",
         "    Print this help.",
     ])
+}
+
+/// MEMORY STATS: Redis's breakdown of where memory goes (a map; RESP2 a flat array).
+pub fn memory_stats(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+    let m = MemoryReport::of(ctx.server, ctx.state);
+    let int = |n: usize| Reply::Int(n as i64);
+    let key = |k: &'static str| Reply::Simple(k.into());
+    let mut pairs = vec![
+        (key("peak.allocated"), int(m.peak)),
+        (key("total.allocated"), int(m.used)),
+        (key("startup.allocated"), int(m.startup)),
+        (key("replication.backlog"), int(m.backlog)),
+        (key("clients.slaves"), int(m.clients_replicas)),
+        (key("clients.normal"), int(m.clients_normal)),
+        (key("cluster.links"), int(0)),
+        (key("aof.buffer"), int(0)),
+        (key("lua.caches"), int(0)),
+        (key("functions.caches"), int(0)),
+    ];
+    for (i, db) in ctx.state.keyspace.dbs.iter().enumerate() {
+        if db.is_empty() {
+            continue;
+        }
+        // The tables' own arrays: a hash and a pointer per slot.
+        let table = [
+            (key("overhead.hashtable.main"), int(db.len() * 16)),
+            (key("overhead.hashtable.expires"), int(db.expires_len() * 16)),
+            (key("overhead.hashtable.slot-to-keys"), int(0)),
+        ];
+        pairs.push((Reply::Simple(format!("db.{i}").into()), Reply::Map(table.into())));
+    }
+    let dataset = m.dataset();
+    let net = m.used.saturating_sub(m.startup).max(1);
+    pairs.extend([
+        (key("overhead.total"), int(m.overhead())),
+        (key("keys.count"), int(m.keys)),
+        (key("keys.bytes-per-key"), int(m.used.saturating_sub(m.startup).checked_div(m.keys).unwrap_or(0))),
+        (key("dataset.bytes"), int(dataset)),
+        (key("dataset.percentage"), Reply::Double(dataset as f64 * 100.0 / net as f64)),
+        (key("peak.percentage"), Reply::Double(m.used as f64 * 100.0 / m.peak.max(1) as f64)),
+        (key("allocator.allocated"), int(m.used)),
+        (key("allocator.active"), int(m.used)),
+        (key("allocator.resident"), int(m.rss)),
+        (key("allocator-fragmentation.ratio"), Reply::Double(1.0)),
+        (key("allocator-fragmentation.bytes"), int(0)),
+        (key("allocator-rss.ratio"), Reply::Double(m.rss as f64 / m.used.max(1) as f64)),
+        (key("allocator-rss.bytes"), Reply::Int(m.rss as i64 - m.used as i64)),
+        (key("rss-overhead.ratio"), Reply::Double(1.0)),
+        (key("rss-overhead.bytes"), int(0)),
+        (key("fragmentation"), Reply::Double(m.rss as f64 / m.used.max(1) as f64)),
+        (key("fragmentation.bytes"), Reply::Int(m.rss as i64 - m.used as i64)),
+    ]);
+    Reply::Map(pairs)
+}
+
+/// MEMORY DOCTOR: Redis's report, on what it can judge here.
+pub fn memory_doctor(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+    let m = MemoryReport::of(ctx.server, ctx.state);
+    let mut issues = Vec::new();
+    if m.used < 5 << 20 {
+        return Reply::Verbatim(Bytes::from_static(
+            b"Hi Sam, this instance is empty or is using very little memory, my issues detector \
+can't be used in these conditions. Please, leave for your mission on Earth and fill it with some \
+data. The new Sam and I will be back to our programming as soon as I finished rebooting.\n",
+        ));
+    }
+    if m.peak > m.used * 3 / 2 {
+        issues.push(" * Peak memory: In the past this instance used more than 150% the memory that is currently using. The allocator is normally not able to release memory after a peak, so you can expect to see a big fragmentation ratio, however this is actually harmless and is only due to the memory peak, and if the Redis instance Resident Set Size (RSS) is currently bigger than expected, the memory will be used as soon as you fill the Redis instance with more data. If the memory peak was only occasional and you want to try to reclaim memory, please try the MEMORY PURGE command, otherwise the only other option is to shutdown and restart the instance.");
+    }
+    if m.rss > m.used * 14 / 10 && m.rss - m.used > 10 << 20 {
+        issues.push(" * High total RSS: This instance has a memory fragmentation and RSS overhead greater than 1.4 (this means that the Resident Set Size of the Redis process is much larger than the sum of the logical allocations Redis performed). This problem is usually due either to a large peak memory (check if there is a peak memory entry above in the report) or may result from a workload that causes the allocator to fragment memory a lot. If the problem is a large peak memory, then there is no issue. Otherwise, make sure you are using the Jemalloc allocator and not the default libc malloc.");
+    }
+    if m.clients_normal > 200 << 20 {
+        issues.push(" * Big client buffers: The client output buffers are too big, occupying more than 200 MB. Check CLIENT LIST for clients with big omem.");
+    }
+    if m.backlog > 200 << 20 {
+        issues.push(" * Big replication backlog: The replication backlog is very big. Lower repl-backlog-size if a replica does not need it.");
+    }
+    let text = if issues.is_empty() {
+        "Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.\n".to_string()
+    } else {
+        format!("Sam, I detected a few issues in this Redis instance memory implants:\n\n{}\n\nI'm here to keep you safe, Sam. I want to help you.\n", issues.join("\n\n"))
+    };
+    Reply::Verbatim(Bytes::from(text))
+}
+
+/// MEMORY MALLOC-STATS: the allocator's own figures.
+pub fn memory_malloc_stats(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+    let text = format!(
+        "mimalloc (counted by rust-edis)\nallocated: {}\npeak: {}\nresident: {}\n",
+        used_memory(),
+        crate::alloc::used_memory_peak(),
+        rss()
+    );
+    Reply::Verbatim(Bytes::from(text))
+}
+
+/// MEMORY PURGE: free pages go back to the OS.
+pub fn memory_purge(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+    crate::alloc::purge();
+    Reply::Ok
 }

@@ -129,6 +129,10 @@ static OBJECT_SUBS: &[Command] = &[
 #[rustfmt::skip]
 static MEMORY_SUBS: &[Command] = &[
     c("usage", -3, R, (2, 2, 1), "server", "4.0.0", "Estimates the memory usage of a key.", "O(N) where N is the number of samples.", "key [SAMPLES count]", keys::memory_usage),
+    c("stats", 2, 0, NOKEYS, "server", "4.0.0", "Returns details about memory usage.", O1, "", srv::memory_stats),
+    c("doctor", 2, 0, NOKEYS, "server", "4.0.0", "Outputs a memory problems report.", O1, "", srv::memory_doctor),
+    c("malloc-stats", 2, 0, NOKEYS, "server", "4.0.0", "Returns the allocator statistics.", "Depends on how much memory is allocated, could be slow", "", srv::memory_malloc_stats),
+    c("purge", 2, 0, NOKEYS, "server", "4.0.0", "Asks the allocator to release memory.", "Depends on how much memory is allocated, could be slow", "", srv::memory_purge),
     help("server", keys::memory_help),
 ];
 

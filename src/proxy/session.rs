@@ -29,8 +29,6 @@ use crate::server::session::{serve, Runner};
 use crate::server::{ClientHandle, Server};
 use crate::topology::view::CROSSSLOT;
 
-const READ_CHUNK: usize = 16 * 1024;
-
 fn ready(reply: Reply) -> Routed {
     Routed::Ready(reply)
 }
@@ -120,7 +118,7 @@ pub async fn run(
         proxy,
         items: Vec::new(),
     };
-    let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
+    let mut inbuf = BytesMut::new();
     // A proxy connection never turns into a replication feed (PSYNC is not forwarded).
     let _ = serve(&mut stream, &mut inbuf, &mut runner, max_bulk).await;
 }

@@ -7,3 +7,5 @@ pub mod backlog;
 pub mod log;
 pub mod primary;
 pub mod replica;
+
+pub use primary::FEED_CHUNK;

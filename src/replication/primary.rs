@@ -20,7 +20,7 @@ use crate::server::{AbortOnDrop, ReplicaLink, Server, State};
 use crate::tri;
 
 /// Most bytes a feeder sends in one write.
-const FEED_CHUNK: usize = 256 * 1024;
+pub const FEED_CHUNK: usize = 256 * 1024;
 
 fn eq(arg: &[u8], word: &str) -> bool {
     arg.eq_ignore_ascii_case(word.as_bytes())

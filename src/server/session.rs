@@ -25,6 +25,8 @@ const MAX_BATCH: usize = 1024;
 const OUT_FLUSH: usize = 64 * 1024;
 /// Replies of a batch held before they are written and the batch goes on.
 const OUT_CUT: usize = 1 << 20;
+/// A query buffer larger than this goes as soon as it is empty.
+const BIG_QUERY: usize = 4 * READ_CHUNK;
 /// How much a client may send while its reply waits before reading stops until it is done.
 const WAITING_INPUT_LIMIT: usize = 1 << 20;
 
@@ -129,24 +131,52 @@ pub async fn serve<R: Runner>(
     let mut parser = RequestParser::new(max_bulk);
     parser.set_authenticated(runner.client().authenticated);
     let handle = runner.client().handle.clone();
-    let mut out = BytesMut::with_capacity(READ_CHUNK);
+    // Buffers are taken when input comes and given back when the connection idles (see
+    // [`Buffers`]): 10,000 idle connections hold none.
+    let mut out = BytesMut::new();
+    let mut held = Buffers::default();
     // Arguments of the batch, flat, and where each command's arguments end.
     let mut args: Vec<Bytes> = Vec::new();
     let mut ends: Vec<usize> = Vec::new();
     loop {
-        // Grow by what the command in progress still needs (bounded by what has arrived:
-        // the parser reports only bytes of a bulk whose header came in), at least a chunk.
-        let want = parser.missing().clamp(READ_CHUNK, READ_CHUNK.max(inbuf.len()));
-        if inbuf.capacity() - inbuf.len() < want {
-            inbuf.reserve(want);
-        }
+        held.publish(&handle, inbuf, &out);
         // Input, or something others had for this connection (messages, invalidations,
         // MONITOR lines), which goes out as it comes.
-        let read = tokio::select! {
-            biased;
-            read = stream.read_buf(inbuf) => Some(read),
-            _ = handle.mailbox.ready() => None,
+        let read = if inbuf.capacity() == 0 {
+            // No buffer while nothing comes: wait for input before taking one.
+            tokio::select! {
+                biased;
+                ready = stream.readable() => match ready {
+                    Err(_) => return None,
+                    Ok(()) => {
+                        inbuf.reserve(READ_CHUNK);
+                        match stream.try_read_buf(inbuf) {
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                                // A new socket is reported readable once with nothing to read.
+                                *inbuf = BytesMut::new();
+                                continue;
+                            }
+                            read => Some(read),
+                        }
+                    }
+                },
+                _ = handle.mailbox.ready() => None,
+            }
+        } else {
+            // Grow by what the command in progress still needs (bounded by what has arrived:
+            // the parser reports only bytes of a bulk whose header came in), at least a chunk.
+            let want = parser.missing().clamp(READ_CHUNK, READ_CHUNK.max(inbuf.len()));
+            if inbuf.capacity() - inbuf.len() < want {
+                inbuf.reserve(want);
+            }
+            tokio::select! {
+                biased;
+                read = stream.read_buf(inbuf) => Some(read),
+                _ = handle.mailbox.ready() => None,
+            }
         };
+        // The buffer taken for this input shows in CLIENT LIST while the batch runs.
+        held.publish(&handle, inbuf, &out);
         let mut input_bytes = match read {
             Some(Ok(0) | Err(_)) => return None,
             Some(Ok(n)) => n as u64,
@@ -181,6 +211,13 @@ pub async fn serve<R: Runner>(
                         "client closed for overcoming of output buffer limits (pubsub)"
                     );
                     return None;
+                }
+                if handle.shrink.swap(false, Ordering::Relaxed) {
+                    // Idle (the cron's wake-up): the buffers go until input comes again.
+                    if inbuf.is_empty() {
+                        *inbuf = BytesMut::new();
+                    }
+                    out = BytesMut::new();
                 }
                 continue;
             }
@@ -272,8 +309,12 @@ pub async fn serve<R: Runner>(
                 out.clear();
                 if out.capacity() > OUT_FLUSH * 4 {
                     // One huge reply (KEYS *) must not pin its buffer for the connection's life.
-                    out = BytesMut::with_capacity(READ_CHUNK);
+                    out = BytesMut::new();
                 }
+            }
+            if inbuf.is_empty() && inbuf.capacity() > BIG_QUERY {
+                // Nor one huge command (a 50 MB SET) its query buffer.
+                *inbuf = BytesMut::new();
             }
             let client = runner.client();
             if client.close {
@@ -285,6 +326,24 @@ pub async fn serve<R: Runner>(
             if !more {
                 break;
             }
+        }
+    }
+}
+
+/// The buffer sizes a connection last told its handle, so it tells only changes.
+#[derive(Default)]
+struct Buffers {
+    query: usize,
+    output: usize,
+}
+
+impl Buffers {
+    fn publish(&mut self, handle: &ClientHandle, inbuf: &BytesMut, out: &BytesMut) {
+        let (query, output) = (inbuf.capacity(), out.capacity());
+        if (query, output) != (self.query, self.output) {
+            (self.query, self.output) = (query, output);
+            handle.query_buf.store(query, Ordering::Relaxed);
+            handle.output_buf.store(output, Ordering::Relaxed);
         }
     }
 }
@@ -332,7 +391,7 @@ pub async fn run(
     let mut client = Client::new(handle, authenticated && !only_members);
     client.only_members = only_members;
     let mut session = Session { client, server, waiting: None, held: Vec::new() };
-    let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
+    let mut inbuf = BytesMut::new();
     if let Some(offset) = serve(&mut stream, &mut inbuf, &mut session, max_bulk).await {
         // PSYNC/SYNC answered: from here on this connection is a replication feed.
         let (id, port) = (session.client.id, session.client.listening_port);

@@ -286,3 +286,60 @@ async fn cluster_commands_in_standalone_mode() {
         "-ERR unknown subcommand 'NOPE'. Try CLUSTER HELP.\r\n"
     );
 }
+
+/// One field of a CLIENT LIST line (`qbuf-free=16384`).
+fn field(line: &str, name: &str) -> usize {
+    let prefix = format!("{name}=");
+    line.split(' ')
+        .find_map(|f| f.strip_prefix(prefix.as_str()))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(usize::MAX)
+}
+
+#[tokio::test]
+async fn a_big_command_does_not_pin_its_buffers() {
+    let s = TestServer::start().await;
+    let mut watcher = s.raw().await;
+    let mut big = s.raw().await;
+    let id: String = big.call(&resp(&["CLIENT", "ID"])).await.trim_start_matches(':').trim().to_string();
+    // While a 1 MB value is on its way, the connection holds a buffer as big as it.
+    let value = "v".repeat(1 << 20);
+    let cmd = resp(&["SET", "big", &value]);
+    big.send(&cmd[..cmd.len() / 2]).await;
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let l = watcher.call(&resp(&["CLIENT", "LIST", "ID", &id])).await;
+        if field(&l, "qbuf-free") >= 1 << 19 && field(&l, "tot-mem") >= 1 << 19 {
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "half a megabyte received is held: {l}");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    big.send(&cmd[cmd.len() / 2..]).await;
+    assert_eq!(big.reply().await, "+OK\r\n");
+    assert_eq!(big.call(&resp(&["STRLEN", "big"])).await, ":1048576\r\n");
+    // Done with it, the connection lets the buffer go at once (not at the next idle check).
+    let l = watcher.call(&resp(&["CLIENT", "LIST", "ID", &id])).await;
+    assert!(field(&l, "qbuf-free") <= 64 * 1024, "{l}");
+    // A reply as big goes the same way.
+    assert_eq!(big.call(&resp(&["GETRANGE", "big", "0", "3"])).await, "$4\r\nvvvv\r\n");
+    big.send(&resp(&["GET", "big"])).await;
+    assert_eq!(big.reply().await.len(), (1 << 20) + 12);
+    assert_eq!(big.call(&resp(&["PING"])).await, "+PONG\r\n");
+    let l = watcher.call(&resp(&["CLIENT", "LIST", "ID", &id])).await;
+    assert!(field(&l, "omem") <= 256 * 1024 && field(&l, "qbuf-free") <= 64 * 1024, "{l}");
+    // INFO memory and MEMORY STATS account for connections with Redis's names.
+    let info = watcher.call(&resp(&["INFO", "memory"])).await;
+    for name in
+        ["used_memory_peak:", "mem_clients_normal:", "mem_replication_backlog:", "used_memory_dataset:"]
+    {
+        assert!(info.contains(name), "{name} in {info}");
+    }
+    let stats = watcher.call(&resp(&["MEMORY", "STATS"])).await;
+    assert!(stats.contains("keys.count\r\n:1\r\n") && stats.contains("clients.normal"), "{stats}");
+    assert_eq!(watcher.call(&resp(&["MEMORY", "PURGE"])).await, "+OK\r\n");
+    assert_eq!(
+        watcher.call(&resp(&["MEMORY", "STATS", "x"])).await,
+        "-ERR wrong number of arguments for 'memory|stats' command\r\n"
+    );
+}
