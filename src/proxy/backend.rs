@@ -30,6 +30,23 @@ const STALLED_AFTER: Duration = Duration::from_secs(2);
 /// Most bytes gathered into one write.
 const WRITE_BATCH: usize = 64 * 1024;
 
+/// A reply buffer larger than this goes once empty.
+const BIG_REPLY: usize = 256 * 1024;
+
+/// Bytes still to come of the bulk string at the front of `buf` (0 when it is not one or its
+/// header is incomplete): the reader grows its buffer once to a big reply's size instead of
+/// doubling past it.
+fn bulk_missing(buf: &[u8]) -> usize {
+    if buf.first() != Some(&b'$') {
+        return 0;
+    }
+    let Some(cr) = buf.iter().take(24).position(|&b| b == b'\r') else { return 0 };
+    let Some(len) = std::str::from_utf8(&buf[1..cr]).ok().and_then(|n| n.parse::<usize>().ok()) else {
+        return 0;
+    };
+    (cr + 2 + len + 2).saturating_sub(buf.len())
+}
+
 /// A reply from a shard: decoded, its exact bytes, and the node's replication offset when it
 /// answered (see [`OFFSET_MARK`]); or why there is none.
 pub type Answer = Result<Answered, Failure>;
@@ -289,20 +306,33 @@ async fn run(pool: Arc<Pool>, addr: String, mut rx: mpsc::UnboundedReceiver<Requ
     }
     let writer = async {
         let mut out = BytesMut::with_capacity(WRITE_BATCH);
-        while let Some(first) = rx.recv().await {
+        'requests: while let Some(first) = rx.recv().await {
             // Let the other ready client tasks queue their requests first, so one write
             // carries them all (woken from tokio's LIFO slot, this task would otherwise run
             // right after the first sender and write one request at a time).
             tokio::task::yield_now().await;
             out.clear();
-            out.extend_from_slice(&first.bytes);
-            let _ = order_tx.send(Slot { replies: first.replies, reply: first.reply });
-            while out.len() < WRITE_BATCH {
-                let Ok(more) = rx.try_recv() else { break };
-                out.extend_from_slice(&more.bytes);
-                let _ = order_tx.send(Slot { replies: more.replies, reply: more.reply });
+            let mut next = Some(first);
+            while let Some(request) = next.take() {
+                let _ = order_tx.send(Slot { replies: request.replies, reply: request.reply });
+                if request.bytes.len() >= WRITE_BATCH {
+                    // A big request (a 512 MB SET) goes out as it is, not copied into `out`
+                    // (which would then hold its size for the connection's life).
+                    if !out.is_empty() && wr.write_all(&out).await.is_err() {
+                        break 'requests;
+                    }
+                    out.clear();
+                    if wr.write_all(&request.bytes).await.is_err() {
+                        break 'requests;
+                    }
+                } else {
+                    out.extend_from_slice(&request.bytes);
+                }
+                if out.len() < WRITE_BATCH {
+                    next = rx.try_recv().ok();
+                }
             }
-            if wr.write_all(&out).await.is_err() {
+            if !out.is_empty() && wr.write_all(&out).await.is_err() {
                 break;
             }
         }
@@ -342,7 +372,14 @@ async fn run(pool: Arc<Pool>, addr: String, mut rx: mpsc::UnboundedReceiver<Requ
                     Err(_) => return,
                 }
             }
-            buf.reserve(16 * 1024);
+            if buf.is_empty() && buf.capacity() > BIG_REPLY {
+                // A huge reply (GET of a 512 MB value) does not pin its buffer.
+                buf = BytesMut::new();
+            }
+            let want = bulk_missing(&buf).clamp(16 * 1024, (16 * 1024usize).max(buf.len()));
+            if buf.capacity() - buf.len() < want {
+                buf.reserve(want);
+            }
             match rd.read_buf(&mut buf).await {
                 Ok(0) | Err(_) => return,
                 Ok(_) => now = crate::keyspace::now_ms(),
@@ -389,6 +426,18 @@ impl Dedicated {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_big_bulk_reply_says_what_is_still_to_come() {
+        assert_eq!(bulk_missing(b"$10\r\nabc"), 9);
+        assert_eq!(bulk_missing(b"$3\r\nabc\r\n"), 0);
+        assert_eq!(bulk_missing(b"$536870912\r\n"), 536_870_914);
+        // Not a bulk, or its header not in yet: nothing known.
+        assert_eq!(bulk_missing(b"+OK\r\n"), 0);
+        assert_eq!(bulk_missing(b"$5368"), 0);
+        assert_eq!(bulk_missing(b"$-1\r\n"), 0);
+        assert_eq!(bulk_missing(b""), 0);
+    }
 
     #[test]
     fn a_busy_silent_connection_is_stalled_an_idle_one_is_not() {

@@ -22,6 +22,10 @@ pub struct Backlog {
     feeds: Vec<(u64, u64)>,
     /// Most bytes kept for lagging feeds.
     limit: usize,
+    /// The largest append bigger than `limit` since every feed was last caught up: such a
+    /// command (a 512 MB SET) is kept on top of the limit, so it reaches a replica that was
+    /// keeping up instead of cutting it off into a full resync of the whole dataset.
+    burst: usize,
 }
 
 impl Backlog {
@@ -32,6 +36,7 @@ impl Backlog {
             end: start_offset,
             feeds: Vec::new(),
             limit: DEFAULT_FEED_LIMIT,
+            burst: 0,
         }
     }
 
@@ -42,14 +47,21 @@ impl Backlog {
             self.buf.extend(&bytes[bytes.len() - self.capacity..]);
             return;
         }
+        if !self.feeds.is_empty() && bytes.len() > self.limit {
+            self.burst = self.burst.max(bytes.len());
+        }
         self.buf.extend(bytes);
         self.trim();
     }
 
     /// Drops what neither the backlog's capacity nor a lagging feed (within `limit`) keeps.
     fn trim(&mut self) {
-        let lagging = self.feeds.iter().map(|&(_, next)| self.end.saturating_sub(next)).max().unwrap_or(0);
-        let keep = self.capacity.max((lagging as usize).min(self.limit));
+        let lagging =
+            self.feeds.iter().map(|&(_, next)| self.end.saturating_sub(next)).max().unwrap_or(0) as usize;
+        if lagging <= self.capacity {
+            self.burst = 0;
+        }
+        let keep = self.capacity.max(lagging.min(self.limit + self.burst));
         let overflow = self.buf.len().saturating_sub(keep);
         self.buf.drain(..overflow);
         // Memory a burst took (a 512 MB value a replica was still receiving) comes back once
@@ -181,7 +193,8 @@ mod tests {
         assert_eq!(b.start(), 40_100 - 16 * 1024);
         // Past the limit the oldest go even though the feed still needs them: it is cut off.
         b.retain(7, 40_100);
-        b.append(&vec![3u8; 100_000]);
+        b.append(&vec![3u8; 50_000]);
+        b.append(&vec![3u8; 50_000]);
         assert_eq!(b.histlen(), 64 * 1024);
         assert!(!b.can_continue_from(40_100));
         // Two feeds: the slower one counts; when it ends, back to the capacity.
@@ -213,6 +226,24 @@ mod tests {
         b.release(2);
         assert!(b.allocated() <= 2 * 16 * 1024, "allocated {}", b.allocated());
         assert!(b.can_continue_from(b.end() - 16 * 1024));
+    }
+
+    #[test]
+    fn one_command_bigger_than_the_limit_reaches_a_feed_that_kept_up() {
+        let mut b = Backlog::new(16 * 1024, 0);
+        b.set_limit(64 * 1024);
+        b.retain(1, 0);
+        b.append(&vec![1u8; 200_000]);
+        assert!(b.can_continue_from(0), "the feed was caught up: it gets the whole command");
+        b.retain(1, 150_000);
+        b.append(&[2u8; 10]);
+        assert!(b.can_continue_from(150_000));
+        // Once it has caught up, the allowance ends: lagging past the limit cuts it off again.
+        b.retain(1, b.end());
+        b.append(&vec![3u8; 50_000]);
+        b.append(&vec![3u8; 50_000]);
+        assert!(!b.can_continue_from(200_010));
+        assert_eq!(b.histlen(), 64 * 1024);
     }
 
     #[test]

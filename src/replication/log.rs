@@ -52,6 +52,10 @@ impl WriteLog {
         if let Some(buf) = &mut self.aof_buf {
             buf.extend_from_slice(&self.scratch);
         }
+        if self.scratch.capacity() > 1 << 20 {
+            // One huge write (a 512 MB SET) must not pin its encoding for the log's life.
+            self.scratch = BytesMut::new();
+        }
     }
 
     /// Starts a new history, `replid`, at the current offset; the old one stays valid up to

@@ -361,6 +361,9 @@ async fn link(
                     buf.split_to(len)
                 }
             };
+            // What followed the snapshot, in a buffer of its own: `buf` shares the snapshot's
+            // allocation, which would stay alive (hundreds of MB) as long as the link.
+            buf = BytesMut::from(&buf[..]);
             let snapshot_len = snapshot.len();
             let (databases, limits) = {
                 let state = server.state();
@@ -413,6 +416,9 @@ async fn link(
     stream_loop(server, stream, buf, aof).await
 }
 
+/// A stream buffer larger than this goes once empty.
+const BIG_BUFFER: usize = 256 * 1024;
+
 /// Applies the replication stream until the link breaks.
 async fn stream_loop(
     server: &Arc<Server>,
@@ -451,7 +457,17 @@ async fn stream_loop(
                 send_ack(server, &mut stream, &mut out).await?;
             }
         }
-        buf.reserve(16 * 1024);
+        if buf.is_empty() && buf.capacity() > BIG_BUFFER {
+            // A huge command (a 512 MB SET) does not pin its buffer for the link's life.
+            buf = BytesMut::new();
+        }
+        // Grow by what the command in progress still needs (what its bulk header promised
+        // and is arriving), at least 16 KB: a 512 MB value is read into one buffer of its
+        // size, not one that doubles past it.
+        let want = parser.missing().clamp(16 * 1024, (16 * 1024usize).max(buf.len()));
+        if buf.capacity() - buf.len() < want {
+            buf.reserve(want);
+        }
         tokio::select! {
             read = tokio::time::timeout(Duration::from_secs(60), stream.read_buf(&mut buf)) => {
                 match read {

@@ -535,3 +535,39 @@ async fn a_replica_that_stops_reading_is_cut_off_and_costs_no_memory() {
     .await;
     assert!(gone);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_bigger_than_the_replica_limit_streams_and_its_memory_comes_back() {
+    let primary =
+        TestServer::with_conf("client-output-buffer-limit replica 1mb 0 0\nrepl-backlog-size 16kb\n").await;
+    let replica = TestServer::replica_of(primary.addr, "").await;
+    linked(&replica).await;
+    let mut p = primary.conn().await;
+    let mut r = replica.conn().await;
+    // 4 MB in one command, past the 1 MB the replica may lag: it still streams to the
+    // replica that was keeping up, without a full resync of everything.
+    let big = "b".repeat(4 << 20);
+    q(&mut p, &["SET", "big", &big]).await;
+    assert_eq!(wait_replicas(&primary, 1).await, 1);
+    assert_eq!(q(&mut r, &["STRLEN", "big"]).await, int(4 << 20));
+    assert_eq!(info_field(&mut r, "master_full_syncs").await, "1", "no new full resync");
+    // Sent, the backlog goes back to its size.
+    let backlog = || {
+        let mut p = p.clone();
+        async move {
+            let info: String = redis::cmd("INFO").arg("memory").query_async(&mut p).await.unwrap();
+            let n: usize = info
+                .lines()
+                .find_map(|l| l.strip_prefix("mem_replication_backlog:"))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
+            n <= 64 * 1024
+        }
+    };
+    assert!(eventually(WAIT, backlog).await, "the backlog still holds the 4 MB write");
+    q(&mut p, &["DEL", "big"]).await;
+    assert_eq!(wait_replicas(&primary, 1).await, 1);
+    assert_eq!(digest(&mut r).await, digest(&mut p).await);
+}
