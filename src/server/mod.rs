@@ -766,7 +766,12 @@ fn accept(server: &Arc<Server>, stream: tokio::net::TcpStream, peer: SocketAddr)
         tokio::spawn(session::refuse(stream, DENIED));
         return;
     }
-    let laddr = stream.local_addr().unwrap_or(server.local_addr);
+    // Listening on one address, that is every connection's: no getsockname per connect.
+    let laddr = if server.local_addr.ip().is_unspecified() {
+        stream.local_addr().unwrap_or(server.local_addr)
+    } else {
+        server.local_addr
+    };
     let id = server.next_client_id.fetch_add(1, Ordering::Relaxed);
     let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
     let handle = Arc::new(ClientHandle::new(id, peer, laddr, fd));

@@ -149,12 +149,15 @@ pub async fn serve<R: Runner>(
                 ready = stream.readable() => match ready {
                     Err(_) => return None,
                     Ok(()) => {
-                        inbuf.reserve(READ_CHUNK);
-                        match stream.try_read_buf(inbuf) {
-                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                                // A new socket is reported readable once with nothing to read.
-                                *inbuf = BytesMut::new();
-                                continue;
+                        // Probed on the stack: a new socket is reported readable once with
+                        // nothing to read, and taking a buffer for that costs every connect.
+                        let mut probe = [0u8; 1024];
+                        match stream.try_read(&mut probe) {
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                            Ok(n) if n > 0 => {
+                                inbuf.reserve(READ_CHUNK);
+                                inbuf.extend_from_slice(&probe[..n]);
+                                Some(Ok(n))
                             }
                             read => Some(read),
                         }
