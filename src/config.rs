@@ -23,6 +23,8 @@ enum Kind {
     Str,
     /// notify-keyspace-events: Redis's class characters, kept in Redis's normal form.
     Events,
+    /// client-output-buffer-limit: classes given are changed, the others kept.
+    OutputLimits,
 }
 
 struct Param {
@@ -153,7 +155,7 @@ static PARAMS: &[Param] = &[
     p(
         "client-output-buffer-limit",
         "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
-        Kind::Str,
+        Kind::OutputLimits,
     ),
 ];
 
@@ -182,9 +184,62 @@ pub fn parse_memory(s: &str) -> Option<i64> {
     num.parse::<i64>().ok()?.checked_mul(mul)
 }
 
-/// Why a value was refused; the text is what Redis puts after the parameter name.
-fn validate(param: &Param, value: &str) -> Result<String, String> {
+/// One class's `client-output-buffer-limit`: a hard limit in bytes, and a soft limit that
+/// may be exceeded for at most `soft_seconds` (0: no limit).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutputLimit {
+    pub hard: usize,
+    pub soft: usize,
+    pub soft_seconds: u64,
+}
+
+/// The client classes of `client-output-buffer-limit`, in Redis's order.
+const OUTPUT_CLASSES: [&str; 3] = ["normal", "slave", "pubsub"];
+
+/// Parses `class hard soft seconds ...` over `current` (the same form, every class), as Redis
+/// does: only the classes given change. Returns the normal form.
+fn output_limits(current: &str, value: &str) -> Result<String, String> {
+    let mut limits: Vec<[String; 3]> = OUTPUT_CLASSES
+        .iter()
+        .map(|class| {
+            let words: Vec<&str> = current.split_whitespace().collect();
+            let at = words.iter().position(|w| w == class).unwrap_or(words.len());
+            let word = |i: usize| words.get(at + i).copied().unwrap_or("0").to_string();
+            [word(1), word(2), word(3)]
+        })
+        .collect();
+    let words: Vec<&str> = value.split_whitespace().collect();
+    if words.is_empty() || !words.len().is_multiple_of(4) {
+        return Err("Wrong number of arguments in buffer limit configuration.".into());
+    }
+    for group in words.chunks(4) {
+        let class = match group[0].to_ascii_lowercase().as_str() {
+            "normal" => 0,
+            "slave" | "replica" => 1,
+            "pubsub" => 2,
+            _ => return Err("Invalid client class specified in buffer limit configuration.".into()),
+        };
+        let memory = |w: &str| parse_memory(w).filter(|n| *n >= 0);
+        let (Some(hard), Some(soft), Ok(secs)) =
+            (memory(group[1]), memory(group[2]), group[3].parse::<u64>())
+        else {
+            return Err("Error in hard, soft or soft_seconds setting in buffer limit configuration.".into());
+        };
+        limits[class] = [hard.to_string(), soft.to_string(), secs.to_string()];
+    }
+    Ok(OUTPUT_CLASSES
+        .iter()
+        .zip(&limits)
+        .map(|(class, [h, s, t])| format!("{class} {h} {s} {t}"))
+        .collect::<Vec<_>>()
+        .join(" "))
+}
+
+/// Why a value was refused; the text is what Redis puts after the parameter name. `current`
+/// is the value it replaces.
+fn validate(param: &Param, value: &str, current: &str) -> Result<String, String> {
     match param.kind {
+        Kind::OutputLimits => output_limits(current, value),
         Kind::Int(lo, hi) => {
             let n: i64 =
                 value.parse().map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
@@ -280,7 +335,7 @@ impl Config {
     /// Sets a parameter at start-up (file or flag), where immutable ones may still change.
     pub fn set_startup(&mut self, name: &str, value: &str) -> Result<(), String> {
         let param = find(name).ok_or("Bad directive or wrong number of arguments")?;
-        let value = validate(param, value)?;
+        let value = validate(param, value, self.get(param.name))?;
         self.values.insert(param.name, value);
         Ok(())
     }
@@ -309,7 +364,7 @@ impl Config {
             if param.protected && !protected_ok {
                 return Err(format!("ERR CONFIG SET failed (possibly related to argument '{name}') - can't set protected config"));
             }
-            let value = validate(param, value).map_err(|why| {
+            let value = validate(param, value, self.get(param.name)).map_err(|why| {
                 format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {why}")
             })?;
             staged.push((param.name, value));
@@ -366,28 +421,27 @@ impl Config {
     pub fn maxclients(&self) -> usize {
         self.int("maxclients") as usize
     }
-    /// The hard limit of `client-output-buffer-limit`'s replica (`slave`) class: the most a
-    /// lagging replica may hold back in the backlog before it is cut off (0: no limit).
-    pub fn replica_output_limit(&self) -> usize {
+    /// One class of `client-output-buffer-limit`: "normal", "slave" or "pubsub".
+    pub fn output_limit(&self, class: &str) -> OutputLimit {
         let words: Vec<&str> = self.get("client-output-buffer-limit").split_whitespace().collect();
-        let hard = words
-            .windows(2)
-            .find(|w| w[0].eq_ignore_ascii_case("slave") || w[0].eq_ignore_ascii_case("replica"))
-            .and_then(|w| parse_memory(w[1]));
-        match hard {
-            Some(0) => usize::MAX,
-            Some(n) => n.max(0) as usize,
-            None => crate::replication::backlog::DEFAULT_FEED_LIMIT,
+        let at = words.iter().position(|w| *w == class).unwrap_or(words.len());
+        let n = |i: usize| words.get(at + i).and_then(|w| w.parse::<u64>().ok()).unwrap_or(0);
+        OutputLimit { hard: n(1) as usize, soft: n(2) as usize, soft_seconds: n(3) }
+    }
+
+    /// The hard limit of the replica (`slave`) class: the most a lagging replica may hold
+    /// back in the backlog before it is cut off (0 in the setting: no limit).
+    pub fn replica_output_limit(&self) -> usize {
+        match self.output_limit("slave").hard {
+            0 => usize::MAX,
+            n => n,
         }
     }
 
-    /// The hard limit of `client-output-buffer-limit`'s pubsub class: the most a subscriber
-    /// (or a monitor) may have waiting before it is disconnected (0: no limit).
+    /// The hard limit of the pubsub class: the most a subscriber (or a monitor) may have
+    /// waiting before it is disconnected (0: no limit).
     pub fn pubsub_output_limit(&self) -> usize {
-        let words: Vec<&str> = self.get("client-output-buffer-limit").split_whitespace().collect();
-        let hard =
-            words.windows(2).find(|w| w[0].eq_ignore_ascii_case("pubsub")).and_then(|w| parse_memory(w[1]));
-        hard.map_or(32 << 20, |n| n.max(0) as usize)
+        self.output_limit("pubsub").hard
     }
 
     /// The listen queue's length (tcp-backlog; the kernel caps it at net.core.somaxconn).
@@ -442,6 +496,40 @@ mod tests {
         assert_eq!(c.get("save"), "");
         assert_eq!(c.get("hash-max-listpack-entries"), "10");
         assert_eq!(c.databases(), 16);
+    }
+
+    #[test]
+    fn output_buffer_limits_change_only_the_classes_given() {
+        let mut c = Config::default();
+        assert_eq!(c.output_limit("normal"), OutputLimit::default());
+        c.set_runtime(&[("client-output-buffer-limit".into(), "normal 10mb 5mb 10".into())], true).unwrap();
+        assert_eq!(
+            c.get("client-output-buffer-limit"),
+            "normal 10485760 5242880 10 slave 268435456 67108864 60 pubsub 33554432 8388608 60"
+        );
+        assert_eq!(c.output_limit("normal"), OutputLimit { hard: 10 << 20, soft: 5 << 20, soft_seconds: 10 });
+        c.set_runtime(&[("client-output-buffer-limit".into(), "replica 0 0 0 pubsub 1kb 1k 1".into())], true)
+            .unwrap();
+        assert_eq!(c.replica_output_limit(), usize::MAX, "0: no limit");
+        assert_eq!(c.pubsub_output_limit(), 1024);
+        assert_eq!(c.output_limit("pubsub").soft, 1000);
+        for (value, why) in [
+            ("normal 10mb 5mb", "Wrong number of arguments in buffer limit configuration."),
+            ("bogus 1 1 1", "Invalid client class specified in buffer limit configuration."),
+            ("normal x 1 1", "Error in hard, soft or soft_seconds setting in buffer limit configuration."),
+            ("normal 1 1 -1", "Error in hard, soft or soft_seconds setting in buffer limit configuration."),
+        ] {
+            let e = c.set_runtime(&[("client-output-buffer-limit".into(), value.into())], true).unwrap_err();
+            assert!(e.ends_with(why), "{value}: {e}");
+        }
+        // A file gives one class per line; each keeps the others.
+        let mut f = Config::default();
+        f.set_startup("client-output-buffer-limit", "normal 1mb 0 0").unwrap();
+        f.set_startup("client-output-buffer-limit", "pubsub 2mb 0 0").unwrap();
+        assert_eq!(
+            f.get("client-output-buffer-limit"),
+            "normal 1048576 0 0 slave 268435456 67108864 60 pubsub 2097152 0 0"
+        );
     }
 
     #[test]

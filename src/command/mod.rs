@@ -437,6 +437,17 @@ pub struct Client {
 }
 
 impl Client {
+    /// Whether client-output-buffer-limit's normal class applies: not a subscriber or monitor
+    /// (the pubsub class), not a primary's link, and not a cluster member's connection (a
+    /// proxy's backend link carries many clients' replies).
+    pub fn normal_output_class(&self) -> bool {
+        !self.member
+            && !self.router
+            && !self.is_master
+            && self.subscriptions == 0
+            && !self.handle.monitor.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn new(handle: Arc<ClientHandle>, authenticated: bool) -> Self {
         Client {
             id: handle.id,

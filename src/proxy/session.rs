@@ -117,6 +117,8 @@ pub async fn run(
         server,
         proxy,
         items: Vec::new(),
+        // Until replies tell otherwise, 16 in flight (the budget's floor).
+        reply_size: IN_FLIGHT_BYTES / 16,
     };
     let mut inbuf = BytesMut::new();
     // A proxy connection never turns into a replication feed (PSYNC is not forwarded).
@@ -131,12 +133,19 @@ struct ProxyRunner {
     /// Replies of the batch still to come, in order, once one had to be awaited, each with
     /// the protocol to encode it in.
     items: Vec<(Routed, u8)>,
+    /// The average size of this connection's recent replies, which bounds how many may be in
+    /// flight at once (see `in_flight_budget`).
+    reply_size: usize,
     _session: Session,
 }
 
 impl Runner for ProxyRunner {
     fn client(&mut self) -> &mut Client {
         &mut self.conn.client
+    }
+
+    fn server(&self) -> &Server {
+        &self.server
     }
 
     /// Routes every command of the batch before awaiting any reply, so a pipeline's commands
@@ -173,17 +182,41 @@ impl Runner for ProxyRunner {
             if self.conn.client.close {
                 break;
             }
+            // Replies in flight are bounded by bytes, as the shard's OUT_CUT bounds a batch's:
+            // a client pipelining GETs of 100 KB values without reading them has about 1 MB
+            // of replies coming, not its whole batch's (44 MB per 16 KB of GETs).
+            // Replies answered at once (a local shard's, with --role all) go out by the same
+            // bound.
+            if self.items.len() >= self.in_flight_budget() || out.len() >= IN_FLIGHT_BYTES {
+                resume = i + 1;
+                break;
+            }
         }
         self.count_forwarded();
         let handle = &self.conn.client.handle;
         handle.last_active.store(handle.created.elapsed().as_millis() as u64, Ordering::Relaxed);
-        (!self.items.is_empty()).then_some(resume)
+        (!self.items.is_empty() || resume < ends.len()).then_some(resume)
     }
 
     async fn pending(&mut self, out: &mut BytesMut) {
+        let (before, n) = (out.len(), self.items.len());
         for (item, proto) in self.items.drain(..) {
             item.get().await.encode(proto, out);
         }
+        if let Some(size) = (out.len() - before).checked_div(n) {
+            self.reply_size = (self.reply_size * 3 + size) / 4;
+        }
+    }
+}
+
+/// Bytes of replies a proxy client may have in flight (the shard's OUT_CUT).
+const IN_FLIGHT_BYTES: usize = 1 << 20;
+
+impl ProxyRunner {
+    /// How many commands may have replies in flight: IN_FLIGHT_BYTES over the size replies
+    /// have had on this connection, between 16 and a whole batch.
+    fn in_flight_budget(&self) -> usize {
+        (IN_FLIGHT_BYTES / self.reply_size.max(1)).clamp(16, 1024)
     }
 }
 

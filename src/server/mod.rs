@@ -496,6 +496,33 @@ pub struct Server {
     pub aof: std::sync::OnceLock<Arc<crate::persistence::Aof>>,
     /// In a cluster: how PUBLISH reaches the other nodes.
     pub bus: std::sync::OnceLock<crate::pubsub::bus::Node>,
+    /// client-output-buffer-limit's normal class, read by every connection between batches
+    /// (CONFIG SET refreshes it).
+    pub normal_output: OutputLimitCell,
+}
+
+/// An [`OutputLimit`] connections read without a lock.
+#[derive(Default)]
+pub struct OutputLimitCell {
+    hard: AtomicUsize,
+    soft: AtomicUsize,
+    soft_seconds: AtomicU64,
+}
+
+impl OutputLimitCell {
+    pub fn set(&self, limit: crate::config::OutputLimit) {
+        self.hard.store(limit.hard, Ordering::Relaxed);
+        self.soft.store(limit.soft, Ordering::Relaxed);
+        self.soft_seconds.store(limit.soft_seconds, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> crate::config::OutputLimit {
+        crate::config::OutputLimit {
+            hard: self.hard.load(Ordering::Relaxed),
+            soft: self.soft.load(Ordering::Relaxed),
+            soft_seconds: self.soft_seconds.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// 40 random-looking hex characters (Redis's run_id and, later, replication ids).
@@ -513,6 +540,8 @@ pub fn random_hex40() -> String {
 
 impl Server {
     pub fn new(config: Config, local_addr: SocketAddr) -> Self {
+        let normal_output = OutputLimitCell::default();
+        normal_output.set(config.output_limit("normal"));
         let server = Server {
             state: Mutex::new(State {
                 keyspace: Keyspace::new(config.databases()),
@@ -550,6 +579,7 @@ impl Server {
             proxy: std::sync::OnceLock::new(),
             aof: std::sync::OnceLock::new(),
             bus: std::sync::OnceLock::new(),
+            normal_output,
         };
         // notify-keyspace-events from the configuration file or flags.
         server.state().refresh_recording();

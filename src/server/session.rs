@@ -6,11 +6,12 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::{ClientHandle, Server, State};
 use crate::command::{dispatch, dispatch_resolved, Client, Ctx, Deferred};
@@ -95,6 +96,9 @@ impl Drop for Session {
 /// parser and the output buffer; a runner only turns commands into replies.
 pub trait Runner: Send {
     fn client(&mut self) -> &mut Client;
+
+    /// The server the connection belongs to (its limits).
+    fn server(&self) -> &Server;
 
     /// Runs the batch's commands from the `first`-th on (`args` flat, `ends` where each
     /// command's arguments end), encoding replies into `out`. When replies are still to come
@@ -254,11 +258,14 @@ pub async fn serve<R: Runner>(
                 let waiting = runner.run(&args, &ends, next, input_bytes, &mut out);
                 input_bytes = 0;
                 let Some(resume) = waiting else { break };
-                // Replies that wait (WAIT may, for seconds): what came before them goes out
-                // now, then they do.
+                // Replies that wait (WAIT may, for seconds), or a batch cut at OUT_CUT: what
+                // came before goes out now, then the rest.
                 if !out.is_empty() {
+                    // Other connections run between the slices of a long batch: a client that
+                    // pipelines big reads must not hold a worker for its whole batch.
+                    tokio::task::yield_now().await;
                     runner.before_write().await;
-                    if stream.write_all(&out).await.is_err() {
+                    if !write_out(stream, &out, runner).await {
                         return None;
                     }
                     out.clear();
@@ -306,7 +313,7 @@ pub async fn serve<R: Runner>(
                 // (perf, sock_def_readable), against 3-7% in redis-server.
                 tokio::task::yield_now().await;
                 runner.before_write().await;
-                if stream.write_all(&out).await.is_err() {
+                if !write_out(stream, &out, runner).await {
                     return None;
                 }
                 out.clear();
@@ -333,6 +340,38 @@ pub async fn serve<R: Runner>(
     }
 }
 
+/// Writes a batch's replies under client-output-buffer-limit's normal class, as Redis
+/// applies it to what a client has yet to take: past the hard limit the client is closed
+/// and nothing is sent; past the soft limit it has soft_seconds to take them. False: the
+/// connection is to be closed.
+async fn write_out<R: Runner>(stream: &mut TcpStream, out: &[u8], runner: &mut R) -> bool {
+    let limit = runner.server().normal_output.get();
+    let applies = (limit.hard > 0 && out.len() > limit.hard) || (limit.soft > 0 && out.len() > limit.soft);
+    if !applies || !runner.client().normal_output_class() {
+        return stream.write_all(out).await.is_ok();
+    }
+    if limit.hard > 0 && out.len() > limit.hard {
+        overcome(runner.client(), out.len());
+        return false;
+    }
+    let within = Duration::from_secs(limit.soft_seconds.max(1));
+    match tokio::time::timeout(within, stream.write_all(out)).await {
+        Ok(written) => written.is_ok(),
+        Err(_) => {
+            overcome(runner.client(), out.len());
+            false
+        }
+    }
+}
+
+/// A client past its output buffer limit is closed, with Redis's log line.
+fn overcome(client: &Client, held: usize) {
+    warn!(
+        "Client id={} addr={} omem={held} scheduled to be closed ASAP for overcoming of output buffer limits.",
+        client.id, client.handle.addr
+    );
+}
+
 /// The buffer sizes a connection last told its handle, so it tells only changes.
 #[derive(Default)]
 struct Buffers {
@@ -354,6 +393,10 @@ impl Buffers {
 impl Runner for Session {
     fn client(&mut self) -> &mut Client {
         &mut self.client
+    }
+
+    fn server(&self) -> &Server {
+        &self.server
     }
 
     fn run(

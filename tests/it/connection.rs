@@ -343,3 +343,64 @@ async fn a_big_command_does_not_pin_its_buffers() {
         "-ERR wrong number of arguments for 'memory|stats' command\r\n"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_buffer_limits_close_clients_as_redis_does() {
+    let s = TestServer::start().await;
+    let mut admin = s.raw().await;
+    assert_eq!(
+        admin.call(&resp(&["CONFIG", "SET", "client-output-buffer-limit", "normal 1mb 0 0"])).await,
+        "+OK\r\n"
+    );
+    assert_eq!(admin.call(&resp(&["SET", "v", &"x".repeat(100 * 1024)])).await, "+OK\r\n");
+    assert_eq!(admin.call(&resp(&["SET", "big", &"y".repeat(2 << 20)])).await, "+OK\r\n");
+    // One reply past the hard limit: closed, the reply never sent.
+    let mut hard = s.raw().await;
+    hard.send(&resp(&["GET", "big"])).await;
+    assert!(hard.closed().await, "a 2 MB reply past the 1 MB hard limit");
+    // Replies past the soft limit that the client does not take within 1 s: closed.
+    assert_eq!(
+        admin.call(&resp(&["CONFIG", "SET", "client-output-buffer-limit", "normal 0 256kb 1"])).await,
+        "+OK\r\n"
+    );
+    let started = std::time::Instant::now();
+    let mut slow = s.raw().await;
+    let id = slow.call(&resp(&["CLIENT", "ID"])).await.trim_start_matches(':').trim().to_string();
+    let mut pipeline = Vec::new();
+    for _ in 0..400 {
+        pipeline.extend(resp(&["GET", "v"]));
+    }
+    slow.send(&pipeline).await;
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let list = admin.call(&resp(&["CLIENT", "LIST", "ID", &id])).await;
+        if !list.contains("id=") {
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "the slow reader is still connected: {list}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900), "closed before its soft_seconds");
+    // A client that reads its replies is not cut, however much it asks for.
+    let mut fast = s.raw().await;
+    for _ in 0..3 {
+        fast.send(&resp(&["GET", "v"]).repeat(8)).await;
+        for _ in 0..8 {
+            assert!(fast.reply().await.len() > 100 * 1024);
+        }
+    }
+    // Subscribers are the pubsub class: the normal limit does not apply to them.
+    let mut sub = s.raw().await;
+    sub.send(&resp(&["SUBSCRIBE", "c"])).await;
+    sub.reply().await;
+    assert_eq!(admin.call(&resp(&["PUBLISH", "c", &"z".repeat(1536 * 1024)])).await, ":1\r\n");
+    assert!(sub.reply().await.len() > 1536 * 1024);
+    // Back to no limit: the big reply goes out.
+    assert_eq!(
+        admin.call(&resp(&["CONFIG", "SET", "client-output-buffer-limit", "normal 0 0 0"])).await,
+        "+OK\r\n"
+    );
+    let mut again = s.raw().await;
+    again.send(&resp(&["GET", "big"])).await;
+    assert_eq!(again.reply().await.len(), (2 << 20) + 12);
+}
