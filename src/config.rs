@@ -18,6 +18,8 @@ enum Kind {
     Int(i64, i64),
     /// Bytes, with optional units (`1mb`, `512k`).
     Memory,
+    /// Bytes, at least this many.
+    MemoryAtLeast(i64),
     Bool,
     Enum(&'static [&'static str]),
     Str,
@@ -76,7 +78,7 @@ static PARAMS: &[Param] = &[
     p("tcp-keepalive", "300", NONNEG),
     fixed("tcp-backlog", "511", Kind::Int(1, 65535)),
     p("proto-max-bulk-len", "536870912", Kind::Memory),
-    p("client-query-buffer-limit", "1073741824", Kind::Memory),
+    p("client-query-buffer-limit", "1073741824", Kind::MemoryAtLeast(1 << 20)),
     p("maxmemory", "0", Kind::Memory),
     p(
         "maxmemory-policy",
@@ -245,6 +247,13 @@ fn validate(param: &Param, value: &str, current: &str) -> Result<String, String>
                 value.parse().map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
             if n < lo || n > hi {
                 return Err(format!("argument must be between {lo} and {hi} inclusive"));
+            }
+            Ok(n.to_string())
+        }
+        Kind::MemoryAtLeast(lo) => {
+            let n = parse_memory(value).ok_or("argument must be a memory value")?;
+            if n < lo {
+                return Err(format!("argument must be between {lo} and {} inclusive", i64::MAX));
             }
             Ok(n.to_string())
         }

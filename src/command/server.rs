@@ -377,7 +377,7 @@ pub fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             // Settings that live outside the config table follow it.
             ctx.state.limits = crate::server::limits_of(&ctx.state.config);
             ctx.state.memory = crate::server::memory_limit_of(&ctx.state.config);
-            ctx.server.normal_output.set(ctx.state.config.output_limit("normal"));
+            ctx.server.refresh_limits(&ctx.state.config);
             ctx.state.notify =
                 crate::pubsub::events::parse(ctx.state.config.get("notify-keyspace-events")).unwrap_or(0);
             ctx.state.refresh_recording();

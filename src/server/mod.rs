@@ -499,6 +499,9 @@ pub struct Server {
     /// client-output-buffer-limit's normal class, read by every connection between batches
     /// (CONFIG SET refreshes it).
     pub normal_output: OutputLimitCell,
+    /// client-query-buffer-limit: a connection whose unprocessed input grows past it is
+    /// closed (CONFIG SET refreshes it).
+    pub query_limit: AtomicUsize,
 }
 
 /// An [`OutputLimit`] connections read without a lock.
@@ -541,7 +544,6 @@ pub fn random_hex40() -> String {
 impl Server {
     pub fn new(config: Config, local_addr: SocketAddr) -> Self {
         let normal_output = OutputLimitCell::default();
-        normal_output.set(config.output_limit("normal"));
         let server = Server {
             state: Mutex::new(State {
                 keyspace: Keyspace::new(config.databases()),
@@ -580,10 +582,20 @@ impl Server {
             aof: std::sync::OnceLock::new(),
             bus: std::sync::OnceLock::new(),
             normal_output,
+            query_limit: AtomicUsize::new(0),
         };
+        server.refresh_limits(&server.state().config);
         // notify-keyspace-events from the configuration file or flags.
         server.state().refresh_recording();
         server
+    }
+
+    /// Takes the connection limits (client-output-buffer-limit's normal class,
+    /// client-query-buffer-limit) from the configuration.
+    pub fn refresh_limits(&self, config: &Config) {
+        self.normal_output.set(config.output_limit("normal"));
+        let query = config.get("client-query-buffer-limit").parse().unwrap_or(1 << 30);
+        self.query_limit.store(query, Ordering::Relaxed);
     }
 
     /// The state lock. A panic in a handler must not take every later client down with it,

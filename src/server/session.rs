@@ -186,7 +186,20 @@ pub async fn serve<R: Runner>(
         held.publish(&handle, inbuf, &out);
         let mut input_bytes = match read {
             Some(Ok(0) | Err(_)) => return None,
-            Some(Ok(n)) => n as u64,
+            Some(Ok(n)) => {
+                if inbuf.len() > runner.server().query_limit.load(Ordering::Relaxed)
+                    && !runner.client().is_master
+                {
+                    warn!(
+                        "Closing client that reached max query buffer length: id={} addr={} qbuf={}",
+                        runner.client().id,
+                        handle.addr,
+                        inbuf.len()
+                    );
+                    return None;
+                }
+                n as u64
+            }
             None => {
                 // Let the publishers that are ready run first, so their messages go out in
                 // one write (as Redis writes a subscriber's buffer once per loop), not one

@@ -404,3 +404,24 @@ async fn output_buffer_limits_close_clients_as_redis_does() {
     again.send(&resp(&["GET", "big"])).await;
     assert_eq!(again.reply().await.len(), (2 << 20) + 12);
 }
+
+#[tokio::test]
+async fn a_query_buffer_past_its_limit_closes_the_client() {
+    let s = TestServer::start().await;
+    let mut admin = s.raw().await;
+    assert_eq!(admin.call(&resp(&["CONFIG", "SET", "client-query-buffer-limit", "1mb"])).await, "+OK\r\n");
+    // A 2 MB argument on its way: past 1 MB of it buffered, the client is closed.
+    let mut big = s.raw().await;
+    big.send(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2097152\r\n").await;
+    let chunk = vec![b'q'; 64 * 1024];
+    for _ in 0..24 {
+        if tokio::io::AsyncWriteExt::write_all(&mut big.stream, &chunk).await.is_err() {
+            break;
+        }
+    }
+    assert!(big.closed().await, "1.5 MB of one command buffered past the 1 MB limit");
+    assert_eq!(admin.call(&resp(&["EXISTS", "k"])).await, ":0\r\n");
+    // Under the limit, the same command goes through.
+    assert_eq!(admin.call(&resp(&["CONFIG", "SET", "client-query-buffer-limit", "4mb"])).await, "+OK\r\n");
+    assert_eq!(admin.call(&resp(&["SET", "k", &"q".repeat(2 << 20)])).await, "+OK\r\n");
+}
