@@ -115,6 +115,9 @@ static PARAMS: &[Param] = &[
     // (never shown by CONFIG GET), or a file holding it. See roles/secret.rs.
     Param { hidden: true, ..fixed("cluster-secret", "", Kind::Str) },
     fixed("cluster-secret-file", "", Kind::Str),
+    // With --role all: how many copies of the data the process holds (a primary's and its
+    // read shards'), so that used_memory and maxmemory count the data once (never shown).
+    Param { hidden: true, ..fixed("data-copies", "1", Kind::Int(1, 1024)) },
     // Cluster roles (see roles/): where info listens, the address a shard announces, how
     // many write shards info expects, how long silence means failure, and a read shard's
     // chosen write shard.

@@ -19,7 +19,10 @@ fn human(bytes: usize) -> String {
 
 /// Where this process's memory goes, as INFO memory and MEMORY STATS report it.
 pub struct MemoryReport {
+    /// The heap, with the data counted once (see `counted_once`).
     pub used: usize,
+    /// The whole heap.
+    pub process: usize,
     pub peak: usize,
     pub rss: usize,
     /// used_memory when this server started.
@@ -43,9 +46,12 @@ impl MemoryReport {
                 normal += h.memory();
             }
         }
+        let once = |bytes| crate::server::counted_once(bytes, state.memory.copies);
+        let heap = used_memory();
         MemoryReport {
-            used: used_memory(),
-            peak: crate::alloc::used_memory_peak().max(used_memory()),
+            used: once(heap),
+            peak: once(crate::alloc::used_memory_peak().max(heap)),
+            process: heap,
             rss: rss(),
             startup: server.startup_memory,
             backlog: state.log.as_ref().map_or(0, |l| l.backlog.allocated()),
@@ -146,6 +152,10 @@ fn section(ctx: &mut Ctx, name: &str, out: &mut String) {
             w("# Memory".into());
             w(format!("used_memory:{}", m.used));
             w(format!("used_memory_human:{}", human(m.used)));
+            if m.process != m.used {
+                // --role all: the read shards' copies apart, and with them.
+                w(format!("used_memory_process:{}", m.process));
+            }
             w(format!("used_memory_rss:{}", m.rss));
             w(format!("used_memory_rss_human:{}", human(m.rss)));
             w(format!("used_memory_peak:{}", m.peak));

@@ -40,14 +40,39 @@ pub fn with_keyspace(own: Reply, shards: Vec<Reply>) -> Reply {
     }
     let texts: Vec<String> = shards.iter().map(text_of).collect();
     let section = sum_keyspaces(texts.iter().map(String::as_str));
-    Reply::Verbatim(Bytes::from(replace_keyspace(&text_of(&own), &section)))
+    let merged = replace_keyspace(&text_of(&own), &section);
+    Reply::Verbatim(Bytes::from(add_shard_stats(&merged, &texts)))
 }
 
-/// Whether INFO with these arguments prints the keyspace section.
-pub fn wants_keyspace(args: &[Bytes]) -> bool {
+/// Stats only the shards keep (a proxy evicts and expires nothing): summed into the proxy's.
+const SHARD_STATS: [&str; 2] = ["evicted_keys", "expired_keys"];
+
+/// `info` with each SHARD_STATS line's value plus the shards' (`INFO stats` texts).
+fn add_shard_stats(info: &str, shards: &[String]) -> String {
+    let field = |text: &str, name: &str| -> u64 {
+        text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.trim().parse().ok()).unwrap_or(0)
+    };
+    let mut out = String::with_capacity(info.len());
+    for line in info.split_inclusive("\r\n") {
+        match SHARD_STATS.iter().find(|name| line.strip_prefix(**name).is_some_and(|r| r.starts_with(':'))) {
+            Some(name) => {
+                let sum: u64 = field(line, name) + shards.iter().map(|t| field(t, name)).sum::<u64>();
+                out.push_str(&format!("{name}:{sum}\r\n"));
+            }
+            None => out.push_str(line),
+        }
+    }
+    out
+}
+
+/// Whether INFO with these arguments prints a section the shards have a part in (keyspace,
+/// or stats for SHARD_STATS).
+pub fn wants_shards(args: &[Bytes]) -> bool {
     args.len() == 1
         || args[1..].iter().any(|a| {
-            ["keyspace", "all", "everything", "default"].iter().any(|w| a.eq_ignore_ascii_case(w.as_bytes()))
+            ["keyspace", "stats", "all", "everything", "default"]
+                .iter()
+                .any(|w| a.eq_ignore_ascii_case(w.as_bytes()))
         })
 }
 
@@ -103,7 +128,7 @@ pub fn sum_keyspaces<'a>(texts: impl Iterator<Item = &'a str>) -> String {
     out
 }
 
-/// `info` with its `# Keyspace` section (if any; else appended) replaced by `section`.
+/// `info` with its `# Keyspace` section replaced by `section` (all of it when `info` is empty).
 fn replace_keyspace(info: &str, section: &str) -> String {
     match info.find("# Keyspace\r\n") {
         Some(start) => {
@@ -112,12 +137,24 @@ fn replace_keyspace(info: &str, section: &str) -> String {
             format!("{}{}{}", &info[..start], section, &info[end..])
         }
         None if info.is_empty() => section.to_string(),
-        None => format!("{info}\r\n{section}"),
+        // A section list without keyspace (INFO stats).
+        None => info.to_string(),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn evictions_and_expirations_are_the_shards() {
+        let own = "# Stats\r\nexpired_keys:0\r\nevicted_keys:0\r\nexpired_stale_perc:0.00\r\n";
+        let shards =
+            ["# Stats\r\nexpired_keys:3\r\nevicted_keys:10\r\n".to_string(), "evicted_keys:5\r\n".into()];
+        assert_eq!(
+            super::add_shard_stats(own, &shards),
+            "# Stats\r\nexpired_keys:3\r\nevicted_keys:15\r\nexpired_stale_perc:0.00\r\n"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -718,7 +718,7 @@ fn cluster_wide(
 ) -> Option<Routed> {
     match cmd.route {
         Route::Wait => return Some(wait(proxy, conn, args, req, settled)),
-        Route::Primaries(Merge::Keyspace) if super::merge::wants_keyspace(args) => {}
+        Route::Primaries(Merge::Keyspace) if super::merge::wants_shards(args) => {}
         _ => return None,
     }
     let router = &proxy.router;
@@ -726,7 +726,8 @@ fn cluster_wide(
     if topology.shards.is_empty() {
         return Some(ready(Reply::err("CLUSTERDOWN no shard is known yet")));
     }
-    let info_keyspace = [Bytes::from_static(b"INFO"), Bytes::from_static(b"keyspace")];
+    let info_keyspace =
+        [Bytes::from_static(b"INFO"), Bytes::from_static(b"keyspace"), Bytes::from_static(b"stats")];
     let Some(all) = router.to_primaries(
         &topology,
         &info_keyspace,

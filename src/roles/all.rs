@@ -55,6 +55,11 @@ pub async fn run_with(
     config
         .set_startup("cluster-secret", &secret)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    // Each primary's data is here 1 + `reads` times: used_memory and maxmemory count it once,
+    // as a primary's used_memory leaves its replicas' copies out.
+    config
+        .set_startup("data-copies", &(1 + reads).to_string())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     tasks.spawn(super::info::run(info_config, info_listener, shutdown.clone()));
     let mut lines = vec![format!("info on {info_at}")];
     for i in 0..writes {

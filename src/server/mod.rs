@@ -141,6 +141,16 @@ pub struct MemoryLimit {
     pub maxmemory: usize,
     pub policy: crate::keyspace::evict::Policy,
     pub samples: usize,
+    /// Copies of the data this process holds (see [`counted_once`]).
+    pub copies: usize,
+}
+
+/// A process figure (heap bytes) with the data counted once: `--role all` holds each
+/// primary's data in its read shards too (`copies` in all), and reports and limits memory as
+/// a primary does, its replicas' copies apart. The heap is otherwise all data-sized (each
+/// copy brings its own buffers), so the share is the heap over the copies.
+pub fn counted_once(bytes: usize, copies: usize) -> usize {
+    bytes / copies.max(1)
 }
 
 /// The memory limit the configuration gives; also sets how entries record their accesses
@@ -153,6 +163,7 @@ pub fn memory_limit_of(c: &Config) -> MemoryLimit {
         maxmemory: n("maxmemory") as usize,
         policy,
         samples: n("maxmemory-samples").max(1) as usize,
+        copies: n("data-copies").max(1) as usize,
     }
 }
 
@@ -178,7 +189,7 @@ impl State {
     /// (Redis leaves replication buffers out too, so replicas cannot make it evict).
     pub fn memory_for_limit(&self) -> usize {
         let backlog = self.log.as_ref().map_or(0, |l| l.backlog.allocated());
-        crate::alloc::used_memory().saturating_sub(backlog)
+        counted_once(crate::alloc::used_memory(), self.memory.copies).saturating_sub(backlog)
     }
 
     /// Evicts keys until memory is under maxmemory, as the policy picks them; each goes to

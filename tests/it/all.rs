@@ -229,3 +229,33 @@ async fn a_password_guards_every_port() {
     task.abort();
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_counts_the_data_once_and_evictions_show_at_the_proxy() {
+    let all = start("").await;
+    let mut c = conn_to(all.proxy).await;
+    // One read shard per write shard: two copies of the data in the process, counted once.
+    let text: String = redis::cmd("INFO").arg("memory").query_async(&mut c).await.unwrap();
+    let field = |name: &str| -> u64 {
+        text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.parse().ok()).unwrap()
+    };
+    let (used, process) = (field("used_memory"), field("used_memory_process"));
+    assert!(used > 0 && used == process / 2, "used_memory {used}, process {process}");
+    // A limit under anything a process holds: every write evicts, in the write shards, and
+    // INFO through the proxy counts what they evicted.
+    for i in 0..30 {
+        q(&mut c, &["SET", &format!("e{i}"), "x"]).await;
+    }
+    q(&mut c, &["CONFIG", "SET", "maxmemory", "1", "maxmemory-policy", "allkeys-random"]).await;
+    for i in 0..30 {
+        // Refused (OOM) once a shard has nothing left to evict.
+        let _: redis::RedisResult<Value> = cmd(&["SET", &format!("f{i}"), "x"]).query_async(&mut c).await;
+    }
+    let evicted = info_field(&mut c, "stats", "evicted_keys").await;
+    q(&mut c, &["CONFIG", "SET", "maxmemory", "0"]).await;
+    assert!(evicted >= 20, "evicted_keys through the proxy: {evicted}");
+    assert_eq!(info_field(&mut c, "all", "evicted_keys").await, evicted, "INFO all sums them too");
+    // INFO stats alone gains no keyspace section.
+    let stats: String = redis::cmd("INFO").arg("stats").query_async(&mut c).await.unwrap();
+    assert!(!stats.contains("# Keyspace"), "{stats}");
+}
