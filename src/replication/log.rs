@@ -3,10 +3,13 @@
 //! deterministic (see `Ctx::propagate`); the log adds SELECT when the database changes and
 //! wraps a transaction's writes in MULTI ... EXEC so replicas apply them atomically.
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 
 use super::backlog::Backlog;
 use crate::resp::client::encode_command;
+
+/// An argument at least this big goes to the log without being encoded into a buffer first.
+const BIG_ARG: usize = 64 * 1024;
 
 #[derive(Debug)]
 pub struct WriteLog {
@@ -44,6 +47,13 @@ impl WriteLog {
             multi_emitted: false,
             scratch: BytesMut::new(),
             aof_buf: None,
+        }
+    }
+
+    fn emit_slice(&mut self, bytes: &[u8]) {
+        self.backlog.append(bytes);
+        if let Some(buf) = &mut self.aof_buf {
+            buf.extend_from_slice(bytes);
         }
     }
 
@@ -90,7 +100,30 @@ impl WriteLog {
             encode_command(&["SELECT".as_bytes(), db.to_string().as_bytes()], &mut self.scratch);
             self.db = Some(db);
         }
-        encode_command(args, &mut self.scratch);
+        if args.iter().map(|a| a.as_ref().len()).sum::<usize>() < BIG_ARG {
+            encode_command(args, &mut self.scratch);
+            self.emit();
+            return;
+        }
+        // A big command (a 512 MB SET) goes in pieces, its big arguments straight from where
+        // they are: encoding it whole first would hold a second copy of it.
+        self.scratch.put_u8(b'*');
+        self.scratch.put_slice(args.len().to_string().as_bytes());
+        self.scratch.put_slice(b"\r\n");
+        for a in args {
+            let a = a.as_ref();
+            self.scratch.put_u8(b'$');
+            self.scratch.put_slice(a.len().to_string().as_bytes());
+            self.scratch.put_slice(b"\r\n");
+            if a.len() >= BIG_ARG {
+                self.emit();
+                self.scratch.clear();
+                self.emit_slice(a);
+            } else {
+                self.scratch.put_slice(a);
+            }
+            self.scratch.put_slice(b"\r\n");
+        }
         self.emit();
     }
 
@@ -152,6 +185,27 @@ mod tests {
         assert!(!log.can_continue(b"c", 1000));
         // Before the backlog: nobody.
         assert!(!log.can_continue(old.as_bytes(), 999));
+    }
+
+    #[test]
+    fn a_big_command_is_logged_as_it_would_be_encoded() {
+        let mut log = WriteLog::new("x".repeat(40), 1 << 20);
+        log.aof_buf = Some(Vec::new());
+        let big = "v".repeat(100_000);
+        log.begin_exec();
+        log.append(3, &["SET", "k", big.as_str()]);
+        log.append(3, &["MSET", big.as_str(), "1", "k2", big.as_str()]);
+        log.end_exec();
+        let mut want = BytesMut::new();
+        encode_command(&["MULTI"], &mut want);
+        encode_command(&["SELECT", "3"], &mut want);
+        encode_command(&["SET", "k", big.as_str()], &mut want);
+        encode_command(&["MSET", big.as_str(), "1", "k2", big.as_str()], &mut want);
+        encode_command(&["EXEC"], &mut want);
+        let mut got = Vec::new();
+        log.backlog.read_from(log.backlog.start(), usize::MAX, &mut got).unwrap();
+        assert!(got == want[..], "the backlog holds the same bytes");
+        assert!(log.aof_buf.as_deref() == Some(&want[..]), "and so does the AOF buffer");
     }
 
     #[test]

@@ -461,10 +461,10 @@ async fn stream_loop(
             // A huge command (a 512 MB SET) does not pin its buffer for the link's life.
             buf = BytesMut::new();
         }
-        // Grow by what the command in progress still needs (what its bulk header promised
-        // and is arriving), at least 16 KB: a 512 MB value is read into one buffer of its
-        // size, not one that doubles past it.
-        let want = parser.missing().clamp(16 * 1024, (16 * 1024usize).max(buf.len()));
+        // Grow by what the command in progress still needs (what its bulk header promised;
+        // the primary is trusted, as Redis trusts a big argument's header), at least 16 KB: a
+        // 512 MB value is read into one buffer of its size, not one doubled into it.
+        let want = parser.missing().max(16 * 1024);
         if buf.capacity() - buf.len() < want {
             buf.reserve(want);
         }
