@@ -456,10 +456,6 @@ pub fn function_flush(_ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     flush_scripts(args, "ERR FUNCTION FLUSH only supports SYNC|ASYNC option")
 }
 
-pub fn script_flush(_ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    flush_scripts(args, "ERR SCRIPT FLUSH only support SYNC|ASYNC option")
-}
-
 pub fn client_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     help(&[
         "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",

@@ -3,8 +3,8 @@
 use super::flags::*;
 use super::{
     bits, blocking as blk, cluster, connection as conn, hashes as h, hll, introspection as intro, keys,
-    lists as l, persist, pubsub as ps, server as srv, sets as s, sort, strings, transactions as tx,
-    zsets as z,
+    lists as l, persist, pubsub as ps, scripting as lua, server as srv, sets as s, sort, strings,
+    transactions as tx, zsets as z,
 };
 use super::{Command, Handler, Merge, Route};
 use crate::replication::{primary as repl, replica};
@@ -197,12 +197,21 @@ static FUNCTION_SUBS: &[Command] = &[
 
 #[rustfmt::skip]
 static SCRIPT_SUBS: &[Command] = &[
-    c("flush", -2, NOSCRIPT, NOKEYS, "scripting", "2.6.0", "Removes all server-side Lua scripts from the script cache.", "O(N) with N being the number of scripts in cache", "[ASYNC|SYNC]", srv::script_flush),
+    c("debug", 3, NOSCRIPT, NOKEYS, "scripting", "3.2.0", "Sets the debug mode of server-side Lua scripts.", O1, "YES|SYNC|NO", lua::script_debug),
+    c("exists", -3, NOSCRIPT, NOKEYS, "scripting", "2.6.0", "Determines whether server-side Lua scripts exist in the script cache.", "O(N) with N being the number of scripts to check (so checking a single script is an O(1) operation).", "sha1 [sha1 ...]", lua::script_exists).routed(Route::Primaries(Merge::AllOk)),
+    c("flush", -2, NOSCRIPT, NOKEYS, "scripting", "2.6.0", "Removes all server-side Lua scripts from the script cache.", "O(N) with N being the number of scripts in cache", "[ASYNC|SYNC]", lua::script_flush).routed(Route::Primaries(Merge::AllOk)),
+    c("kill", 2, NOSCRIPT | ALLOW_BUSY, NOKEYS, "scripting", "2.6.0", "Terminates a server-side Lua script during execution.", O1, "", lua::script_kill),
+    c("load", 3, NOSCRIPT | STALE, NOKEYS, "scripting", "2.6.0", "Loads a server-side Lua script to the script cache.", "O(N) with N being the length in bytes of the script body.", "script", lua::script_load).routed(Route::Primaries(Merge::AllOk)),
+    help("scripting", lua::script_help),
 ];
 
 /// Every top-level command.
 #[rustfmt::skip]
 pub static COMMANDS: &[Command] = &[
+    c("eval", -3, NOSCRIPT | STALE | MAY_REPLICATE, NOKEYS, "scripting", "2.6.0", "Executes a server-side Lua script.", "Depends on the script that is executed.", "script numkeys [key [key ...]] [arg [arg ...]]", lua::eval).numkeys(2),
+    c("evalsha", -3, NOSCRIPT | STALE | MAY_REPLICATE, NOKEYS, "scripting", "2.6.0", "Executes a server-side Lua script by SHA1 digest.", "Depends on the script that is executed.", "sha1 numkeys [key [key ...]] [arg [arg ...]]", lua::evalsha).numkeys(2),
+    c("eval_ro", -3, NOSCRIPT | STALE | READONLY, NOKEYS, "scripting", "7.0.0", "Executes a read-only server-side Lua script.", "Depends on the script that is executed.", "script numkeys [key [key ...]] [arg [arg ...]]", lua::eval_ro).numkeys(2),
+    c("evalsha_ro", -3, NOSCRIPT | STALE | READONLY, NOKEYS, "scripting", "7.0.0", "Executes a read-only server-side Lua script by SHA1 digest.", "Depends on the script that is executed.", "sha1 numkeys [key [key ...]] [arg [arg ...]]", lua::evalsha_ro).numkeys(2),
     // strings
     c("get", 2, RF, KEY1, "string", "1.0.0", "Returns the string value of a key.", O1, "key", strings::get),
     c("set", -3, WD, KEY1, "string", "1.0.0", "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.", O1, "key value [NX|XX] [GET] [EX seconds|PX milliseconds|EXAT unix-time-seconds|PXAT unix-time-milliseconds|KEEPTTL]", strings::set),

@@ -97,6 +97,8 @@ impl Stats {
 /// Everything commands read and change, behind the server's one lock.
 pub struct State {
     pub keyspace: Keyspace,
+    /// Lua scripts: the interpreter and the script cache (EVAL, SCRIPT LOAD).
+    pub scripts: crate::command::scripting::Scripts,
     pub stats: Stats,
     pub config: Config,
     /// This node's view of the cluster; None for a standalone server.
@@ -558,6 +560,7 @@ impl Server {
         let server = Server {
             state: Mutex::new(State {
                 keyspace: Keyspace::new(config.databases()),
+                scripts: Default::default(),
                 limits: limits_of(&config),
                 blocking: Default::default(),
                 pubsub: Default::default(),

@@ -16,6 +16,7 @@ mod protocol;
 mod proxy;
 mod pubsub;
 mod replication;
+mod scripting;
 mod server_cmds;
 mod strings;
 mod transactions;

@@ -1,0 +1,666 @@
+//! Lua scripting as Redis 7 has it: EVAL, EVALSHA, their _RO forms and SCRIPT LOAD / EXISTS /
+//! FLUSH / KILL. Scripts run in Lua 5.1 (mlua, vendored: no system library), in a sandbox
+//! (no os, io, require, loadfile, dofile; globals read-only), atomically under the state lock,
+//! and replicate by their effects: the writes a script makes reach replicas and the AOF as
+//! one MULTI/EXEC, never the script text.
+//!
+//! Values cross as Redis documents: a Lua number becomes an integer (truncated), a string a
+//! bulk string, true 1, false and nil a nil, a table with `ok` a status, with `err` an error,
+//! any other table an array up to its first nil; replies come into Lua as numbers, strings,
+//! false for nil, tables for arrays, `{ok=...}` for a status and `{err=...}` for an error.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use mlua::{Lua, LuaOptions, MultiValue, StdLib, Table, Value};
+
+use super::{flags, lookup, text, Ctx};
+use crate::resp::Reply;
+
+/// The script cache and the interpreter, made at the first script.
+#[derive(Default)]
+pub struct Scripts {
+    engine: Option<Engine>,
+}
+
+struct Engine {
+    lua: Lua,
+    /// Compiled scripts by SHA1 (lowercase hex), with their text.
+    cache: HashMap<String, (Bytes, mlua::Function)>,
+}
+
+/// The chunk name scripts get, which Redis's errors quote (`user_script:1: ...`).
+const CHUNK: &str = "@user_script";
+
+/// Globals a script may read as nil without the "nonexistent global" error (Redis 7 removes
+/// these but leaves their names readable).
+const REMOVED: &[&str] = &["loadstring", "print"];
+
+impl Engine {
+    fn new() -> mlua::Result<Engine> {
+        let lua = Lua::new_with(StdLib::TABLE | StdLib::STRING | StdLib::MATH, LuaOptions::default())?;
+        let g = lua.globals();
+        for name in
+            ["dofile", "loadfile", "require", "module", "loadstring", "print", "collectgarbage", "newproxy"]
+        {
+            g.raw_set(name, Value::Nil)?;
+        }
+        let redis = lua.create_table()?;
+        redis.set(
+            "error_reply",
+            lua.create_function(|lua, msg: mlua::String| reply_table(lua, "err", msg))?,
+        )?;
+        redis.set(
+            "status_reply",
+            lua.create_function(|lua, msg: mlua::String| reply_table(lua, "ok", msg))?,
+        )?;
+        redis.set(
+            "sha1hex",
+            lua.create_function(|_, s: Option<mlua::String>| match s {
+                Some(s) => Ok(sha1_hex(&s.as_bytes())),
+                None => Err(mlua::Error::runtime("wrong number of arguments")),
+            })?,
+        )?;
+        redis.set(
+            "log",
+            lua.create_function(|_, (level, msg): (i64, mlua::String)| {
+                let msg = msg.to_string_lossy();
+                match level {
+                    0 | 1 => tracing::debug!(target: "script", "{msg}"),
+                    2 => tracing::info!(target: "script", "{msg}"),
+                    _ => tracing::warn!(target: "script", "{msg}"),
+                }
+                Ok(())
+            })?,
+        )?;
+        redis.set(
+            "setresp",
+            lua.create_function(|_, v: i64| match v {
+                2 | 3 => Ok(()),
+                _ => Err(mlua::Error::runtime("RESP version must be 2 or 3.")),
+            })?,
+        )?;
+        redis.set(
+            "set_repl",
+            lua.create_function(|_, v: i64| match v {
+                0..=3 => Ok(()),
+                _ => Err(mlua::Error::runtime(
+                    "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
+                )),
+            })?,
+        )?;
+        redis.set("replicate_commands", lua.create_function(|_, ()| Ok(true))?)?;
+        for (name, v) in [
+            ("LOG_DEBUG", 0),
+            ("LOG_VERBOSE", 1),
+            ("LOG_NOTICE", 2),
+            ("LOG_WARNING", 3),
+            ("REPL_NONE", 0),
+            ("REPL_AOF", 1),
+            ("REPL_SLAVE", 2),
+            ("REPL_REPLICA", 2),
+            ("REPL_ALL", 3),
+        ] {
+            redis.set(name, v)?;
+        }
+        g.raw_set("redis", redis)?;
+        // math.random as Redis: its own generator, seeded the same before every script, so a
+        // script gives the same numbers on the primary and wherever it is replayed.
+        let math: Table = g.get("math")?;
+        math.set("random", lua.create_function(random)?)?;
+        math.set(
+            "randomseed",
+            lua.create_function(|_, seed: i64| {
+                RAND48.with(|r| r.set(rand48_seed(seed as u32)));
+                Ok(())
+            })?,
+        )?;
+        // Globals are read-only, and reading one that does not exist is an error.
+        let meta = lua.create_table()?;
+        meta.set(
+            "__newindex",
+            lua.create_function(|lua, (_t, _k, _v): (Value, Value, Value)| -> mlua::Result<()> {
+                Err(mlua::Error::runtime(at_line(lua, "Attempt to modify a readonly table")))
+            })?,
+        )?;
+        meta.set(
+            "__index",
+            lua.create_function(|lua, (_t, k): (Value, Value)| -> mlua::Result<Value> {
+                let name = match &k {
+                    Value::String(s) => s.to_string_lossy(),
+                    _ => return Ok(Value::Nil),
+                };
+                if REMOVED.contains(&name.as_str()) {
+                    return Ok(Value::Nil);
+                }
+                Err(mlua::Error::runtime(at_line(
+                    lua,
+                    &format!("Script attempted to access nonexistent global variable '{name}'"),
+                )))
+            })?,
+        )?;
+        g.set_metatable(Some(meta));
+        Ok(Engine { lua, cache: HashMap::new() })
+    }
+
+    /// The compiled script `body` (cached by its SHA1), or Redis's compile error.
+    fn compile(&mut self, sha: &str, body: &Bytes) -> Result<mlua::Function, Reply> {
+        if let Some((_, f)) = self.cache.get(sha) {
+            return Ok(f.clone());
+        }
+        let f = self.lua.load(&body[..]).set_name(CHUNK).into_function().map_err(|e| {
+            Reply::error(format!("ERR Error compiling script (new function): {}", lua_message(&e)))
+        })?;
+        self.cache.insert(sha.to_string(), (body.clone(), f.clone()));
+        Ok(f)
+    }
+}
+
+fn reply_table(lua: &Lua, field: &str, msg: mlua::String) -> mlua::Result<Table> {
+    let t = lua.create_table()?;
+    t.set(field, msg)?;
+    Ok(t)
+}
+
+pub fn sha1_hex(bytes: &[u8]) -> String {
+    sha1_smol::Sha1::from(bytes).digest().to_string()
+}
+
+thread_local! {
+    /// The slot of the keys the running script declared or touched first (in a cluster).
+    static SCRIPT_SLOT: std::cell::Cell<Option<u16>> = const { std::cell::Cell::new(None) };
+    /// The state of math.random (Redis's rand48), reset before every script.
+    static RAND48: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+fn fresh_seed() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(crate::keyspace::now_ms());
+    h.finish() as u32
+}
+
+/// rand48's state for `seed`, as srand48 sets it.
+fn rand48_seed(seed: u32) -> u64 {
+    ((seed as u64) << 16) | 0x330E
+}
+
+/// The next 31-bit number of rand48 (lrand48).
+fn lrand48() -> u32 {
+    RAND48.with(|r| {
+        let next = (r.get().wrapping_mul(0x5DEECE66D).wrapping_add(0xB)) & ((1 << 48) - 1);
+        r.set(next);
+        (next >> 17) as u32
+    })
+}
+
+/// math.random with Lua 5.1's arguments over rand48, as Redis replaces it.
+fn random(_lua: &Lua, args: MultiValue) -> mlua::Result<f64> {
+    // Redis divides by RAND_MAX of its rand48 (2^31 - 1).
+    let r = (lrand48() % 0x7fff_ffff) as f64 / 0x7fff_ffff as f64;
+    let nums: Vec<f64> =
+        args.iter().filter_map(|v| v.as_number().or(v.as_integer().map(|i| i as f64))).collect();
+    match (args.len(), nums.as_slice()) {
+        (0, _) => Ok(r),
+        (1, [u]) if *u >= 1.0 => Ok((r * u.floor()).floor() + 1.0),
+        (2, [l, u]) if l <= u => Ok((r * (u.floor() - l.floor() + 1.0)).floor() + l.floor()),
+        (1 | 2, _) => {
+            Err(mlua::Error::runtime(at_line(_lua, "bad argument #1 to 'random' (interval is empty)")))
+        }
+        _ => Err(mlua::Error::runtime("wrong number of arguments")),
+    }
+}
+
+/// The text of a Lua error without mlua's decorations (its traceback, "runtime error: ").
+fn lua_message(e: &mlua::Error) -> String {
+    match e {
+        mlua::Error::SyntaxError { message, .. } => message.clone(),
+        mlua::Error::RuntimeError(m) => m.clone(),
+        mlua::Error::CallbackError { cause, .. } => lua_message(cause),
+        other => other.to_string(),
+    }
+}
+
+/// An error a script raised: a table with `err` (from redis.call or error({err=...})) or a
+/// message, with the line it came from.
+struct Raised {
+    text: String,
+    line: Option<i64>,
+    /// From a table (redis.call's errors, error_reply): the text is the reply as it is.
+    table: bool,
+}
+
+/// EVAL script numkeys [key ...] [arg ...], and EVALSHA sha1 numkeys ... (`by_sha`).
+fn eval_with(ctx: &mut Ctx, args: &[Bytes], by_sha: bool, read_only: bool) -> Reply {
+    let numkeys = match super::int_arg(&args[2]) {
+        Ok(n) => n,
+        Err(e) => return e,
+    };
+    if numkeys < 0 {
+        return Reply::err("ERR Number of keys can't be negative");
+    }
+    if numkeys as usize > args.len() - 3 {
+        return Reply::err("ERR Number of keys can't be greater than number of args");
+    }
+    let (keys, argv) = args[3..].split_at(numkeys as usize);
+    let mut scripts = std::mem::take(&mut ctx.state.scripts);
+    let reply = run(ctx, &mut scripts, &args[1], by_sha, read_only, keys, argv);
+    ctx.state.scripts = scripts;
+    reply
+}
+
+fn run(
+    ctx: &mut Ctx,
+    scripts: &mut Scripts,
+    script: &Bytes,
+    by_sha: bool,
+    read_only: bool,
+    keys: &[Bytes],
+    argv: &[Bytes],
+) -> Reply {
+    if scripts.engine.is_none() {
+        match Engine::new() {
+            Ok(e) => scripts.engine = Some(e),
+            Err(e) => return Reply::error(format!("ERR cannot start Lua: {e}")),
+        }
+    }
+    let Some(engine) = scripts.engine.as_mut() else { return Reply::err("ERR no Lua") };
+    let (sha, f) = if by_sha {
+        let sha = text(script).to_ascii_lowercase();
+        match engine.cache.get(&sha) {
+            Some((_, f)) => (sha, f.clone()),
+            None => return Reply::err("NOSCRIPT No matching script. Please use EVAL."),
+        }
+    } else {
+        let sha = sha1_hex(script);
+        match engine.compile(&sha, script) {
+            Ok(f) => (sha, f),
+            Err(e) => return e,
+        }
+    };
+    let lua = &engine.lua;
+    let set_args = |name: &str, values: &[Bytes]| -> mlua::Result<()> {
+        let t = lua.create_table_with_capacity(values.len(), 0)?;
+        for (i, v) in values.iter().enumerate() {
+            t.raw_set(i + 1, lua.create_string(&v[..])?)?;
+        }
+        lua.globals().raw_set(name, t)
+    };
+    if let Err(e) = set_args("KEYS", keys).and_then(|()| set_args("ARGV", argv)) {
+        return Reply::error(format!("ERR {e}"));
+    }
+    // A new seed per script, as Redis 7 (scripts replicate by effects, so nothing needs the
+    // numbers to repeat).
+    RAND48.with(|r| r.set(rand48_seed(fresh_seed())));
+    SCRIPT_SLOT.with(|s| s.set(keys.first().map(|k| crate::topology::key_slot(k))));
+    if let Some(log) = &mut ctx.state.log {
+        log.begin_exec();
+    }
+    let was_in_exec = ctx.client.in_exec;
+    ctx.client.in_exec = true;
+    let outcome = {
+        let cell = RefCell::new(&mut *ctx);
+        lua.scope(|scope| {
+            let call = |raise: bool| {
+                let cell = &cell;
+                scope.create_function_mut(move |lua, args: MultiValue| {
+                    let mut ctx = cell.borrow_mut();
+                    let reply = call_from_script(&mut ctx, &args, read_only);
+                    match reply {
+                        Reply::Error(e) if raise => {
+                            let t = lua.create_table()?;
+                            t.set("err", e.as_ref())?;
+                            Err(mlua::Error::external(TableError(t, caller_line(lua))))
+                        }
+                        other => to_lua(lua, other),
+                    }
+                })
+            };
+            let redis: Table = lua.globals().raw_get("redis")?;
+            redis.raw_set("call", call(true)?)?;
+            redis.raw_set("pcall", call(false)?)?;
+            // The line an error came from, for Redis's "on @user_script:N."
+            // (Lua 5.1's xpcall passes on one value from the handler: both go in a table.)
+            let handler = scope.create_function(|lua, err: Value| {
+                let wrapped = lua.create_table()?;
+                wrapped.raw_set(1, err)?;
+                wrapped.raw_set(2, script_line(lua))?;
+                Ok(wrapped)
+            })?;
+            let xpcall: mlua::Function = lua.globals().raw_get("xpcall")?;
+            let mut out: MultiValue = xpcall.call((f.clone(), handler))?;
+            let ok = matches!(out.pop_front(), Some(Value::Boolean(true)));
+            let result = out.pop_front().unwrap_or(Value::Nil);
+            if ok {
+                return Ok(Ok(from_lua(&result, 0)));
+            }
+            let (err, line) = match &result {
+                Value::Table(t) => (t.raw_get::<Value>(1)?, t.raw_get::<Option<i64>>(2)?),
+                other => (other.clone(), None),
+            };
+            Ok(Err(raised(&err, line)))
+        })
+    };
+    ctx.client.in_exec = was_in_exec;
+    if let Some(log) = &mut ctx.state.log {
+        log.end_exec();
+    }
+    match outcome {
+        Ok(Ok(reply)) => reply,
+        Ok(Err(r)) => {
+            let at = r.line.map_or(String::new(), |l| format!(", on {}:{l}.", CHUNK));
+            let text = if r.table { r.text } else { format!("ERR {}", r.text) };
+            Reply::error(format!("{text} script: {sha}{at}"))
+        }
+        Err(e) => Reply::error(format!("ERR {} script: {sha}", lua_message(&e))),
+    }
+}
+
+/// redis.call's error, carried through Lua as a table with `err`, and the line it was raised at.
+#[derive(Debug)]
+struct TableError(Table, Option<i64>);
+
+impl std::fmt::Display for TableError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0.get::<String>("err").unwrap_or_default())
+    }
+}
+
+impl std::error::Error for TableError {}
+
+/// What a failed script raised, in the words Redis's reply uses.
+fn raised(err: &Value, line: Option<i64>) -> Raised {
+    match err {
+        Value::Table(t) => match t.get::<Option<String>>("err") {
+            Ok(Some(e)) => Raised { text: e, line, table: true },
+            _ => Raised { text: "Error running script: a table without err".into(), line, table: false },
+        },
+        Value::String(s) => Raised { text: s.to_string_lossy(), line, table: false },
+        Value::Error(e) => {
+            // A Rust callback's error: redis.call's table, or a message.
+            if let Some(TableError(t, at)) = find_table_error(e) {
+                let text = t.get::<String>("err").unwrap_or_default();
+                return Raised { text, line: at.or(line), table: true };
+            }
+            Raised { text: lua_message(e), line, table: false }
+        }
+        other => Raised { text: format!("{other:?}"), line, table: false },
+    }
+}
+
+fn find_table_error(e: &mlua::Error) -> Option<&TableError> {
+    match e {
+        mlua::Error::ExternalError(inner) => inner.downcast_ref::<TableError>(),
+        mlua::Error::CallbackError { cause, .. } => find_table_error(cause),
+        mlua::Error::WithContext { cause, .. } => find_table_error(cause),
+        _ => None,
+    }
+}
+
+/// The line of the script running now (the innermost frame from the script's chunk).
+fn script_line(lua: &Lua) -> Option<i64> {
+    (0..32).find_map(|level| {
+        let frame = lua.inspect_stack(level)?;
+        let from_script = frame.source().source.as_deref() == Some(CHUNK);
+        (from_script && frame.curr_line() > 0).then(|| frame.curr_line() as i64)
+    })
+}
+
+/// `message` with the script position Lua's own errors start with (`user_script:1: `).
+fn at_line(lua: &Lua, message: &str) -> String {
+    match script_line(lua) {
+        Some(line) => format!("{}:{line}: {message}", &CHUNK[1..]),
+        None => message.to_string(),
+    }
+}
+
+/// The script line that called a Rust function (redis.call).
+fn caller_line(lua: &Lua) -> Option<i64> {
+    script_line(lua)
+}
+
+/// Runs one command for redis.call / redis.pcall: Redis's checks first, in its words.
+fn call_from_script(ctx: &mut Ctx, args: &MultiValue, read_only: bool) -> Reply {
+    if args.is_empty() {
+        return Reply::err("ERR Please specify at least one argument for this redis lib call");
+    }
+    let mut argv: Vec<Bytes> = Vec::with_capacity(args.len());
+    for v in args.iter() {
+        match v {
+            Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
+            Value::Integer(n) => argv.push(Bytes::from(n.to_string())),
+            Value::Number(n) => argv.push(Bytes::from(lua_number_text(*n))),
+            _ => return Reply::err("ERR Lua redis lib command arguments must be strings or integers"),
+        }
+    }
+    let Some(cmd) = lookup(&argv[0]) else {
+        return Reply::err("ERR Unknown Redis command called from script");
+    };
+    if !cmd.arity_ok(argv.len()) {
+        return Reply::err("ERR Wrong number of args calling Redis command from script");
+    }
+    if cmd.has(flags::NOSCRIPT) {
+        return Reply::err("ERR This Redis command is not allowed from script");
+    }
+    if read_only && cmd.has(flags::WRITE) {
+        return Reply::err("ERR Write commands are not allowed from read-only scripts.");
+    }
+    // In a cluster, as Redis Cluster: every key a script touches, declared or not, is in one
+    // slot, and that slot is this node's.
+    if let Some(view) = &ctx.state.cluster {
+        if !ctx.client.is_master {
+            for key in cmd.keys_of(&argv) {
+                let slot = crate::topology::key_slot(key);
+                match SCRIPT_SLOT.with(|s| s.get()) {
+                    Some(first) if first != slot => {
+                        return Reply::err(
+                            "ERR Script attempted to access keys that do not hash to the same slot",
+                        )
+                    }
+                    _ => SCRIPT_SLOT.with(|s| s.set(Some(slot))),
+                }
+                if view.serve(slot).is_err() {
+                    return Reply::err("ERR Script attempted to access a non local key in a cluster node");
+                }
+            }
+        }
+    }
+    super::dispatch(ctx, &argv)
+}
+
+/// A Lua number as Lua prints it (%.14g), for a number passed to redis.call.
+fn lua_number_text(n: f64) -> String {
+    if n.fract() == 0.0 && n.abs() < 1e15 {
+        format!("{}", n as i64)
+    } else {
+        let s = format!("{n:.14e}");
+        // Fall back to Rust's shortest form when %.14g would not differ in practice.
+        let _ = s;
+        format!("{n}")
+    }
+}
+
+/// A reply as a script sees it (RESP2 conversions).
+fn to_lua(lua: &Lua, reply: Reply) -> mlua::Result<Value> {
+    Ok(match reply {
+        Reply::Ok => Value::Table(reply_table(lua, "ok", lua.create_string("OK")?)?),
+        Reply::Simple(s) => Value::Table(reply_table(lua, "ok", lua.create_string(s.as_bytes())?)?),
+        Reply::Error(e) => Value::Table(reply_table(lua, "err", lua.create_string(e.as_bytes())?)?),
+        Reply::Int(n) => Value::Number(n as f64),
+        Reply::Bulk(b) | Reply::Verbatim(b) => Value::String(lua.create_string(&b[..])?),
+        // A reply some commands encode at once (LRANGE): decoded for the script.
+        Reply::Raw(b) => match redis_protocol::resp2::decode::decode_bytes(&b) {
+            Ok(Some((frame, _))) => to_lua(lua, crate::proxy::router::to_reply(frame))?,
+            _ => Value::String(lua.create_string(&b[..])?),
+        },
+        Reply::Nil | Reply::NilArray => Value::Boolean(false),
+        Reply::Double(d) => Value::String(lua.create_string(crate::resp::reply::format_double(d))?),
+        Reply::Bool(b) => Value::Number(b as i64 as f64),
+        Reply::Array(items) | Reply::Set(items) => {
+            let t = lua.create_table_with_capacity(items.len(), 0)?;
+            for (i, item) in items.into_iter().enumerate() {
+                t.raw_set(i + 1, to_lua(lua, item)?)?;
+            }
+            Value::Table(t)
+        }
+        Reply::Map(pairs) | Reply::Pairs(pairs) => {
+            let t = lua.create_table_with_capacity(pairs.len() * 2, 0)?;
+            for (i, (k, v)) in pairs.into_iter().enumerate() {
+                t.raw_set(2 * i + 1, to_lua(lua, k)?)?;
+                t.raw_set(2 * i + 2, to_lua(lua, v)?)?;
+            }
+            Value::Table(t)
+        }
+    })
+}
+
+/// A script's value as a reply (RESP2 conversions). Nested tables deeper than Redis allows
+/// are cut off.
+fn from_lua(v: &Value, depth: usize) -> Reply {
+    match v {
+        Value::Nil | Value::Boolean(false) => Reply::Nil,
+        Value::Boolean(true) => Reply::Int(1),
+        Value::Integer(n) => Reply::Int(*n),
+        Value::Number(n) => Reply::Int(n.trunc() as i64),
+        Value::String(s) => Reply::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
+        Value::Table(t) => {
+            if let Ok(Value::String(e)) = t.raw_get::<Value>("err") {
+                return Reply::Error(String::from_utf8_lossy(&e.as_bytes()).into_owned().into());
+            }
+            if let Ok(Value::String(s)) = t.raw_get::<Value>("ok") {
+                return Reply::Simple(String::from_utf8_lossy(&s.as_bytes()).into_owned().into());
+            }
+            if depth > 100 {
+                return Reply::err("ERR reached lua stack limit");
+            }
+            let mut items = Vec::new();
+            for i in 1.. {
+                match t.raw_get::<Value>(i) {
+                    Ok(Value::Nil) | Err(_) => break,
+                    Ok(item) => items.push(from_lua(&item, depth + 1)),
+                }
+            }
+            Reply::Array(items)
+        }
+        _ => Reply::Nil,
+    }
+}
+
+pub fn eval(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    eval_with(ctx, args, false, false)
+}
+
+pub fn evalsha(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    eval_with(ctx, args, true, false)
+}
+
+pub fn eval_ro(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    eval_with(ctx, args, false, true)
+}
+
+pub fn evalsha_ro(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    eval_with(ctx, args, true, true)
+}
+
+/// SCRIPT LOAD script: compiled and cached; its SHA1.
+pub fn script_load(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let scripts = &mut ctx.state.scripts;
+    if scripts.engine.is_none() {
+        match Engine::new() {
+            Ok(e) => scripts.engine = Some(e),
+            Err(e) => return Reply::error(format!("ERR cannot start Lua: {e}")),
+        }
+    }
+    let Some(engine) = scripts.engine.as_mut() else { return Reply::err("ERR no Lua") };
+    let sha = sha1_hex(&args[2]);
+    match engine.compile(&sha, &args[2]) {
+        Ok(_) => Reply::bulk(sha),
+        Err(e) => e,
+    }
+}
+
+/// SCRIPT EXISTS sha1 [sha1 ...]: 1 or 0 each.
+pub fn script_exists(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let engine = ctx.state.scripts.engine.as_ref();
+    Reply::Array(
+        args[2..]
+            .iter()
+            .map(|sha| {
+                let known = engine.is_some_and(|e| e.cache.contains_key(&text(sha).to_ascii_lowercase()));
+                Reply::Int(known as i64)
+            })
+            .collect(),
+    )
+}
+
+/// SCRIPT FLUSH [ASYNC|SYNC]: the cache and the interpreter go.
+pub fn script_flush(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    if args.len() > 3
+        || (args.len() == 3
+            && !args[2].eq_ignore_ascii_case(b"async")
+            && !args[2].eq_ignore_ascii_case(b"sync"))
+    {
+        return Reply::err("ERR SCRIPT FLUSH only support SYNC|ASYNC option");
+    }
+    ctx.state.scripts = Scripts::default();
+    Reply::Ok
+}
+
+/// SCRIPT KILL: scripts run to their end under the state lock here, so none is ever running
+/// when another client's command is.
+pub fn script_kill(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+    Reply::err("NOTBUSY No scripts in execution right now.")
+}
+
+/// SCRIPT DEBUG YES|SYNC|NO: the Lua debugger (LDB) is not here; NO is what scripts run with.
+pub fn script_debug(_ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    match text(&args[2]).to_ascii_lowercase().as_str() {
+        "no" => Reply::Ok,
+        "yes" | "sync" => Reply::err("ERR SCRIPT DEBUG (the Lua debugger) is not supported by rust-edis"),
+        _ => Reply::err("ERR Use SCRIPT DEBUG YES/SYNC/NO"),
+    }
+}
+
+pub fn script_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+    super::server::help(&[
+        "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "DEBUG (YES|SYNC|NO)",
+        "    Set the debug mode for subsequent scripts executed.",
+        "EXISTS <sha1> [<sha1> ...]",
+        "    Return information about the existence of the scripts in the script cache.",
+        "FLUSH [ASYNC|SYNC]",
+        "    Flush the Lua scripts cache. Very dangerous on replicas.",
+        "    When called without the optional mode argument, the behavior is determined by the",
+        "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+        "    * ASYNC: Asynchronously flush the scripts cache.",
+        "    * SYNC: Synchronously flush the scripts cache.",
+        "KILL",
+        "    Kill the currently executing Lua script.",
+        "LOAD <script>",
+        "    Load a script into the scripts cache without executing it.",
+        "HELP",
+        "    Prints this help.",
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rand48_is_redis_s() {
+        // srand48(0) then lrand48(): the sequence every Redis script starts from.
+        RAND48.with(|r| r.set(rand48_seed(0)));
+        let first: Vec<u32> = (0..3).map(|_| lrand48()).collect();
+        RAND48.with(|r| r.set(rand48_seed(0)));
+        assert_eq!(first, (0..3).map(|_| lrand48()).collect::<Vec<_>>(), "reseeded, the same again");
+        assert_eq!(first[0], 366_850_414);
+    }
+
+    #[test]
+    fn sha1_of_scripts() {
+        assert_eq!(sha1_hex(b"return 1"), "e0e1f9fabfc9d4800c877a703b823ac0578ff8db");
+        assert_eq!(sha1_hex(b""), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+    }
+}

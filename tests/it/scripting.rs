@@ -1,0 +1,158 @@
+//! Lua scripting: EVAL/EVALSHA and SCRIPT on a write shard, through --role all's proxy, and
+//! replicated by effects (to a read shard and into the AOF, as one MULTI/EXEC).
+
+use std::time::Duration;
+
+use redis::Value;
+
+use crate::harness::*;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+#[tokio::test]
+async fn scripts_convert_and_fail_as_redis_does() {
+    let s = TestServer::start().await;
+    let mut c = s.raw().await;
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["EVAL", "return {1, 'a', 2.9, true, false, {ok='x'}, nil, 5}", "0"],
+            "*6\r\n:1\r\n$1\r\na\r\n:2\r\n:1\r\n$-1\r\n+x\r\n",
+        ),
+        (&["EVAL", "return {err='BAD thing'}", "0"], "-BAD thing\r\n"),
+        (&["EVAL", "return KEYS[1] .. ARGV[2]", "1", "k", "a", "b"], "$2\r\nkb\r\n"),
+        (&["EVAL", "return redis.call('set', KEYS[1], 5)", "1", "n"], "+OK\r\n"),
+        (&["EVAL", "return redis.call('incrby', KEYS[1], ARGV[1])", "1", "n", "2"], ":7\r\n"),
+        (&["EVAL", "return type(redis.call('get', 'nokey'))", "0"], "$7\r\nboolean\r\n"),
+        (&["EVAL", "return 1", "-1"], "-ERR Number of keys can't be negative\r\n"),
+        (&["EVAL", "return 1", "2", "a"], "-ERR Number of keys can't be greater than number of args\r\n"),
+        (
+            &["EVAL", "return (", "0"],
+            "-ERR Error compiling script (new function): user_script:1: unexpected symbol near '<eof>'\r\n",
+        ),
+        (
+            &["EVALSHA", "ffffffffffffffffffffffffffffffffffffffff", "0"],
+            "-NOSCRIPT No matching script. Please use EVAL.\r\n",
+        ),
+    ];
+    for (args, want) in cases {
+        assert_eq!(c.call(&resp(args)).await, *want, "{args:?}");
+    }
+    // Errors raised inside: Redis's text with the script's SHA1 and the line.
+    let sandbox = c.call(&resp(&["EVAL", "local x = 1\nreturn os.time()", "0"])).await;
+    assert!(
+        sandbox.starts_with(
+            "-ERR user_script:2: Script attempted to access nonexistent global variable 'os' script: "
+        ) && sandbox.ends_with(", on @user_script:2.\r\n"),
+        "{sandbox}"
+    );
+    let global = c.call(&resp(&["EVAL", "x = 5", "0"])).await;
+    assert!(
+        global.starts_with("-ERR user_script:1: Attempt to modify a readonly table script: "),
+        "{global}"
+    );
+    assert!(c.call(&resp(&["HSET", "h", "f", "v"])).await.starts_with(':'));
+    let wrongtype = c.call(&resp(&["EVAL", "return redis.call('incr', 'h')", "0"])).await;
+    assert!(
+        wrongtype.starts_with("-WRONGTYPE Operation against a key holding the wrong kind of value script: "),
+        "{wrongtype}"
+    );
+    assert_eq!(
+        c.call(&resp(&["EVAL", "local r = redis.pcall('incr', 'h') return r.err", "0"])).await,
+        "$65\r\nWRONGTYPE Operation against a key holding the wrong kind of value\r\n"
+    );
+    let nested = c.call(&resp(&["EVAL", "return redis.call('eval', 'return 1', 0)", "0"])).await;
+    assert!(nested.starts_with("-ERR This Redis command is not allowed from script script: "), "{nested}");
+    let ro = c.call(&resp(&["EVAL_RO", "return redis.call('del', KEYS[1])", "1", "n"])).await;
+    assert!(ro.starts_with("-ERR Write commands are not allowed from read-only scripts. script: "), "{ro}");
+    // SCRIPT LOAD, EXISTS, EVALSHA, FLUSH.
+    let sha = c.call(&resp(&["SCRIPT", "LOAD", "return 'hi'"])).await;
+    let sha = sha.lines().nth(1).unwrap().to_string();
+    assert_eq!(sha.len(), 40);
+    assert_eq!(c.call(&resp(&["EVALSHA", &sha.to_uppercase(), "0"])).await, "$2\r\nhi\r\n");
+    assert_eq!(c.call(&resp(&["SCRIPT", "EXISTS", &sha, "abc"])).await, "*2\r\n:1\r\n:0\r\n");
+    assert_eq!(c.call(&resp(&["SCRIPT", "FLUSH", "ASYNC"])).await, "+OK\r\n");
+    assert_eq!(c.call(&resp(&["SCRIPT", "EXISTS", &sha])).await, "*1\r\n:0\r\n");
+    assert_eq!(c.call(&resp(&["SCRIPT", "KILL"])).await, "-NOTBUSY No scripts in execution right now.\r\n");
+    assert_eq!(
+        c.call(&resp(&["SCRIPT", "FLUSH", "NOW"])).await,
+        "-ERR SCRIPT FLUSH only support SYNC|ASYNC option\r\n"
+    );
+    assert_eq!(
+        c.call(&resp(&["EVAL", "return 1"])).await,
+        "-ERR wrong number of arguments for 'eval' command\r\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn script_effects_reach_the_replica_as_one_transaction() {
+    let primary = TestServer::start().await;
+    let replica = TestServer::replica_of(primary.addr, "").await;
+    let mut p = primary.conn().await;
+    let r = replica.conn().await;
+    let linked = eventually(WAIT, || {
+        let mut r = r.clone();
+        async move {
+            let info: String = redis::cmd("INFO").arg("replication").query_async(&mut r).await.unwrap();
+            info.contains("master_link_status:up")
+        }
+    })
+    .await;
+    assert!(linked);
+    // A replica that watches the stream sees MULTI, the script's writes, EXEC: never EVAL.
+    let mut monitor = replica.raw().await;
+    monitor.send(&resp(&["MONITOR"])).await;
+    assert_eq!(monitor.reply().await, "+OK\r\n");
+    let script = "redis.call('set', KEYS[1], 1) redis.call('set', KEYS[2], 2) redis.call('incr', KEYS[1]) return redis.call('mget', KEYS[1], KEYS[2], KEYS[3])";
+    let got = q(&mut p, &["EVAL", script, "3", "a{s}", "b{s}", "c{s}"]).await;
+    assert_eq!(got, Value::Array(vec![bulk("2"), bulk("2"), Value::Nil]));
+    let seen = eventually(WAIT, || {
+        let mut r = r.clone();
+        async move { q(&mut r, &["MGET", "a{s}", "b{s}"]).await == Value::Array(vec![bulk("2"), bulk("2")]) }
+    })
+    .await;
+    assert!(seen, "the script's writes reached the replica");
+    let mut lines = Vec::new();
+    while lines.len() < 8 && !lines.last().is_some_and(|l: &String| l.contains("\"EXEC\"")) {
+        lines.push(monitor.reply().await);
+    }
+    let text = lines.join("");
+    assert!(!text.to_lowercase().contains("\"eval\""), "the script text is not replicated: {text}");
+    let order: Vec<&str> = ["\"MULTI\"", "\"set\"", "\"set\"", "\"incr\"", "\"EXEC\""].to_vec();
+    let mut at = 0;
+    for word in order {
+        let found = text[at..].to_lowercase().find(&word.to_lowercase()).map(|i| i + at);
+        assert!(found.is_some(), "{word} after {at} in {text}");
+        at = found.unwrap() + 1;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_through_the_proxy_follow_their_keys() {
+    let all = crate::all::start("").await;
+    let mut c = crate::cluster::conn_to(all.proxy).await;
+    // The redis crate's Script: EVALSHA, NOSCRIPT, then EVAL, then EVALSHA again.
+    let script = redis::Script::new("return redis.call('incrby', KEYS[1], ARGV[1])");
+    for want in [5, 10] {
+        let n: i64 = script.key("counter").arg(5).invoke_async(&mut c).await.unwrap();
+        assert_eq!(n, want);
+    }
+    assert_eq!(q(&mut c, &["GET", "counter"]).await, bulk("10"));
+    // SCRIPT LOAD reaches every write shard: EVALSHA works whichever one its keys pick.
+    let sha = match q(&mut c, &["SCRIPT", "LOAD", "return redis.call('get', KEYS[1])"]).await {
+        Value::BulkString(b) => String::from_utf8(b).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    for key in ["counter", "a", "b", "c", "d", "e"] {
+        let got = q(&mut c, &["EVALSHA", &sha, "1", key]).await;
+        assert!(matches!(got, Value::BulkString(_) | Value::Nil), "{key}: {got:?}");
+    }
+    assert_eq!(q(&mut c, &["SCRIPT", "EXISTS", &sha]).await, Value::Array(vec![int(1)]));
+    // Keys in several slots: CROSSSLOT, declared or touched.
+    assert!(err(&mut c, &["EVAL", "return 1", "2", "a", "b"]).await.starts_with("CROSSSLOT"));
+    let undeclared =
+        err(&mut c, &["EVAL", "redis.call('set', KEYS[1], 1) return redis.call('set', 'zz', 1)", "1", "a"])
+            .await;
+    assert!(undeclared.contains("Script attempted to access"), "{undeclared}");
+    assert_eq!(q(&mut c, &["SCRIPT", "FLUSH"]).await, Value::Okay);
+    assert_eq!(q(&mut c, &["SCRIPT", "EXISTS", &sha]).await, Value::Array(vec![int(0)]));
+}
