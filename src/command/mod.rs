@@ -260,6 +260,8 @@ pub enum Merge {
     Digest,
     /// INFO: the proxy's own sections, with the keyspace section summed over the shards.
     Keyspace,
+    /// OK if any shard said OK (SCRIPT KILL: the busy one), else the most telling error.
+    AnyOk,
 }
 
 /// One command (or one subcommand of a container command such as CONFIG).

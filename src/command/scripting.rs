@@ -11,6 +11,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::time::Duration;
 
 use bytes::Bytes;
 use mlua::{Lua, LuaOptions, MultiValue, StdLib, Table, Value};
@@ -299,6 +300,28 @@ fn run(
     }
     let was_in_exec = ctx.client.in_exec;
     ctx.client.in_exec = true;
+    // Others see it running (they wait, then get BUSY); SCRIPT KILL reaches it through the
+    // hook, which looks every 10,000 instructions.
+    let server = ctx.server.clone();
+    server.script.start(ctx.now);
+    let killer = server.clone();
+    // When to hand this thread's tasks to another worker (ms into the script): after 2 ms,
+    // then again at doubling intervals in case a hand-off did not take (see `hand_off`).
+    let next_hand_off =
+        std::cell::Cell::new(if crate::server::in_multi_thread_runtime() { 2 } else { u64::MAX });
+    lua.set_hook(mlua::HookTriggers::new().every_nth_instruction(10_000), move |_, _| {
+        if killer.script.kill.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(mlua::Error::runtime("Script killed by user with SCRIPT KILL..."));
+        }
+        let ran = crate::keyspace::now_ms().saturating_sub(killer.script.running_since().unwrap_or(0));
+        if ran >= next_hand_off.get() {
+            // Running for a while: another worker must serve the other clients (BUSY, SCRIPT
+            // KILL) while the script runs on here. Short scripts never pay for it.
+            next_hand_off.set(ran.max(1) * 4);
+            hand_off();
+        }
+        Ok(mlua::VmState::Continue)
+    });
     let outcome = {
         let cell = RefCell::new(&mut *ctx);
         lua.scope(|scope| {
@@ -342,6 +365,8 @@ fn run(
             Ok(Err(raised(&err, line)))
         })
     };
+    lua.remove_hook();
+    server.script.end();
     ctx.client.in_exec = was_in_exec;
     if let Some(log) = &mut ctx.state.log {
         log.end_exec();
@@ -354,6 +379,17 @@ fn run(
             Reply::error(format!("{text} script: {sha}{at}"))
         }
         Err(e) => Reply::error(format!("ERR {} script: {sha}", lua_message(&e))),
+    }
+}
+
+/// Hands this worker thread's runtime core (its queued tasks, its LIFO slot, its turn at the
+/// I/O driver) to a new worker thread, and lets the script run on here without it: other
+/// connections are then served (BUSY, SCRIPT KILL) while it runs. tokio's block_in_place
+/// takes the core back when its closure returns unless the new thread has claimed it, so the
+/// closure gives it a moment to.
+fn hand_off() {
+    if crate::server::in_multi_thread_runtime() {
+        tokio::task::block_in_place(|| std::thread::sleep(Duration::from_millis(5)));
     }
 }
 
@@ -465,6 +501,10 @@ fn call_from_script(ctx: &mut Ctx, args: &MultiValue, read_only: bool) -> Reply 
                 }
             }
         }
+    }
+    if cmd.has(flags::WRITE) {
+        // From here SCRIPT KILL may not stop it: it would leave half its writes.
+        ctx.server.script.wrote.store(true, std::sync::atomic::Ordering::Relaxed);
     }
     super::dispatch(ctx, &argv)
 }

@@ -403,6 +403,8 @@ pub fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 pub fn config_resetstat(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     ctx.state.stats = Default::default();
+    ctx.server.admission.accepted.store(0, std::sync::atomic::Ordering::Relaxed);
+    ctx.server.admission.rejected.store(0, std::sync::atomic::Ordering::Relaxed);
     // On a proxy, what live connections forwarded counts too.
     for client in ctx.server.clients().values() {
         client.forwarded.lock().unwrap_or_else(|e| e.into_inner()).clear();

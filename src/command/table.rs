@@ -200,7 +200,7 @@ static SCRIPT_SUBS: &[Command] = &[
     c("debug", 3, NOSCRIPT, NOKEYS, "scripting", "3.2.0", "Sets the debug mode of server-side Lua scripts.", O1, "YES|SYNC|NO", lua::script_debug),
     c("exists", -3, NOSCRIPT, NOKEYS, "scripting", "2.6.0", "Determines whether server-side Lua scripts exist in the script cache.", "O(N) with N being the number of scripts to check (so checking a single script is an O(1) operation).", "sha1 [sha1 ...]", lua::script_exists).routed(Route::Primaries(Merge::AllOk)),
     c("flush", -2, NOSCRIPT, NOKEYS, "scripting", "2.6.0", "Removes all server-side Lua scripts from the script cache.", "O(N) with N being the number of scripts in cache", "[ASYNC|SYNC]", lua::script_flush).routed(Route::Primaries(Merge::AllOk)),
-    c("kill", 2, NOSCRIPT | ALLOW_BUSY, NOKEYS, "scripting", "2.6.0", "Terminates a server-side Lua script during execution.", O1, "", lua::script_kill),
+    c("kill", 2, NOSCRIPT | ALLOW_BUSY, NOKEYS, "scripting", "2.6.0", "Terminates a server-side Lua script during execution.", O1, "", lua::script_kill).routed(Route::Primaries(Merge::AnyOk)),
     c("load", 3, NOSCRIPT | STALE, NOKEYS, "scripting", "2.6.0", "Loads a server-side Lua script to the script cache.", "O(N) with N being the length in bytes of the script body.", "script", lua::script_load).routed(Route::Primaries(Merge::AllOk)),
     help("scripting", lua::script_help),
 ];

@@ -21,8 +21,8 @@ use super::node::{Backend, Link, Sent, What};
 use super::router::Req;
 use crate::command::{resolve, Client, Command};
 use crate::resp::Reply;
-use crate::server::session::run_local;
 pub use crate::server::session::Called;
+use crate::server::session::{busy_later, run_local};
 use crate::server::{ClientHandle, Server};
 
 /// Nodes of this process, by node id.
@@ -89,7 +89,18 @@ impl LocalNode {
         if self.gone.load(Ordering::Acquire) {
             return Called::Gone;
         }
-        let mut client = self.client.lock().unwrap_or_else(|e| e.into_inner());
+        // The node's client is held for one command at a time, or for a whole script: never
+        // wait on it while a script runs (see `busy_later`).
+        let mut client = loop {
+            match self.client.try_lock() {
+                Ok(client) => break client,
+                Err(std::sync::TryLockError::Poisoned(p)) => break p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) if self.server.script.running_since().is_some() => {
+                    return busy_later(&self.server, &member_client(&self.server), cmd, args, min);
+                }
+                Err(std::sync::TryLockError::WouldBlock) => std::thread::yield_now(),
+            }
+        };
         run_local(&self.server, &mut client, cmd, args, now, min)
     }
 
@@ -106,14 +117,22 @@ impl LocalNode {
     /// A client of this node for one caller alone (WATCH ... EXEC): its watches and MULTI
     /// are its own, and are released when it is dropped.
     pub fn session(&self) -> LocalSession {
-        let server = &self.server;
-        let id = server.next_client_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let addr = server.local_addr;
-        let mut client = Client::new(Arc::new(ClientHandle::new(id, addr, addr, -1)), true);
-        client.router = true;
-        client.member = true;
-        LocalSession { server: self.server.clone(), gone: self.gone.clone(), client }
+        LocalSession {
+            server: self.server.clone(),
+            gone: self.gone.clone(),
+            client: member_client(&self.server),
+        }
     }
+}
+
+/// A client of `server` for the proxy of this process: a router connection's, of its own.
+fn member_client(server: &Server) -> Client {
+    let id = server.next_client_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let addr = server.local_addr;
+    let mut client = Client::new(Arc::new(ClientHandle::new(id, addr, addr, -1)), true);
+    client.router = true;
+    client.member = true;
+    client
 }
 
 impl Backend for LocalNode {

@@ -29,7 +29,18 @@ pub fn merge(merge: Merge, replies: Vec<Reply>) -> Reply {
             Reply::Simple(xor_digests(texts.iter().map(String::as_str)).into())
         }
         Merge::Keyspace => with_keyspace(Reply::Verbatim(Bytes::new()), replies),
+        Merge::AnyOk => any_ok(replies),
     }
+}
+
+/// OK if any reply is; else an error other than NOTBUSY if there is one (UNKILLABLE, a shard
+/// down), else the first reply.
+pub fn any_ok(replies: Vec<Reply>) -> Reply {
+    if replies.iter().any(|r| matches!(r, Reply::Ok)) {
+        return Reply::Ok;
+    }
+    let telling = replies.iter().position(|r| matches!(r, Reply::Error(e) if !e.starts_with("NOTBUSY")));
+    replies.into_iter().nth(telling.unwrap_or(0)).unwrap_or(Reply::Ok)
 }
 
 /// The proxy's own INFO text `own` with its keyspace section replaced by the sum of the

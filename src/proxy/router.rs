@@ -864,7 +864,19 @@ impl Router {
             return Routed::Settle;
         };
         wait(async move {
-            match every_reply(all.await) {
+            let answers = all.await;
+            if merge == Merge::AnyOk {
+                // SCRIPT KILL: the shard running the script answers it; the others are idle.
+                let replies: Vec<Reply> = answers
+                    .into_iter()
+                    .map(|(addr, got)| match got {
+                        Ok(got) => got.finish(false),
+                        Err(failure) => failed(None, &addr, &failure),
+                    })
+                    .collect();
+                return super::merge::any_ok(replies);
+            }
+            match every_reply(answers) {
                 Ok(replies) => super::merge::merge(merge, replies),
                 Err(error) => error,
             }

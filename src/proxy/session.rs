@@ -102,7 +102,7 @@ pub async fn run(
     handle: Arc<ClientHandle>,
     authenticated: bool,
 ) {
-    let max_bulk = server.state().config.proto_max_bulk_len();
+    let max_bulk = server.admission.max_bulk.load(Ordering::Relaxed);
     let mut runner = ProxyRunner {
         conn: Conn {
             client: Client::new(handle.clone(), authenticated),
@@ -540,8 +540,9 @@ fn pubsub(
     }))
 }
 
-/// CONFIG SET of maxmemory and its policy through the proxy: the data is on the write
-/// shards, so they take the memory settings of the pairs given (the proxy keeps them too).
+/// CONFIG SET of maxmemory and its policy (and of how long a script runs before others get
+/// BUSY) through the proxy: the data and the scripts are on the write shards, so they take
+/// these settings of the pairs given (the proxy keeps them too).
 fn memory_settings(
     proxy: &Arc<Proxy>,
     conn: &Conn,
@@ -549,8 +550,15 @@ fn memory_settings(
     args: &[Bytes],
     now: u64,
 ) -> Option<Routed> {
-    const MEMORY: [&str; 5] =
-        ["maxmemory", "maxmemory-policy", "maxmemory-samples", "lfu-log-factor", "lfu-decay-time"];
+    const MEMORY: [&str; 7] = [
+        "maxmemory",
+        "maxmemory-policy",
+        "maxmemory-samples",
+        "lfu-log-factor",
+        "lfu-decay-time",
+        "busy-reply-threshold",
+        "lua-time-limit",
+    ];
     let mut shard_args = vec![args[0].clone(), args[1].clone()];
     for pair in args[2..].chunks(2) {
         if MEMORY.iter().any(|m| pair[0].eq_ignore_ascii_case(m.as_bytes())) {

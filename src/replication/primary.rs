@@ -260,6 +260,7 @@ pub async fn feed(
                 while let Ok(Some(_)) = parser.next(&mut buf, &mut args) {
                     if args.len() == 3 && eq(&args[0], "replconf") && eq(&args[1], "ack") {
                         if let Ok(ack) = int_arg(&args[2]) {
+                            server.script.idle().await;
                             let mut state = server.state();
                             if let Some(r) = state.replicas.iter_mut().find(|r| r.id == id) {
                                 r.ack = ack.max(0) as u64;
@@ -284,6 +285,7 @@ pub async fn feed(
     loop {
         offsets.borrow_and_update();
         chunk.clear();
+        server.script.idle().await;
         let held = {
             let mut state = server.state();
             state.log.as_mut().and_then(|log| {

@@ -181,6 +181,8 @@ impl Agent {
         let mut index: Option<i64> =
             (self.kind == NodeKind::Write).then(|| stored_index(&self.dir)).flatten();
         loop {
+            // (A script holds the state: the heartbeat waits, as a busy Redis's would.)
+            self.server.script.idle().await;
             let c = match &mut conn {
                 Some(c) => c,
                 None => conn.insert(self.connect(&mut backoff).await),

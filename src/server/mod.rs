@@ -78,6 +78,8 @@ impl Server {
     /// forwarded and have not handed over yet.
     pub fn stats_with_forwarded(&self, stats: &Stats) -> Stats {
         let mut all = stats.clone();
+        all.connections += self.admission.accepted.load(Ordering::Relaxed);
+        all.rejected_connections += self.admission.rejected.load(Ordering::Relaxed);
         for client in self.clients().values() {
             all.add_forwarded(&client.forwarded.lock().unwrap_or_else(|e| e.into_inner()));
         }
@@ -515,6 +517,105 @@ pub struct Server {
     /// client-query-buffer-limit: a connection whose unprocessed input grows past it is
     /// closed (CONFIG SET refreshes it).
     pub query_limit: AtomicUsize,
+    /// The script running now, if any: what other connections check before they wait for the
+    /// state lock (see [`ScriptState`]).
+    pub script: ScriptState,
+    /// What accepting a connection needs, kept out of the state lock (a script may hold it).
+    pub admission: Admission,
+}
+
+/// The settings a new connection is admitted by, and the counts INFO shows
+/// (total_connections_received, rejected_connections).
+#[derive(Default)]
+pub struct Admission {
+    pub accepted: AtomicU64,
+    pub rejected: AtomicU64,
+    maxclients: AtomicUsize,
+    requirepass: std::sync::atomic::AtomicBool,
+    protected: std::sync::atomic::AtomicBool,
+    member_secret: std::sync::atomic::AtomicBool,
+    /// proto-max-bulk-len, which a new connection's parser applies.
+    pub max_bulk: AtomicUsize,
+}
+
+/// A running script, as the rest of the server sees it. A script runs under the state lock
+/// to its end; meanwhile other connections must not block a worker thread on that lock, so
+/// they look here first: they wait (asynchronously) for it to end, and once it has run past
+/// busy-reply-threshold they get Redis's BUSY error instead, and SCRIPT KILL can stop it.
+#[derive(Default)]
+pub struct ScriptState {
+    /// When it started (Unix ms); 0: none running.
+    started: AtomicU64,
+    /// SCRIPT KILL asked it to stop (its Lua hook checks).
+    pub kill: std::sync::atomic::AtomicBool,
+    /// It ran a write command: SCRIPT KILL may not stop it (UNKILLABLE).
+    pub wrote: std::sync::atomic::AtomicBool,
+    /// Woken when it ends.
+    pub done: tokio::sync::Notify,
+    /// busy-reply-threshold, in ms.
+    threshold: AtomicU64,
+}
+
+impl ScriptState {
+    pub fn start(&self, now: u64) {
+        self.kill.store(false, Ordering::Relaxed);
+        self.wrote.store(false, Ordering::Relaxed);
+        self.started.store(now.max(1), Ordering::Release);
+    }
+
+    pub fn end(&self) {
+        self.started.store(0, Ordering::Release);
+        self.done.notify_waiters();
+    }
+
+    /// When the running script started, if one is running.
+    pub fn running_since(&self) -> Option<u64> {
+        Some(self.started.load(Ordering::Acquire)).filter(|&t| t != 0)
+    }
+
+    pub fn threshold(&self) -> u64 {
+        self.threshold.load(Ordering::Relaxed)
+    }
+
+    /// Waits until no script runs (for tasks that need the state lock and are not clients:
+    /// they must not block a worker thread on it meanwhile).
+    pub async fn idle(&self) {
+        loop {
+            let notified = self.done.notified();
+            if self.running_since().is_none() {
+                return;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(100), notified).await;
+        }
+    }
+
+    /// Waits until the running script ends or has run past the threshold; true if it ended.
+    pub async fn wait(&self) -> bool {
+        loop {
+            let notified = self.done.notified();
+            let Some(since) = self.running_since() else { return true };
+            let past = crate::keyspace::now_ms().saturating_sub(since);
+            if past >= self.threshold() {
+                return false;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(self.threshold() - past), notified).await;
+        }
+    }
+
+    /// What a command gets while a script has run past the threshold (Redis's words): SCRIPT
+    /// KILL stops a script that has not written; everything else is refused.
+    pub fn busy_reply(&self, args: &[Bytes]) -> crate::resp::Reply {
+        use crate::resp::Reply;
+        let is = |a: &Bytes, w: &str| a.eq_ignore_ascii_case(w.as_bytes());
+        if args.len() == 2 && (is(&args[0], "script") || is(&args[0], "function")) && is(&args[1], "kill") {
+            if self.wrote.load(Ordering::Relaxed) {
+                return Reply::err("UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.");
+            }
+            self.kill.store(true, Ordering::Relaxed);
+            return Reply::Ok;
+        }
+        Reply::err("BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.")
+    }
 }
 
 /// An [`OutputLimit`] connections read without a lock.
@@ -539,6 +640,12 @@ impl OutputLimitCell {
             soft_seconds: self.soft_seconds.load(Ordering::Relaxed),
         }
     }
+}
+
+/// Whether this thread is a worker of a multi-threaded runtime (where block_in_place works).
+pub fn in_multi_thread_runtime() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }
 
 /// 40 random-looking hex characters (Redis's run_id and, later, replication ids).
@@ -597,6 +704,8 @@ impl Server {
             bus: std::sync::OnceLock::new(),
             normal_output,
             query_limit: AtomicUsize::new(0),
+            script: ScriptState::default(),
+            admission: Admission::default(),
         };
         server.refresh_limits(&server.state().config);
         // notify-keyspace-events from the configuration file or flags.
@@ -610,12 +719,51 @@ impl Server {
         self.normal_output.set(config.output_limit("normal"));
         let query = config.get("client-query-buffer-limit").parse().unwrap_or(1 << 30);
         self.query_limit.store(query, Ordering::Relaxed);
+        let busy = config.get("busy-reply-threshold").parse().unwrap_or(5000);
+        self.script.threshold.store(busy, Ordering::Relaxed);
+        let a = &self.admission;
+        a.maxclients.store(config.maxclients(), Ordering::Relaxed);
+        a.requirepass.store(config.requirepass().is_some(), Ordering::Relaxed);
+        a.protected.store(config.get("protected-mode") == "yes", Ordering::Relaxed);
+        a.member_secret.store(!config.get("cluster-secret").is_empty(), Ordering::Relaxed);
+        a.max_bulk.store(config.proto_max_bulk_len(), Ordering::Relaxed);
     }
 
     /// The state lock. A panic in a handler must not take every later client down with it,
     /// so a poisoned lock is recovered: handlers leave the state consistent between steps.
     pub fn state(&self) -> MutexGuard<'_, State> {
+        if self.script.running_since().is_some() && in_multi_thread_runtime() {
+            // A script holds it, maybe for seconds: this worker hands its other tasks (and
+            // the I/O driver) to another thread before it waits, so the server keeps serving.
+            return tokio::task::block_in_place(|| self.state.lock().unwrap_or_else(|e| e.into_inner()));
+        }
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The state lock, unless a script holds it (None): a connection then waits for the
+    /// script off its thread (see [`ScriptState`]) instead of blocking a worker on the lock.
+    /// Held by anyone else, the lock is waited for as usual.
+    pub fn state_unless_script(&self) -> Option<MutexGuard<'_, State>> {
+        // Never a blocking wait: a holder may turn out to be a script only after this looked
+        // (a batch that runs EVAL starts it once it has the lock), and a connection blocked
+        // on the lock could then neither answer BUSY nor let its worker serve anyone else.
+        for spins in 0u32.. {
+            match self.state.try_lock() {
+                Ok(guard) => return Some(guard),
+                Err(std::sync::TryLockError::Poisoned(p)) => return Some(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    if self.script.running_since().is_some() {
+                        return None;
+                    }
+                    if spins < 64 {
+                        std::hint::spin_loop();
+                    } else {
+                        std::thread::yield_now();
+                    }
+                }
+            }
+        }
+        None
     }
 
     pub fn clients(&self) -> MutexGuard<'_, HashMap<u64, Arc<ClientHandle>>> {
@@ -627,6 +775,11 @@ impl Server {
     /// quarter of the tick (Redis's slow cycle uses 25% too).
     fn cron(&self, tick: Duration) {
         const ROUND: usize = 200;
+        if self.script.running_since().is_some() {
+            // A script holds the state: this tick waits for the next (as Redis's cron does
+            // not run while a script does).
+            return;
+        }
         crate::keyspace::tick_clock(now_ms());
         let start = Instant::now();
         while self.state().active_expire {
@@ -803,22 +956,19 @@ impl Drop for CloseClientsOnDrop {
 
 fn accept(server: &Arc<Server>, stream: tokio::net::TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
-    let (maxclients, requirepass, protected, member_secret) = {
-        let mut state = server.state();
-        state.stats.connections += 1;
-        let config = &state.config;
-        (
-            config.maxclients(),
-            config.requirepass().is_some(),
-            config.get("protected-mode") == "yes",
-            !config.get("cluster-secret").is_empty(),
-        )
-    };
+    let a = &server.admission;
+    a.accepted.fetch_add(1, Ordering::Relaxed);
+    let (maxclients, requirepass, protected, member_secret) = (
+        a.maxclients.load(Ordering::Relaxed),
+        a.requirepass.load(Ordering::Relaxed),
+        a.protected.load(Ordering::Relaxed),
+        a.member_secret.load(Ordering::Relaxed),
+    );
     // Protected mode: with no password, only loopback clients get in, as in Redis; a cluster
     // node still lets others in to authenticate as members (proxies and shards on other hosts).
     let only_members = protected && !requirepass && !is_local(&peer);
     if only_members && (!member_secret || server.proxy.get().is_some()) {
-        server.state().stats.rejected_connections += 1;
+        a.rejected.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(session::refuse(stream, DENIED));
         return;
     }
@@ -835,7 +985,7 @@ fn accept(server: &Arc<Server>, stream: tokio::net::TcpStream, peer: SocketAddr)
         let mut clients = server.clients();
         if clients.len() >= maxclients {
             drop(clients);
-            server.state().stats.rejected_connections += 1;
+            a.rejected.fetch_add(1, Ordering::Relaxed);
             tokio::spawn(session::refuse(stream, "ERR max number of clients reached"));
             return;
         }

@@ -60,6 +60,8 @@ struct Session {
     waiting: Option<Deferred>,
     /// A router connection's replies of the batch, held for its offset mark (see run_batch).
     held: Vec<Reply>,
+    /// A script was running when the batch came: wait for it before running on.
+    script_wait: bool,
 }
 
 impl Drop for Session {
@@ -420,6 +422,17 @@ impl Runner for Session {
         input_bytes: u64,
         out: &mut BytesMut,
     ) -> Option<usize> {
+        // A script holds the state lock: wait for it without blocking this thread on the
+        // lock, and once it has run past busy-reply-threshold answer BUSY (or SCRIPT KILL).
+        if let Some(since) = self.server.script.running_since() {
+            if now_ms().saturating_sub(since) < self.server.script.threshold() {
+                self.script_wait = true;
+                return Some(first);
+            }
+            let start = if first == 0 { 0 } else { ends[first - 1] };
+            self.server.script.busy_reply(&args[start..ends[first]]).encode(self.client.proto, out);
+            return Some(first + 1);
+        }
         let (resume, reply) = run_batch(self, args, ends, first, input_bytes, out)?;
         self.waiting = reply;
         Some(resume)
@@ -427,7 +440,11 @@ impl Runner for Session {
 
     fn pending(&mut self, out: &mut BytesMut) -> impl std::future::Future<Output = ()> + Send {
         let (waiting, proto) = (self.waiting.take(), self.client.proto);
+        let script = std::mem::take(&mut self.script_wait).then(|| self.server.clone());
         async move {
+            if let Some(server) = script {
+                server.script.wait().await;
+            }
             if let Some(reply) = waiting {
                 reply.await.encode(proto, out);
             }
@@ -446,10 +463,10 @@ pub async fn run(
     authenticated: bool,
     only_members: bool,
 ) {
-    let max_bulk = server.state().config.proto_max_bulk_len();
+    let max_bulk = server.admission.max_bulk.load(Ordering::Relaxed);
     let mut client = Client::new(handle, authenticated && !only_members);
     client.only_members = only_members;
-    let mut session = Session { client, server, waiting: None, held: Vec::new() };
+    let mut session = Session { client, server, waiting: None, held: Vec::new(), script_wait: false };
     let mut inbuf = BytesMut::new();
     if let Some(offset) = serve(&mut stream, &mut inbuf, &mut session, max_bulk).await {
         // PSYNC/SYNC answered: from here on this connection is a replication feed.
@@ -489,6 +506,45 @@ pub enum Called {
     Later(Deferred),
 }
 
+/// A command for a node a script holds, as a reply to come: once the script ends it runs
+/// (on a client like `client`, for this one command); past busy-reply-threshold it gets
+/// Redis's BUSY answer (SCRIPT KILL stops the script).
+pub fn busy_later(
+    server: &Arc<Server>,
+    client: &Client,
+    cmd: &'static crate::command::Command,
+    args: &[Bytes],
+    min: u64,
+) -> Called {
+    let (server, args) = (server.clone(), args.to_vec());
+    let mut own = Client::new(client.handle.clone(), client.authenticated);
+    (own.router, own.member, own.db) = (client.router, client.member, client.db);
+    Called::Later(Box::pin(async move {
+        loop {
+            if !server.script.wait().await {
+                return server.script.busy_reply(&args);
+            }
+            match run_local(&server, &mut own, cmd, &args, now_ms(), min) {
+                Called::Now(reply, _) => return reply,
+                Called::AfterFsync(reply, server, to, _) => {
+                    durable_to(&server, to).await;
+                    return reply;
+                }
+                Called::Later(later) => return later.await,
+                Called::Behind(mut applied) => {
+                    // Behind the offset the read needs: once the node has it, again.
+                    while *applied.borrow_and_update() < min {
+                        if applied.changed().await.is_err() {
+                            return Reply::err("TRYAGAIN the node stopped");
+                        }
+                    }
+                }
+                Called::Gone => return Reply::err("TRYAGAIN the node stopped"),
+            }
+        }
+    }))
+}
+
 /// Runs one command for a router in this same process (the proxy of `--role all`) exactly as
 /// it would run arriving on that router's connection, minus the socket: same lock, same
 /// dispatch, same replication and AOF bookkeeping. `cmd` is `args` already resolved, and
@@ -502,7 +558,9 @@ pub fn run_local(
     now: u64,
     min: u64,
 ) -> Called {
-    let mut state = server.state();
+    let Some(mut state) = server.state_unless_script() else {
+        return busy_later(server, client, cmd, args, min);
+    };
     if min > 0 && state.node_offset() < min {
         return Called::Behind(server.applied.subscribe());
     }
@@ -553,10 +611,14 @@ fn run_batch(
     input_bytes: u64,
     out: &mut BytesMut,
 ) -> Option<(usize, Option<Deferred>)> {
-    let Session { server, client, held, .. } = session;
+    let Session { server, client, held, script_wait, .. } = session;
     let mut output_bytes = 0;
     let now = now_ms();
-    let mut state = server.state();
+    let Some(mut state) = server.state_unless_script() else {
+        // A script started meanwhile: wait for it, then run this batch from `first`.
+        *script_wait = true;
+        return Some((first, None));
+    };
     state.stats.net_input_bytes += input_bytes;
     let log_before = state.log.as_ref().map(|l| l.offset());
     let mut ctx = Ctx { state: &mut state, client, server, now, deferred: None, propagate: None };

@@ -156,3 +156,43 @@ async fn scripts_through_the_proxy_follow_their_keys() {
     assert_eq!(q(&mut c, &["SCRIPT", "FLUSH"]).await, Value::Okay);
     assert_eq!(q(&mut c, &["SCRIPT", "EXISTS", &sha]).await, Value::Array(vec![int(0)]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_script_makes_others_busy_until_script_kill() {
+    let s = TestServer::with_conf("busy-reply-threshold 100\n").await;
+    let mut runner = s.raw().await;
+    runner.send(&resp(&["EVAL", "while true do end", "0"])).await;
+    let mut other = s.raw().await;
+    // Past the threshold, others get BUSY instead of waiting forever.
+    let until = std::time::Instant::now() + WAIT;
+    loop {
+        let r = other.call(&resp(&["GET", "x"])).await;
+        if r.starts_with("-BUSY") {
+            assert_eq!(
+                r,
+                "-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n"
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "never BUSY: {r}");
+    }
+    assert_eq!(other.call(&resp(&["SCRIPT", "KILL"])).await, "+OK\r\n");
+    let killed = runner.reply().await;
+    assert!(killed.starts_with("-ERR Script killed by user with SCRIPT KILL... script: "), "{killed}");
+    assert_eq!(other.call(&resp(&["PING"])).await, "+PONG\r\n");
+    // A script that wrote cannot be killed: it runs to its end.
+    // (It runs for about a second, by the server's clock.)
+    let wrote = "redis.call('set', 'w', 1) local s = tonumber(redis.call('TIME')[1]) \
+                 while tonumber(redis.call('TIME')[1]) < s + 2 do end return 7";
+    runner.send(&resp(&["EVAL", wrote, "0"])).await;
+    let until = std::time::Instant::now() + WAIT;
+    loop {
+        let r = other.call(&resp(&["SCRIPT", "KILL"])).await;
+        if r.starts_with("-UNKILLABLE") {
+            break;
+        }
+        assert!(r.starts_with("-NOTBUSY") && std::time::Instant::now() < until, "{r}");
+    }
+    assert_eq!(runner.reply().await, ":7\r\n");
+    assert_eq!(other.call(&resp(&["GET", "w"])).await, "$1\r\n1\r\n");
+}
