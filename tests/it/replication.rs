@@ -27,6 +27,12 @@ async fn info_field(c: &mut MultiplexedConnection, field: &str) -> String {
         .to_string()
 }
 
+/// What the primary's replication backlog has allocated (INFO's mem_replication_backlog).
+async fn backlog_bytes(c: &mut MultiplexedConnection) -> i64 {
+    let info: String = redis::cmd("INFO").arg("memory").query_async(c).await.unwrap();
+    info.lines().find_map(|l| l.strip_prefix("mem_replication_backlog:")).unwrap().trim().parse().unwrap()
+}
+
 /// Waits until the replica's link is up.
 async fn linked(replica: &TestServer) {
     let mut c = replica.conn().await;
@@ -512,14 +518,7 @@ async fn a_replica_that_stops_reading_is_cut_off_and_costs_no_memory() {
     // What the primary holds for it is its backlog: at most the 4 MB limit (the buffer may
     // have doubled past it once). Not used_memory: it is the whole test process's, where
     // other tests run at the same time (it moved by -16 to +26 MB over this loop).
-    let info: String = redis::cmd("INFO").arg("memory").query_async(&mut p).await.unwrap();
-    let backlog: i64 = info
-        .lines()
-        .find_map(|l| l.strip_prefix("mem_replication_backlog:"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let backlog = backlog_bytes(&mut p).await;
     assert!(
         backlog <= 8 * 1024 * 1024 + 64 * 1024,
         "the backlog holds {backlog} bytes for a stalled replica"
@@ -554,17 +553,7 @@ async fn a_write_bigger_than_the_replica_limit_streams_and_its_memory_comes_back
     // Sent, the backlog goes back to its size.
     let backlog = || {
         let mut p = p.clone();
-        async move {
-            let info: String = redis::cmd("INFO").arg("memory").query_async(&mut p).await.unwrap();
-            let n: usize = info
-                .lines()
-                .find_map(|l| l.strip_prefix("mem_replication_backlog:"))
-                .unwrap()
-                .trim()
-                .parse()
-                .unwrap();
-            n <= 64 * 1024
-        }
+        async move { backlog_bytes(&mut p).await <= 64 * 1024 }
     };
     assert!(eventually(WAIT, backlog).await, "the backlog still holds the 4 MB write");
     q(&mut p, &["DEL", "big"]).await;
