@@ -145,6 +145,18 @@ pub fn int(n: i64) -> Value {
     Value::Int(n)
 }
 
+/// Polls the server at `addr` until `key` holds `value` (a replica answers LOADING until its
+/// first sync: that is not an answer to stop polling on). False at the deadline.
+pub async fn eventually_holds(addr: SocketAddr, key: &str, value: &str, deadline: Duration) -> bool {
+    let client = redis::Client::open(format!("redis://{addr}/")).unwrap();
+    eventually(deadline, || async {
+        let Ok(mut c) = client.get_multiplexed_async_connection().await else { return false };
+        let got: redis::RedisResult<Value> = cmd(&["GET", key]).query_async(&mut c).await;
+        got.ok() == Some(bulk(value))
+    })
+    .await
+}
+
 /// Polls `cond` every few milliseconds until it holds or `deadline` passes.
 pub async fn eventually<F, Fut>(deadline: Duration, mut cond: F) -> bool
 where

@@ -209,14 +209,7 @@ async fn replicas_get_the_pop_not_the_blocking_command() {
     let replica = TestServer::replica_of(primary.addr, "").await;
     let mut c = primary.conn().await;
     q(&mut c, &["SET", "warm", "1"]).await;
-    // (Until its first sync the replica answers LOADING: not an answer to stop polling on.)
-    let synced = eventually(WAIT, || async {
-        let got: redis::RedisResult<redis::Value> =
-            cmd(&["GET", "warm"]).query_async(&mut replica.conn().await).await;
-        got.ok() == Some(bulk("1"))
-    })
-    .await;
-    assert!(synced, "the replica never had the key");
+    assert!(eventually_holds(replica.addr, "warm", "1", WAIT).await, "the replica never had the key");
     let mut waiters = vec![
         waiting(primary.addr, &["BLPOP", "jobs", "0"]).await,
         waiting(primary.addr, &["BLMOVE", "jobs", "done", "RIGHT", "LEFT", "0"]).await,

@@ -405,14 +405,7 @@ async fn configured_events_and_tracking_hold_on_a_replica_across_a_full_sync() {
     let replica = TestServer::replica_of(primary.addr, "notify-keyspace-events Kg$").await;
     let mut p = primary.conn().await;
     q(&mut p, &["SET", "before", "1"]).await;
-    // (Until its first sync the replica answers LOADING: not an answer to stop polling on.)
-    let synced = eventually(WAIT, || async {
-        let got: redis::RedisResult<redis::Value> =
-            cmd(&["GET", "before"]).query_async(&mut replica.conn().await).await;
-        got.ok() == Some(bulk("1"))
-    })
-    .await;
-    assert!(synced, "the replica never had the key");
+    assert!(eventually_holds(replica.addr, "before", "1", WAIT).await, "the replica never had the key");
     // The setting from the configuration is live from the start, on both.
     let mut on_primary = Raw::connect(primary.addr).await;
     on_primary.send(&resp(&["SUBSCRIBE", "__keyevent@0__:set"])).await;
