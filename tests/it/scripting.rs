@@ -196,3 +196,67 @@ async fn a_long_script_makes_others_busy_until_script_kill() {
     assert_eq!(runner.reply().await, ":7\r\n");
     assert_eq!(other.call(&resp(&["GET", "w"])).await, "$1\r\n1\r\n");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_s_writes_survive_kill_9_all_or_none() {
+    use crate::persistence::{connect, spawn_with};
+    let dir = temp_dir("script-aof");
+    let flags = ["--appendonly", "yes", "--appendfsync", "always"];
+    let proc = spawn_with(&dir, "write", &flags).await;
+    let c = connect(proc.port).await.unwrap();
+    // Each run adds 1 to three keys (one slot); kill -9 lands somewhere among the runs.
+    let script = "for _, k in ipairs(KEYS) do redis.call('incr', k) end return redis.call('get', KEYS[1])";
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let port = proc.port;
+    let runner = tokio::spawn(async move {
+        let Some(mut c) = connect(port).await else { return 0 };
+        let mut acked = 0i64;
+        while !*stop.borrow() {
+            let r: redis::RedisResult<i64> =
+                cmd(&["EVAL", script, "3", "a{s}", "b{s}", "c{s}"]).query_async(&mut c).await;
+            match r {
+                Ok(n) => acked = n,
+                Err(_) => break,
+            }
+        }
+        acked
+    });
+    let started = eventually(WAIT, || {
+        let mut c = c.clone();
+        async move { q(&mut c, &["EXISTS", "a{s}"]).await == int(1) }
+    })
+    .await;
+    assert!(started);
+    // Some runs in the file first.
+    let some = eventually(WAIT, || {
+        let mut c = c.clone();
+        async move {
+            let r: redis::RedisResult<i64> = cmd(&["GET", "a{s}"]).query_async(&mut c).await;
+            r.is_ok_and(|n| n >= 50)
+        }
+    })
+    .await;
+    assert!(some);
+    drop(c);
+    drop(proc); // SIGKILL, mid-stream
+    let _ = stop_tx.send(true);
+    let acked = runner.await.unwrap();
+    // The file holds what the scripts did, each run as one transaction; never a script.
+    let aof = std::fs::read(dir.join("appendonly.aof")).unwrap();
+    let text = String::from_utf8_lossy(&aof).to_lowercase();
+    assert!(!text.contains("eval"), "a script in the AOF");
+    assert!(text.matches("multi").count() >= 50 && text.contains("incr"), "{} bytes", aof.len());
+    let back = spawn_with(&dir, "write", &flags).await;
+    let mut c = connect(back.port).await.unwrap();
+    let got = q(&mut c, &["MGET", "a{s}", "b{s}", "c{s}"]).await;
+    let Value::Array(values) = got else { panic!("{got:?}") };
+    let counts: Vec<i64> = values
+        .iter()
+        .map(|v| match v {
+            Value::BulkString(b) => std::str::from_utf8(b).unwrap().parse().unwrap(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert!(counts.iter().all(|&n| n == counts[0]), "a run came back in part: {counts:?}");
+    assert!(counts[0] >= acked, "an acknowledged run was lost: {} < {acked}", counts[0]);
+}
