@@ -334,7 +334,7 @@ fn run(
                         Reply::Error(e) if raise => {
                             let t = lua.create_table()?;
                             t.set("err", e.as_ref())?;
-                            Err(mlua::Error::external(TableError(t, caller_line(lua))))
+                            Err(mlua::Error::external(TableError(t, script_line(lua))))
                         }
                         other => to_lua(lua, other),
                     }
@@ -451,11 +451,6 @@ fn at_line(lua: &Lua, message: &str) -> String {
     }
 }
 
-/// The script line that called a Rust function (redis.call).
-fn caller_line(lua: &Lua) -> Option<i64> {
-    script_line(lua)
-}
-
 /// Runs one command for redis.call / redis.pcall: Redis's checks first, in its words.
 fn call_from_script(ctx: &mut Ctx, args: &MultiValue, read_only: bool) -> Reply {
     if args.is_empty() {
@@ -466,7 +461,8 @@ fn call_from_script(ctx: &mut Ctx, args: &MultiValue, read_only: bool) -> Reply 
         match v {
             Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
             Value::Integer(n) => argv.push(Bytes::from(n.to_string())),
-            Value::Number(n) => argv.push(Bytes::from(lua_number_text(*n))),
+            // As Redis turns a Lua number into an argument: %.17g.
+            Value::Number(n) => argv.push(Bytes::from(crate::keyspace::zset::g17(*n))),
             _ => return Reply::err("ERR Lua redis lib command arguments must be strings or integers"),
         }
     }
@@ -509,18 +505,6 @@ fn call_from_script(ctx: &mut Ctx, args: &MultiValue, read_only: bool) -> Reply 
     super::dispatch(ctx, &argv)
 }
 
-/// A Lua number as Lua prints it (%.14g), for a number passed to redis.call.
-fn lua_number_text(n: f64) -> String {
-    if n.fract() == 0.0 && n.abs() < 1e15 {
-        format!("{}", n as i64)
-    } else {
-        let s = format!("{n:.14e}");
-        // Fall back to Rust's shortest form when %.14g would not differ in practice.
-        let _ = s;
-        format!("{n}")
-    }
-}
-
 /// A reply as a script sees it (RESP2 conversions).
 fn to_lua(lua: &Lua, reply: Reply) -> mlua::Result<Value> {
     Ok(match reply {
@@ -535,7 +519,8 @@ fn to_lua(lua: &Lua, reply: Reply) -> mlua::Result<Value> {
             _ => Value::String(lua.create_string(&b[..])?),
         },
         Reply::Nil | Reply::NilArray => Value::Boolean(false),
-        Reply::Double(d) => Value::String(lua.create_string(crate::resp::reply::format_double(d))?),
+        // A double is a bulk string in RESP2 (Redis 7.0's %.17g).
+        Reply::Double(d) => Value::String(lua.create_string(crate::keyspace::zset::g17(d))?),
         Reply::Bool(b) => Value::Number(b as i64 as f64),
         Reply::Array(items) | Reply::Set(items) => {
             let t = lua.create_table_with_capacity(items.len(), 0)?;
