@@ -511,23 +511,23 @@ pub struct Server {
     pub aof: std::sync::OnceLock<Arc<crate::persistence::Aof>>,
     /// In a cluster: how PUBLISH reaches the other nodes.
     pub bus: std::sync::OnceLock<crate::pubsub::bus::Node>,
-    /// client-output-buffer-limit's normal class, read by every connection between batches
-    /// (CONFIG SET refreshes it).
-    pub normal_output: OutputLimitCell,
-    /// client-query-buffer-limit: a connection whose unprocessed input grows past it is
-    /// closed (CONFIG SET refreshes it).
-    pub query_limit: AtomicUsize,
     /// The script running now, if any: what other connections check before they wait for the
     /// state lock (see [`ScriptState`]).
     pub script: ScriptState,
-    /// What accepting a connection needs, kept out of the state lock (a script may hold it).
+    /// The settings connections need, kept out of the state lock (a script may hold it;
+    /// every batch reads some). CONFIG SET refreshes them (`refresh_limits`).
     pub admission: Admission,
 }
 
-/// The settings a new connection is admitted by, and the counts INFO shows
+/// The settings a connection is admitted and served by, and the counts INFO shows
 /// (total_connections_received, rejected_connections).
 #[derive(Default)]
 pub struct Admission {
+    /// client-output-buffer-limit's normal class, read between batches.
+    pub normal_output: OutputLimitCell,
+    /// client-query-buffer-limit: a connection whose unprocessed input grows past it is
+    /// closed.
+    pub query_limit: AtomicUsize,
     pub accepted: AtomicU64,
     pub rejected: AtomicU64,
     maxclients: AtomicUsize,
@@ -663,7 +663,6 @@ pub fn random_hex40() -> String {
 
 impl Server {
     pub fn new(config: Config, local_addr: SocketAddr) -> Self {
-        let normal_output = OutputLimitCell::default();
         let server = Server {
             state: Mutex::new(State {
                 keyspace: Keyspace::new(config.databases()),
@@ -702,8 +701,6 @@ impl Server {
             proxy: std::sync::OnceLock::new(),
             aof: std::sync::OnceLock::new(),
             bus: std::sync::OnceLock::new(),
-            normal_output,
-            query_limit: AtomicUsize::new(0),
             script: ScriptState::default(),
             admission: Admission::default(),
         };
@@ -716,9 +713,9 @@ impl Server {
     /// Takes the connection limits (client-output-buffer-limit's normal class,
     /// client-query-buffer-limit) from the configuration.
     pub fn refresh_limits(&self, config: &Config) {
-        self.normal_output.set(config.output_limit("normal"));
+        self.admission.normal_output.set(config.output_limit("normal"));
         let query = config.get("client-query-buffer-limit").parse().unwrap_or(1 << 30);
-        self.query_limit.store(query, Ordering::Relaxed);
+        self.admission.query_limit.store(query, Ordering::Relaxed);
         let busy = config.get("busy-reply-threshold").parse().unwrap_or(5000);
         self.script.threshold.store(busy, Ordering::Relaxed);
         let a = &self.admission;

@@ -189,7 +189,7 @@ pub async fn serve<R: Runner>(
         let mut input_bytes = match read {
             Some(Ok(0) | Err(_)) => return None,
             Some(Ok(n)) => {
-                if inbuf.len() > runner.server().query_limit.load(Ordering::Relaxed)
+                if inbuf.len() > runner.server().admission.query_limit.load(Ordering::Relaxed)
                     && !runner.client().is_master
                 {
                     warn!(
@@ -360,7 +360,7 @@ pub async fn serve<R: Runner>(
 /// and nothing is sent; past the soft limit it has soft_seconds to take them. False: the
 /// connection is to be closed.
 async fn write_out<R: Runner>(stream: &mut TcpStream, out: &[u8], runner: &mut R) -> bool {
-    let limit = runner.server().normal_output.get();
+    let limit = runner.server().admission.normal_output.get();
     let applies = (limit.hard > 0 && out.len() > limit.hard) || (limit.soft > 0 && out.len() > limit.soft);
     if !applies || !runner.client().normal_output_class() {
         return stream.write_all(out).await.is_ok();
