@@ -4,6 +4,9 @@
 #
 #   benches/side-by-side.sh [requests] [tests] [rounds]
 #
+# Tests are redis-benchmark's -t names, plus `evalsha`: EVALSHA of a script doing INCR and
+# GET on one key (issue 17's benchmark), e.g. `benches/side-by-side.sh 200000 evalsha 3`.
+#
 # The servers are measured alternately, ROUNDS times each, and the median is printed: on a
 # shared or virtual machine, speed drifts between runs more than between the two servers.
 #
@@ -31,9 +34,20 @@ for port in "$REDIS_PORT" "$EDIS_PORT"; do
     for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 done
 
+SCRIPT="redis.call('INCR', KEYS[1]); return redis.call('GET', KEYS[1])"
 run() { # port pipeline -> "TEST<tab>rps" lines
-    redis-benchmark -p "$1" -t "$TESTS" -n "$N" -P "$2" -q 2>&1 | tr '\r' '\n' \
-        | awk -F': ' '/requests per second/ { split($2, a, " "); print $1 "\t" a[1] }'
+    local plain
+    plain=$(echo "$TESTS" | tr ',' '\n' | grep -vx evalsha | paste -sd, -)
+    if [ -n "$plain" ]; then
+        redis-benchmark -p "$1" -t "$plain" -n "$N" -P "$2" -q 2>&1 | tr '\r' '\n' \
+            | awk -F': ' '/requests per second/ { split($2, a, " "); print $1 "\t" a[1] }'
+    fi
+    if echo "$TESTS" | tr ',' '\n' | grep -qx evalsha; then
+        local sha
+        sha=$(redis-cli -p "$1" script load "$SCRIPT")
+        redis-benchmark -p "$1" -n "$N" -P "$2" -q evalsha "$sha" 1 key 2>&1 | tr '\r' '\n' \
+            | awk -F': ' '/requests per second/ { split($2, a, " "); print "EVALSHA\t" a[1] }'
+    fi
 }
 OUT=$(mktemp -d)
 for P in 16 1; do

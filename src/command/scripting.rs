@@ -9,8 +9,8 @@
 //! any other table an array up to its first nil; replies come into Lua as numbers, strings,
 //! false for nil, tables for arrays, `{ok=...}` for a status and `{err=...}` for an error.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -29,6 +29,22 @@ struct Engine {
     lua: Lua,
     /// Compiled scripts by SHA1 (lowercase hex), with their text.
     cache: HashMap<String, (Bytes, mlua::Function)>,
+    /// What every run uses, made once: the globals, xpcall and the error handler that notes
+    /// the line an error came from.
+    globals: Table,
+    /// What scripts see as their globals: a read-only view of `globals`.
+    env: Table,
+    xpcall: mlua::Function,
+    handler: mlua::Function,
+}
+
+/// The script running on this thread: what redis.call and the hook reach it by. Set for the
+/// extent of one run (see [`run`]); redis.call takes it out while its command runs.
+#[derive(Clone, Copy)]
+struct Running {
+    ctx: *mut Ctx<'static>,
+    server: *const crate::server::Server,
+    read_only: bool,
 }
 
 /// The chunk name scripts get, which Redis's errors quote (`user_script:1: ...`).
@@ -92,6 +108,8 @@ impl Engine {
             })?,
         )?;
         redis.set("replicate_commands", lua.create_function(|_, ()| Ok(true))?)?;
+        redis.set("call", lua.create_function(|lua, args: MultiValue| redis_call(lua, args, true))?)?;
+        redis.set("pcall", lua.create_function(|lua, args: MultiValue| redis_call(lua, args, false))?)?;
         for (name, v) in [
             ("LOG_DEBUG", 0),
             ("LOG_VERBOSE", 1),
@@ -142,7 +160,19 @@ impl Engine {
             })?,
         )?;
         g.set_metatable(Some(meta));
-        Ok(Engine { lua, cache: HashMap::new() })
+        let env = protect(&lua, &g)?;
+        // The line an error came from, for Redis's "on @user_script:N." (Lua 5.1's xpcall
+        // passes on one value from the handler: both go in a table.)
+        let handler = lua.create_function(|lua, err: Value| {
+            let wrapped = lua.create_table()?;
+            wrapped.raw_set(1, err)?;
+            wrapped.raw_set(2, script_line(lua))?;
+            Ok(wrapped)
+        })?;
+        let xpcall = g.raw_get("xpcall")?;
+        // SCRIPT KILL reaches a running script through this hook, every 10,000 instructions.
+        lua.set_hook(mlua::HookTriggers::new().every_nth_instruction(10_000), |_, _| hook());
+        Ok(Engine { cache: HashMap::new(), globals: g, env, xpcall, handler, lua })
     }
 
     /// The compiled script `body` (cached by its SHA1), or Redis's compile error.
@@ -150,18 +180,94 @@ impl Engine {
         if let Some((_, f)) = self.cache.get(sha) {
             return Ok(f.clone());
         }
-        let f = self.lua.load(&body[..]).set_name(CHUNK).into_function().map_err(|e| {
-            Reply::error(format!("ERR Error compiling script (new function): {}", lua_message(&e)))
-        })?;
+        let f = self
+            .lua
+            .load(&body[..])
+            .set_name(CHUNK)
+            .set_environment(self.env.clone())
+            .into_function()
+            .map_err(|e| {
+                Reply::error(format!("ERR Error compiling script (new function): {}", lua_message(&e)))
+            })?;
         self.cache.insert(sha.to_string(), (body.clone(), f.clone()));
         Ok(f)
     }
+}
+
+/// The libraries scripts may not change, as Redis makes them read-only tables.
+const READ_ONLY: &[&str] = &["redis", "math", "string", "table", "bit", "cjson", "cmsgpack", "struct"];
+
+/// Makes the globals and the libraries read-only as Redis's patched Lua does (its tables
+/// refuse every write, raw ones too): each library becomes an empty view whose reads go to
+/// the real table and whose writes fail, rawset and setmetatable refuse them, and pairs,
+/// next and rawget see through the views. Returns the view of the globals scripts run in.
+fn protect(lua: &Lua, g: &Table) -> mlua::Result<Table> {
+    let readonly = lua.create_function(|lua, _: MultiValue| -> mlua::Result<()> {
+        Err(mlua::Error::runtime(at_line(lua, "Attempt to modify a readonly table")))
+    })?;
+    let refuse = lua.create_function(|_, _: MultiValue| -> mlua::Result<()> {
+        Err(mlua::Error::runtime("Attempt to modify a readonly table"))
+    })?;
+    let setup: mlua::Function = lua
+        .load(
+            r#"
+            local G, readonly, refuse, names = ...
+            local rawset, rawget, setmetatable, next = rawset, rawget, setmetatable, next
+            local protected, real = {}, {}
+            local function view(t)
+                local v = setmetatable({}, { __index = t, __newindex = readonly, __metatable = false })
+                protected[v], protected[t], real[v] = true, true, t
+                return v
+            end
+            for _, name in ipairs(names) do
+                local t = rawget(G, name)
+                if type(t) == "table" then rawset(G, name, view(t)) end
+            end
+            local env = view(G)
+            rawset(G, "_G", env)
+            rawset(G, "rawset", function(t, k, v)
+                if protected[t] then return refuse() end
+                return rawset(t, k, v)
+            end)
+            rawset(G, "setmetatable", function(t, m)
+                if protected[t] then return refuse() end
+                return setmetatable(t, m)
+            end)
+            rawset(G, "rawget", function(t, k) return rawget(real[t] or t, k) end)
+            rawset(G, "next", function(t, k) return next(real[t] or t, k) end)
+            rawset(G, "pairs", function(t) return next, real[t] or t, nil end)
+            return env
+            "#,
+        )
+        .into_function()?;
+    setup.call((g, readonly, refuse, READ_ONLY))
 }
 
 fn reply_table(lua: &Lua, field: &str, msg: mlua::String) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     t.set(field, msg)?;
     Ok(t)
+}
+
+/// A SHA1 as the cache keys it (40 lowercase hex digits), without allocating; None when it
+/// cannot be one.
+fn lowercase_sha(arg: &[u8]) -> Option<ShaText> {
+    let mut out = [0u8; 40];
+    if arg.len() != 40 {
+        return None;
+    }
+    for (o, b) in out.iter_mut().zip(arg) {
+        *o = b.to_ascii_lowercase();
+    }
+    Some(ShaText(out))
+}
+
+struct ShaText([u8; 40]);
+
+impl ShaText {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
 }
 
 pub fn sha1_hex(bytes: &[u8]) -> String {
@@ -173,6 +279,10 @@ thread_local! {
     static SCRIPT_SLOT: std::cell::Cell<Option<u16>> = const { std::cell::Cell::new(None) };
     /// The state of math.random (Redis's rand48), reset before every script.
     static RAND48: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// The script running on this thread, if any.
+    static RUNNING: std::cell::Cell<Option<Running>> = const { std::cell::Cell::new(None) };
+    /// When (ms into the running script) the hook next hands this worker's tasks off.
+    static HAND_OFF_AT: std::cell::Cell<u64> = const { std::cell::Cell::new(u64::MAX) };
 }
 
 fn fresh_seed() -> u32 {
@@ -268,9 +378,8 @@ fn run(
     }
     let Some(engine) = scripts.engine.as_mut() else { return Reply::err("ERR no Lua") };
     let (sha, f) = if by_sha {
-        let sha = text(script).to_ascii_lowercase();
-        match engine.cache.get(&sha) {
-            Some((_, f)) => (sha, f.clone()),
+        match lowercase_sha(script).and_then(|sha| engine.cache.get_key_value(sha.as_str())) {
+            Some((sha, (_, f))) => (sha.clone(), f.clone()),
             None => return Reply::err("NOSCRIPT No matching script. Please use EVAL."),
         }
     } else {
@@ -286,7 +395,7 @@ fn run(
         for (i, v) in values.iter().enumerate() {
             t.raw_set(i + 1, lua.create_string(&v[..])?)?;
         }
-        lua.globals().raw_set(name, t)
+        engine.globals.raw_set(name, t)
     };
     if let Err(e) = set_args("KEYS", keys).and_then(|()| set_args("ARGV", argv)) {
         return Reply::error(format!("ERR {e}"));
@@ -301,71 +410,32 @@ fn run(
     let was_in_exec = ctx.client.in_exec;
     ctx.client.in_exec = true;
     // Others see it running (they wait, then get BUSY); SCRIPT KILL reaches it through the
-    // hook, which looks every 10,000 instructions.
+    // hook.
     let server = ctx.server.clone();
     server.script.start(ctx.now);
-    let killer = server.clone();
     // When to hand this thread's tasks to another worker (ms into the script): after 2 ms,
-    // then again at doubling intervals in case a hand-off did not take (see `hand_off`).
-    let next_hand_off =
-        std::cell::Cell::new(if crate::server::in_multi_thread_runtime() { 2 } else { u64::MAX });
-    lua.set_hook(mlua::HookTriggers::new().every_nth_instruction(10_000), move |_, _| {
-        if killer.script.kill.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(mlua::Error::runtime("Script killed by user with SCRIPT KILL..."));
-        }
-        let ran = crate::keyspace::now_ms().saturating_sub(killer.script.running_since().unwrap_or(0));
-        if ran >= next_hand_off.get() {
-            // Running for a while: another worker must serve the other clients (BUSY, SCRIPT
-            // KILL) while the script runs on here. Short scripts never pay for it.
-            next_hand_off.set(ran.max(1) * 4);
-            hand_off();
-        }
-        Ok(mlua::VmState::Continue)
-    });
-    let outcome = {
-        let cell = RefCell::new(&mut *ctx);
-        lua.scope(|scope| {
-            let call = |raise: bool| {
-                let cell = &cell;
-                scope.create_function_mut(move |lua, args: MultiValue| {
-                    let mut ctx = cell.borrow_mut();
-                    let reply = call_from_script(&mut ctx, &args, read_only);
-                    match reply {
-                        Reply::Error(e) if raise => {
-                            let t = lua.create_table()?;
-                            t.set("err", e.as_ref())?;
-                            Err(mlua::Error::external(TableError(t, script_line(lua))))
-                        }
-                        other => to_lua(lua, other),
-                    }
-                })
-            };
-            let redis: Table = lua.globals().raw_get("redis")?;
-            redis.raw_set("call", call(true)?)?;
-            redis.raw_set("pcall", call(false)?)?;
-            // The line an error came from, for Redis's "on @user_script:N."
-            // (Lua 5.1's xpcall passes on one value from the handler: both go in a table.)
-            let handler = scope.create_function(|lua, err: Value| {
-                let wrapped = lua.create_table()?;
-                wrapped.raw_set(1, err)?;
-                wrapped.raw_set(2, script_line(lua))?;
-                Ok(wrapped)
-            })?;
-            let xpcall: mlua::Function = lua.globals().raw_get("xpcall")?;
-            let mut out: MultiValue = xpcall.call((f.clone(), handler))?;
-            let ok = matches!(out.pop_front(), Some(Value::Boolean(true)));
-            let result = out.pop_front().unwrap_or(Value::Nil);
-            if ok {
-                return Ok(Ok(from_lua(&result, 0)));
-            }
-            let (err, line) = match &result {
-                Value::Table(t) => (t.raw_get::<Value>(1)?, t.raw_get::<Option<i64>>(2)?),
-                other => (other.clone(), None),
-            };
-            Ok(Err(raised(&err, line)))
-        })
+    // then again at growing intervals in case a hand-off did not take (see `hand_off`).
+    HAND_OFF_AT.set(if crate::server::in_multi_thread_runtime() { 2 } else { u64::MAX });
+    let running = Running {
+        ctx: (ctx as *mut Ctx<'_>).cast::<Ctx<'static>>(),
+        server: Arc::as_ptr(&server),
+        read_only,
     };
-    lua.remove_hook();
+    RUNNING.set(Some(running));
+    let outcome = (|| -> mlua::Result<Result<Reply, Raised>> {
+        let mut out: MultiValue = engine.xpcall.call((f, &engine.handler))?;
+        let ok = matches!(out.pop_front(), Some(Value::Boolean(true)));
+        let result = out.pop_front().unwrap_or(Value::Nil);
+        if ok {
+            return Ok(Ok(from_lua(&result, 0)));
+        }
+        let (err, line) = match &result {
+            Value::Table(t) => (t.raw_get::<Value>(1)?, t.raw_get::<Option<i64>>(2)?),
+            other => (other.clone(), None),
+        };
+        Ok(Err(raised(&err, line)))
+    })();
+    RUNNING.set(None);
     server.script.end();
     ctx.client.in_exec = was_in_exec;
     if let Some(log) = &mut ctx.state.log {
@@ -380,6 +450,47 @@ fn run(
         }
         Err(e) => Reply::error(format!("ERR {} script: {sha}", lua_message(&e))),
     }
+}
+
+/// redis.call (`raise`: its errors are raised) and redis.pcall (returned as `{err=...}`).
+fn redis_call(lua: &Lua, args: MultiValue, raise: bool) -> mlua::Result<Value> {
+    // Taken out while the command runs, so nothing else reaches the context meanwhile.
+    let Some(running) = RUNNING.take() else {
+        return Err(mlua::Error::runtime("redis.call is only available while a script runs"));
+    };
+    // SAFETY: `run` set this from its `&mut Ctx` for the extent of the script it runs on this
+    // thread and clears it before that borrow ends; taking it out of the cell makes this the
+    // only use of the pointer until it is put back.
+    let ctx = unsafe { &mut *running.ctx };
+    let reply = call_from_script(ctx, &args, running.read_only);
+    RUNNING.set(Some(running));
+    match reply {
+        Reply::Error(e) if raise => {
+            let t = lua.create_table()?;
+            t.raw_set("err", e.as_ref())?;
+            Err(mlua::Error::external(TableError(t, script_line(lua))))
+        }
+        other => to_lua(lua, other),
+    }
+}
+
+/// The instruction hook: SCRIPT KILL, and handing this worker's other tasks to another
+/// thread once a script has run a while.
+fn hook() -> mlua::Result<mlua::VmState> {
+    let Some(running) = RUNNING.get() else { return Ok(mlua::VmState::Continue) };
+    // SAFETY: the server outlives the run that set `running` (run holds an Arc to it).
+    let server = unsafe { &*running.server };
+    if server.script.kill.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(mlua::Error::runtime("Script killed by user with SCRIPT KILL..."));
+    }
+    let ran = crate::keyspace::now_ms().saturating_sub(server.script.running_since().unwrap_or(0));
+    if ran >= HAND_OFF_AT.get() {
+        // Running for a while: another worker must serve the other clients (BUSY, SCRIPT
+        // KILL) while the script runs on here. Short scripts never pay for it.
+        HAND_OFF_AT.set(ran.max(1) * 4);
+        hand_off();
+    }
+    Ok(mlua::VmState::Continue)
 }
 
 /// Hands this worker thread's runtime core (its queued tasks, its LIFO slot, its turn at the

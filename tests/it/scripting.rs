@@ -50,6 +50,12 @@ async fn scripts_convert_and_fail_as_redis_does() {
         global.starts_with("-ERR user_script:1: Attempt to modify a readonly table script: "),
         "{global}"
     );
+    // The libraries are read-only, raw writes too: a script cannot break the next one.
+    for attack in ["redis.call = nil", "rawset(redis, 'call', nil)", "redis = nil", "setmetatable(_G, nil)"] {
+        let refused = c.call(&resp(&["EVAL", attack, "0"])).await;
+        assert!(refused.contains("Attempt to modify a readonly table script: "), "{attack}: {refused}");
+    }
+    assert_eq!(c.call(&resp(&["EVAL", "return redis.call('ping')", "0"])).await, "+PONG\r\n");
     assert!(c.call(&resp(&["HSET", "h", "f", "v"])).await.starts_with(':'));
     let wrongtype = c.call(&resp(&["EVAL", "return redis.call('incr', 'h')", "0"])).await;
     assert!(
