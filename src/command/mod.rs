@@ -11,6 +11,7 @@ pub mod bits;
 pub mod blocking;
 pub mod cluster;
 pub mod connection;
+pub mod functions;
 pub mod hashes;
 pub mod hll;
 pub mod introspection;

@@ -23,19 +23,33 @@ use crate::resp::Reply;
 #[derive(Default)]
 pub struct Scripts {
     engine: Option<Engine>,
+    /// Redis 7 functions (FUNCTION LOAD, FCALL): their own interpreter, as in Redis.
+    pub(super) functions: Option<super::functions::Functions>,
 }
 
-struct Engine {
-    lua: Lua,
+pub(super) struct Engine {
+    pub(super) lua: Lua,
+    /// The chunk name its code gets (`@user_script`, `@user_function`), which errors quote.
+    chunk: &'static str,
     /// Compiled scripts by SHA1 (lowercase hex), with their text.
-    cache: HashMap<String, (Bytes, mlua::Function)>,
+    cache: HashMap<String, (Bytes, mlua::Function, Shebang)>,
     /// What every run uses, made once: the globals, xpcall and the error handler that notes
     /// the line an error came from.
-    globals: Table,
+    pub(super) globals: Table,
     /// What scripts see as their globals: a read-only view of `globals`.
-    env: Table,
+    pub(super) env: Table,
     xpcall: mlua::Function,
     handler: mlua::Function,
+    /// fcall(f, handler, keys, args): f(keys, args) under xpcall (Lua 5.1's xpcall passes
+    /// no arguments on).
+    fcall: mlua::Function,
+}
+
+/// What [`execute`] runs: an EVAL script (KEYS and ARGV as globals) or a function (called
+/// with the two tables).
+pub(super) enum Target<'a> {
+    Script(&'a mlua::Function),
+    Function(&'a mlua::Function),
 }
 
 /// The script running on this thread: what redis.call and the hook reach it by. Set for the
@@ -49,13 +63,19 @@ struct Running {
 
 /// The chunk name scripts get, which Redis's errors quote (`user_script:1: ...`).
 const CHUNK: &str = "@user_script";
+/// EVAL_RO / FCALL_RO of a script or function that did not declare no-writes.
+pub(super) const WRITE_FLAG_RO: &str = "ERR Can not execute a script with write flag using *_ro command.";
+
+/// The chunk name of a function library's code.
+pub(super) const FUNCTION_CHUNK: &str = "@user_function";
 
 /// Globals a script may read as nil without the "nonexistent global" error (Redis 7 removes
 /// these but leaves their names readable).
 const REMOVED: &[&str] = &["loadstring", "print"];
 
 impl Engine {
-    fn new() -> mlua::Result<Engine> {
+    /// An interpreter for EVAL scripts (`chunk` CHUNK) or for functions (FUNCTION_CHUNK).
+    pub(super) fn new(chunk: &'static str) -> mlua::Result<Engine> {
         let lua = Lua::new_with(StdLib::TABLE | StdLib::STRING | StdLib::MATH, LuaOptions::default())?;
         let g = lua.globals();
         for name in
@@ -123,6 +143,11 @@ impl Engine {
         ] {
             redis.set(name, v)?;
         }
+        redis.set("REDIS_VERSION", crate::server::REDIS_VERSION)?;
+        let num = crate::server::REDIS_VERSION
+            .split('.')
+            .fold(0i64, |n, part| (n << 8) | part.parse::<i64>().unwrap_or(0));
+        redis.set("REDIS_VERSION_NUM", num)?;
         g.raw_set("redis", redis)?;
         // math.random as Redis: its own generator, seeded the same before every script, so a
         // script gives the same numbers on the primary and wherever it is replayed.
@@ -169,29 +194,71 @@ impl Engine {
             wrapped.raw_set(2, script_line(lua))?;
             Ok(wrapped)
         })?;
-        let xpcall = g.raw_get("xpcall")?;
+        let xpcall: mlua::Function = g.raw_get("xpcall")?;
+        let fcall = lua
+            .load("local xpcall = ... return function(f, h, k, a) return xpcall(function() return f(k, a) end, h) end")
+            .into_function()?
+            .call(&xpcall)?;
         // SCRIPT KILL reaches a running script through this hook, every 10,000 instructions.
         lua.set_hook(mlua::HookTriggers::new().every_nth_instruction(10_000), |_, _| hook());
-        Ok(Engine { cache: HashMap::new(), globals: g, env, xpcall, handler, lua })
+        Ok(Engine { chunk, cache: HashMap::new(), globals: g, env, xpcall, handler, fcall, lua })
     }
 
     /// The compiled script `body` (cached by its SHA1), or Redis's compile error.
-    fn compile(&mut self, sha: &str, body: &Bytes) -> Result<mlua::Function, Reply> {
-        if let Some((_, f)) = self.cache.get(sha) {
-            return Ok(f.clone());
+    fn compile(&mut self, sha: &str, body: &Bytes) -> Result<(mlua::Function, Shebang), Reply> {
+        if let Some((_, f, shebang)) = self.cache.get(sha) {
+            return Ok((f.clone(), *shebang));
         }
-        let f = self
-            .lua
-            .load(&body[..])
-            .set_name(CHUNK)
-            .set_environment(self.env.clone())
-            .into_function()
-            .map_err(|e| {
-                Reply::error(format!("ERR Error compiling script (new function): {}", lua_message(&e)))
-            })?;
-        self.cache.insert(sha.to_string(), (body.clone(), f.clone()));
-        Ok(f)
+        let (shebang, code) = shebang(body)?;
+        let f =
+            self.lua.load(code).set_name(CHUNK).set_environment(self.env.clone()).into_function().map_err(
+                |e| Reply::error(format!("ERR Error compiling script (new function): {}", lua_message(&e))),
+            )?;
+        self.cache.insert(sha.to_string(), (body.clone(), f.clone(), shebang));
+        Ok((f, shebang))
     }
+}
+
+/// What a script's `#!lua flags=...` line declares (Redis 7). Without one, a script may
+/// write (and runs read-only only through EVAL_RO).
+#[derive(Clone, Copy, Default)]
+struct Shebang {
+    declared: bool,
+    no_writes: bool,
+}
+
+/// The flags a script may declare, as Redis 7 knows them.
+pub(super) const SCRIPT_FLAGS: &[&str] =
+    &["no-writes", "allow-oom", "allow-stale", "no-cluster", "allow-cross-slot-keys"];
+
+/// A script's shebang, and the code Lua compiles: the shebang line is left empty so the
+/// lines keep their numbers.
+fn shebang(body: &[u8]) -> Result<(Shebang, &[u8]), Reply> {
+    if !body.starts_with(b"#!") {
+        return Ok((Shebang::default(), body));
+    }
+    let Some(end) = body.iter().position(|&b| b == b'\n') else {
+        return Err(Reply::err("ERR Invalid script shebang"));
+    };
+    let line = String::from_utf8_lossy(&body[..end]);
+    let mut words = line.split(' ').filter(|w| !w.is_empty());
+    let engine = words.next().unwrap_or("");
+    if engine != "#!lua" {
+        return Err(Reply::error(format!("ERR Unexpected engine in script shebang: {engine}")));
+    }
+    let mut shebang = Shebang { declared: true, no_writes: false };
+    for word in words {
+        let Some(flags) = word.strip_prefix("flags=") else {
+            return Err(Reply::error(format!("ERR Unknown lua shebang option: {word}")));
+        };
+        for flag in flags.split(',').filter(|f| !f.is_empty()) {
+            if !SCRIPT_FLAGS.contains(&flag) {
+                return Err(Reply::error(format!("ERR Unexpected flag in script shebang: {flag}")));
+            }
+            shebang.no_writes |= flag == "no-writes";
+        }
+    }
+    Ok((shebang, &body[end..]))
 }
 
 /// The libraries scripts may not change, as Redis makes them read-only tables.
@@ -371,34 +438,62 @@ fn run(
     argv: &[Bytes],
 ) -> Reply {
     if scripts.engine.is_none() {
-        match Engine::new() {
+        match Engine::new(CHUNK) {
             Ok(e) => scripts.engine = Some(e),
             Err(e) => return Reply::error(format!("ERR cannot start Lua: {e}")),
         }
     }
     let Some(engine) = scripts.engine.as_mut() else { return Reply::err("ERR no Lua") };
-    let (sha, f) = if by_sha {
+    let (sha, f, flags) = if by_sha {
         match lowercase_sha(script).and_then(|sha| engine.cache.get_key_value(sha.as_str())) {
-            Some((sha, (_, f))) => (sha.clone(), f.clone()),
+            Some((sha, (_, f, flags))) => (sha.clone(), f.clone(), *flags),
             None => return Reply::err("NOSCRIPT No matching script. Please use EVAL."),
         }
     } else {
         let sha = sha1_hex(script);
         match engine.compile(&sha, script) {
-            Ok(f) => (sha, f),
+            Ok((f, flags)) => (sha, f, flags),
             Err(e) => return e,
         }
     };
+    if read_only && flags.declared && !flags.no_writes {
+        return Reply::err(WRITE_FLAG_RO);
+    }
+    let read_only = read_only || flags.no_writes;
+    let engine = &*engine;
+    execute(ctx, engine, Target::Script(&f), keys, argv, &sha, read_only)
+}
+
+/// Runs a script or a function atomically: others wait (then get BUSY), its writes reach
+/// replicas and the AOF as one MULTI/EXEC, its errors come back in Redis's words naming
+/// `name` (a SHA1 or a function name) and the line.
+pub(super) fn execute(
+    ctx: &mut Ctx,
+    engine: &Engine,
+    target: Target<'_>,
+    keys: &[Bytes],
+    argv: &[Bytes],
+    name: &str,
+    read_only: bool,
+) -> Reply {
     let lua = &engine.lua;
-    let set_args = |name: &str, values: &[Bytes]| -> mlua::Result<()> {
+    let array = |values: &[Bytes]| -> mlua::Result<Table> {
         let t = lua.create_table_with_capacity(values.len(), 0)?;
         for (i, v) in values.iter().enumerate() {
             t.raw_set(i + 1, lua.create_string(&v[..])?)?;
         }
-        engine.globals.raw_set(name, t)
+        Ok(t)
     };
-    if let Err(e) = set_args("KEYS", keys).and_then(|()| set_args("ARGV", argv)) {
-        return Reply::error(format!("ERR {e}"));
+    let tables = match (array(keys), array(argv)) {
+        (Ok(k), Ok(a)) => (k, a),
+        (Err(e), _) | (_, Err(e)) => return Reply::error(format!("ERR {e}")),
+    };
+    if let Target::Script(_) = target {
+        if let Err(e) =
+            engine.globals.raw_set("KEYS", &tables.0).and_then(|()| engine.globals.raw_set("ARGV", &tables.1))
+        {
+            return Reply::error(format!("ERR {e}"));
+        }
     }
     // A new seed per script, as Redis 7 (scripts replicate by effects, so nothing needs the
     // numbers to repeat).
@@ -423,7 +518,10 @@ fn run(
     };
     RUNNING.set(Some(running));
     let outcome = (|| -> mlua::Result<Result<Reply, Raised>> {
-        let mut out: MultiValue = engine.xpcall.call((f, &engine.handler))?;
+        let mut out: MultiValue = match target {
+            Target::Script(f) => engine.xpcall.call((f, &engine.handler))?,
+            Target::Function(f) => engine.fcall.call((f, &engine.handler, tables.0, tables.1))?,
+        };
         let ok = matches!(out.pop_front(), Some(Value::Boolean(true)));
         let result = out.pop_front().unwrap_or(Value::Nil);
         if ok {
@@ -444,11 +542,11 @@ fn run(
     match outcome {
         Ok(Ok(reply)) => reply,
         Ok(Err(r)) => {
-            let at = r.line.map_or(String::new(), |l| format!(", on {}:{l}.", CHUNK));
+            let at = r.line.map_or(String::new(), |l| format!(", on {}:{l}.", engine.chunk));
             let text = if r.table { r.text } else { format!("ERR {}", r.text) };
-            Reply::error(format!("{text} script: {sha}{at}"))
+            Reply::error(format!("{text} script: {name}{at}"))
         }
-        Err(e) => Reply::error(format!("ERR {} script: {sha}", lua_message(&e))),
+        Err(e) => Reply::error(format!("ERR {} script: {name}", lua_message(&e))),
     }
 }
 
@@ -477,7 +575,13 @@ fn redis_call(lua: &Lua, args: MultiValue, raise: bool) -> mlua::Result<Value> {
 /// The instruction hook: SCRIPT KILL, and handing this worker's other tasks to another
 /// thread once a script has run a while.
 fn hook() -> mlua::Result<mlua::VmState> {
-    let Some(running) = RUNNING.get() else { return Ok(mlua::VmState::Continue) };
+    let Some(running) = RUNNING.get() else {
+        // A function library's code at FUNCTION LOAD has a time limit instead.
+        if super::functions::LOAD_DEADLINE.get().is_some_and(|d| std::time::Instant::now() >= d) {
+            return Err(mlua::Error::runtime("FUNCTION LOAD timeout"));
+        }
+        return Ok(mlua::VmState::Continue);
+    };
     // SAFETY: the server outlives the run that set `running` (run holds an Arc to it).
     let server = unsafe { &*running.server };
     if server.script.kill.load(std::sync::atomic::Ordering::Relaxed) {
@@ -545,19 +649,29 @@ fn find_table_error(e: &mlua::Error) -> Option<&TableError> {
     }
 }
 
-/// The line of the script running now (the innermost frame from the script's chunk).
-fn script_line(lua: &Lua) -> Option<i64> {
+/// The chunk and line of the script running now (the innermost frame from a script's or a
+/// library's code).
+fn script_frame(lua: &Lua) -> Option<(&'static str, i64)> {
     (0..32).find_map(|level| {
         let frame = lua.inspect_stack(level)?;
-        let from_script = frame.source().source.as_deref() == Some(CHUNK);
-        (from_script && frame.curr_line() > 0).then(|| frame.curr_line() as i64)
+        let chunk = match frame.source().source.as_deref() {
+            Some(CHUNK) => CHUNK,
+            Some(FUNCTION_CHUNK) => FUNCTION_CHUNK,
+            _ => return None,
+        };
+        (frame.curr_line() > 0).then(|| (chunk, frame.curr_line() as i64))
     })
 }
 
+/// The line of the script running now.
+fn script_line(lua: &Lua) -> Option<i64> {
+    script_frame(lua).map(|(_, line)| line)
+}
+
 /// `message` with the script position Lua's own errors start with (`user_script:1: `).
-fn at_line(lua: &Lua, message: &str) -> String {
-    match script_line(lua) {
-        Some(line) => format!("{}:{line}: {message}", &CHUNK[1..]),
+pub(super) fn at_line(lua: &Lua, message: &str) -> String {
+    match script_frame(lua) {
+        Some((chunk, line)) => format!("{}:{line}: {message}", &chunk[1..]),
         None => message.to_string(),
     }
 }
@@ -703,7 +817,7 @@ pub fn evalsha_ro(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 pub fn script_load(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let scripts = &mut ctx.state.scripts;
     if scripts.engine.is_none() {
-        match Engine::new() {
+        match Engine::new(CHUNK) {
             Ok(e) => scripts.engine = Some(e),
             Err(e) => return Reply::error(format!("ERR cannot start Lua: {e}")),
         }
@@ -711,7 +825,14 @@ pub fn script_load(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let Some(engine) = scripts.engine.as_mut() else { return Reply::err("ERR no Lua") };
     let sha = sha1_hex(&args[2]);
     match engine.compile(&sha, &args[2]) {
-        Ok(_) => Reply::bulk(sha),
+        Ok(_) => {
+            // Read shards get it too (down the replication stream, as Redis 6 sent it), so
+            // EVALSHA_RO finds it wherever the proxy sends it.
+            if let Some(log) = &mut ctx.state.log {
+                log.append_control(args);
+            }
+            Reply::bulk(sha)
+        }
         Err(e) => e,
     }
 }
@@ -739,7 +860,7 @@ pub fn script_flush(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     {
         return Reply::err("ERR SCRIPT FLUSH only support SYNC|ASYNC option");
     }
-    ctx.state.scripts = Scripts::default();
+    ctx.state.scripts.engine = None;
     Reply::Ok
 }
 

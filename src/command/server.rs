@@ -438,26 +438,6 @@ pub fn time(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     ])
 }
 
-/// FUNCTION FLUSH and SCRIPT FLUSH [ASYNC|SYNC]: there are no functions or scripts to drop,
-/// but test suites and tools send them to get a clean server.
-fn flush_scripts(args: &[Bytes], error: &'static str) -> Reply {
-    match args.get(2) {
-        None => Reply::Ok,
-        Some(mode) if mode.eq_ignore_ascii_case(b"async") || mode.eq_ignore_ascii_case(b"sync") => {
-            if args.len() == 3 {
-                Reply::Ok
-            } else {
-                Reply::err(SYNTAX)
-            }
-        }
-        Some(_) => Reply::err(error),
-    }
-}
-
-pub fn function_flush(_ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    flush_scripts(args, "ERR FUNCTION FLUSH only supports SYNC|ASYNC option")
-}
-
 pub fn client_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     help(&[
         "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",

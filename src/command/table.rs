@@ -2,9 +2,9 @@
 
 use super::flags::*;
 use super::{
-    bits, blocking as blk, cluster, connection as conn, hashes as h, hll, introspection as intro, keys,
-    lists as l, persist, pubsub as ps, scripting as lua, server as srv, sets as s, sort, strings,
-    transactions as tx, zsets as z,
+    bits, blocking as blk, cluster, connection as conn, functions as func, hashes as h, hll,
+    introspection as intro, keys, lists as l, persist, pubsub as ps, scripting as lua, server as srv,
+    sets as s, sort, strings, transactions as tx, zsets as z,
 };
 use super::{Command, Handler, Merge, Route};
 use crate::replication::{primary as repl, replica};
@@ -192,7 +192,15 @@ static DEBUG_SUBS: &[Command] = &[
 
 #[rustfmt::skip]
 static FUNCTION_SUBS: &[Command] = &[
-    c("flush", -2, WRITE | NOSCRIPT, NOKEYS, "scripting", "7.0.0", "Deletes all libraries and functions.", "O(N) where N is the number of functions deleted", "[ASYNC|SYNC]", srv::function_flush),
+    c("delete", 3, WRITE | NOSCRIPT, NOKEYS, "scripting", "7.0.0", "Deletes a library and its functions.", O1, "library-name", func::function_delete).routed(Route::Primaries(Merge::AllOk)),
+    c("dump", 2, NOSCRIPT, NOKEYS, "scripting", "7.0.0", "Dumps all libraries into a serialized binary payload.", "O(N) where N is the number of functions", "", func::function_dump).routed(Route::Primaries(Merge::AllOk)),
+    c("flush", -2, WRITE | NOSCRIPT, NOKEYS, "scripting", "7.0.0", "Deletes all libraries and functions.", "O(N) where N is the number of functions deleted", "[ASYNC|SYNC]", func::function_flush).routed(Route::Primaries(Merge::AllOk)),
+    help("scripting", func::function_help),
+    c("kill", 2, NOSCRIPT | ALLOW_BUSY, NOKEYS, "scripting", "7.0.0", "Terminates a function during execution.", O1, "", func::function_kill).routed(Route::Primaries(Merge::AnyOk)),
+    c("list", -2, NOSCRIPT, NOKEYS, "scripting", "7.0.0", "Returns information about all libraries.", "O(N) where N is the number of functions", "[LIBRARYNAME library-name-pattern] [WITHCODE]", func::function_list).routed(Route::Primaries(Merge::AllOk)),
+    c("load", -3, WRITE | DENYOOM | NOSCRIPT, NOKEYS, "scripting", "7.0.0", "Creates a library.", "O(1) (considering compilation time is redundant)", "[REPLACE] function-code", func::function_load).routed(Route::Primaries(Merge::AllOk)),
+    c("restore", -3, WRITE | DENYOOM | NOSCRIPT, NOKEYS, "scripting", "7.0.0", "Restores all libraries from a payload.", "O(N) where N is the number of functions on the payload", "serialized-value [FLUSH|APPEND|REPLACE]", func::function_restore).routed(Route::Primaries(Merge::AllOk)),
+    c("stats", 2, NOSCRIPT | ALLOW_BUSY, NOKEYS, "scripting", "7.0.0", "Returns information about a function during execution.", O1, "", func::function_stats).routed(Route::Primaries(Merge::AllOk)),
 ];
 
 #[rustfmt::skip]
@@ -211,6 +219,8 @@ pub static COMMANDS: &[Command] = &[
     c("eval", -3, NOSCRIPT | STALE | MAY_REPLICATE, NOKEYS, "scripting", "2.6.0", "Executes a server-side Lua script.", "Depends on the script that is executed.", "script numkeys [key [key ...]] [arg [arg ...]]", lua::eval).numkeys(2),
     c("evalsha", -3, NOSCRIPT | STALE | MAY_REPLICATE, NOKEYS, "scripting", "2.6.0", "Executes a server-side Lua script by SHA1 digest.", "Depends on the script that is executed.", "sha1 numkeys [key [key ...]] [arg [arg ...]]", lua::evalsha).numkeys(2),
     c("eval_ro", -3, NOSCRIPT | STALE | READONLY, NOKEYS, "scripting", "7.0.0", "Executes a read-only server-side Lua script.", "Depends on the script that is executed.", "script numkeys [key [key ...]] [arg [arg ...]]", lua::eval_ro).numkeys(2),
+    c("fcall", -3, NOSCRIPT | STALE | MAY_REPLICATE, NOKEYS, "scripting", "7.0.0", "Invokes a function.", "Depends on the function that is executed.", "function numkeys [key [key ...]] [arg [arg ...]]", func::fcall).numkeys(2),
+    c("fcall_ro", -3, NOSCRIPT | STALE | READONLY, NOKEYS, "scripting", "7.0.0", "Invokes a read-only function.", "Depends on the function that is executed.", "function numkeys [key [key ...]] [arg [arg ...]]", func::fcall_ro).numkeys(2),
     c("evalsha_ro", -3, NOSCRIPT | STALE | READONLY, NOKEYS, "scripting", "7.0.0", "Executes a read-only server-side Lua script by SHA1 digest.", "Depends on the script that is executed.", "sha1 numkeys [key [key ...]] [arg [arg ...]]", lua::evalsha_ro).numkeys(2),
     // strings
     c("get", 2, RF, KEY1, "string", "1.0.0", "Returns the string value of a key.", O1, "key", strings::get),

@@ -495,6 +495,66 @@ pub struct Keyspace {
     /// Eviction's pool of candidates, and the database a random eviction looks at next.
     evict_pool: evict::Pool,
     evict_next: usize,
+    /// Redis 7 function libraries: data as keys are (saved, loaded, replicated).
+    pub functions: Libraries,
+}
+
+/// The function libraries a server holds (FUNCTION LOAD): their names and code. The
+/// interpreter that runs them is built from here (see `command::functions`).
+#[derive(Debug, Default)]
+pub struct Libraries {
+    libs: std::collections::BTreeMap<String, Bytes>,
+    /// Different after every change, and between keyspaces: the compiled functions are
+    /// rebuilt when theirs differs.
+    version: u64,
+    /// Changes made, counted into [`Keyspace::dirty`] so they are logged and saved.
+    changes: u64,
+}
+
+impl Libraries {
+    pub fn get(&self, name: &str) -> Option<&Bytes> {
+        self.libs.get(name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Bytes)> {
+        self.libs.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.libs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.libs.is_empty()
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    pub fn insert(&mut self, name: String, code: Bytes) {
+        self.libs.insert(name, code);
+        self.changed();
+    }
+
+    pub fn remove(&mut self, name: &str) -> Option<Bytes> {
+        let gone = self.libs.remove(name);
+        if gone.is_some() {
+            self.changed();
+        }
+        gone
+    }
+
+    pub fn clear(&mut self) {
+        self.libs.clear();
+        self.changed();
+    }
+
+    fn changed(&mut self) {
+        static VERSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        self.version = VERSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.changes += 1;
+    }
 }
 
 impl Keyspace {
@@ -522,6 +582,7 @@ impl Keyspace {
             expire_cursor: 0,
             evict_pool: Default::default(),
             evict_next: 0,
+            functions: Libraries::default(),
         }
     }
 
@@ -568,7 +629,7 @@ impl Keyspace {
     /// Total changes so far, over every database (compare two readings to see if a command
     /// wrote).
     pub fn dirty(&self) -> u64 {
-        self.dbs.iter().map(|db| db.dirty).sum()
+        self.dbs.iter().map(|db| db.dirty).sum::<u64>() + self.functions.changes
     }
 
     /// Starts or stops recording touched keys (see [`Db::touched`]).

@@ -17,6 +17,8 @@ use crate::keyspace::zset::ZSet;
 use crate::keyspace::{Keyspace, Limits, Object, Value};
 
 const MAGIC: &[u8] = b"REDIS0009";
+/// A function library's code (Redis 7's RDB_OPCODE_FUNCTION2).
+const OP_FUNCTION2: u8 = 0xF5;
 const OP_AUX: u8 = 0xFA;
 const OP_RESIZEDB: u8 = 0xFB;
 const OP_EXPIRETIME_MS: u8 = 0xFC;
@@ -220,6 +222,43 @@ pub fn dump(value: Value<'_>) -> Bytes {
     out.freeze()
 }
 
+/// FUNCTION DUMP's payload: each library's code after the function opcode, then the RDB
+/// version and a CRC64 as DUMP has them.
+pub fn dump_functions(codes: &[&Bytes]) -> Bytes {
+    let mut out = BytesMut::new();
+    for code in codes {
+        out.put_u8(OP_FUNCTION2);
+        put_str(&mut out, code);
+    }
+    out.put_u16_le(DUMP_VERSION);
+    let crc = crc64::crc64(0, &out);
+    out.put_u64_le(crc);
+    out.freeze()
+}
+
+/// The library codes in a FUNCTION RESTORE payload; None when it is not one (version,
+/// checksum or format).
+pub fn undump_functions(payload: &[u8]) -> Option<Vec<Bytes>> {
+    if payload.len() < 10 {
+        return None;
+    }
+    let (body, footer) = payload.split_at(payload.len() - 10);
+    let version = u16::from_le_bytes([footer[0], footer[1]]);
+    let crc = u64::from_le_bytes(footer[2..].try_into().expect("8 bytes"));
+    if version > DUMP_VERSION || (crc != 0 && crc != crc64::crc64(0, &payload[..payload.len() - 8])) {
+        return None;
+    }
+    let mut r = Reader { data: body, pos: 0 };
+    let mut codes = Vec::new();
+    while r.pos < body.len() {
+        if r.u8().ok()? != OP_FUNCTION2 {
+            return None;
+        }
+        codes.push(r.string().ok()?);
+    }
+    Some(codes)
+}
+
 /// Checks and decodes a RESTORE payload; the error is Redis's text.
 pub fn undump(payload: &[u8], limits: &Limits) -> Result<Loaded, &'static str> {
     const BAD: &str = "ERR DUMP payload version or checksum are wrong";
@@ -287,6 +326,10 @@ pub fn write_with(keyspace: &Keyspace, now: u64, position: Option<&ReplPosition>
         out.put_u8(OP_AUX);
         put_str(&mut out, b"repl-offset");
         put_str(&mut out, p.offset.to_string().as_bytes());
+    }
+    for (_, code) in keyspace.functions.iter() {
+        out.put_u8(OP_FUNCTION2);
+        put_str(&mut out, code);
     }
     for (index, db) in keyspace.dbs.iter().enumerate() {
         if db.is_empty() {
@@ -521,6 +564,12 @@ pub fn read_prefix_by(
                     b"repl-offset" => offset = std::str::from_utf8(&value).ok().and_then(|v| v.parse().ok()),
                     _ => {}
                 }
+            }
+            OP_FUNCTION2 => {
+                let code = r.string()?;
+                let name = crate::command::functions::library_name(&code)
+                    .map_err(|e| RdbError(format!("a function library that does not load: {e:?}")))?;
+                ks.functions.insert(name, code);
             }
             OP_RESIZEDB => {
                 r.plain_len()?;

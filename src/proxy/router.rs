@@ -273,10 +273,13 @@ impl Got {
     }
 }
 
-/// A replica that cannot answer (no data yet, its primary gone, or behind the offset the
-/// session needs): try another node.
+/// A replica that cannot answer (no data yet, its primary gone, behind the offset the
+/// session needs, or without a script that was loaded before it joined): try another node.
 fn unready(error: &str) -> bool {
-    error.starts_with("LOADING") || error.starts_with("MASTERDOWN") || error.starts_with("EDISBEHIND")
+    error.starts_with("LOADING")
+        || error.starts_with("MASTERDOWN")
+        || error.starts_with("EDISBEHIND")
+        || error.starts_with("NOSCRIPT")
 }
 
 /// The order in which to try a shard's nodes for one request.

@@ -266,3 +266,146 @@ async fn a_script_s_writes_survive_kill_9_all_or_none() {
     assert!(counts.iter().all(|&n| n == counts[0]), "a run came back in part: {counts:?}");
     assert!(counts[0] >= acked, "an acknowledged run was lost: {} < {acked}", counts[0]);
 }
+
+const COUNTER_LIB: &str = "#!lua name=counter\n\
+    redis.register_function('bump', function(keys, args) return redis.call('incrby', keys[1], args[1]) end)\n\
+    redis.register_function{function_name='peek', callback=function(keys) return redis.call('get', keys[1]) end, flags={'no-writes'}}";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn functions_load_run_list_and_fail_as_redis_does() {
+    let s = TestServer::start().await;
+    let mut c = s.conn().await;
+    assert_eq!(q(&mut c, &["FUNCTION", "LOAD", COUNTER_LIB]).await, bulk("counter"));
+    assert_eq!(q(&mut c, &["FCALL", "bump", "1", "n", "5"]).await, int(5));
+    assert_eq!(q(&mut c, &["FCALL_RO", "peek", "1", "n"]).await, bulk("5"));
+    let cases: &[(&[&str], &str)] = &[
+        (&["FCALL_RO", "bump", "1", "n", "1"], "Can not execute a script with write flag using *_ro command."),
+        (&["FCALL", "nosuch", "0"], "Function not found"),
+        (&["FCALL", "bump", "x"], "Bad number of keys provided"),
+        (&["FCALL", "bump", "3", "a"], "Number of keys can't be greater than number of args"),
+        (&["FUNCTION", "LOAD", COUNTER_LIB], "Library 'counter' already exists"),
+        (&["FUNCTION", "LOAD", "return 1"], "Missing library metadata"),
+        (&["FUNCTION", "LOAD", "#!lua name=x\nreturn 1"], "No functions registered"),
+        (&["FUNCTION", "LOAD", "#!py name=x\nreturn 1"], "Engine 'py' not found"),
+        (
+            &["FUNCTION", "LOAD", "#!lua name=x\nredis.call('ping')"],
+            "Error registering functions: ERR user_function:2: Script attempted to access nonexistent global variable 'call'",
+        ),
+        (
+            &["FUNCTION", "LOAD", "#!lua name=other\nredis.register_function('bump', function() return 1 end)"],
+            "Function bump already exists",
+        ),
+        (&["FUNCTION", "DELETE", "nosuch"], "Library not found"),
+        (&["FUNCTION", "RESTORE", "junk"], "DUMP payload version or checksum are wrong"),
+    ];
+    for (args, want) in cases {
+        let got = err(&mut c, args).await;
+        assert!(got.contains(want), "{args:?}: {got}");
+    }
+    // Library code that runs too long is stopped (500 ms, as Redis).
+    let mut raw = s.raw().await;
+    assert_eq!(
+        raw.call(&resp(&["FUNCTION", "LOAD", "#!lua name=x\nwhile true do end"])).await,
+        "-ERR Error registering functions: ERR FUNCTION LOAD timeout\r\n"
+    );
+    // A function's error names it and its line; one that writes under no-writes is refused.
+    let ro = "#!lua name=ro\nredis.register_function{function_name='w', callback=function(keys)\n\
+              return redis.call('set', keys[1], 1) end, flags={'no-writes'}}";
+    assert_eq!(q(&mut c, &["FUNCTION", "LOAD", ro]).await, bulk("ro"));
+    let refused = err(&mut c, &["FCALL", "w", "1", "k"]).await;
+    assert_eq!(
+        refused,
+        "ERR Write commands are not allowed from read-only scripts. script: w, on @user_function:3."
+    );
+    // LIST, DUMP, FLUSH, RESTORE: the libraries come back as they were.
+    let list = q(&mut c, &["FUNCTION", "LIST", "LIBRARYNAME", "count*", "WITHCODE"]).await;
+    let text = format!("{list:?}");
+    assert!(text.contains("counter") && text.contains("peek") && text.contains("no-writes"), "{text}");
+    assert!(!text.contains("\"ro\""), "{text}");
+    let dump = match q(&mut c, &["FUNCTION", "DUMP"]).await {
+        Value::BulkString(b) => b,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(q(&mut c, &["FUNCTION", "FLUSH"]).await, Value::Okay);
+    assert!(err(&mut c, &["FCALL", "bump", "1", "n", "1"]).await.contains("Function not found"));
+    let restored: Value = redis::cmd("FUNCTION").arg("RESTORE").arg(&dump).query_async(&mut c).await.unwrap();
+    assert_eq!(restored, Value::Okay);
+    assert_eq!(q(&mut c, &["FCALL", "bump", "1", "n", "1"]).await, int(6));
+    let again: Result<Value, _> = redis::cmd("FUNCTION").arg("RESTORE").arg(&dump).query_async(&mut c).await;
+    assert!(format!("{again:?}").contains("already exists"), "{again:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn functions_reach_replicas_and_survive_a_restart() {
+    let dir = temp_dir("functions");
+    let conf = format!("dir \"{}\"\nappendonly yes\nappendfsync always\n", dir.display());
+    let primary = TestServer::with_conf(&conf).await;
+    let replica = TestServer::replica_of(primary.addr, "").await;
+    let mut p = primary.conn().await;
+    assert_eq!(q(&mut p, &["FUNCTION", "LOAD", COUNTER_LIB]).await, bulk("counter"));
+    assert_eq!(q(&mut p, &["FCALL", "bump", "1", "n", "3"]).await, int(3));
+    // The replica runs the library (FUNCTION LOAD went down the stream), read-only.
+    let r = replica.conn().await;
+    let replicated = eventually(WAIT, || {
+        let mut r = r.clone();
+        async move {
+            matches!(
+                redis::cmd("FCALL_RO").arg("peek").arg(1).arg("n").query_async::<Value>(&mut r).await,
+                Ok(v) if v == bulk("3")
+            )
+        }
+    })
+    .await;
+    assert!(replicated, "FCALL_RO on the replica");
+    let mut r = replica.conn().await;
+    assert!(err(&mut r, &["FCALL", "bump", "1", "n", "1"]).await.starts_with("READONLY"));
+    // SCRIPT LOAD reaches it too, so EVALSHA_RO works there.
+    let sha = match q(&mut p, &["SCRIPT", "LOAD", "return redis.call('get', KEYS[1])"]).await {
+        Value::BulkString(b) => String::from_utf8(b).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    let cached = eventually(WAIT, || {
+        let mut r = r.clone();
+        let sha = sha.clone();
+        async move { q(&mut r, &["SCRIPT", "EXISTS", &sha]).await == Value::Array(vec![int(1)]) }
+    })
+    .await;
+    assert!(cached, "SCRIPT LOAD reached the replica");
+    assert_eq!(q(&mut r, &["EVALSHA_RO", &sha, "1", "n"]).await, bulk("3"));
+    // Stopped and started again in the same directory: the library is back (AOF).
+    primary.stop().await;
+    let again = TestServer::with_conf(&conf).await;
+    let mut p = again.conn().await;
+    assert_eq!(q(&mut p, &["FCALL", "bump", "1", "n", "1"]).await, int(4));
+    // And from the RDB, after a SAVE and a restart.
+    assert_eq!(q(&mut p, &["SAVE"]).await, Value::Okay);
+    again.stop().await;
+    let from_rdb = TestServer::with_conf(&format!("dir \"{}\"\n", dir.display())).await;
+    let mut p = from_rdb.conn().await;
+    assert_eq!(q(&mut p, &["FCALL_RO", "peek", "1", "n"]).await, bulk("4"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn functions_through_the_proxy_on_every_shard() {
+    let all = crate::all::start("").await;
+    let mut c = crate::cluster::conn_to(all.proxy).await;
+    assert_eq!(q(&mut c, &["FUNCTION", "LOAD", COUNTER_LIB]).await, bulk("counter"));
+    // Keys on every write shard; reads through FCALL_RO go to read shards.
+    for (i, key) in ["a", "b", "c", "d", "e", "f", "g", "h"].iter().enumerate() {
+        assert_eq!(q(&mut c, &["FCALL", "bump", "1", key, &(i + 1).to_string()]).await, int(i as i64 + 1));
+        assert_eq!(q(&mut c, &["FCALL_RO", "peek", "1", key]).await, bulk(&(i + 1).to_string()));
+    }
+    assert!(err(&mut c, &["FCALL", "bump", "2", "a", "b", "1"]).await.starts_with("CROSSSLOT"));
+    // EVALSHA_RO after SCRIPT LOAD, wherever it lands.
+    let sha = match q(&mut c, &["SCRIPT", "LOAD", "return redis.call('get', KEYS[1])"]).await {
+        Value::BulkString(b) => String::from_utf8(b).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    for key in ["a", "b", "c", "d", "e", "f", "g", "h"] {
+        assert!(matches!(q(&mut c, &["EVALSHA_RO", &sha, "1", key]).await, Value::BulkString(_)), "{key}");
+    }
+    assert_eq!(q(&mut c, &["FUNCTION", "DELETE", "counter"]).await, Value::Okay);
+    for key in ["a", "b", "c", "d", "e", "f"] {
+        assert!(err(&mut c, &["FCALL", "bump", "1", key, "1"]).await.contains("Function not found"), "{key}");
+    }
+}
