@@ -184,6 +184,7 @@ impl Engine {
                 )))
             })?,
         )?;
+        super::lualibs::install(&lua, &g)?;
         g.set_metatable(Some(meta));
         let env = protect(&lua, &g)?;
         // The line an error came from, for Redis's "on @user_script:N." (Lua 5.1's xpcall
@@ -772,6 +773,12 @@ fn from_lua(v: &Value, depth: usize) -> Reply {
         Value::Nil | Value::Boolean(false) => Reply::Nil,
         Value::Boolean(true) => Reply::Int(1),
         Value::Integer(n) => Reply::Int(*n),
+        // As C converts (what Redis does): out of range or NaN is the smallest integer.
+        Value::Number(n)
+            if n.is_nan() || *n >= 9_223_372_036_854_775_808.0 || *n < -9_223_372_036_854_775_808.0 =>
+        {
+            Reply::Int(i64::MIN)
+        }
         Value::Number(n) => Reply::Int(n.trunc() as i64),
         Value::String(s) => Reply::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
         Value::Table(t) => {

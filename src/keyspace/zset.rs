@@ -49,6 +49,12 @@ pub fn score_text(score: f64) -> String {
 
 /// C's `%.17g`: what Redis 7.0 prints a double as (replies and listpack scores).
 pub fn g17(d: f64) -> String {
+    g_fmt(d, 17)
+}
+
+/// C's `%.<precision>g` (precision 1 to 17): `%.14g` is how Lua prints a number.
+pub fn g_fmt(d: f64, precision: usize) -> String {
+    let precision = precision.clamp(1, 17);
     if d.is_nan() {
         return "nan".into();
     }
@@ -58,11 +64,11 @@ pub fn g17(d: f64) -> String {
     if d == 0.0 {
         return if d.is_sign_negative() { "-0".into() } else { "0".into() };
     }
-    if d == d.trunc() && d.abs() < 1e17 {
-        // An integer of at most 17 digits prints as itself (the common score).
+    if d == d.trunc() && d.abs() < 10f64.powi(precision as i32) {
+        // An integer of at most `precision` digits prints as itself (the common score).
         return itoa::Buffer::new().format(d as i64).to_string();
     }
-    let sci = format!("{d:.16e}");
+    let sci = format!("{d:.*e}", precision - 1);
     let (mantissa, exp) = sci.split_once('e').expect("scientific form");
     let exp: i32 = exp.parse().expect("an exponent");
     let trim = |s: &str| -> String {
@@ -72,11 +78,11 @@ pub fn g17(d: f64) -> String {
             s.to_string()
         }
     };
-    if !(-4..17).contains(&exp) {
+    if !(-4..precision as i32).contains(&exp) {
         let sign = if exp < 0 { '-' } else { '+' };
         return format!("{}e{sign}{:02}", trim(mantissa), exp.abs());
     }
-    let decimals = (16 - exp).max(0) as usize;
+    let decimals = (precision as i32 - 1 - exp).max(0) as usize;
     trim(&format!("{d:.decimals$}"))
 }
 

@@ -409,3 +409,53 @@ async fn functions_through_the_proxy_on_every_shard() {
         assert!(err(&mut c, &["FCALL", "bump", "1", key, "1"]).await.contains("Function not found"), "{key}");
     }
 }
+
+/// The libraries Redis bundles, with outputs taken from redis-server 7.0.
+#[tokio::test]
+async fn bundled_libraries_answer_as_redis_s() {
+    let s = TestServer::start().await;
+    let mut c = s.raw().await;
+    let cases: &[(&str, &str)] = &[
+        ("return bit.tohex(bit.bxor(0xff, bit.lshift(1, 4)))", "$8\r\n000000ef\r\n"),
+        (
+            "return {bit.tobit(2^32+5), bit.arshift(-256, 4), bit.rol(1, 33), bit.bswap(0x12345678)}",
+            "*4\r\n:5\r\n:-16\r\n:2\r\n:2018915346\r\n",
+        ),
+        (
+            "return cjson.encode({1, 'x/y', 1.5, true, {a=cjson.null}})",
+            "$30\r\n[1,\"x\\/y\",1.5,true,{\"a\":null}]\r\n",
+        ),
+        ("return hex(cjson.decode('{\"k\":[1,{\"x\":\"\\\\u00e9\"}]}').k[2].x)", "$4\r\nc3a9\r\n"),
+        ("return cjson.encode(0.1 + 0.2)", "$3\r\n0.3\r\n"),
+        ("return hex(struct.pack('>I2 b', 258, -1))", "$6\r\n0102ff\r\n"),
+        (
+            "return {struct.unpack('<i4 s', struct.pack('<i4 s', -5, 'hi'))}",
+            "*3\r\n:-5\r\n$2\r\nhi\r\n:8\r\n",
+        ),
+        ("return hex(cmsgpack.pack({1, 200, -100, 'a'}))", "$16\r\n9401ccc8d09ca161\r\n"),
+        ("return {cmsgpack.unpack(cmsgpack.pack(1, 'two', {3}))}", "*3\r\n:1\r\n$3\r\ntwo\r\n*1\r\n:3\r\n"),
+        ("return 1/0", ":-9223372036854775808\r\n"),
+    ];
+    // Binary results as hex, by a helper the script defines.
+    let hex = "local function hex(s) return (s:gsub('.', function(ch) return string.format('%02x', ch:byte()) end)) end ";
+    for (script, want) in cases {
+        let got = c.call(&resp(&["EVAL", &format!("{hex}{script}"), "0"])).await;
+        assert_eq!(got, *want, "{script}");
+    }
+    let cases: &[(&str, &str)] = &[
+        (
+            "return cjson.decode('[1 2]')",
+            "-ERR user_script:1: Expected comma or array end but found T_NUMBER at character 4 script: ",
+        ),
+        (
+            "return cjson.encode({[1]=1,[100]=2})",
+            "-ERR user_script:1: Cannot serialise table: excessively sparse array script: ",
+        ),
+        ("return cmsgpack.unpack('\\146\\1')", "-ERR user_script:1: Missing bytes in input. script: "),
+        ("cjson.encode = nil", "-ERR user_script:1: Attempt to modify a readonly table script: "),
+    ];
+    for (script, want) in cases {
+        let got = c.call(&resp(&["EVAL", script, "0"])).await;
+        assert!(got.starts_with(want), "{script}: {got}");
+    }
+}

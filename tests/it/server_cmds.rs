@@ -201,5 +201,8 @@ async fn time_and_script_flushes() {
         "ERR FUNCTION FLUSH only supports SYNC|ASYNC option"
     );
     assert_eq!(q(&mut c, &["FUNCTION", "LIST"]).await, Value::Array(vec![]));
-    assert_eq!(err(&mut c, &["FUNCTION", "NOSUCH"]).await, "ERR unknown subcommand 'NOSUCH'. Try FUNCTION HELP.");
+    assert_eq!(
+        err(&mut c, &["FUNCTION", "NOSUCH"]).await,
+        "ERR unknown subcommand 'NOSUCH'. Try FUNCTION HELP."
+    );
 }
