@@ -113,9 +113,17 @@ impl Engine {
         )?;
         redis.set(
             "setresp",
-            lua.create_function(|_, v: i64| match v {
-                2 | 3 => Ok(()),
-                _ => Err(mlua::Error::runtime("RESP version must be 2 or 3.")),
+            lua.create_function(|_, args: MultiValue| {
+                if args.len() != 1 {
+                    return Err(mlua::Error::runtime("redis.setresp() requires one argument."));
+                }
+                match args[0].as_number().or(args[0].as_integer().map(|n| n as f64)) {
+                    Some(v) if v == 2.0 || v == 3.0 => {
+                        SCRIPT_RESP.set(v as u8);
+                        Ok(())
+                    }
+                    _ => Err(mlua::Error::runtime("RESP version must be 2 or 3.")),
+                }
             })?,
         )?;
         redis.set(
@@ -347,6 +355,8 @@ thread_local! {
     static SCRIPT_SLOT: std::cell::Cell<Option<u16>> = const { std::cell::Cell::new(None) };
     /// The state of math.random (Redis's rand48), reset before every script.
     static RAND48: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// The protocol redis.call replies come to the script in (redis.setresp), 2 at each start.
+    static SCRIPT_RESP: std::cell::Cell<u8> = const { std::cell::Cell::new(2) };
     /// The script running on this thread, if any.
     static RUNNING: std::cell::Cell<Option<Running>> = const { std::cell::Cell::new(None) };
     /// When (ms into the running script) the hook next hands this worker's tasks off.
@@ -499,6 +509,8 @@ pub(super) fn execute(
     // A new seed per script, as Redis 7 (scripts replicate by effects, so nothing needs the
     // numbers to repeat).
     RAND48.with(|r| r.set(rand48_seed(fresh_seed())));
+    SCRIPT_RESP.set(2);
+    let resp3 = ctx.client.proto == 3;
     SCRIPT_SLOT.with(|s| s.set(keys.first().map(|k| crate::topology::key_slot(k))));
     if let Some(log) = &mut ctx.state.log {
         log.begin_exec();
@@ -526,7 +538,7 @@ pub(super) fn execute(
         let ok = matches!(out.pop_front(), Some(Value::Boolean(true)));
         let result = out.pop_front().unwrap_or(Value::Nil);
         if ok {
-            return Ok(Ok(from_lua(&result, 0)));
+            return Ok(Ok(from_lua(&result, 0, resp3)));
         }
         let (err, line) = match &result {
             Value::Table(t) => (t.raw_get::<Value>(1)?, t.raw_get::<Option<i64>>(2)?),
@@ -569,7 +581,7 @@ fn redis_call(lua: &Lua, args: MultiValue, raise: bool) -> mlua::Result<Value> {
             t.raw_set("err", e.as_ref())?;
             Err(mlua::Error::external(TableError(t, script_line(lua))))
         }
-        other => to_lua(lua, other),
+        other => to_lua(lua, other, SCRIPT_RESP.get() == 3),
     }
 }
 
@@ -698,6 +710,11 @@ fn call_from_script(ctx: &mut Ctx, args: &MultiValue, read_only: bool) -> Reply 
     if !cmd.arity_ok(argv.len()) {
         return Reply::err("ERR Wrong number of args calling Redis command from script");
     }
+    // A container's flags are its subcommand's (CONFIG GET may not run from a script).
+    let cmd = match argv.get(1).and_then(|sub| cmd.subcommand(sub)) {
+        Some(sub) if sub.arity_ok(argv.len()) => sub,
+        _ => cmd,
+    };
     if cmd.has(flags::NOSCRIPT) {
         return Reply::err("ERR This Redis command is not allowed from script");
     }
@@ -731,44 +748,87 @@ fn call_from_script(ctx: &mut Ctx, args: &MultiValue, read_only: bool) -> Reply 
     super::dispatch(ctx, &argv)
 }
 
-/// A reply as a script sees it (RESP2 conversions).
-fn to_lua(lua: &Lua, reply: Reply) -> mlua::Result<Value> {
+/// A reply as a script sees it: RESP2's conversions, or with `resp3` (redis.setresp(3))
+/// RESP3's: nil for a null, booleans, `{double=n}`, `{map={...}}`, `{set={m=true}}`, pairs
+/// as two-element arrays, `{verbatim_string={format=, string=}}`.
+fn to_lua(lua: &Lua, reply: Reply, resp3: bool) -> mlua::Result<Value> {
+    let wrap = |field: &str, v: Value| -> mlua::Result<Value> {
+        let t = lua.create_table()?;
+        t.raw_set(field, v)?;
+        Ok(Value::Table(t))
+    };
     Ok(match reply {
         Reply::Ok => Value::Table(reply_table(lua, "ok", lua.create_string("OK")?)?),
         Reply::Simple(s) => Value::Table(reply_table(lua, "ok", lua.create_string(s.as_bytes())?)?),
         Reply::Error(e) => Value::Table(reply_table(lua, "err", lua.create_string(e.as_bytes())?)?),
         Reply::Int(n) => Value::Number(n as f64),
-        Reply::Bulk(b) | Reply::Verbatim(b) => Value::String(lua.create_string(&b[..])?),
+        Reply::Bulk(b) => Value::String(lua.create_string(&b[..])?),
+        Reply::Verbatim(b) if resp3 => {
+            let t = lua.create_table()?;
+            t.raw_set("format", "txt")?;
+            t.raw_set("string", lua.create_string(&b[..])?)?;
+            wrap("verbatim_string", Value::Table(t))?
+        }
+        Reply::Verbatim(b) => Value::String(lua.create_string(&b[..])?),
         // A reply some commands encode at once (LRANGE): decoded for the script.
         Reply::Raw(b) => match redis_protocol::resp2::decode::decode_bytes(&b) {
-            Ok(Some((frame, _))) => to_lua(lua, crate::proxy::router::to_reply(frame))?,
+            Ok(Some((frame, _))) => to_lua(lua, crate::proxy::router::to_reply(frame), resp3)?,
             _ => Value::String(lua.create_string(&b[..])?),
         },
+        Reply::Nil | Reply::NilArray if resp3 => Value::Nil,
         Reply::Nil | Reply::NilArray => Value::Boolean(false),
+        Reply::Double(d) if resp3 => wrap("double", Value::Number(d))?,
         // A double is a bulk string in RESP2 (Redis 7.0's %.17g).
         Reply::Double(d) => Value::String(lua.create_string(crate::keyspace::zset::g17(d))?),
+        Reply::Bool(b) if resp3 => Value::Boolean(b),
         Reply::Bool(b) => Value::Number(b as i64 as f64),
+        Reply::Set(items) if resp3 => {
+            let t = lua.create_table()?;
+            for item in items {
+                t.raw_set(to_lua(lua, item, resp3)?, true)?;
+            }
+            wrap("set", Value::Table(t))?
+        }
         Reply::Array(items) | Reply::Set(items) => {
             let t = lua.create_table_with_capacity(items.len(), 0)?;
             for (i, item) in items.into_iter().enumerate() {
-                t.raw_set(i + 1, to_lua(lua, item)?)?;
+                t.raw_set(i + 1, to_lua(lua, item, resp3)?)?;
+            }
+            Value::Table(t)
+        }
+        Reply::Map(pairs) if resp3 => {
+            let t = lua.create_table()?;
+            for (k, v) in pairs {
+                t.raw_set(to_lua(lua, k, resp3)?, to_lua(lua, v, resp3)?)?;
+            }
+            wrap("map", Value::Table(t))?
+        }
+        Reply::Pairs(pairs) if resp3 => {
+            let t = lua.create_table_with_capacity(pairs.len(), 0)?;
+            for (i, (k, v)) in pairs.into_iter().enumerate() {
+                let pair = lua.create_table_with_capacity(2, 0)?;
+                pair.raw_set(1, to_lua(lua, k, resp3)?)?;
+                pair.raw_set(2, to_lua(lua, v, resp3)?)?;
+                t.raw_set(i + 1, pair)?;
             }
             Value::Table(t)
         }
         Reply::Map(pairs) | Reply::Pairs(pairs) => {
             let t = lua.create_table_with_capacity(pairs.len() * 2, 0)?;
             for (i, (k, v)) in pairs.into_iter().enumerate() {
-                t.raw_set(2 * i + 1, to_lua(lua, k)?)?;
-                t.raw_set(2 * i + 2, to_lua(lua, v)?)?;
+                t.raw_set(2 * i + 1, to_lua(lua, k, resp3)?)?;
+                t.raw_set(2 * i + 2, to_lua(lua, v, resp3)?)?;
             }
             Value::Table(t)
         }
     })
 }
 
-/// A script's value as a reply (RESP2 conversions). Nested tables deeper than Redis allows
-/// are cut off.
-fn from_lua(v: &Value, depth: usize) -> Reply {
+/// A script's value as a reply for a client of `resp3` or RESP2: Redis's conversions, with
+/// the RESP3 shapes a script may return (`{map=}`, `{set=}`, `{double=}`, `{big_number=}`,
+/// `{verbatim_string=}`), which a RESP2 client gets as arrays and bulk strings. Nested
+/// tables deeper than Redis allows are cut off.
+fn from_lua(v: &Value, depth: usize, resp3: bool) -> Reply {
     match v {
         Value::Nil | Value::Boolean(false) => Reply::Nil,
         Value::Boolean(true) => Reply::Int(1),
@@ -791,11 +851,63 @@ fn from_lua(v: &Value, depth: usize) -> Reply {
             if depth > 100 {
                 return Reply::err("ERR reached lua stack limit");
             }
+            if let Some(d) = t
+                .raw_get::<Value>("double")
+                .ok()
+                .and_then(|v| v.as_number().or(v.as_integer().map(|n| n as f64)))
+            {
+                return Reply::Double(d);
+            }
+            if let Ok(Value::String(b)) = t.raw_get::<Value>("big_number") {
+                let b = b.as_bytes();
+                if resp3 {
+                    let mut raw = Vec::with_capacity(b.len() + 3);
+                    raw.push(b'(');
+                    raw.extend(b.iter().map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c }));
+                    raw.extend_from_slice(b"\r\n");
+                    return Reply::Raw(raw.into());
+                }
+                return Reply::Bulk(Bytes::copy_from_slice(&b));
+            }
+            if let Ok(Value::Table(m)) = t.raw_get::<Value>("map") {
+                let mut pairs = Vec::new();
+                for (k, v) in m.pairs::<Value, Value>().flatten() {
+                    pairs.push((from_lua(&k, depth + 1, resp3), from_lua(&v, depth + 1, resp3)));
+                }
+                return Reply::Map(pairs);
+            }
+            if let Ok(Value::Table(m)) = t.raw_get::<Value>("set") {
+                let items = m
+                    .pairs::<Value, Value>()
+                    .flatten()
+                    .map(|(k, _)| from_lua(&k, depth + 1, resp3))
+                    .collect();
+                return Reply::Set(items);
+            }
+            if let Ok(Value::Table(v)) = t.raw_get::<Value>("verbatim_string") {
+                let text = match v.raw_get::<Value>("string") {
+                    Ok(Value::String(s)) => s.as_bytes().to_vec(),
+                    _ => Vec::new(),
+                };
+                let format = match v.raw_get::<Value>("format") {
+                    Ok(Value::String(s)) => s.as_bytes().to_vec(),
+                    _ => b"txt".to_vec(),
+                };
+                if resp3 && format.len() == 3 {
+                    let mut raw = format!("={}\r\n", text.len() + 4).into_bytes();
+                    raw.extend_from_slice(&format);
+                    raw.push(b':');
+                    raw.extend_from_slice(&text);
+                    raw.extend_from_slice(b"\r\n");
+                    return Reply::Raw(raw.into());
+                }
+                return Reply::Bulk(text.into());
+            }
             let mut items = Vec::new();
             for i in 1.. {
                 match t.raw_get::<Value>(i) {
                     Ok(Value::Nil) | Err(_) => break,
-                    Ok(item) => items.push(from_lua(&item, depth + 1)),
+                    Ok(item) => items.push(from_lua(&item, depth + 1, resp3)),
                 }
             }
             Reply::Array(items)

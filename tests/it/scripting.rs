@@ -459,3 +459,35 @@ async fn bundled_libraries_answer_as_redis_s() {
         assert!(got.starts_with(want), "{script}: {got}");
     }
 }
+
+/// RESP3 both ways: redis.setresp(3) gives the script RESP3 shapes, and a script's RESP3
+/// values reach a RESP3 client as RESP3 and a RESP2 client as arrays and bulk strings.
+#[tokio::test]
+async fn scripts_speak_resp3_when_asked() {
+    let s = TestServer::start().await;
+    let mut c = s.raw().await;
+    c.call(&resp(&["HSET", "h", "a", "1"])).await;
+    c.call(&resp(&["ZADD", "z", "1.5", "m"])).await;
+    let inside =
+        "redis.setresp(3) local h = redis.call('hgetall', 'h') local d = redis.call('zscore', 'z', 'm') \
+                  local n = redis.call('get', 'nosuch') return {h.map.a, tostring(d.double), type(n)}";
+    assert_eq!(c.call(&resp(&["EVAL", inside, "0"])).await, "*3\r\n$1\r\n1\r\n$3\r\n1.5\r\n$3\r\nnil\r\n");
+    let shapes = "return {{map={a=1}}, {set={x=true}}, {double=2.5}, {big_number='123'}}";
+    assert_eq!(
+        c.call(&resp(&["EVAL", shapes, "0"])).await,
+        "*4\r\n*2\r\n$1\r\na\r\n:1\r\n*1\r\n$1\r\nx\r\n$3\r\n2.5\r\n$3\r\n123\r\n"
+    );
+    assert!(c.call(&resp(&["HELLO", "3"])).await.starts_with('%'));
+    assert_eq!(
+        c.call(&resp(&["EVAL", shapes, "0"])).await,
+        "*4\r\n%1\r\n$1\r\na\r\n:1\r\n~1\r\n$1\r\nx\r\n,2.5\r\n(123\r\n"
+    );
+    assert_eq!(
+        c.call(&resp(&["EVAL", "redis.setresp(3) return redis.call('zscore', 'z', 'm')", "0"])).await,
+        ",1.5\r\n"
+    );
+    assert!(c
+        .call(&resp(&["EVAL", "redis.setresp(4)", "0"]))
+        .await
+        .starts_with("-ERR RESP version must be 2 or 3. script: "));
+}
