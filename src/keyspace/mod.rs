@@ -692,7 +692,7 @@ impl Keyspace {
 
     /// Keys deleted on expiry since the last call, with their database.
     pub fn drain_expired(&mut self, mut f: impl FnMut(usize, Bytes)) {
-        for (i, db) in self.dbs.iter_mut().enumerate() {
+        for (i, db) in self.dbs.iter_mut().enumerate().filter(|(_, db)| !db.expired_keys.is_empty()) {
             for key in db.expired_keys.drain(..) {
                 f(i, key);
             }
