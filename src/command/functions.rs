@@ -18,6 +18,7 @@ use mlua::{Lua, MultiValue, Table, Value};
 use super::scripting::{at_line, execute, Engine, Target, FUNCTION_CHUNK, SCRIPT_FLAGS, WRITE_FLAG_RO};
 use super::{text, Ctx};
 use crate::resp::Reply;
+use crate::server::RunningFunction;
 
 /// The compiled libraries, for the keyspace's libraries at `version`.
 pub struct Functions {
@@ -357,15 +358,14 @@ fn fcall_with(ctx: &mut Ctx, args: &[Bytes], read_only: bool) -> Reply {
         if read_only && !no_writes {
             return Reply::err(WRITE_FLAG_RO);
         }
-        execute(
-            ctx,
-            &functions.engine,
-            Target::Function(&f.callback),
-            keys,
-            argv,
-            &name,
-            read_only || no_writes,
-        )
+        let running = RunningFunction {
+            name: name.clone(),
+            command: args.to_vec(),
+            libraries: functions.libraries.len() as i64,
+            functions: functions.functions.len() as i64,
+        };
+        let target = Target::Function(&f.callback, running);
+        execute(ctx, &functions.engine, target, keys, argv, &name, read_only || no_writes)
     })();
     ctx.state.scripts = scripts;
     reply
@@ -476,8 +476,21 @@ pub fn function_stats(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
         Ok(f) => (f.libraries.len() as i64, f.functions.len() as i64),
         Err(e) => return e,
     };
+    stats_reply(None, libraries, functions)
+}
+
+/// FUNCTION STATS's reply: the running function (and for how long, in ms) and the counts.
+pub fn stats_reply(running: Option<(&RunningFunction, u64)>, libraries: i64, functions: i64) -> Reply {
+    let running = match running {
+        None => Reply::Nil,
+        Some((f, ran)) => Reply::Map(vec![
+            (Reply::bulk("name"), Reply::bulk(Bytes::from(f.name.clone()))),
+            (Reply::bulk("command"), Reply::Array(f.command.iter().cloned().map(Reply::Bulk).collect())),
+            (Reply::bulk("duration_ms"), Reply::Int(ran as i64)),
+        ]),
+    };
     Reply::Map(vec![
-        (Reply::bulk("running_script"), Reply::Nil),
+        (Reply::bulk("running_script"), running),
         (
             Reply::bulk("engines"),
             Reply::Map(vec![(

@@ -49,7 +49,7 @@ pub(super) struct Engine {
 /// with the two tables).
 pub(super) enum Target<'a> {
     Script(&'a mlua::Function),
-    Function(&'a mlua::Function),
+    Function(&'a mlua::Function, crate::server::RunningFunction),
 }
 
 /// The script running on this thread: what redis.call and the hook reach it by. Set for the
@@ -499,7 +499,7 @@ pub(super) fn execute(
         (Ok(k), Ok(a)) => (k, a),
         (Err(e), _) | (_, Err(e)) => return Reply::error(format!("ERR {e}")),
     };
-    if let Target::Script(_) = target {
+    if let Target::Script(_) = &target {
         if let Err(e) =
             engine.globals.raw_set("KEYS", &tables.0).and_then(|()| engine.globals.raw_set("ARGV", &tables.1))
         {
@@ -521,6 +521,13 @@ pub(super) fn execute(
     // hook.
     let server = ctx.server.clone();
     server.script.start(ctx.now);
+    let target = match target {
+        Target::Function(f, running) => {
+            server.script.set_function(running);
+            Target::Function(f, crate::server::RunningFunction::default())
+        }
+        other => other,
+    };
     // When to hand this thread's tasks to another worker (ms into the script): after 2 ms,
     // then again at growing intervals in case a hand-off did not take (see `hand_off`).
     HAND_OFF_AT.set(if crate::server::in_multi_thread_runtime() { 2 } else { u64::MAX });
@@ -533,7 +540,7 @@ pub(super) fn execute(
     let outcome = (|| -> mlua::Result<Result<Reply, Raised>> {
         let mut out: MultiValue = match target {
             Target::Script(f) => engine.xpcall.call((f, &engine.handler))?,
-            Target::Function(f) => engine.fcall.call((f, &engine.handler, tables.0, tables.1))?,
+            Target::Function(f, _) => engine.fcall.call((f, &engine.handler, tables.0, tables.1))?,
         };
         let ok = matches!(out.pop_front(), Some(Value::Boolean(true)));
         let result = out.pop_front().unwrap_or(Value::Nil);

@@ -554,6 +554,19 @@ pub struct ScriptState {
     pub done: tokio::sync::Notify,
     /// busy-reply-threshold, in ms.
     threshold: AtomicU64,
+    /// The function running, if it is one (FUNCTION STATS and FUNCTION KILL answer for it
+    /// while it runs; SCRIPT KILL does not stop it).
+    function: std::sync::Mutex<Option<RunningFunction>>,
+}
+
+/// A running function as FUNCTION STATS describes it.
+#[derive(Clone, Default)]
+pub struct RunningFunction {
+    pub name: String,
+    pub command: Vec<Bytes>,
+    /// The counts FUNCTION STATS reports, as they were when it started.
+    pub libraries: i64,
+    pub functions: i64,
 }
 
 impl ScriptState {
@@ -565,7 +578,21 @@ impl ScriptState {
 
     pub fn end(&self) {
         self.started.store(0, Ordering::Release);
+        if let Ok(mut f) = self.function.lock() {
+            f.take();
+        }
         self.done.notify_waiters();
+    }
+
+    /// Says which function runs now (set just after [`start`](Self::start)).
+    pub fn set_function(&self, running: RunningFunction) {
+        if let Ok(mut f) = self.function.lock() {
+            *f = Some(running);
+        }
+    }
+
+    fn function(&self) -> Option<RunningFunction> {
+        self.function.lock().ok().and_then(|f| f.clone())
     }
 
     /// When the running script started, if one is running.
@@ -607,14 +634,31 @@ impl ScriptState {
     pub fn busy_reply(&self, args: &[Bytes]) -> crate::resp::Reply {
         use crate::resp::Reply;
         let is = |a: &Bytes, w: &str| a.eq_ignore_ascii_case(w.as_bytes());
-        if args.len() == 2 && (is(&args[0], "script") || is(&args[0], "function")) && is(&args[1], "kill") {
+        let function = self.function();
+        let (own, busy) = match function {
+            Some(_) => (
+                "function",
+                "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.",
+            ),
+            None => (
+                "script",
+                "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
+            ),
+        };
+        if args.len() == 2 && is(&args[0], own) && is(&args[1], "kill") {
             if self.wrote.load(Ordering::Relaxed) {
                 return Reply::err("UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.");
             }
             self.kill.store(true, Ordering::Relaxed);
             return Reply::Ok;
         }
-        Reply::err("BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.")
+        if let (Some(f), true) =
+            (function, args.len() == 2 && is(&args[0], "function") && is(&args[1], "stats"))
+        {
+            let ran = crate::keyspace::now_ms().saturating_sub(self.running_since().unwrap_or(0));
+            return crate::command::functions::stats_reply(Some((&f, ran)), f.libraries, f.functions);
+        }
+        Reply::err(busy)
     }
 }
 

@@ -491,3 +491,35 @@ async fn scripts_speak_resp3_when_asked() {
         .await
         .starts_with("-ERR RESP version must be 2 or 3. script: "));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_function_is_named_by_function_stats_and_stopped_by_function_kill() {
+    let s = TestServer::with_conf("busy-reply-threshold 100\n").await;
+    let mut runner = s.raw().await;
+    let lib = "#!lua name=inf\nredis.register_function('inf', function(keys, args) while true do end end)";
+    assert_eq!(runner.call(&resp(&["FUNCTION", "LOAD", lib])).await, "$3\r\ninf\r\n");
+    runner.send(&resp(&["FCALL", "inf", "1", "k", "a"])).await;
+    let mut other = s.raw().await;
+    let until = std::time::Instant::now() + WAIT;
+    let stats = loop {
+        let r = other.call(&resp(&["FUNCTION", "STATS"])).await;
+        if r.contains("duration_ms") {
+            break r;
+        }
+        assert!(std::time::Instant::now() < until, "never busy: {r}");
+    };
+    assert!(
+        stats.contains("$4\r\nname\r\n$3\r\ninf\r\n$7\r\ncommand\r\n*5\r\n$5\r\nFCALL\r\n$3\r\ninf\r\n"),
+        "{stats}"
+    );
+    assert_eq!(
+        other.call(&resp(&["SCRIPT", "KILL"])).await,
+        "-BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.\r\n"
+    );
+    assert_eq!(other.call(&resp(&["FUNCTION", "KILL"])).await, "+OK\r\n");
+    assert_eq!(
+        runner.reply().await,
+        "-ERR Script killed by user with SCRIPT KILL... script: inf, on @user_function:2.\r\n"
+    );
+    assert!(other.call(&resp(&["FUNCTION", "STATS"])).await.contains("$14\r\nrunning_script\r\n$-1\r\n"));
+}
