@@ -237,9 +237,12 @@ fn main() -> ExitCode {
             }
         };
         let (tx, rx) = tokio::sync::watch::channel(false);
+        rust_edis::server::STANDALONE_PROCESS.store(true, std::sync::atomic::Ordering::Relaxed);
         tokio::spawn(async move {
-            let _ = tokio::signal::ctrl_c().await;
-            info!("received Ctrl-C, shutting down");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => info!("received Ctrl-C, shutting down"),
+                _ = rust_edis::server::PROCESS_STOP.notified() => info!("SHUTDOWN received, shutting down"),
+            }
             let _ = tx.send(true);
         });
         info!(role = ?cli.role, %addr, "rust-edis starting");

@@ -438,6 +438,42 @@ pub fn time(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     ])
 }
 
+/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: saves first when asked to or when save
+/// points are set (not with NOSAVE; a failed save stops the shutdown unless FORCE), then the
+/// server stops as on Ctrl-C: no reply, the connection closes.
+pub fn shutdown(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let (mut nosave, mut save, mut force, mut abort) = (false, false, false, false);
+    for a in &args[1..] {
+        match text(a).to_ascii_lowercase().as_str() {
+            "nosave" => nosave = true,
+            "save" => save = true,
+            "now" => {}
+            "force" => force = true,
+            "abort" => abort = true,
+            _ => return Reply::err(SYNTAX),
+        }
+    }
+    if (nosave && save) || (abort && args.len() > 2) {
+        return Reply::err(SYNTAX);
+    }
+    if abort {
+        return Reply::err("ERR No shutdown in progress.");
+    }
+    let is_proxy = ctx.server.proxy.get().is_some();
+    if !is_proxy && (save || (!nosave && !ctx.state.config.get("save").is_empty())) {
+        if let Reply::Error(e) = super::persist::save(ctx, args) {
+            tracing::warn!(error = %e, "error trying to save the DB, can't exit");
+            if !force {
+                return Reply::err("ERR Errors trying to SHUTDOWN. Check logs.");
+            }
+        }
+    }
+    tracing::warn!("User requested shutdown...");
+    ctx.server.request_stop();
+    ctx.client.close = true;
+    Reply::Raw(Bytes::new())
+}
+
 pub fn client_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     help(&[
         "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",

@@ -394,6 +394,7 @@ pub static COMMANDS: &[Command] = &[
     c("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "server", "1.0.0", "Listens for all requests received by the server in real-time.", "", "", ps::monitor),
     container("client", -2, "connection", "2.4.0", "A container for client connection commands.", container_usage, CLIENT_SUBS),
     // server
+    c("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY, NOKEYS, "server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the Redis server.", "O(N) when saving, where N is the total number of keys in all databases when saving data, otherwise O(1)", "[NOSAVE|SAVE] [NOW] [FORCE] [ABORT]", srv::shutdown),
     c("save", 1, ADMIN | NOSCRIPT | NO_MULTI, NOKEYS, "server", "1.0.0", "Synchronously saves the database(s) to disk.", "O(N) where N is the total number of keys in all databases", "", persist::save).routed(Route::Primaries(Merge::AllOk)),
     c("bgsave", -1, ADMIN | NOSCRIPT | NO_MULTI, NOKEYS, "server", "1.0.0", "Asynchronously saves the database(s) to disk.", "O(1)", "[SCHEDULE]", persist::bgsave).routed(Route::Primaries(Merge::AllOk)),
     c("lastsave", 1, LOADING | STALE | FAST, NOKEYS, "server", "1.0.0", "Returns the Unix timestamp of the last successful save to disk.", O1, "", persist::lastsave).routed(Route::Primaries(Merge::Oldest)),

@@ -505,6 +505,9 @@ pub struct Server {
     /// Woken when a replica's link to its primary changes (synced, switched): the cluster
     /// agent tells info at once.
     pub link_changed: tokio::sync::Notify,
+    /// SHUTDOWN asked this server to stop (its accept loop ends, as on Ctrl-C).
+    pub stop: tokio::sync::Notify,
+    pub stopping: std::sync::atomic::AtomicBool,
     /// Set on the proxy role: its connections forward to the cluster through this router.
     pub proxy: std::sync::OnceLock<Arc<crate::proxy::Proxy>>,
     /// The AOF writer, with appendonly on.
@@ -652,6 +655,17 @@ impl ScriptState {
             self.kill.store(true, Ordering::Relaxed);
             return Reply::Ok;
         }
+        if is(&args[0], "shutdown") && args[1..].iter().any(|a| is(a, "nosave")) {
+            // The hard way out, as in Redis: the script is not waited for, nothing is saved.
+            warn!("SHUTDOWN NOSAVE while a script runs: exiting now");
+            if STANDALONE_PROCESS.load(Ordering::Relaxed) {
+                std::process::exit(0);
+            }
+            self.kill.store(true, Ordering::Relaxed);
+            return Reply::err(
+                "ERR SHUTDOWN NOSAVE during a script only ends a server that is its own process",
+            );
+        }
         if let (Some(f), true) =
             (function, args.len() == 2 && is(&args[0], "function") && is(&args[1], "stats"))
         {
@@ -742,6 +756,8 @@ impl Server {
             acks: watch::Sender::new(0),
             applied: watch::Sender::new(0),
             link_changed: tokio::sync::Notify::new(),
+            stop: tokio::sync::Notify::new(),
+            stopping: std::sync::atomic::AtomicBool::new(false),
             proxy: std::sync::OnceLock::new(),
             aof: std::sync::OnceLock::new(),
             bus: std::sync::OnceLock::new(),
@@ -945,6 +961,22 @@ impl Server {
     }
 }
 
+/// Set by `main`: this process is one server (or `--role all`), so SHUTDOWN ends it.
+pub static STANDALONE_PROCESS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// SHUTDOWN asks the whole process to stop, as Ctrl-C does (`main` waits on this).
+pub static PROCESS_STOP: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+impl Server {
+    /// SHUTDOWN: this server stops accepting and closes its clients, and a server that is its
+    /// own process (or `--role all`) takes the whole process down with it, as Ctrl-C does.
+    pub fn request_stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+        self.stop.notify_waiters();
+        PROCESS_STOP.notify_one();
+    }
+}
+
 /// Runs a server on `listener` until `shutdown` turns true (or its sender is dropped).
 pub async fn serve(server: Arc<Server>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
     let hz = server.state().config.hz();
@@ -967,7 +999,12 @@ pub async fn serve(server: Arc<Server>, listener: TcpListener, mut shutdown: wat
     warn_if_exposed(&server);
     info!(addr = %server.local_addr, "ready to accept connections");
     loop {
+        let stop = server.stop.notified();
+        if server.stopping.load(Ordering::Acquire) {
+            break;
+        }
         tokio::select! {
+            _ = stop => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => accept(&server, stream, peer),
                 Err(e) => {
