@@ -90,6 +90,8 @@ pub struct Agent {
     replica_of: Option<(String, u16)>,
     /// Where the node keeps its identity (and a write shard its slot index).
     dir: PathBuf,
+    /// A write shard asks its peers for their function libraries once, at its first map.
+    asked_for_functions: std::sync::atomic::AtomicBool,
 }
 
 impl Agent {
@@ -114,8 +116,19 @@ impl Agent {
                 config.get("cluster-secret").to_string(),
             )
         };
-        let agent =
-            Arc::new(Agent { server, info: info_addr, secret, kind, id, token, host, port, replica_of, dir });
+        let agent = Arc::new(Agent {
+            server,
+            info: info_addr,
+            secret,
+            kind,
+            id,
+            token,
+            host,
+            port,
+            replica_of,
+            dir,
+            asked_for_functions: Default::default(),
+        });
         Ok(vec![
             AbortOnDrop(tokio::spawn(agent.clone().heartbeats())),
             AbortOnDrop(tokio::spawn(agent.watch())),
@@ -264,7 +277,54 @@ impl Agent {
         if state.cluster.is_some() {
             self.server.bus.get_or_init(Default::default).refresh(&state);
         }
+        // A write shard without function libraries (new, or back without its files) takes
+        // the other write shards' ones, so FCALL works on its slots as on theirs.
+        let peers: Vec<String> = match &state.cluster {
+            Some(view) if self.kind == NodeKind::Write && state.keyspace.functions.is_empty() => view
+                .topology
+                .shards
+                .iter()
+                .filter(|s| s.primary.id != view.my_id && !s.primary.failed)
+                .map(|s| s.primary.addr())
+                .collect(),
+            _ => Vec::new(),
+        };
+        drop(state);
+        if !peers.is_empty() && !self.asked_for_functions.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tokio::spawn(take_functions(self.server.clone(), peers, self.secret.clone()));
+        }
         self.server.epoch.send_replace(epoch);
+    }
+}
+
+/// Copies the function libraries of the first peer that has any (FUNCTION DUMP there,
+/// FUNCTION RESTORE here, which goes down this shard's replication stream and AOF too),
+/// unless this shard got some meanwhile.
+async fn take_functions(server: Arc<Server>, peers: Vec<String>, secret: String) {
+    for peer in peers {
+        let Ok(mut c) = Client::connect_member(&peer, &secret, CALL_TIMEOUT).await else { continue };
+        let payload = match c.call(&["FUNCTION", "DUMP"], CALL_TIMEOUT).await {
+            Ok(BytesFrame::BulkString(b)) => b,
+            _ => continue,
+        };
+        let Some(codes) = crate::persistence::rdb::undump_functions(&payload) else { continue };
+        if codes.is_empty() {
+            continue;
+        }
+        let mut state = server.state();
+        if !state.keyspace.functions.is_empty() {
+            return;
+        }
+        for code in codes {
+            if let Ok(name) = crate::command::functions::library_name(&code) {
+                state.keyspace.functions.insert(name, code);
+            }
+        }
+        if let Some(log) = &mut state.log {
+            log.append_control(&[&b"FUNCTION"[..], b"RESTORE", &payload]);
+        }
+        info!(from = %peer, libraries = state.keyspace.functions.len(), "function libraries taken from a peer");
+        return;
     }
 }
 

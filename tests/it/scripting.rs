@@ -589,3 +589,38 @@ async fn shutdown_saves_and_gets_through_a_busy_script() {
     }
     assert!(gone, "SHUTDOWN through the proxy ended --role all");
 }
+
+/// A write shard that joins after libraries were loaded takes them from a peer, so FCALL
+/// works on its slots too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_shard_that_joins_later_takes_the_libraries() {
+    use crate::cluster::{member, start_node, Kind};
+    let base = temp_dir("functions-join");
+    let info = start_node(Kind::Info, base.join("info"), None, "write-shards 2\n").await;
+    let first = start_node(Kind::Write, base.join("w0"), Some(info.addr), "").await;
+    let mut c = member(first.addr).await;
+    assert_eq!(c.call(&resp(&["FUNCTION", "LOAD", COUNTER_LIB])).await, "$7\r\ncounter\r\n");
+    let later = start_node(Kind::Write, base.join("w1"), Some(info.addr), "").await;
+    let mut l = member(later.addr).await;
+    let until = std::time::Instant::now() + WAIT;
+    loop {
+        let list = l.call(&resp(&["FUNCTION", "LIST"])).await;
+        if list.contains("counter") {
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "never took the library: {list}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A key of the later shard's slots (slot 16383 is the last shard's).
+    let key =
+        (0..).map(|i| format!("k{i}")).find(|k| rust_edis::topology::key_slot(k.as_bytes()) > 8192).unwrap();
+    let got = l.call(&resp(&["FCALL", "bump", "1", &key, "2"])).await;
+    assert!(got == ":2\r\n" || got.starts_with("-MOVED"), "{got}");
+    let served = eventually(WAIT, || {
+        let addr = later.addr;
+        let key = key.clone();
+        async move { member(addr).await.call(&resp(&["FCALL_RO", "peek", "1", &key])).await.starts_with('$') }
+    })
+    .await;
+    assert!(served, "FCALL_RO of the library on the later shard's own key");
+}
