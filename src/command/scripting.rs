@@ -69,18 +69,12 @@ pub(super) const WRITE_FLAG_RO: &str = "ERR Can not execute a script with write 
 /// The chunk name of a function library's code.
 pub(super) const FUNCTION_CHUNK: &str = "@user_function";
 
-/// Globals a script may read as nil without the "nonexistent global" error (Redis 7 removes
-/// these but leaves their names readable).
-const REMOVED: &[&str] = &["loadstring", "print"];
-
 impl Engine {
     /// An interpreter for EVAL scripts (`chunk` CHUNK) or for functions (FUNCTION_CHUNK).
     pub(super) fn new(chunk: &'static str) -> mlua::Result<Engine> {
         let lua = Lua::new_with(StdLib::TABLE | StdLib::STRING | StdLib::MATH, LuaOptions::default())?;
         let g = lua.globals();
-        for name in
-            ["dofile", "loadfile", "require", "module", "loadstring", "print", "collectgarbage", "newproxy"]
-        {
+        for name in ["dofile", "loadfile", "require", "module", "print", "newproxy"] {
             g.raw_set(name, Value::Nil)?;
         }
         let redis = lua.create_table()?;
@@ -136,6 +130,20 @@ impl Engine {
             })?,
         )?;
         redis.set("replicate_commands", lua.create_function(|_, ()| Ok(true))?)?;
+        // The debugger's hooks, inert outside a debugging session as in production Redis.
+        redis.set("breakpoint", lua.create_function(|_, _: MultiValue| Ok(false))?)?;
+        redis.set("debug", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
+        // Every user may run every command here (no ACL rules): known commands are allowed.
+        redis.set(
+            "acl_check_cmd",
+            lua.create_function(|_, args: MultiValue| match args.front() {
+                None => {
+                    Err(mlua::Error::runtime("Please specify at least one argument for this redis lib call"))
+                }
+                Some(Value::String(name)) if lookup(&name.as_bytes()).is_some() => Ok(true),
+                Some(_) => Err(mlua::Error::runtime("Invalid command passed to redis.acl_check_cmd()")),
+            })?,
+        )?;
         redis.set("call", lua.create_function(|lua, args: MultiValue| redis_call(lua, args, true))?)?;
         redis.set("pcall", lua.create_function(|lua, args: MultiValue| redis_call(lua, args, false))?)?;
         for (name, v) in [
@@ -183,9 +191,6 @@ impl Engine {
                     Value::String(s) => s.to_string_lossy(),
                     _ => return Ok(Value::Nil),
                 };
-                if REMOVED.contains(&name.as_str()) {
-                    return Ok(Value::Nil);
-                }
                 Err(mlua::Error::runtime(at_line(
                     lua,
                     &format!("Script attempted to access nonexistent global variable '{name}'"),
@@ -200,9 +205,13 @@ impl Engine {
         let handler = lua.create_function(|lua, err: Value| {
             let wrapped = lua.create_table()?;
             wrapped.raw_set(1, err)?;
-            wrapped.raw_set(2, script_line(lua))?;
+            if let Some((source, _, line)) = script_frame(lua) {
+                wrapped.raw_set(2, line)?;
+                wrapped.raw_set(3, source)?;
+            }
             Ok(wrapped)
         })?;
+        g.raw_set("__redis__err__handler", &handler)?;
         let xpcall: mlua::Function = g.raw_get("xpcall")?;
         let fcall = lua
             .load("local xpcall = ... return function(f, h, k, a) return xpcall(function() return f(k, a) end, h) end")
@@ -270,6 +279,9 @@ fn shebang(body: &[u8]) -> Result<(Shebang, &[u8]), Reply> {
     Ok((shebang, &body[end..]))
 }
 
+/// The name of the sandbox's own Lua code, whose frames errors do not point at.
+const SANDBOX_CHUNK: &str = "=sandbox";
+
 /// The libraries scripts may not change, as Redis makes them read-only tables.
 const READ_ONLY: &[&str] = &["redis", "math", "string", "table", "bit", "cjson", "cmsgpack", "struct"];
 
@@ -301,6 +313,20 @@ fn protect(lua: &Lua, g: &Table) -> mlua::Result<Table> {
             end
             local env = view(G)
             rawset(G, "_G", env)
+            -- Code a script compiles runs in the same read-only view, not in the real globals.
+            local loadstring, load, setfenv = loadstring, load, setfenv
+            rawset(G, "loadstring", function(...)
+                local f, e = loadstring(...)
+                if f then setfenv(f, env) end
+                return f, e
+            end)
+            rawset(G, "load", function(...)
+                local f, e = load(...)
+                if f then setfenv(f, env) end
+                return f, e
+            end)
+            rawset(G, "getfenv", nil)
+            rawset(G, "setfenv", nil)
             rawset(G, "rawset", function(t, k, v)
                 if protected[t] then return refuse() end
                 return rawset(t, k, v)
@@ -315,6 +341,7 @@ fn protect(lua: &Lua, g: &Table) -> mlua::Result<Table> {
             return env
             "#,
         )
+        .set_name(SANDBOX_CHUNK)
         .into_function()?;
     setup.call((g, readonly, refuse, READ_ONLY))
 }
@@ -537,7 +564,7 @@ pub(super) fn execute(
         read_only,
     };
     RUNNING.set(Some(running));
-    let outcome = (|| -> mlua::Result<Result<Reply, Raised>> {
+    let outcome = (|| -> mlua::Result<Result<Reply, (Raised, Option<String>)>> {
         let mut out: MultiValue = match target {
             Target::Script(f) => engine.xpcall.call((f, &engine.handler))?,
             Target::Function(f, _) => engine.fcall.call((f, &engine.handler, tables.0, tables.1))?,
@@ -551,7 +578,11 @@ pub(super) fn execute(
             Value::Table(t) => (t.raw_get::<Value>(1)?, t.raw_get::<Option<i64>>(2)?),
             other => (other.clone(), None),
         };
-        Ok(Err(raised(&err, line)))
+        let source = match &result {
+            Value::Table(t) => t.raw_get::<Option<String>>(3)?,
+            _ => None,
+        };
+        Ok(Err((raised(&err, line), source)))
     })();
     RUNNING.set(None);
     server.script.end();
@@ -561,8 +592,9 @@ pub(super) fn execute(
     }
     match outcome {
         Ok(Ok(reply)) => reply,
-        Ok(Err(r)) => {
-            let at = r.line.map_or(String::new(), |l| format!(", on {}:{l}.", engine.chunk));
+        Ok(Err((r, source))) => {
+            let source = source.as_deref().unwrap_or(engine.chunk);
+            let at = r.line.map_or(String::new(), |l| format!(", on {source}:{l}."));
             let text = if r.table { r.text } else { format!("ERR {}", r.text) };
             Reply::error(format!("{text} script: {name}{at}"))
         }
@@ -669,29 +701,31 @@ fn find_table_error(e: &mlua::Error) -> Option<&TableError> {
     }
 }
 
-/// The chunk and line of the script running now (the innermost frame from a script's or a
-/// library's code).
-fn script_frame(lua: &Lua) -> Option<(&'static str, i64)> {
+/// Where the script is now: the innermost Lua frame's source (`@user_script`, or the text
+/// of a chunk it compiled with loadstring), its short form as Lua's messages print it
+/// (`user_script`, `[string "..."]`) and the line.
+fn script_frame(lua: &Lua) -> Option<(String, String, i64)> {
     (0..32).find_map(|level| {
         let frame = lua.inspect_stack(level)?;
-        let chunk = match frame.source().source.as_deref() {
-            Some(CHUNK) => CHUNK,
-            Some(FUNCTION_CHUNK) => FUNCTION_CHUNK,
-            _ => return None,
-        };
-        (frame.curr_line() > 0).then(|| (chunk, frame.curr_line() as i64))
+        let src = frame.source();
+        if frame.curr_line() <= 0 || src.source.as_deref() == Some(SANDBOX_CHUNK) {
+            return None;
+        }
+        let source = src.source.as_deref().unwrap_or("?").to_string();
+        let short = src.short_src.as_deref().unwrap_or("?").to_string();
+        Some((source, short, frame.curr_line() as i64))
     })
 }
 
 /// The line of the script running now.
 fn script_line(lua: &Lua) -> Option<i64> {
-    script_frame(lua).map(|(_, line)| line)
+    script_frame(lua).map(|(_, _, line)| line)
 }
 
 /// `message` with the script position Lua's own errors start with (`user_script:1: `).
 pub(super) fn at_line(lua: &Lua, message: &str) -> String {
     match script_frame(lua) {
-        Some((chunk, line)) => format!("{}:{line}: {message}", &chunk[1..]),
+        Some((_, short, line)) => format!("{short}:{line}: {message}"),
         None => message.to_string(),
     }
 }
@@ -987,6 +1021,10 @@ pub fn script_flush(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         return Reply::err("ERR SCRIPT FLUSH only support SYNC|ASYNC option");
     }
     ctx.state.scripts.engine = None;
+    // Read shards drop theirs too (SCRIPT LOAD reaches them down the stream as well).
+    if let Some(log) = &mut ctx.state.log {
+        log.append_control(&args[..2]);
+    }
     Reply::Ok
 }
 

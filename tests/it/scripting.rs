@@ -56,6 +56,13 @@ async fn scripts_convert_and_fail_as_redis_does() {
         assert!(refused.contains("Attempt to modify a readonly table script: "), "{attack}: {refused}");
     }
     assert_eq!(c.call(&resp(&["EVAL", "return redis.call('ping')", "0"])).await, "+PONG\r\n");
+    // Code compiled by loadstring runs in the same read-only globals.
+    let compiled = c.call(&resp(&["EVAL", "return loadstring('redis = nil')()", "0"])).await;
+    assert!(
+        compiled.starts_with("-ERR [string \"redis = nil\"]:1: Attempt to modify a readonly table"),
+        "{compiled}"
+    );
+    assert!(c.call(&resp(&["EVAL", "return type(getfenv)", "0"])).await.starts_with("-ERR"), "no getfenv");
     assert!(c.call(&resp(&["HSET", "h", "f", "v"])).await.starts_with(':'));
     let wrongtype = c.call(&resp(&["EVAL", "return redis.call('incr', 'h')", "0"])).await;
     assert!(
@@ -372,6 +379,15 @@ async fn functions_reach_replicas_and_survive_a_restart() {
     .await;
     assert!(cached, "SCRIPT LOAD reached the replica");
     assert_eq!(q(&mut r, &["EVALSHA_RO", &sha, "1", "n"]).await, bulk("3"));
+    // And SCRIPT FLUSH empties its cache too.
+    assert_eq!(q(&mut p, &["SCRIPT", "FLUSH"]).await, Value::Okay);
+    let flushed = eventually(WAIT, || {
+        let mut r = r.clone();
+        let sha = sha.clone();
+        async move { q(&mut r, &["SCRIPT", "EXISTS", &sha]).await == Value::Array(vec![int(0)]) }
+    })
+    .await;
+    assert!(flushed, "SCRIPT FLUSH reached the replica");
     // Stopped and started again in the same directory: the library is back (AOF).
     primary.stop().await;
     let again = TestServer::with_conf(&conf).await;
