@@ -60,6 +60,23 @@ fn number_arg_or(lua: &Lua, args: &MultiValue, i: usize, func: &str, missing: &s
     }
 }
 
+/// A string argument as luaL_checklstring takes it (numbers become their text).
+fn string_arg(lua: &Lua, args: &MultiValue, i: usize, func: &str) -> mlua::Result<Vec<u8>> {
+    match args.get(i) {
+        Some(Value::String(s)) => Ok(s.as_bytes().to_vec()),
+        Some(Value::Integer(n)) => Ok(n.to_string().into_bytes()),
+        Some(Value::Number(n)) => Ok(crate::keyspace::zset::g_fmt(*n, 14).into_bytes()),
+        other => fail(
+            lua,
+            &format!(
+                "bad argument #{} to '{func}' (string expected, got {})",
+                i + 1,
+                other.map_or("no value", type_name)
+            ),
+        ),
+    }
+}
+
 /// A string Lua would read as a number (decimal or 0x hex).
 fn parse_lua_number(t: &str) -> Option<f64> {
     if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
@@ -175,17 +192,7 @@ fn cjson(lua: &Lua) -> mlua::Result<Table> {
             if a.len() != 1 {
                 return fail(lua, "bad argument #1 to 'decode' (expected 1 argument)");
             }
-            let text = match &a[0] {
-                Value::String(s) => s.as_bytes().to_vec(),
-                Value::Integer(n) => n.to_string().into_bytes(),
-                Value::Number(n) => crate::keyspace::zset::g_fmt(*n, 14).into_bytes(),
-                other => {
-                    return fail(
-                        lua,
-                        &format!("bad argument #1 to 'decode' (string expected, got {})", type_name(other)),
-                    )
-                }
-            };
+            let text = string_arg(lua, &a, 0, "decode")?;
             let mut p = JsonParser { lua, s: &text, pos: 0, depth: 0 };
             let v = p.value()?;
             p.skip_ws();
@@ -241,6 +248,27 @@ fn json_number(lua: &Lua, n: f64, out: &mut Vec<u8>) -> mlua::Result<()> {
     Ok(())
 }
 
+/// A table's keys as both encoders judge them: how many, the largest, and whether every key
+/// is a positive integer (then it may be an array).
+fn array_shape(t: &Table) -> mlua::Result<(usize, f64, bool)> {
+    let (mut items, mut max, mut array) = (0usize, 0f64, true);
+    for pair in t.clone().pairs::<Value, Value>() {
+        let (k, _) = pair?;
+        items += 1;
+        let key = match k {
+            Value::Integer(n) => n as f64,
+            Value::Number(n) => n,
+            _ => f64::NAN,
+        };
+        if key.is_nan() || key < 1.0 || key.fract() != 0.0 {
+            array = false;
+        } else {
+            max = max.max(key);
+        }
+    }
+    Ok((items, max, array))
+}
+
 fn json_encode(lua: &Lua, v: &Value, depth: usize, out: &mut Vec<u8>) -> mlua::Result<()> {
     match v {
         Value::Nil => out.extend_from_slice(b"null"),
@@ -255,24 +283,7 @@ fn json_encode(lua: &Lua, v: &Value, depth: usize, out: &mut Vec<u8>) -> mlua::R
                 return fail(lua, &format!("Cannot serialise, excessive nesting ({depth})"));
             }
             // An array when every key is a positive integer (not too sparse), else an object.
-            let (mut max, mut items, mut array) = (0f64, 0usize, true);
-            for pair in t.clone().pairs::<Value, Value>() {
-                let (k, _) = pair?;
-                items += 1;
-                let key = match k {
-                    Value::Integer(n) => n as f64,
-                    Value::Number(n) => n,
-                    _ => {
-                        array = false;
-                        break;
-                    }
-                };
-                if key < 1.0 || key.fract() != 0.0 {
-                    array = false;
-                    break;
-                }
-                max = max.max(key);
-            }
+            let (items, max, array) = array_shape(t)?;
             if array && items > 0 && max > (items * 2) as f64 && max > 10.0 {
                 return fail(lua, "Cannot serialise table: excessively sparse array");
             }
@@ -646,18 +657,7 @@ impl FormatReader<'_> {
 }
 
 fn format_arg(lua: &Lua, args: &MultiValue, func: &str) -> mlua::Result<Vec<u8>> {
-    match args.front() {
-        Some(Value::String(s)) => Ok(s.as_bytes().to_vec()),
-        Some(Value::Integer(n)) => Ok(n.to_string().into_bytes()),
-        Some(Value::Number(n)) => Ok(crate::keyspace::zset::g_fmt(*n, 14).into_bytes()),
-        other => fail(
-            lua,
-            &format!(
-                "bad argument #1 to '{func}' (string expected, got {})",
-                other.map_or("no value", type_name)
-            ),
-        ),
-    }
+    string_arg(lua, args, 0, func)
 }
 
 fn put_int(out: &mut Vec<u8>, n: i64, size: usize, little: bool) {
@@ -728,21 +728,7 @@ fn structlib(lua: &Lua) -> mlua::Result<Table> {
                         out.extend_from_slice(&if r.little { n.to_le_bytes() } else { n.to_be_bytes() });
                     }
                     b'c' | b's' => {
-                        let s = match args.get(arg) {
-                            Some(Value::String(s)) => s.as_bytes().to_vec(),
-                            Some(Value::Integer(n)) => n.to_string().into_bytes(),
-                            Some(Value::Number(n)) => crate::keyspace::zset::g_fmt(*n, 14).into_bytes(),
-                            other => {
-                                return fail(
-                                    lua,
-                                    &format!(
-                                        "bad argument #{} to 'pack' (string expected, got {})",
-                                        arg + 1,
-                                        other.map_or("no value", type_name)
-                                    ),
-                                )
-                            }
-                        };
+                        let s = string_arg(lua, &args, arg, "pack")?;
                         arg += 1;
                         let mut len = s.len();
                         if opt == b'c' {
@@ -772,18 +758,7 @@ fn structlib(lua: &Lua) -> mlua::Result<Table> {
         "unpack",
         lua.create_function(|lua, args: MultiValue| {
             let fmt = format_arg(lua, &args, "unpack")?;
-            let data = match args.get(1) {
-                Some(Value::String(s)) => s.as_bytes().to_vec(),
-                other => {
-                    return fail(
-                        lua,
-                        &format!(
-                            "bad argument #2 to 'unpack' (string expected, got {})",
-                            other.map_or("no value", type_name)
-                        ),
-                    )
-                }
-            };
+            let data = string_arg(lua, &args, 1, "unpack")?;
             let init = match args.get(2) {
                 None | Some(Value::Nil) => 1,
                 _ => number_arg(lua, &args, 2, "unpack")? as i64,
@@ -923,24 +898,7 @@ fn msgpack_encode(v: &Value, level: usize, out: &mut Vec<u8>) -> mlua::Result<()
             out.extend_from_slice(&s);
         }
         Value::Table(t) if level < MSGPACK_MAX_NESTING => {
-            let (mut count, mut max, mut array) = (0usize, 0i64, true);
-            for pair in t.clone().pairs::<Value, Value>() {
-                let (k, _) = pair?;
-                count += 1;
-                let key = match k {
-                    Value::Integer(n) => n as f64,
-                    Value::Number(n) => n,
-                    _ => {
-                        array = false;
-                        continue;
-                    }
-                };
-                if key < 1.0 || key.fract() != 0.0 {
-                    array = false;
-                } else {
-                    max = max.max(key as i64);
-                }
-            }
+            let (count, max, array) = array_shape(t)?;
             if array && max as usize == count {
                 msgpack_len(out, count, 0x90, 0xdc, 0xdd);
                 for i in 1..=count as i64 {
@@ -1135,18 +1093,7 @@ fn msgpack_unpack(
     limit_at: Option<usize>,
     func: &str,
 ) -> mlua::Result<MultiValue> {
-    let data = match args.front() {
-        Some(Value::String(s)) => s.as_bytes().to_vec(),
-        other => {
-            return fail(
-                lua,
-                &format!(
-                    "bad argument #1 to '{func}' (string expected, got {})",
-                    other.map_or("no value", type_name)
-                ),
-            )
-        }
-    };
+    let data = string_arg(lua, &args, 0, func)?;
     let (limit, offset) = match limit_at {
         None => (0usize, 0usize),
         // unpack_one(s, offset) and unpack_limit(s, limit, offset).

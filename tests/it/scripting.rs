@@ -540,13 +540,23 @@ async fn a_busy_function_is_named_by_function_stats_and_stopped_by_function_kill
     assert!(other.call(&resp(&["FUNCTION", "STATS"])).await.contains("$14\r\nrunning_script\r\n$-1\r\n"));
 }
 
+/// Whether the process ends within 5 s.
+async fn exits(proc: &mut crate::persistence::Proc) -> bool {
+    for _ in 0..200 {
+        if proc.child.try_wait().ok().flatten().is_some() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    false
+}
+
 /// SHUTDOWN ends a server process as Redis's does: saving first when save points are set,
 /// and SHUTDOWN NOSAVE gets through while a script keeps the server busy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_saves_and_gets_through_a_busy_script() {
     use crate::persistence::{connect, spawn_with};
     let dir = temp_dir("shutdown");
-    let exits = |proc: &mut crate::persistence::Proc| proc.child.try_wait().ok().flatten().is_some();
     let mut proc = spawn_with(&dir, "write", &[]).await;
     let mut c = connect(proc.port).await.unwrap();
     assert_eq!(q(&mut c, &["SET", "kept", "1"]).await, Value::Okay);
@@ -556,15 +566,7 @@ async fn shutdown_saves_and_gets_through_a_busy_script() {
     let mut raw = Raw::connect(([127, 0, 0, 1], proc.port).into()).await;
     raw.send(&resp(&["SHUTDOWN"])).await;
     assert!(raw.closed().await, "no reply: the connection closes");
-    let mut gone = false;
-    for _ in 0..200 {
-        if exits(&mut proc) {
-            gone = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(gone, "the process ended");
+    assert!(exits(&mut proc).await, "the process ended");
     assert!(dir.join("dump.rdb").exists(), "saved on the way out");
     drop(proc);
     // Back with its data; then a script that never ends, and SHUTDOWN NOSAVE still works.
@@ -581,29 +583,13 @@ async fn shutdown_saves_and_gets_through_a_busy_script() {
     }
     assert!(other.call(&resp(&["SHUTDOWN"])).await.starts_with("-BUSY"), "a plain SHUTDOWN waits its turn");
     other.send(&resp(&["SHUTDOWN", "NOSAVE"])).await;
-    let mut gone = false;
-    for _ in 0..200 {
-        if exits(&mut proc) {
-            gone = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(gone, "SHUTDOWN NOSAVE ended the busy process");
+    assert!(exits(&mut proc).await, "SHUTDOWN NOSAVE ended the busy process");
     // --role all: SHUTDOWN through its proxy ends the whole process.
     let mut all = spawn_with(&temp_dir("shutdown-all"), "all", &[]).await;
     let mut raw = Raw::connect(([127, 0, 0, 1], all.port).into()).await;
     raw.send(&resp(&["SHUTDOWN"])).await;
     assert!(raw.closed().await);
-    let mut gone = false;
-    for _ in 0..200 {
-        if exits(&mut all) {
-            gone = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(gone, "SHUTDOWN through the proxy ended --role all");
+    assert!(exits(&mut all).await, "SHUTDOWN through the proxy ended --role all");
 }
 
 /// A write shard that joins after libraries were loaded takes them from a peer, so FCALL
