@@ -15,7 +15,9 @@ use std::collections::{BTreeMap, HashMap};
 use bytes::Bytes;
 use mlua::{Lua, MultiValue, Table, Value};
 
-use super::scripting::{at_line, execute, Engine, Target, FUNCTION_CHUNK, SCRIPT_FLAGS, WRITE_FLAG_RO};
+use super::scripting::{
+    at_line, execute, Engine, RunFlags, Target, FUNCTION_CHUNK, SCRIPT_FLAGS, WRITE_FLAG_RO,
+};
 use super::{text, Ctx};
 use crate::resp::Reply;
 use crate::server::RunningFunction;
@@ -365,7 +367,8 @@ fn fcall_with(ctx: &mut Ctx, args: &[Bytes], read_only: bool) -> Reply {
             functions: functions.functions.len() as i64,
         };
         let target = Target::Function(&f.callback, running);
-        execute(ctx, &functions.engine, target, keys, argv, &name, read_only || no_writes)
+        let flags = RunFlags::of(&f.flags, read_only);
+        execute(ctx, &functions.engine, target, keys, argv, &name, flags)
     })();
     ctx.state.scripts = scripts;
     reply

@@ -59,6 +59,7 @@ struct Running {
     ctx: *mut Ctx<'static>,
     server: *const crate::server::Server,
     read_only: bool,
+    cross_slot: bool,
 }
 
 /// The chunk name scripts get, which Redis's errors quote (`user_script:1: ...`).
@@ -243,6 +244,28 @@ impl Engine {
 struct Shebang {
     declared: bool,
     no_writes: bool,
+    flags: RunFlags,
+}
+
+/// The declared flags that change how a script or function runs (beyond no-writes).
+#[derive(Clone, Copy, Default)]
+pub(super) struct RunFlags {
+    /// EVAL_RO / FCALL_RO, or no-writes declared: write commands are refused.
+    pub read_only: bool,
+    /// no-cluster: refused on a cluster node.
+    pub no_cluster: bool,
+    /// allow-cross-slot-keys: keys it touches may be in other slots served here.
+    pub cross_slot: bool,
+}
+
+impl RunFlags {
+    pub(super) fn of(flags: &[&str], read_only: bool) -> RunFlags {
+        RunFlags {
+            read_only: read_only || flags.contains(&"no-writes"),
+            no_cluster: flags.contains(&"no-cluster"),
+            cross_slot: flags.contains(&"allow-cross-slot-keys"),
+        }
+    }
 }
 
 /// The flags a script may declare, as Redis 7 knows them.
@@ -264,7 +287,7 @@ fn shebang(body: &[u8]) -> Result<(Shebang, &[u8]), Reply> {
     if engine != "#!lua" {
         return Err(Reply::error(format!("ERR Unexpected engine in script shebang: {engine}")));
     }
-    let mut shebang = Shebang { declared: true, no_writes: false };
+    let mut shebang = Shebang { declared: true, ..Default::default() };
     for word in words {
         let Some(flags) = word.strip_prefix("flags=") else {
             return Err(Reply::error(format!("ERR Unknown lua shebang option: {word}")));
@@ -274,6 +297,8 @@ fn shebang(body: &[u8]) -> Result<(Shebang, &[u8]), Reply> {
                 return Err(Reply::error(format!("ERR Unexpected flag in script shebang: {flag}")));
             }
             shebang.no_writes |= flag == "no-writes";
+            shebang.flags.no_cluster |= flag == "no-cluster";
+            shebang.flags.cross_slot |= flag == "allow-cross-slot-keys";
         }
     }
     Ok((shebang, &body[end..]))
@@ -497,9 +522,9 @@ fn run(
     if read_only && flags.declared && !flags.no_writes {
         return Reply::err(WRITE_FLAG_RO);
     }
-    let read_only = read_only || flags.no_writes;
     let engine = &*engine;
-    execute(ctx, engine, Target::Script(&f), keys, argv, &sha, read_only)
+    let run = RunFlags { read_only: read_only || flags.no_writes, ..flags.flags };
+    execute(ctx, engine, Target::Script(&f), keys, argv, &sha, run)
 }
 
 /// Runs a script or a function atomically: others wait (then get BUSY), its writes reach
@@ -512,8 +537,11 @@ pub(super) fn execute(
     keys: &[Bytes],
     argv: &[Bytes],
     name: &str,
-    read_only: bool,
+    flags: RunFlags,
 ) -> Reply {
+    if flags.no_cluster && ctx.state.cluster.is_some() {
+        return Reply::err("ERR Can not run script on cluster, 'no-cluster' flag is set.");
+    }
     let lua = &engine.lua;
     let array = |values: &[Bytes]| -> mlua::Result<Table> {
         let t = lua.create_table_with_capacity(values.len(), 0)?;
@@ -561,7 +589,8 @@ pub(super) fn execute(
     let running = Running {
         ctx: (ctx as *mut Ctx<'_>).cast::<Ctx<'static>>(),
         server: Arc::as_ptr(&server),
-        read_only,
+        read_only: flags.read_only,
+        cross_slot: flags.cross_slot,
     };
     RUNNING.set(Some(running));
     let outcome = (|| -> mlua::Result<Result<Reply, (Raised, Option<String>)>> {
@@ -612,7 +641,7 @@ fn redis_call(lua: &Lua, args: MultiValue, raise: bool) -> mlua::Result<Value> {
     // thread and clears it before that borrow ends; taking it out of the cell makes this the
     // only use of the pointer until it is put back.
     let ctx = unsafe { &mut *running.ctx };
-    let reply = call_from_script(ctx, &args, running.read_only);
+    let reply = call_from_script(ctx, &args, running.read_only, running.cross_slot);
     RUNNING.set(Some(running));
     match reply {
         Reply::Error(e) if raise => {
@@ -731,7 +760,7 @@ pub(super) fn at_line(lua: &Lua, message: &str) -> String {
 }
 
 /// Runs one command for redis.call / redis.pcall: Redis's checks first, in its words.
-fn call_from_script(ctx: &mut Ctx, args: &MultiValue, read_only: bool) -> Reply {
+fn call_from_script(ctx: &mut Ctx, args: &MultiValue, read_only: bool, cross_slot: bool) -> Reply {
     if args.is_empty() {
         return Reply::err("ERR Please specify at least one argument for this redis lib call");
     }
@@ -769,7 +798,7 @@ fn call_from_script(ctx: &mut Ctx, args: &MultiValue, read_only: bool) -> Reply 
             for key in cmd.keys_of(&argv) {
                 let slot = crate::topology::key_slot(key);
                 match SCRIPT_SLOT.with(|s| s.get()) {
-                    Some(first) if first != slot => {
+                    Some(first) if first != slot && !cross_slot => {
                         return Reply::err(
                             "ERR Script attempted to access keys that do not hash to the same slot",
                         )

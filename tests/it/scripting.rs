@@ -168,6 +168,24 @@ async fn scripts_through_the_proxy_follow_their_keys() {
     assert!(undeclared.contains("Script attempted to access"), "{undeclared}");
     assert_eq!(q(&mut c, &["SCRIPT", "FLUSH"]).await, Value::Okay);
     assert_eq!(q(&mut c, &["SCRIPT", "EXISTS", &sha]).await, Value::Array(vec![int(0)]));
+    // Declared flags: no-cluster refuses to run here; allow-cross-slot-keys lets a script
+    // touch keys of other slots its shard serves (slots 10923.. are the third shard's).
+    let refused = err(&mut c, &["EVAL", "#!lua flags=no-cluster\nreturn 1", "0"]).await;
+    assert_eq!(refused, "ERR Can not run script on cluster, 'no-cluster' flag is set.");
+    let slot_a = rust_edis::topology::key_slot(b"a");
+    let other = (0..)
+        .map(|i| format!("o{i}"))
+        .find(|k| {
+            let s = rust_edis::topology::key_slot(k.as_bytes());
+            s >= 10923 && s != slot_a
+        })
+        .unwrap();
+    let touch = "redis.call('set', KEYS[1], 1) return redis.call('set', ARGV[1], 2)";
+    let strict = err(&mut c, &["EVAL", touch, "1", "a", &other]).await;
+    assert!(strict.contains("do not hash to the same slot"), "{strict}");
+    let relaxed = format!("#!lua flags=allow-cross-slot-keys\n{touch}");
+    assert_eq!(q(&mut c, &["EVAL", &relaxed, "1", "a", &other]).await, Value::Okay);
+    assert_eq!(q(&mut c, &["GET", &other]).await, bulk("2"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
