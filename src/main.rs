@@ -138,7 +138,9 @@ fn build_config(cli: &Cli) -> Result<Config, String> {
     Ok(config)
 }
 
-fn init_logging(loglevel: &str) {
+/// Logs go to `logfile` when one is set (appended, as Redis does), else to stderr; colours
+/// only on a terminal.
+fn init_logging(loglevel: &str, logfile: &str) -> Result<(), String> {
     use tracing_subscriber::filter::{LevelFilter, Targets};
     use tracing_subscriber::prelude::*;
     let level = match loglevel {
@@ -154,10 +156,21 @@ fn init_logging(loglevel: &str) {
         .unwrap_or_else(|| Targets::new().with_default(level));
     // Logs go to stderr: stdout is for what the user asked to see (the all-in-one's addresses,
     // the client's replies).
-    tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_target(false).with_writer(std::io::stderr))
-        .with(filter)
-        .init();
+    use std::io::IsTerminal;
+    let layer = tracing_subscriber::fmt::layer().with_target(false);
+    if logfile.is_empty() {
+        let layer = layer.with_ansi(std::io::stderr().is_terminal()).with_writer(std::io::stderr);
+        tracing_subscriber::registry().with(layer).with(filter).init();
+    } else {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(logfile)
+            .map_err(|e| format!("cannot open logfile {logfile}: {e}"))?;
+        let layer = layer.with_ansi(false).with_writer(std::sync::Mutex::new(file));
+        tracing_subscriber::registry().with(layer).with(filter).init();
+    }
+    Ok(())
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -207,7 +220,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(config.get("loglevel"));
+    if config.get("daemonize") == "yes" {
+        eprintln!(
+            "rust-edis: daemonize yes is not supported: run rust-edis under a service manager \
+             (systemd, docker, launchd), or in the background with `nohup rust-edis ... &`"
+        );
+        return ExitCode::from(2);
+    }
+    if let Err(e) = init_logging(config.get("loglevel"), config.get("logfile")) {
+        eprintln!("rust-edis: {e}");
+        return ExitCode::from(2);
+    }
     if config.get("disable-thp") == "no" {
         rust_edis::alloc::set_thp_disabled(false);
     }
@@ -241,15 +264,27 @@ fn main() -> ExitCode {
         let listener = match rust_edis::server::listen(&addr, config.tcp_backlog()).await {
             Ok(l) => l,
             Err(e) => {
+                // Whatever the log level, the user is told which address.
                 error!(%addr, error = %e, "cannot listen");
+                eprintln!("rust-edis: cannot listen on {addr}: {e}");
                 return ExitCode::FAILURE;
             }
         };
         let (tx, rx) = tokio::sync::watch::channel(false);
         rust_edis::server::STANDALONE_PROCESS.store(true, std::sync::atomic::Ordering::Relaxed);
         tokio::spawn(async move {
+            // SIGTERM (kill, systemd, docker stop) stops as cleanly as Ctrl-C.
+            let term = async {
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            };
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => info!("received Ctrl-C, shutting down"),
+                _ = term => info!("received SIGTERM, shutting down"),
                 _ = rust_edis::server::PROCESS_STOP.notified() => info!("SHUTDOWN received, shutting down"),
             }
             let _ = tx.send(true);

@@ -29,7 +29,9 @@ fn part(base: &Config, dir: &str, info: &SocketAddr) -> Result<Config, io::Error
 
 pub async fn run(config: Config, listener: TcpListener, shutdown: watch::Receiver<bool>) -> io::Result<()> {
     let info_addr = config.info_addr().unwrap_or(DEFAULT_INFO).to_string();
-    let info_listener = crate::server::listen(&info_addr, config.tcp_backlog()).await?;
+    let info_listener = crate::server::listen(&info_addr, config.tcp_backlog()).await.map_err(|e| {
+        io::Error::new(e.kind(), format!("cannot listen on {info_addr} (the info role's --info): {e}"))
+    })?;
     run_with(config, listener, info_listener, shutdown).await
 }
 
@@ -41,6 +43,7 @@ pub async fn run_with(
     shutdown: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let bind = config.bind().to_string();
+    let config_logfile = config.get("logfile").to_string();
     let info_at = info_listener.local_addr()?;
     let (writes, reads) = (config.write_shards(), config.get("read-replicas").parse::<usize>().unwrap_or(1));
     let mut tasks = tokio::task::JoinSet::new();
@@ -92,8 +95,15 @@ pub async fn run_with(
         listener.local_addr()?
     ));
     tasks.spawn(super::proxy::run_in(proxy_config, listener, shutdown.clone(), Some(locals)));
+    // Printed for the user (stdout), and logged too when the log goes elsewhere than the
+    // terminal they are printed on (not the same lines twice on one screen).
+    use std::io::IsTerminal;
+    let same_screen =
+        std::io::stdout().is_terminal() && std::io::stderr().is_terminal() && config_logfile.is_empty();
     for line in &lines {
-        info!("{line}");
+        if !same_screen {
+            info!("{line}");
+        }
         println!("{line}");
     }
     while let Some(done) = tasks.join_next().await {

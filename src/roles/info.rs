@@ -63,6 +63,6 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: watch::Receive
     };
     let _ticker = AbortOnDrop(ticker);
     tracing::info!(write_shards = writes, node_timeout_ms = timeout, "info role: waiting for shards");
-    serve(server, listener, shutdown).await;
+    serve("info", server, listener, shutdown).await;
     Ok(())
 }

@@ -87,6 +87,6 @@ pub async fn run_in(
             server.epoch.send_replace(epoch);
         })))
     };
-    serve(server, listener, shutdown).await;
+    serve("proxy", server, listener, shutdown).await;
     Ok(())
 }

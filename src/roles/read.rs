@@ -75,7 +75,7 @@ pub async fn run_in(
             (None, replica::start(server.clone(), Box::new(move |_: &Server| Some(fixed.clone())), &dir)?)
         }
     };
-    serve(server.clone(), listener, shutdown).await;
+    serve("read shard", server.clone(), listener, shutdown).await;
     // A clean stop: stop following, then save what we have and where we are in the stream,
     // so a restart continues with a partial resync (as a Redis replica does on SHUTDOWN).
     drop(link);

@@ -97,7 +97,7 @@ pub async fn run_in(
         Some((info, id)) => Some(Agent::start(server.clone(), NodeKind::Write, id, info, None, dir.clone())?),
         None => None,
     };
-    serve(server.clone(), listener, shutdown).await;
+    serve("write shard", server.clone(), listener, shutdown).await;
     if let Some((aof, thread)) = writer {
         // Everything acknowledged so far reaches the disk before we go.
         let _ = tokio::task::spawn_blocking(move || persistence::stop_writer(&aof, thread)).await;

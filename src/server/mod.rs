@@ -978,7 +978,12 @@ impl Server {
 }
 
 /// Runs a server on `listener` until `shutdown` turns true (or its sender is dropped).
-pub async fn serve(server: Arc<Server>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    role: &'static str,
+    server: Arc<Server>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let hz = server.state().config.hz();
     let cron = {
         let server = server.clone();
@@ -997,7 +1002,7 @@ pub async fn serve(server: Arc<Server>, listener: TcpListener, mut shutdown: wat
     let _cron = AbortOnDrop(cron);
     let _clients = CloseClientsOnDrop(server.clone());
     warn_if_exposed(&server);
-    info!(addr = %server.local_addr, "ready to accept connections");
+    info!(addr = %server.local_addr, "{role} ready to accept connections");
     loop {
         let stop = server.stop.notified();
         if server.stopping.load(Ordering::Acquire) {
@@ -1020,7 +1025,7 @@ pub async fn serve(server: Arc<Server>, listener: TcpListener, mut shutdown: wat
             }
         }
     }
-    info!(addr = %server.local_addr, "shutting down");
+    info!(addr = %server.local_addr, "{role} shutting down");
 }
 
 struct CloseClientsOnDrop(Arc<Server>);

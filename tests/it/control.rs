@@ -525,3 +525,58 @@ async fn debug_needs_enable_debug_command() {
     assert_eq!(from_other_host(addr).await.call(&resp(&["DEBUG", "DIGEST"])).await, REFUSED);
     task.abort();
 }
+
+/// What a user sees when starting the binary: directives that cannot work are refused, a
+/// busy port is named, a log file gets plain lines naming the role, SIGTERM stops cleanly.
+#[tokio::test]
+async fn the_binary_says_what_it_does() {
+    use std::process::{Command, Stdio};
+    const BIN: &str = env!("CARGO_BIN_EXE_rust-edis");
+    let dir = temp_dir("first-run");
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("d.conf");
+    std::fs::write(&conf, "daemonize yes\n").unwrap();
+    let out = Command::new(BIN).arg("--config").arg(&conf).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("daemonize yes is not supported"), "{out:?}");
+    // A port in use: the message names it.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port().to_string();
+    let out = Command::new(BIN)
+        .args(["--role", "write", "--port", &port, "--loglevel", "nothing"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains(&format!("cannot listen on 127.0.0.1:{port}")), "{said}");
+    drop(busy);
+    // logfile: plain lines (no colour codes), each role named; SIGTERM stops it cleanly.
+    let log = dir.join("edis.log");
+    std::fs::write(&conf, format!("logfile \"{}\"\ndir \"{}\"\n", log.display(), dir.display())).unwrap();
+    let port = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+    let mut child = Command::new(BIN)
+        .args(["--role", "write", "--port", &port.to_string(), "--config", conf.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ready = eventually(WAIT, || async {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("write shard ready to accept connections"))
+    })
+    .await;
+    assert!(ready, "{:?}", std::fs::read_to_string(&log));
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let mut status = None;
+    for _ in 0..200 {
+        status = child.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "SIGTERM ends it with success");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains('\u{1b}'), "no colour codes in a log file: {text}");
+    assert!(text.contains("received SIGTERM") && text.contains("write shard shutting down"), "{text}");
+}
