@@ -7,6 +7,10 @@
 //! they are accepted, validated and reported back like any other.
 
 use std::collections::BTreeMap;
+
+/// Redis's default save points: a snapshot after an hour with a change, 5 minutes with 100,
+/// a minute with 10,000.
+pub const DEFAULT_SAVE: &str = "3600 1 300 100 60 10000";
 use std::path::{Path, PathBuf};
 
 use crate::keyspace::glob::glob_match_nocase;
@@ -95,7 +99,7 @@ static PARAMS: &[Param] = &[
         ]),
     ),
     p("maxmemory-samples", "5", Kind::Int(1, 64)),
-    p("save", "", Kind::Str),
+    p("save", DEFAULT_SAVE, Kind::Str),
     fixed("appendonly", "no", Kind::Bool),
     p("appendfsync", "everysec", Kind::Enum(&["always", "everysec", "no"])),
     fixed("appendfilename", "appendonly.aof", Kind::Str),

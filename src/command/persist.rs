@@ -34,20 +34,61 @@ pub fn save(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
 }
 
 pub fn bgsave(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
-    // Serialised under the lock (consistent), written to disk in the background.
-    let data = snapshot(ctx);
-    let path = rdb_path(ctx);
-    let server = ctx.server.clone();
-    let dirty = ctx.state.keyspace.dirty();
-    tokio::task::spawn_blocking(move || match persistence::write_atomically(&path, &data) {
-        Ok(()) => {
-            let mut state = server.state();
-            state.last_save = now_ms() / 1000;
-            state.dirty_at_save = dirty;
-        }
-        Err(e) => tracing::warn!(file = %path.display(), error = %e, "background save failed"),
-    });
+    if ctx.state.bgsave_in_progress {
+        return Reply::err("ERR Background save already in progress");
+    }
+    bgsave_state(ctx.server, ctx.state, "BGSAVE");
     Reply::simple("Background saving started")
+}
+
+/// Starts a background save of `state` (serialised now, under the lock, so consistent;
+/// written to disk on a blocking thread).
+pub fn bgsave_state(
+    server: &std::sync::Arc<crate::server::Server>,
+    state: &mut crate::server::State,
+    why: &str,
+) {
+    let data = persistence::snapshot_of(state, now_ms());
+    let path = state.config.dir().join(state.config.get("dbfilename"));
+    let server = server.clone();
+    let dirty = state.keyspace.dirty();
+    state.bgsave_in_progress = true;
+    tracing::info!(reason = why, "background saving started");
+    tokio::task::spawn_blocking(move || {
+        let done = persistence::write_atomically(&path, &data);
+        let mut state = server.state();
+        state.bgsave_in_progress = false;
+        match done {
+            Ok(()) => {
+                state.last_save = now_ms() / 1000;
+                state.dirty_at_save = dirty;
+            }
+            Err(e) => tracing::warn!(file = %path.display(), error = %e, "background save failed"),
+        }
+    });
+}
+
+/// Whether one of the `save` points ("seconds changes" pairs) is reached: that many
+/// changes since the last save, at least that many seconds after it.
+pub fn save_point_reached(state: &crate::server::State, now_secs: u64) -> bool {
+    let changes = state.keyspace.dirty().saturating_sub(state.dirty_at_save);
+    if changes == 0 {
+        return false;
+    }
+    let elapsed = now_secs.saturating_sub(state.last_save);
+    let points: Vec<u64> =
+        state.config.get("save").split_whitespace().filter_map(|n| n.parse().ok()).collect();
+    points.chunks_exact(2).any(|p| elapsed >= p[0] && changes >= p[1])
+}
+
+/// Saves `state` now (a clean stop with save points set); the error names the file.
+pub fn save_state(state: &mut crate::server::State) -> Result<(), String> {
+    let data = persistence::snapshot_of(state, now_ms());
+    let path = state.config.dir().join(state.config.get("dbfilename"));
+    persistence::write_atomically(&path, &data).map_err(|e| format!("{}: {e}", path.display()))?;
+    state.last_save = now_ms() / 1000;
+    state.dirty_at_save = state.keyspace.dirty();
+    Ok(())
 }
 
 pub fn lastsave(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {

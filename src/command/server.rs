@@ -469,6 +469,12 @@ pub fn shutdown(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         }
     }
     tracing::warn!("User requested shutdown...");
+    if nosave {
+        ctx.server.stop_nosave.store(true, std::sync::atomic::Ordering::Relaxed);
+        if crate::server::STANDALONE_PROCESS.load(std::sync::atomic::Ordering::Relaxed) {
+            crate::server::PROCESS_NOSAVE.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
     ctx.server.request_stop();
     ctx.client.close = true;
     Reply::Raw(Bytes::new())

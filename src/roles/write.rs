@@ -58,6 +58,7 @@ pub async fn run_in(
     {
         let mut state = server.state();
         state.keyspace = loaded.keyspace;
+        state.dirty_at_save = state.keyspace.dirty();
         state.refresh_recording();
         if appendonly {
             // The log exists from the start: it is what the AOF is made of.
@@ -98,6 +99,22 @@ pub async fn run_in(
         None => None,
     };
     serve("write shard", server.clone(), listener, shutdown).await;
+    // A clean stop (Ctrl-C, SIGTERM, SHUTDOWN) saves when save points are set, as Redis does,
+    // unless SHUTDOWN NOSAVE said not to or nothing changed since the last save.
+    {
+        let mut state = server.state();
+        let changed = state.keyspace.dirty() != state.dirty_at_save;
+        if changed
+            && !state.config.get("save").is_empty()
+            && !server.stop_nosave.load(std::sync::atomic::Ordering::Relaxed)
+            && !crate::server::PROCESS_NOSAVE.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            match crate::command::persist::save_state(&mut state) {
+                Ok(()) => tracing::info!("saved the dataset on the way out"),
+                Err(e) => tracing::warn!(error = %e, "could not save the dataset on the way out"),
+            }
+        }
+    }
     if let Some((aof, thread)) = writer {
         // Everything acknowledged so far reaches the disk before we go.
         let _ = tokio::task::spawn_blocking(move || persistence::stop_writer(&aof, thread)).await;

@@ -122,6 +122,8 @@ pub struct State {
     /// Unix seconds of the last successful snapshot save (LASTSAVE), and the change count then.
     pub last_save: u64,
     pub dirty_at_save: u64,
+    /// A BGSAVE (asked for, or a save point's) is writing.
+    pub bgsave_in_progress: bool,
     /// The compact encodings' size rules, from the configuration (kept here so commands do
     /// not parse them per call; CONFIG SET refreshes them).
     pub limits: crate::keyspace::Limits,
@@ -508,6 +510,8 @@ pub struct Server {
     /// SHUTDOWN asked this server to stop (its accept loop ends, as on Ctrl-C).
     pub stop: tokio::sync::Notify,
     pub stopping: std::sync::atomic::AtomicBool,
+    /// SHUTDOWN NOSAVE: the role does not save on its way out.
+    pub stop_nosave: std::sync::atomic::AtomicBool,
     /// Set on the proxy role: its connections forward to the cluster through this router.
     pub proxy: std::sync::OnceLock<Arc<crate::proxy::Proxy>>,
     /// The AOF writer, with appendonly on.
@@ -744,6 +748,7 @@ impl Server {
                 restored: None,
                 last_save: now_ms() / 1000,
                 dirty_at_save: 0,
+                bgsave_in_progress: false,
             }),
             clients: Mutex::new(HashMap::new()),
             next_client_id: AtomicU64::new(1),
@@ -758,6 +763,7 @@ impl Server {
             link_changed: tokio::sync::Notify::new(),
             stop: tokio::sync::Notify::new(),
             stopping: std::sync::atomic::AtomicBool::new(false),
+            stop_nosave: std::sync::atomic::AtomicBool::new(false),
             proxy: std::sync::OnceLock::new(),
             aof: std::sync::OnceLock::new(),
             bus: std::sync::OnceLock::new(),
@@ -830,7 +836,7 @@ impl Server {
     /// One cron tick: active expiry, then an ops/sec sample. Expiry runs in rounds of at most
     /// 200 sampled keys, taking the lock per round so clients get in between, for at most a
     /// quarter of the tick (Redis's slow cycle uses 25% too).
-    fn cron(&self, tick: Duration) {
+    fn cron(self: &Arc<Self>, tick: Duration) {
         const ROUND: usize = 200;
         if self.script.running_since().is_some() {
             // A script holds the state: this tick waits for the next (as Redis's cron does
@@ -876,6 +882,9 @@ impl Server {
                 state.tracking.current = 0;
                 state.tracking.flush_bcast(&state.pubsub);
             }
+        }
+        if !state.bgsave_in_progress && crate::command::persist::save_point_reached(state, now / 1000) {
+            crate::command::persist::bgsave_state(self, state, "save point reached");
         }
         if now / 1000 != state.idle_checked {
             state.idle_checked = now / 1000;
@@ -966,6 +975,9 @@ pub static STANDALONE_PROCESS: std::sync::atomic::AtomicBool = std::sync::atomic
 
 /// SHUTDOWN asks the whole process to stop, as Ctrl-C does (`main` waits on this).
 pub static PROCESS_STOP: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// SHUTDOWN NOSAVE reached this process: none of its servers saves on the way out.
+pub static PROCESS_NOSAVE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 impl Server {
     /// SHUTDOWN: this server stops accepting and closes its clients, and a server that is its

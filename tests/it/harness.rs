@@ -33,6 +33,11 @@ impl TestServer {
     pub async fn start_at(bind: &str, read: bool, mut config: Config) -> Self {
         // The tests compare datasets with DEBUG DIGEST (Redis 7 refuses DEBUG by default).
         config.set_startup("enable-debug-command", "yes").expect("a parameter");
+        // No snapshots from save points unless a test asks: these servers share the
+        // working directory, and one would load another's dump.rdb.
+        if config.get("save") == rust_edis::config::DEFAULT_SAVE {
+            config.set_startup("save", "").expect("a parameter");
+        }
         let listener = TcpListener::bind(bind).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (shutdown, rx) = watch::channel(false);

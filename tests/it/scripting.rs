@@ -644,3 +644,42 @@ async fn a_write_shard_that_joins_later_takes_the_libraries() {
     .await;
     assert!(served, "FCALL_RO of the library on the later shard's own key");
 }
+
+/// Redis's default save points: --role all stopped with Ctrl-C (SIGINT) saves, and started
+/// again in the same directory has every key back; SHUTDOWN NOSAVE does not save.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_stop_saves_with_the_default_save_points() {
+    use crate::persistence::{connect, spawn_with};
+    let dir = temp_dir("ctrl-c");
+    let mut all = spawn_with(&dir, "all", &[]).await;
+    let mut c = connect(all.port).await.unwrap();
+    assert_eq!(
+        q(&mut c, &["CONFIG", "GET", "save"]).await,
+        Value::Array(vec![bulk("save"), bulk("3600 1 300 100 60 10000")])
+    );
+    let mut pipe = redis::pipe();
+    for i in 0..1000 {
+        pipe.cmd("SET").arg(format!("key:{i}")).arg(i).ignore();
+    }
+    pipe.query_async::<()>(&mut c).await.unwrap();
+    assert_eq!(q(&mut c, &["DBSIZE"]).await, int(1000));
+    let pid = all.child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    assert!(exits(&mut all).await, "Ctrl-C ends --role all");
+    drop(all);
+    let again = spawn_with(&dir, "all", &[]).await;
+    let mut c = connect(again.port).await.unwrap();
+    assert_eq!(q(&mut c, &["DBSIZE"]).await, int(1000), "every key back after Ctrl-C");
+    assert_eq!(q(&mut c, &["GET", "key:999"]).await, bulk("999"));
+    // SHUTDOWN NOSAVE: what changed since is not saved.
+    assert_eq!(q(&mut c, &["SET", "late", "1"]).await, Value::Okay);
+    let mut raw = Raw::connect(([127, 0, 0, 1], again.port).into()).await;
+    raw.send(&resp(&["SHUTDOWN", "NOSAVE"])).await;
+    assert!(raw.closed().await);
+    let mut again = again;
+    assert!(exits(&mut again).await);
+    drop(again);
+    let third = spawn_with(&dir, "all", &[]).await;
+    let mut c = connect(third.port).await.unwrap();
+    assert_eq!(q(&mut c, &["DBSIZE"]).await, int(1000), "SHUTDOWN NOSAVE left the last save");
+}
