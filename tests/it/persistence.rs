@@ -633,3 +633,20 @@ async fn save_bgsave_lastsave_and_loading_the_snapshot() {
     assert!(ttl > 990);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A save point reached starts a background save (dump.rdb is written, with the key).
+#[tokio::test]
+async fn a_save_point_reached_saves_in_the_background() {
+    let dir = temp_dir("save-point");
+    let s = TestServer::with_conf(&format!("dir \"{}\"\nsave \"\"\n", dir.display())).await;
+    let mut c = s.conn().await;
+    assert_eq!(q(&mut c, &["SET", "k", "v"]).await, Value::Okay);
+    assert!(!dir.join("dump.rdb").exists(), "no save points, no snapshot");
+    // "0 1": at least one change, however soon.
+    assert_eq!(q(&mut c, &["CONFIG", "SET", "save", "0 1"]).await, Value::Okay);
+    let saved = eventually(WAIT, || async { dir.join("dump.rdb").exists() }).await;
+    assert!(saved, "the save point wrote dump.rdb");
+    let data = std::fs::read(dir.join("dump.rdb")).unwrap();
+    let ks = rust_edis::persistence::rdb::read(&data, 16).expect("a readable snapshot");
+    assert_eq!(ks.dbs[0].len(), 1, "with the key in it");
+}
