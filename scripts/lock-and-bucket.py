@@ -1,3 +1,14 @@
+#!/usr/bin/env python3
+"""redis-py's Lock and a token-bucket rate limiter, as client libraries use scripts (issue 17's
+first acceptance line). Run it against redis-server and against rust-edis (a write shard,
+--role all, a proxy) and compare the output: every line should be the same.
+
+    scripts/lock-and-bucket.py PORT
+
+Per lock: acquired, a second client refused, extend, TTL extended, reacquire, TTL reset, a
+blocked client got it after release (and waited), a second release refused. The bucket's
+decisions are printed and digested (same timestamps on both servers, so same decisions).
+"""
 import sys, threading, time, redis
 port = int(sys.argv[1])
 r = redis.Redis(port=port)
