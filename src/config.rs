@@ -113,7 +113,8 @@ static PARAMS: &[Param] = &[
     p("masterauth", "", Kind::Str),
     p("masteruser", "", Kind::Str),
     p("repl-backlog-size", "1048576", Kind::Memory),
-    p("min-replicas-to-write", "0", NONNEG),
+    aka("min-replicas-to-write", "min-slaves-to-write", "0", NONNEG),
+    aka("min-replicas-max-lag", "min-slaves-max-lag", "10", NONNEG),
     fixed("cluster-enabled", "no", Kind::Bool),
     // What cluster members (info, shards, proxies) prove themselves with: the secret itself
     // (never shown by CONFIG GET), or a file holding it. See roles/secret.rs.

@@ -675,6 +675,23 @@ pub fn dispatch_resolved(ctx: &mut Ctx, cmd: &'static Command, args: &[Bytes]) -
         ctx.state.stats.of(cmd).rejected += 1;
         return refused;
     }
+    // min-replicas-to-write: a primary that lost its replicas (none acknowledged within
+    // min-replicas-max-lag seconds) refuses writes, bounding what a cut-off primary accepts.
+    if cmd.has(flags::WRITE) && !ctx.client.is_master && ctx.state.upstream.is_none() {
+        let need = ctx.server.admission.min_replicas.load(std::sync::atomic::Ordering::Relaxed);
+        if need > 0 {
+            let lag = ctx.server.admission.min_replicas_lag.load(std::sync::atomic::Ordering::Relaxed);
+            let lag = std::time::Duration::from_secs(lag);
+            let good = ctx.state.replicas.iter().filter(|r| r.ack_at.elapsed() <= lag).count();
+            if good < need {
+                if let Some(multi) = &mut ctx.client.multi {
+                    multi.aborted = true;
+                }
+                ctx.state.stats.of(cmd).rejected += 1;
+                return Reply::err("NOREPLICAS Not enough good replicas to write.");
+            }
+        }
+    }
     // maxmemory: keys are evicted before any command runs while memory is over it; a
     // command that may grow memory is refused when nothing (more) can go.
     if ctx.state.memory.maxmemory > 0

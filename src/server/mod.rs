@@ -543,6 +543,10 @@ pub struct Admission {
     member_secret: std::sync::atomic::AtomicBool,
     /// proto-max-bulk-len, which a new connection's parser applies.
     pub max_bulk: AtomicUsize,
+    /// min-replicas-to-write and min-replicas-max-lag (seconds): a primary with fewer
+    /// replicas that acknowledged within the lag refuses writes.
+    pub min_replicas: AtomicUsize,
+    pub min_replicas_lag: AtomicU64,
 }
 
 /// A running script, as the rest of the server sees it. A script runs under the state lock
@@ -790,6 +794,8 @@ impl Server {
         a.protected.store(config.get("protected-mode") == "yes", Ordering::Relaxed);
         a.member_secret.store(!config.get("cluster-secret").is_empty(), Ordering::Relaxed);
         a.max_bulk.store(config.proto_max_bulk_len(), Ordering::Relaxed);
+        a.min_replicas.store(config.get("min-replicas-to-write").parse().unwrap_or(0), Ordering::Relaxed);
+        a.min_replicas_lag.store(config.get("min-replicas-max-lag").parse().unwrap_or(10), Ordering::Relaxed);
     }
 
     /// The state lock. A panic in a handler must not take every later client down with it,

@@ -560,3 +560,41 @@ async fn a_write_bigger_than_the_replica_limit_streams_and_its_memory_comes_back
     assert_eq!(wait_replicas(&primary, 1).await, 1);
     assert_eq!(digest(&mut r).await, digest(&mut p).await);
 }
+
+/// min-replicas-to-write: a primary whose replicas stop acknowledging refuses writes within
+/// min-replicas-max-lag seconds, and takes them again when a replica is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_without_good_replicas_refuses_writes() {
+    let primary = TestServer::start().await;
+    let mut p = primary.conn().await;
+    assert_eq!(
+        q(&mut p, &["CONFIG", "SET", "min-replicas-to-write", "1", "min-replicas-max-lag", "1"]).await,
+        Value::Okay
+    );
+    assert_eq!(err(&mut p, &["SET", "k", "1"]).await, "NOREPLICAS Not enough good replicas to write.");
+    assert_eq!(q(&mut p, &["GET", "k"]).await, Value::Nil, "reads still work");
+    let replica = TestServer::replica_of(primary.addr, "").await;
+    let writes = eventually(WAIT, || {
+        let mut p = p.clone();
+        async move { cmd(&["SET", "k", "1"]).query_async::<Value>(&mut p).await.is_ok() }
+    })
+    .await;
+    assert!(writes, "writes taken once a replica acknowledges");
+    replica.stop().await;
+    let refused = eventually(WAIT, || {
+        let mut p = p.clone();
+        async move {
+            cmd(&["SET", "k", "2"])
+                .query_async::<Value>(&mut p)
+                .await
+                .is_err_and(|e| e.code() == Some("NOREPLICAS"))
+        }
+    })
+    .await;
+    assert!(refused, "refused once the replica is gone");
+    assert_eq!(q(&mut p, &["MULTI"]).await, Value::Okay);
+    assert!(err(&mut p, &["SET", "k", "3"]).await.starts_with("NOREPLICAS"));
+    assert!(err(&mut p, &["EXEC"]).await.starts_with("EXECABORT"));
+    // Writes taken until the lag ran out (1 or 2), never the refused one.
+    assert_ne!(q(&mut p, &["GET", "k"]).await, bulk("3"));
+}
