@@ -31,6 +31,8 @@ enum Kind {
     Events,
     /// client-output-buffer-limit: classes given are changed, the others kept.
     OutputLimits,
+    /// save: "seconds changes" pairs (seconds at least 1), or "" for none.
+    SavePoints,
 }
 
 struct Param {
@@ -99,7 +101,7 @@ static PARAMS: &[Param] = &[
         ]),
     ),
     p("maxmemory-samples", "5", Kind::Int(1, 64)),
-    p("save", DEFAULT_SAVE, Kind::Str),
+    p("save", DEFAULT_SAVE, Kind::SavePoints),
     fixed("appendonly", "no", Kind::Bool),
     p("appendfsync", "everysec", Kind::Enum(&["always", "everysec", "no"])),
     fixed("appendfilename", "appendonly.aof", Kind::Str),
@@ -285,6 +287,24 @@ fn validate(param: &Param, value: &str, current: &str) -> Result<String, String>
             }
         }
         Kind::Str => Ok(value.to_string()),
+        Kind::SavePoints => {
+            // Split on single spaces, as Redis does (two spaces make an empty, invalid field).
+            let nums: Vec<Option<i64>> = if value.is_empty() {
+                Vec::new()
+            } else {
+                value.split(' ').map(|n| n.parse().ok()).collect()
+            };
+            let valid = nums.len().is_multiple_of(2)
+                && nums
+                    .iter()
+                    .enumerate()
+                    .all(|(i, n)| matches!(n, Some(v) if *v >= if i % 2 == 0 { 1 } else { 0 }));
+            if valid {
+                Ok(value.to_string())
+            } else {
+                Err("Invalid save parameters".to_string())
+            }
+        }
         Kind::Events => crate::pubsub::events::parse(value)
             .map(crate::pubsub::events::format)
             .ok_or_else(|| "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".to_string()),
@@ -330,6 +350,7 @@ impl Config {
     /// Parses configuration text over the defaults.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
         let mut config = Config::default();
+        let mut saves_seen = false;
         for (n, line) in text.lines().enumerate() {
             let trimmed = line.trim();
             if trimmed.is_empty() || trimmed.starts_with('#') {
@@ -344,7 +365,15 @@ impl Config {
             if rest.is_empty() && name != "save" {
                 return Err(fail("Bad directive or wrong number of arguments"));
             }
-            config.set_startup(name, &rest.join(" ")).map_err(|e| fail(&e))?;
+            let mut value = rest.join(" ");
+            // Several `save` lines add up, as in redis.conf (`save 900 1` then `save 300 10`).
+            if name.eq_ignore_ascii_case("save") {
+                if saves_seen && !value.is_empty() && !config.get("save").is_empty() {
+                    value = format!("{} {value}", config.get("save"));
+                }
+                saves_seen = true;
+            }
+            config.set_startup(name, &value).map_err(|e| fail(&e))?;
         }
         Ok(config)
     }
@@ -512,6 +541,11 @@ mod tests {
         assert_eq!(c.requirepass(), Some("s3 cret"));
         assert_eq!(c.get("save"), "");
         assert_eq!(c.get("hash-max-listpack-entries"), "10");
+        // Several save lines add up, as in redis.conf; a bad one is refused.
+        let c = Config::parse("save 900 1\nsave 300 10\n").unwrap();
+        assert_eq!(c.get("save"), "900 1 300 10");
+        assert_eq!(Config::default().get("save"), DEFAULT_SAVE);
+        assert!(Config::parse("save 0 1\n").is_err());
         assert_eq!(c.databases(), 16);
     }
 

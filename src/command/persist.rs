@@ -69,7 +69,7 @@ pub fn bgsave_state(
 }
 
 /// Whether one of the `save` points ("seconds changes" pairs) is reached: that many
-/// changes since the last save, at least that many seconds after it.
+/// changes since the last save, more than that many seconds after it (Redis's test).
 pub fn save_point_reached(state: &crate::server::State, now_secs: u64) -> bool {
     let changes = state.keyspace.dirty().saturating_sub(state.dirty_at_save);
     if changes == 0 {
@@ -78,7 +78,7 @@ pub fn save_point_reached(state: &crate::server::State, now_secs: u64) -> bool {
     let elapsed = now_secs.saturating_sub(state.last_save);
     let points: Vec<u64> =
         state.config.get("save").split_whitespace().filter_map(|n| n.parse().ok()).collect();
-    points.chunks_exact(2).any(|p| elapsed >= p[0] && changes >= p[1])
+    points.chunks_exact(2).any(|p| elapsed > p[0] && changes >= p[1])
 }
 
 /// Saves `state` now (a clean stop with save points set); the error names the file.

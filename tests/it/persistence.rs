@@ -642,8 +642,10 @@ async fn a_save_point_reached_saves_in_the_background() {
     let mut c = s.conn().await;
     assert_eq!(q(&mut c, &["SET", "k", "v"]).await, Value::Okay);
     assert!(!dir.join("dump.rdb").exists(), "no save points, no snapshot");
-    // "0 1": at least one change, however soon.
-    assert_eq!(q(&mut c, &["CONFIG", "SET", "save", "0 1"]).await, Value::Okay);
+    let refused = err(&mut c, &["CONFIG", "SET", "save", "0 1"]).await;
+    assert!(refused.ends_with("Invalid save parameters"), "{refused}");
+    // "1 1": a change, more than a second after the last save.
+    assert_eq!(q(&mut c, &["CONFIG", "SET", "save", "1 1"]).await, Value::Okay);
     let saved = eventually(WAIT, || async { dir.join("dump.rdb").exists() }).await;
     assert!(saved, "the save point wrote dump.rdb");
     let data = std::fs::read(dir.join("dump.rdb")).unwrap();
