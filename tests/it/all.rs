@@ -190,7 +190,7 @@ async fn a_password_guards_every_port() {
     });
     let authed = |addr: std::net::SocketAddr| async move {
         let url = format!("redis://:secret@{addr}/");
-        redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap()
+        multiplexed(&url).await
     };
     let served = eventually(WAIT, || async {
         let mut c = authed(proxy).await;

@@ -167,7 +167,7 @@ pub(crate) async fn member(addr: std::net::SocketAddr) -> Raw {
 }
 
 pub(crate) async fn conn_to(addr: std::net::SocketAddr) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(format!("redis://{addr}/")).unwrap().get_multiplexed_async_connection().await.unwrap()
+    multiplexed(&format!("redis://{addr}/")).await
 }
 
 /// `CLUSTER NODES` or `CLUSTER INFO` (given as "NODES" / "INFO") as text.

@@ -119,7 +119,7 @@ async fn auth_and_noauth() {
 
     // The redis crate authenticates from the URL.
     let url = format!("redis://:s3cret@{}/", s.addr);
-    let mut c = redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let mut c = multiplexed(&url).await;
     assert_eq!(q(&mut c, &["PING"]).await, Value::SimpleString("PONG".into()));
 }
 

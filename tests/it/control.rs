@@ -228,7 +228,7 @@ async fn a_cluster_whose_info_has_a_password() {
     }
     let authed = || async {
         let url = format!("redis://:infopw@{}/", info.addr);
-        redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap()
+        multiplexed(&url).await
     };
     let text = |sub: &'static str| async move {
         let mut c = authed().await;

@@ -80,12 +80,11 @@ impl TestServer {
     }
 
     pub async fn conn(&self) -> MultiplexedConnection {
-        redis::Client::open(self.url()).unwrap().get_multiplexed_async_connection().await.expect("connect")
+        multiplexed(&self.url()).await
     }
 
     pub async fn conn3(&self) -> MultiplexedConnection {
-        let url = format!("{}?protocol=resp3", self.url());
-        redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.expect("connect resp3")
+        multiplexed(&format!("{}?protocol=resp3", self.url())).await
     }
 
     pub async fn raw(&self) -> Raw {
@@ -101,6 +100,18 @@ impl Drop for TestServer {
 }
 
 /// A fresh directory under the system's temporary directory.
+/// A redis-crate connection to `url` that waits up to 10 s for a reply: the crate's default
+/// (500 ms) is shorter than a pipelined command can take on a loaded CI machine (debug build,
+/// two cores, other tests starting processes meanwhile).
+pub async fn multiplexed(url: &str) -> MultiplexedConnection {
+    let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(10)));
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {url}: {e}"))
+}
+
 pub fn temp_dir(what: &str) -> std::path::PathBuf {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static NEXT: AtomicUsize = AtomicUsize::new(0);

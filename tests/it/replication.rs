@@ -477,7 +477,7 @@ async fn stock_redis_server_follows_a_write_shard() {
     }
     q(&mut p, &["DEL", "pre0"]).await;
     assert_eq!(wait_replicas(&primary, 1).await, 1);
-    let mut r = redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let mut r = multiplexed(&url).await;
     let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query_async(&mut p).await.unwrap();
     let mut theirs: Vec<String> = redis::cmd("KEYS").arg("*").query_async(&mut r).await.unwrap();
     keys.sort();
