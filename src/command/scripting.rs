@@ -256,6 +256,9 @@ pub(super) struct RunFlags {
     pub no_cluster: bool,
     /// allow-cross-slot-keys: keys it touches may be in other slots served here.
     pub cross_slot: bool,
+    /// Flags were declared (a shebang, or any function) and allow-oom was not among them:
+    /// a script that may write is refused while memory is over maxmemory.
+    pub deny_oom: bool,
 }
 
 impl RunFlags {
@@ -264,6 +267,7 @@ impl RunFlags {
             read_only: read_only || flags.contains(&"no-writes"),
             no_cluster: flags.contains(&"no-cluster"),
             cross_slot: flags.contains(&"allow-cross-slot-keys"),
+            deny_oom: !flags.contains(&"allow-oom"),
         }
     }
 }
@@ -288,6 +292,7 @@ fn shebang(body: &[u8]) -> Result<(Shebang, &[u8]), Reply> {
         return Err(Reply::error(format!("ERR Unexpected engine in script shebang: {engine}")));
     }
     let mut shebang = Shebang { declared: true, ..Default::default() };
+    let mut allow_oom = false;
     for word in words {
         let Some(flags) = word.strip_prefix("flags=") else {
             return Err(Reply::error(format!("ERR Unknown lua shebang option: {word}")));
@@ -299,8 +304,10 @@ fn shebang(body: &[u8]) -> Result<(Shebang, &[u8]), Reply> {
             shebang.no_writes |= flag == "no-writes";
             shebang.flags.no_cluster |= flag == "no-cluster";
             shebang.flags.cross_slot |= flag == "allow-cross-slot-keys";
+            allow_oom |= flag == "allow-oom";
         }
     }
+    shebang.flags.deny_oom = !allow_oom;
     Ok((shebang, &body[end..]))
 }
 
@@ -541,6 +548,16 @@ pub(super) fn execute(
 ) -> Reply {
     if flags.no_cluster && ctx.state.cluster.is_some() {
         return Reply::err("ERR Can not run script on cluster, 'no-cluster' flag is set.");
+    }
+    // As Redis: a script that declared its flags without allow-oom, and may write, does not
+    // start while memory is over maxmemory (one without flags fails at its first write).
+    if flags.deny_oom
+        && !flags.read_only
+        && !ctx.client.is_master
+        && ctx.state.memory.maxmemory > 0
+        && !ctx.state.free_memory(ctx.now)
+    {
+        return Reply::err(crate::server::OOM);
     }
     let lua = &engine.lua;
     let array = |values: &[Bytes]| -> mlua::Result<Table> {

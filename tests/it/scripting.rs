@@ -683,3 +683,19 @@ async fn a_clean_stop_saves_with_the_default_save_points() {
     let mut c = connect(third.port).await.unwrap();
     assert_eq!(q(&mut c, &["DBSIZE"]).await, int(1000), "SHUTDOWN NOSAVE left the last save");
 }
+
+/// Out of memory (noeviction): a script that declared flags without allow-oom and may write
+/// is refused before it starts; no-writes, allow-oom and flagless scripts run.
+#[tokio::test]
+async fn scripts_without_allow_oom_do_not_start_when_out_of_memory() {
+    let s = TestServer::start().await;
+    let mut c = s.raw().await;
+    assert_eq!(c.call(&resp(&["CONFIG", "SET", "maxmemory", "1"])).await, "+OK\r\n");
+    let oom = "-OOM command not allowed when used memory > 'maxmemory'.\r\n";
+    assert_eq!(c.call(&resp(&["EVAL", "#!lua\nreturn 1", "0"])).await, oom);
+    assert_eq!(c.call(&resp(&["EVAL", "#!lua flags=no-writes\nreturn 1", "0"])).await, ":1\r\n");
+    assert_eq!(c.call(&resp(&["EVAL", "#!lua flags=allow-oom\nreturn 1", "0"])).await, ":1\r\n");
+    assert_eq!(c.call(&resp(&["EVAL", "return 1", "0"])).await, ":1\r\n");
+    let inside = c.call(&resp(&["EVAL", "return redis.call('set', 'x', '1')", "0"])).await;
+    assert!(inside.starts_with("-OOM command not allowed"), "{inside}");
+}
