@@ -16,7 +16,7 @@ use bytes::Bytes;
 use mlua::{Lua, MultiValue, Table, Value};
 
 use super::scripting::{
-    at_line, execute, Engine, RunFlags, Target, FUNCTION_CHUNK, SCRIPT_FLAGS, WRITE_FLAG_RO,
+    execute, lua_message, Engine, RunFlags, Target, FUNCTION_CHUNK, SCRIPT_FLAGS, WRITE_FLAG_RO,
 };
 use super::{text, Ctx};
 use crate::resp::Reply;
@@ -73,16 +73,7 @@ impl Functions {
             }
         }
         // Anything else is "nonexistent", in the words Redis uses for globals.
-        let missing = lua.create_function(|lua, (_t, k): (Value, Value)| -> mlua::Result<Value> {
-            let name = match &k {
-                Value::String(s) => s.to_string_lossy(),
-                _ => String::new(),
-            };
-            Err(mlua::Error::runtime(at_line(
-                lua,
-                &format!("Script attempted to access nonexistent global variable '{name}'"),
-            )))
-        })?;
+        let missing = lua.create_function(super::scripting::nonexistent_global)?;
         let meta = lua.create_table()?;
         meta.raw_set("__index", &missing)?;
         load_api.set_metatable(Some(meta.clone()));
@@ -109,7 +100,7 @@ impl Functions {
             .set_name(FUNCTION_CHUNK)
             .set_environment(self.engine.env.clone())
             .into_function()
-            .map_err(|e| Reply::error(format!("ERR Error compiling function: {}", message(&e))))?;
+            .map_err(|e| Reply::error(format!("ERR Error compiling function: {}", lua_message(&e))))?;
         let view_meta = self.engine.env.metatable().ok_or_else(|| Reply::err("ERR no globals"))?;
         let runtime_lookup: Value = view_meta.raw_get("__index").unwrap_or(Value::Nil);
         let _ = view_meta.raw_set("__index", &self.load_globals);
@@ -121,7 +112,7 @@ impl Functions {
         let _ = view_meta.raw_set("__index", runtime_lookup);
         let _ = &self.load_api;
         if let Err(e) = ran {
-            return Err(Reply::error(format!("ERR Error registering functions: ERR {}", message(&e))));
+            return Err(Reply::error(format!("ERR Error registering functions: ERR {}", lua_message(&e))));
         }
         if registered.is_empty() {
             return Err(Reply::err("ERR No functions registered"));
@@ -142,16 +133,6 @@ impl Functions {
         for fname in self.libraries.remove(name).unwrap_or_default() {
             self.functions.remove(&fname);
         }
-    }
-}
-
-fn message(e: &mlua::Error) -> String {
-    match e {
-        mlua::Error::SyntaxError { message, .. } => message.clone(),
-        // Without the traceback mlua adds.
-        mlua::Error::RuntimeError(m) => m.split("\nstack traceback:").next().unwrap_or(m).to_string(),
-        mlua::Error::CallbackError { cause, .. } => message(cause),
-        other => other.to_string(),
     }
 }
 

@@ -185,19 +185,7 @@ impl Engine {
                 Err(mlua::Error::runtime(at_line(lua, "Attempt to modify a readonly table")))
             })?,
         )?;
-        meta.set(
-            "__index",
-            lua.create_function(|lua, (_t, k): (Value, Value)| -> mlua::Result<Value> {
-                let name = match &k {
-                    Value::String(s) => s.to_string_lossy(),
-                    _ => return Ok(Value::Nil),
-                };
-                Err(mlua::Error::runtime(at_line(
-                    lua,
-                    &format!("Script attempted to access nonexistent global variable '{name}'"),
-                )))
-            })?,
-        )?;
+        meta.set("__index", lua.create_function(nonexistent_global)?)?;
         super::lualibs::install(&lua, &g)?;
         g.set_metatable(Some(meta));
         let env = protect(&lua, &g)?;
@@ -461,13 +449,25 @@ fn random(_lua: &Lua, args: MultiValue) -> mlua::Result<f64> {
 }
 
 /// The text of a Lua error without mlua's decorations (its traceback, "runtime error: ").
-fn lua_message(e: &mlua::Error) -> String {
+pub(super) fn lua_message(e: &mlua::Error) -> String {
     match e {
         mlua::Error::SyntaxError { message, .. } => message.clone(),
-        mlua::Error::RuntimeError(m) => m.clone(),
+        mlua::Error::RuntimeError(m) => m.split("\nstack traceback:").next().unwrap_or(m).to_string(),
         mlua::Error::CallbackError { cause, .. } => lua_message(cause),
         other => other.to_string(),
     }
+}
+
+/// The globals' `__index`: reading a global that does not exist is an error, in Redis's words.
+pub(super) fn nonexistent_global(lua: &Lua, (_t, k): (Value, Value)) -> mlua::Result<Value> {
+    let name = match &k {
+        Value::String(s) => s.to_string_lossy(),
+        _ => return Ok(Value::Nil),
+    };
+    Err(mlua::Error::runtime(at_line(
+        lua,
+        &format!("Script attempted to access nonexistent global variable '{name}'"),
+    )))
 }
 
 /// An error a script raised: a table with `err` (from redis.call or error({err=...})) or a
@@ -514,24 +514,25 @@ fn run(
         }
     }
     let Some(engine) = scripts.engine.as_mut() else { return Reply::err("ERR no Lua") };
-    let (sha, f, flags) = if by_sha {
-        match lowercase_sha(script).and_then(|sha| engine.cache.get_key_value(sha.as_str())) {
-            Some((sha, (_, f, flags))) => (sha.clone(), f.clone(), *flags),
-            None => return Reply::err("NOSCRIPT No matching script. Please use EVAL."),
-        }
+    // The cached script, borrowed: nothing is copied per EVALSHA.
+    let key = if by_sha {
+        lowercase_sha(script)
     } else {
         let sha = sha1_hex(script);
-        match engine.compile(&sha, script) {
-            Ok((f, flags)) => (sha, f, flags),
-            Err(e) => return e,
+        if let Err(e) = engine.compile(&sha, script) {
+            return e;
         }
+        lowercase_sha(sha.as_bytes())
+    };
+    let engine = &*engine;
+    let Some((sha, (_, f, flags))) = key.and_then(|k| engine.cache.get_key_value(k.as_str())) else {
+        return Reply::err("NOSCRIPT No matching script. Please use EVAL.");
     };
     if read_only && flags.declared && !flags.no_writes {
         return Reply::err(WRITE_FLAG_RO);
     }
-    let engine = &*engine;
     let run = RunFlags { read_only: read_only || flags.no_writes, ..flags.flags };
-    execute(ctx, engine, Target::Script(&f), keys, argv, &sha, run)
+    execute(ctx, engine, Target::Script(f), keys, argv, sha, run)
 }
 
 /// Runs a script or a function atomically: others wait (then get BUSY), its writes reach

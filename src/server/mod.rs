@@ -568,6 +568,8 @@ pub struct ScriptState {
     /// The function running, if it is one (FUNCTION STATS and FUNCTION KILL answer for it
     /// while it runs; SCRIPT KILL does not stop it).
     function: std::sync::Mutex<Option<RunningFunction>>,
+    /// `function` holds one (so ending an EVAL script takes no lock).
+    is_function: std::sync::atomic::AtomicBool,
 }
 
 /// A running function as FUNCTION STATS describes it.
@@ -589,8 +591,10 @@ impl ScriptState {
 
     pub fn end(&self) {
         self.started.store(0, Ordering::Release);
-        if let Ok(mut f) = self.function.lock() {
-            f.take();
+        if self.is_function.swap(false, Ordering::Relaxed) {
+            if let Ok(mut f) = self.function.lock() {
+                f.take();
+            }
         }
         self.done.notify_waiters();
     }
@@ -599,10 +603,14 @@ impl ScriptState {
     pub fn set_function(&self, running: RunningFunction) {
         if let Ok(mut f) = self.function.lock() {
             *f = Some(running);
+            self.is_function.store(true, Ordering::Relaxed);
         }
     }
 
     fn function(&self) -> Option<RunningFunction> {
+        if !self.is_function.load(Ordering::Relaxed) {
+            return None;
+        }
         self.function.lock().ok().and_then(|f| f.clone())
     }
 
