@@ -10,7 +10,7 @@ use bytes::Bytes;
 use super::{int_arg, text, Ctx, SYNTAX};
 use crate::resp::Reply;
 use crate::topology::key_slot;
-use crate::topology::registry::{Follows, Registration};
+use crate::topology::registry::{Assigned, Follows, Registration};
 use crate::topology::view::ClusterView;
 use crate::tri;
 
@@ -51,6 +51,48 @@ pub fn keyslot(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 pub fn myid(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     Reply::Bulk(Bytes::from(tri!(view(ctx)).my_id.clone()))
+}
+
+/// CLUSTER FAILOVER [FORCE|TAKEOVER], on a read shard: it takes its write shard's slots,
+/// after catching up with it (the write shard pauses writes meanwhile); FORCE and TAKEOVER
+/// do not ask the write shard (it is unreachable). OK at once, as Redis: the failover goes
+/// on in the background; ROLE and CLUSTER NODES show when it is done.
+pub fn failover_cmd(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    tri!(view(ctx));
+    let force = match args.len() {
+        2 => false,
+        3 if eq(&args[2], "force") || eq(&args[2], "takeover") => true,
+        _ => return Reply::err(SYNTAX),
+    };
+    let Some(up) = &ctx.state.upstream else {
+        return Reply::err("ERR You should send CLUSTER FAILOVER to a replica");
+    };
+    let Some(me) = ctx.server.identity.get() else { return Reply::err(DISABLED) };
+    if !force && !up.link_up {
+        return Reply::err("ERR Master is down or failed, please use CLUSTER FAILOVER FORCE");
+    }
+    tokio::spawn(crate::roles::failover::manual(ctx.server.clone(), me.clone(), force));
+    Reply::Ok
+}
+
+/// EDIS.PAUSE ms, on a write shard (a read shard's CLUSTER FAILOVER asks): writes wait for
+/// `ms` (0: they go on now); replies the write log's offset, which the read shard must
+/// reach before it takes over.
+pub fn pause(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let ms = match int_arg(&args[1]) {
+        Ok(ms) if ms >= 0 => ms as u64,
+        _ => return Reply::err("ERR timeout is not an integer or out of range"),
+    };
+    if ctx.state.upstream.is_some() {
+        return Reply::err("ERR This instance is a replica: only a primary pauses for a failover");
+    }
+    if ms == 0 {
+        ctx.server.unpause_writes();
+    } else {
+        ctx.server.write_pause.store(ctx.now + ms, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(ms, "writes paused for a manual failover");
+    }
+    Reply::Int(ctx.state.node_offset() as i64)
 }
 
 /// EDIS.ROUTER: marks this connection as a proxy's (see `Client::router`).
@@ -212,7 +254,7 @@ fn follows_args(args: &[Bytes]) -> Result<Follows, Reply> {
     Ok(Follows { primary: text(&args[0]), synced, offset })
 }
 
-/// EDIS.REGISTER id WRITE|READ host port TOKEN token [INDEX n] [REPLICAOF host port]
+/// EDIS.REGISTER id WRITE|READ host port TOKEN token [INDEX n] [OFFSET n] [REPLICAOF host port]
 /// [FOLLOWS primary-id synced offset]
 /// Replies `[index, heartbeat-ms]` to a write shard, `[primary-id, heartbeat-ms]` to a read
 /// shard. Epochs are info's alone: a shard cannot set one.
@@ -236,6 +278,12 @@ pub fn register(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
                 _ => return Reply::err("ERR INDEX must be a non-negative integer"),
             }
             i += 2;
+        } else if eq(&args[i], "offset") && rest >= 1 && write {
+            match int_arg(&args[i + 1]) {
+                Ok(n) if n >= 0 => r.offset = Some(n as u64),
+                _ => return Reply::err("ERR OFFSET must be a non-negative integer"),
+            }
+            i += 2;
         } else if eq(&args[i], "epoch") {
             return Reply::err("ERR epochs are decided by info: a registration cannot set one");
         } else if eq(&args[i], "replicaof") && rest >= 2 && !write {
@@ -252,15 +300,21 @@ pub fn register(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let registry = ctx.state.registry.as_mut().expect("checked by info_only");
     let heartbeat_ms = (registry.node_timeout_ms() / 5).clamp(20, 1000) as i64;
     let before = registry.epoch();
-    let assigned = if write {
-        registry.register_write(&r, now).map(|index| Reply::Int(index as i64))
-    } else {
-        registry.register_read(&r, now).map(|primary| Reply::Bulk(Bytes::from(primary)))
-    };
+    let assigned = registry.register(&r, write, now).map(|a| match a {
+        Assigned::Write(index) => Reply::Int(index as i64),
+        Assigned::Read(primary) => Reply::Bulk(Bytes::from(primary)),
+    });
     let changed = registry.epoch() != before;
     match assigned {
         Ok(assigned) => {
             tracing::info!(shard = %r.id, addr = %format!("{}:{}", r.host, r.port), write, "shard registered");
+            let registry = ctx.state.registry.as_mut().expect("checked by info_only");
+            for p in registry.take_promotions() {
+                tracing::warn!(
+                    index = p.index, primary = %p.failed, promoted = %p.promoted, offset = p.offset,
+                    "failover: a write shard came back with less than its read shard has; the read shard takes its slots"
+                );
+            }
             if changed {
                 publish(ctx);
             }
@@ -297,6 +351,30 @@ pub fn heartbeat(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     }
 }
 
+/// EDIS.FAILOVER id token [FORCE]: the read shard `id` takes its write shard's slots (the
+/// last step of CLUSTER FAILOVER, which the read shard runs).
+pub fn failover(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
+    tri!(info_only(ctx, "EDIS.FAILOVER"));
+    let force = match args.len() {
+        3 => false,
+        4 if eq(&args[3], "force") => true,
+        _ => return Reply::err(SYNTAX),
+    };
+    let registry = ctx.state.registry.as_mut().expect("checked by info_only");
+    match registry.manual_failover(&text(&args[1]), &text(&args[2]), force) {
+        Ok(p) => {
+            let _ = registry.take_promotions();
+            tracing::warn!(
+                index = p.index, primary = %p.failed, promoted = %p.promoted, force,
+                "manual failover: a read shard took its write shard's slots"
+            );
+            publish(ctx);
+            Reply::Int(ctx.state.registry.as_ref().map_or(0, |r| r.epoch()) as i64)
+        }
+        Err(refusal) => Reply::error(refusal),
+    }
+}
+
 /// EDIS.LEAVE id token: a read shard leaving on purpose.
 pub fn leave(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     tri!(info_only(ctx, "EDIS.LEAVE"));
@@ -318,6 +396,12 @@ pub fn tick_registry(server: &std::sync::Arc<crate::server::Server>, now: u64) {
     if registry.tick(now) {
         registry.save();
         let topology = registry.topology();
+        for p in registry.take_promotions() {
+            tracing::warn!(
+                index = p.index, failed = %p.failed, promoted = %p.promoted, offset = p.offset, epoch = topology.epoch,
+                "failover: a read shard took the slots of a failed write shard"
+            );
+        }
         tracing::info!(epoch = topology.epoch, ok = topology.ok, "topology changed: shard failed");
         let epoch = topology.epoch;
         view.update(topology);

@@ -716,6 +716,15 @@ pub fn dispatch_resolved(ctx: &mut Ctx, cmd: &'static Command, args: &[Bytes]) -
             return Reply::simple("QUEUED");
         }
     }
+    // A primary handing its slots over (CLUSTER FAILOVER) holds writes until it is done;
+    // they then run here or, the node demoted, get the redirect to the new primary.
+    if ctx.server.writes_paused(ctx.now) && !ctx.client.is_master && !ctx.client.in_exec && pausable(cmd) {
+        let later = crate::server::session::busy_later(ctx.server, ctx.client, cmd, args, 0);
+        if let crate::server::session::Called::Later(later) = later {
+            ctx.deferred = Some(later);
+            return Reply::Nil;
+        }
+    }
     ctx.client.handle.set_last_command(cmd);
     ctx.state.stats.commands += 1;
     let reply = if ctx.state.log.is_none() {
@@ -744,6 +753,12 @@ pub fn dispatch_resolved(ctx: &mut Ctx, cmd: &'static Command, args: &[Bytes]) -
         calls.failed += 1;
     }
     reply
+}
+
+/// Commands a write pause holds: writes, and what may write (EXEC, scripts, functions),
+/// as Redis's CLIENT PAUSE WRITE.
+fn pausable(cmd: &Command) -> bool {
+    cmd.has(flags::WRITE) || matches!(cmd.name, "exec" | "eval" | "evalsha" | "fcall")
 }
 
 /// The error for a command a RESP2 client with subscriptions may not run, as Redis words it.

@@ -181,6 +181,7 @@ static CLUSTER_SUBS: &[Command] = &[
     c("info", 2, LOADING | STALE, NOKEYS, "cluster", "3.0.0", "Returns information about the state of a node.", O1, "", cluster::info),
     c("keyslot", 3, LOADING | STALE, NOKEYS, "cluster", "3.0.0", "Returns the hash slot for a key.", "O(N) where N is the number of bytes in the key", "key", cluster::keyslot),
     c("myid", 2, LOADING | STALE, NOKEYS, "cluster", "3.0.0", "Returns the ID of a node.", O1, "", cluster::myid),
+    c("failover", -2, ADMIN | NOSCRIPT | STALE, NOKEYS, "cluster", "3.0.0", "Forces a replica to perform a manual failover of its master.", O1, "[FORCE|TAKEOVER]", cluster::failover_cmd),
     help("cluster", cluster::help),
 ];
 
@@ -423,8 +424,10 @@ pub static COMMANDS: &[Command] = &[
     c("readwrite", 1, LOADING | STALE | FAST, NOKEYS, "cluster", "3.0.0", "Enables read-write queries for a connection to a Redis Cluster replica node.", O1, "", cluster::readonly),
     container("cluster", -2, "cluster", "3.0.0", "A container for Redis Cluster commands.", container_usage, CLUSTER_SUBS),
     // The registry's own commands (see command/cluster.rs).
-    c("edis.register", -5, INTERNAL | ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "cluster", "0.1.0", "Registers a shard with the info role and returns its assignment.", O1, "id role host port TOKEN token [INDEX index] [REPLICAOF host port] [FOLLOWS primary-id synced offset]", cluster::register),
+    c("edis.register", -5, INTERNAL | ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "cluster", "0.1.0", "Registers a shard with the info role and returns its assignment.", O1, "id role host port TOKEN token [INDEX index] [OFFSET offset] [REPLICAOF host port] [FOLLOWS primary-id synced offset]", cluster::register),
     c("edis.heartbeat", -3, INTERNAL | ADMIN | NOSCRIPT | LOADING | STALE | FAST, NOKEYS, "cluster", "0.1.0", "Tells the info role a shard is alive (and what a read shard follows); returns the topology epoch.", O1, "id token [FOLLOWS primary-id synced offset]", cluster::heartbeat),
+    c("edis.failover", -3, INTERNAL | ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "cluster", "0.1.0", "Gives a write shard's slots to one of its read shards (the last step of CLUSTER FAILOVER).", O1, "id token [FORCE]", cluster::failover),
+    c("edis.pause", 2, INTERNAL | ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "cluster", "0.1.0", "Holds writes on a write shard for a manual failover; returns its replication offset.", O1, "milliseconds", cluster::pause),
     c("edis.leave", 3, INTERNAL | ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "cluster", "0.1.0", "Removes a read shard from the topology.", O1, "id token", cluster::leave),
     c("edis.at", -3, INTERNAL | NOSCRIPT | LOADING | STALE | FAST | NO_MULTI, NOKEYS, "cluster", "0.1.0", "Runs a command once this node has reached a replication offset (a router's session guarantees).", O1, "offset command [arg ...]", cluster::at),
     c("edis.listen", 1, INTERNAL | NOSCRIPT | LOADING | STALE | FAST, NOKEYS, "cluster", "0.1.0", "Marks the connection as a proxy's feed: it receives only messages published on this node and events made here.", O1, "", ps::listen),

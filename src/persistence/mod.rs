@@ -213,6 +213,10 @@ pub struct Aof {
     pub base_size: AtomicU64,
     pub rewrites: AtomicU64,
     stop: AtomicBool,
+    /// The writer thread now running, and its generation: a node promoted again after a
+    /// demotion starts a new writer, and an older one still around stops.
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    generation: AtomicU64,
 }
 
 impl Aof {
@@ -240,12 +244,7 @@ impl Aof {
 /// new file starts with a snapshot of the current data; with `fresh`, an existing one is
 /// replaced by such a snapshot first (a restarted primary: its file then names the history
 /// it writes now, not the one it loaded).
-pub fn start_writer(
-    server: &Arc<Server>,
-    path: PathBuf,
-    policy: Fsync,
-    fresh: bool,
-) -> io::Result<(Arc<Aof>, std::thread::JoinHandle<()>)> {
+pub fn start_writer(server: &Arc<Server>, path: PathBuf, policy: Fsync, fresh: bool) -> io::Result<Arc<Aof>> {
     let (offset, existing) = {
         let state = server.state();
         (state.log.as_ref().map_or(0, |l| l.offset()), path.exists())
@@ -254,8 +253,45 @@ pub fn start_writer(
         let data = snapshot(server);
         write_atomically(&path, &data)?;
     }
+    let aof = new_aof(path, policy, offset)?;
+    spawn_writer(server, &aof)?;
+    Ok(aof)
+}
+
+/// A read shard just promoted, with appendonly on: its AOF becomes a primary's, starting
+/// from `snapshot` (taken under the lock that made the log, whose AOF buffer has collected
+/// every write since). The node's writer is started again if it had one (it was a write
+/// shard before a demotion), else made.
+pub fn resume_writer(
+    server: &Arc<Server>,
+    path: PathBuf,
+    policy: Fsync,
+    snapshot: &[u8],
+    offset: u64,
+) -> io::Result<()> {
+    write_atomically(&path, snapshot)?;
+    match server.aof.get() {
+        Some(aof) => {
+            aof.generation.fetch_add(1, Ordering::Relaxed);
+            aof.stop.store(false, Ordering::Relaxed);
+            let size = snapshot.len() as u64;
+            aof.size.store(size, Ordering::Relaxed);
+            aof.base_size.store(size, Ordering::Relaxed);
+            aof.durable.send_replace(offset);
+            spawn_writer(server, aof)
+        }
+        None => {
+            let aof = new_aof(path, policy, offset)?;
+            spawn_writer(server, &aof)?;
+            let _ = server.aof.set(aof);
+            Ok(())
+        }
+    }
+}
+
+fn new_aof(path: PathBuf, policy: Fsync, offset: u64) -> io::Result<Arc<Aof>> {
     let size = std::fs::metadata(&path)?.len();
-    let aof = Arc::new(Aof {
+    Ok(Arc::new(Aof {
         path: path.clone(),
         policy,
         durable: watch::Sender::new(offset),
@@ -268,20 +304,33 @@ pub fn start_writer(
         base_size: AtomicU64::new(size),
         rewrites: AtomicU64::new(0),
         stop: AtomicBool::new(false),
-    });
-    let file = OpenOptions::new().append(true).open(&path)?;
+        thread: Mutex::new(None),
+        generation: AtomicU64::new(0),
+    }))
+}
+
+fn spawn_writer(server: &Arc<Server>, aof: &Arc<Aof>) -> io::Result<()> {
+    let file = OpenOptions::new().append(true).open(&aof.path)?;
+    let generation = aof.generation.load(Ordering::Relaxed);
     let thread = {
         let (server, aof) = (server.clone(), aof.clone());
-        std::thread::Builder::new().name("aof-writer".into()).spawn(move || writer(server, aof, file))?
+        std::thread::Builder::new()
+            .name("aof-writer".into())
+            .spawn(move || writer(server, aof, file, generation))?
     };
-    Ok((aof, thread))
+    // An older writer (a demoted node's) has nothing left to write: it ends on its own.
+    let _ = aof.thread.lock().unwrap_or_else(|e| e.into_inner()).replace(thread);
+    Ok(())
 }
 
 /// Stops the writer after it wrote (and fsynced) everything buffered.
-pub fn stop_writer(aof: &Aof, thread: std::thread::JoinHandle<()>) {
+pub fn stop_writer(aof: &Aof) {
     aof.stop.store(true, Ordering::Relaxed);
     aof.notify();
-    let _ = thread.join();
+    let thread = aof.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(thread) = thread {
+        let _ = thread.join();
+    }
 }
 
 /// The one snapshot writer (SAVE, BGSAVE, the AOF preamble and rewrite, a full resync, a
@@ -302,7 +351,7 @@ fn snapshot(server: &Server) -> Vec<u8> {
     snapshot_of(&server.state(), now_ms()).to_vec()
 }
 
-fn writer(server: Arc<Server>, aof: Arc<Aof>, mut file: File) {
+fn writer(server: Arc<Server>, aof: Arc<Aof>, mut file: File, generation: u64) {
     // With always, connections wake the writer; otherwise it writes every 10 ms, which bounds
     // what a crash of this process (not of the machine) can lose to that.
     let tick =
@@ -317,6 +366,9 @@ fn writer(server: Arc<Server>, aof: Arc<Aof>, mut file: File) {
             *woken = false;
         }
         let stopping = aof.stop.load(Ordering::Relaxed);
+        if aof.generation.load(Ordering::Relaxed) != generation {
+            return;
+        }
         let (bytes, end, auto_rewrite) = {
             let mut state = server.state();
             let pct: u64 = state.config.get("auto-aof-rewrite-percentage").parse().unwrap_or(100);

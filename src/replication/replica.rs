@@ -44,16 +44,11 @@ pub const SAVED: &str = "replica.rdb";
 /// stops when the returned guard is dropped. If `dir` holds what a clean stop saved, the
 /// replica starts from that dataset and asks the primary to continue from its position.
 pub fn start(server: Arc<Server>, resolve: Resolve, dir: &Path) -> io::Result<AbortOnDrop> {
-    let saved = std::fs::read(dir.join(SAVED)).ok();
-    let aof = {
-        let config = &server.state().config;
-        (config.get("appendonly") == "yes").then(|| StreamFile {
-            path: dir.join(config.get("appendfilename")),
-            policy: crate::persistence::Fsync::parse(config.get("appendfsync")),
-            file: None,
-            last_sync: Instant::now(),
-        })
-    };
+    let saved = std::fs::read(dir.join(SAVED))
+        .ok()
+        // A read shard that was promoted saved as a primary does: its newest dataset is there.
+        .or_else(|| std::fs::read(dir.join(server.state().config.get("dbfilename"))).ok());
+    let aof = stream_file(&server, dir);
     // With an AOF, the files say where this replica is in its primary's stream.
     let from_files = match &aof {
         Some(a) => {
@@ -110,6 +105,23 @@ pub fn start(server: Arc<Server>, resolve: Resolve, dir: &Path) -> io::Result<Ab
         state.upstream = Some(upstream);
     }
     Ok(AbortOnDrop(tokio::spawn(follow(server, resolve, aof))))
+}
+
+/// The replica link of a write shard in a cluster: idle while `resolve` names no primary,
+/// following one once the map makes this node a read shard (a failover demoted it).
+pub fn standby(server: Arc<Server>, resolve: Resolve, dir: &Path) -> AbortOnDrop {
+    let aof = stream_file(&server, dir);
+    AbortOnDrop(tokio::spawn(follow(server, resolve, aof)))
+}
+
+fn stream_file(server: &Server, dir: &Path) -> Option<StreamFile> {
+    let config = &server.state().config;
+    (config.get("appendonly") == "yes").then(|| StreamFile {
+        path: dir.join(config.get("appendfilename")),
+        policy: crate::persistence::Fsync::parse(config.get("appendfsync")),
+        file: None,
+        last_sync: Instant::now(),
+    })
 }
 
 /// A replica's AOF: its primary's stream as received, after a snapshot that carries the
@@ -187,7 +199,8 @@ async fn follow(server: Arc<Server>, resolve: Resolve, mut aof: Option<StreamFil
                 if epochs.changed().await.is_err() {
                     return std::future::pending().await;
                 }
-                if resolve(&server).is_some_and(|p| p != primary) {
+                // Another primary, or none: this node was promoted.
+                if resolve(&server).as_ref() != Some(&primary) {
                     return;
                 }
             }
@@ -195,7 +208,7 @@ async fn follow(server: Arc<Server>, resolve: Resolve, mut aof: Option<StreamFil
         let result = tokio::select! {
             result = link(&server, &host, port, &mut backoff, &mut aof) => result,
             () = moved => {
-                info!(from = %format!("{host}:{port}"), "the cluster map moved this replica to another primary");
+                info!(from = %format!("{host}:{port}"), "the cluster map moved this node away from its primary");
                 backoff = Duration::from_millis(50);
                 if let Some(up) = &mut server.state().upstream {
                     up.link_up = false;
@@ -302,7 +315,7 @@ async fn link(
     }
     let (replid, offset) = {
         let state = server.state();
-        let up = state.upstream.as_ref().expect("a replica has an upstream");
+        let up = state.upstream.as_ref().ok_or_else(|| broken("no longer a replica".into()))?;
         (up.replid.clone(), up.offset)
     };
     let (psync_id, psync_offset) = match &replid {
@@ -374,6 +387,9 @@ async fn link(
                 .map_err(|e| broken(format!("snapshot: {}", e.0)))?;
             keyspace.set_replica(true);
             let mut state = server.state();
+            if state.upstream.is_none() {
+                return Err(broken("no longer a replica".into()));
+            }
             state.keyspace = keyspace;
             // A new dataset: tracking clients forget everything, as on FLUSHALL (Redis's
             // full sync empties the data the same way); notifications keep recording.
@@ -383,7 +399,7 @@ async fn link(
                 state.tracking.flushed(&state.pubsub);
             }
             state.refresh_recording();
-            let up = state.upstream.as_mut().expect("a replica has an upstream");
+            let up = state.upstream.as_mut().expect("checked above, under the same lock");
             up.replid = Some(id.to_string());
             up.offset = at;
             server.applied.send_replace(at);
@@ -397,7 +413,7 @@ async fn link(
         }
         Some("+CONTINUE") => {
             let mut state = server.state();
-            let up = state.upstream.as_mut().expect("a replica has an upstream");
+            let up = state.upstream.as_mut().ok_or_else(|| broken("no longer a replica".into()))?;
             if let Some(id) = words.next() {
                 up.replid = Some(id.to_string());
             }
@@ -450,7 +466,8 @@ async fn stream_loop(
             }
         }
         if !ends.is_empty() {
-            let getack = apply(server, &mut client, &args, &ends);
+            let getack = apply(server, &mut client, &args, &ends)
+                .ok_or_else(|| broken("no longer a replica: promoted".into()))?;
             args.clear();
             ends.clear();
             if getack {
@@ -510,8 +527,10 @@ pub fn stream_client(server: &Server) -> Client {
     client
 }
 
-fn apply(server: &Arc<Server>, client: &mut Client, args: &[Bytes], ends: &[(usize, usize)]) -> bool {
+/// None when this node is no longer a replica (promoted meanwhile): nothing is applied.
+fn apply(server: &Arc<Server>, client: &mut Client, args: &[Bytes], ends: &[(usize, usize)]) -> Option<bool> {
     let mut state = server.state();
+    state.upstream.as_ref()?;
     let mut getack = false;
     let mut consumed = 0u64;
     {
@@ -533,7 +552,7 @@ fn apply(server: &Arc<Server>, client: &mut Client, args: &[Bytes], ends: &[(usi
         up.offset += consumed;
         server.applied.send_replace(up.offset);
     }
-    getack
+    Some(getack)
 }
 
 async fn send_ack(server: &Server, stream: &mut TcpStream, out: &mut BytesMut) -> io::Result<()> {

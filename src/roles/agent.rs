@@ -95,6 +95,25 @@ pub struct Agent {
 }
 
 impl Agent {
+    /// What this node is now: a write shard unless it follows a primary (the map may have
+    /// changed what it started as; see failover.rs).
+    fn acting_write(&self) -> bool {
+        self.server.state().upstream.is_none()
+    }
+
+    /// A write shard's offset: its write log's end, or where the files it loaded were.
+    fn write_offset(&self) -> Option<u64> {
+        let state = self.server.state();
+        if state.upstream.is_some() {
+            return None;
+        }
+        Some(
+            state.log.as_ref().map(|l| l.offset()).or(state.restored.as_ref().map(|p| p.offset)).unwrap_or(0),
+        )
+    }
+}
+
+impl Agent {
     /// Installs this node's (empty) cluster view and starts the agent's tasks, which stop
     /// when the returned guards are dropped.
     pub fn start(
@@ -116,6 +135,12 @@ impl Agent {
                 config.get("cluster-secret").to_string(),
             )
         };
+        let _ = server.identity.set(super::failover::Identity {
+            info: info_addr.clone(),
+            secret: secret.clone(),
+            id: id.clone(),
+            token: token.clone(),
+        });
         let agent = Arc::new(Agent {
             server,
             info: info_addr,
@@ -151,7 +176,7 @@ impl Agent {
     }
 
     fn register_args(&self, index: Option<i64>) -> Vec<String> {
-        let role = if self.kind == NodeKind::Write { "WRITE" } else { "READ" };
+        let role = if self.acting_write() { "WRITE" } else { "READ" };
         let mut args = vec![
             "EDIS.REGISTER".into(),
             self.id.clone(),
@@ -162,6 +187,9 @@ impl Agent {
         args.extend(["TOKEN".into(), self.token.clone()]);
         if let Some(i) = index {
             args.extend(["INDEX".into(), i.to_string()]);
+        }
+        if let Some(offset) = self.write_offset() {
+            args.extend(["OFFSET".into(), offset.to_string()]);
         }
         if let Some((h, p)) = &self.replica_of {
             args.extend(["REPLICAOF".into(), h.clone(), p.to_string()]);
@@ -201,15 +229,25 @@ impl Agent {
                 None => conn.insert(self.connect(&mut backoff).await),
             };
             let Some(every) = interval else {
-                match c.call(&self.register_args(index), CALL_TIMEOUT).await {
+                let asked = if self.acting_write() { index } else { None };
+                match c.call(&self.register_args(asked), CALL_TIMEOUT).await {
                     Ok(BytesFrame::Array(reply)) if reply.len() == 2 => {
-                        if let BytesFrame::Integer(i) = reply[0] {
-                            if index != Some(i) {
-                                if let Err(e) = store_index(&self.dir, i) {
-                                    warn!(dir = %self.dir.display(), error = %e, "cannot keep the slot index");
+                        match reply[0] {
+                            BytesFrame::Integer(i) => {
+                                if index != Some(i) {
+                                    if let Err(e) = store_index(&self.dir, i) {
+                                        warn!(dir = %self.dir.display(), error = %e, "cannot keep the slot index");
+                                    }
+                                }
+                                index = Some(i);
+                            }
+                            // A read shard now (failed over while away): its old slots are
+                            // another shard's, not to be asked for again.
+                            _ => {
+                                if index.take().is_some() {
+                                    let _ = std::fs::remove_file(self.dir.join("node.index"));
                                 }
                             }
-                            index = Some(i);
                         }
                         let ms = match reply[1] {
                             BytesFrame::Integer(ms) if ms > 0 => ms as u64,
@@ -274,13 +312,15 @@ impl Agent {
                 view.update(topology);
             }
         }
+        // A failover may have made this node a write shard or a read shard.
+        let new_aof = super::failover::follow_map(&self.server, &mut state);
         if state.cluster.is_some() {
             self.server.bus.get_or_init(Default::default).refresh(&state);
         }
         // A write shard without function libraries (new, or back without its files) takes
         // the other write shards' ones, so FCALL works on its slots as on theirs.
         let peers: Vec<String> = match &state.cluster {
-            Some(view) if self.kind == NodeKind::Write && state.keyspace.functions.is_empty() => view
+            Some(view) if state.upstream.is_none() && state.keyspace.functions.is_empty() => view
                 .topology
                 .shards
                 .iter()
@@ -290,6 +330,9 @@ impl Agent {
             _ => Vec::new(),
         };
         drop(state);
+        if let Some(aof) = new_aof {
+            super::failover::start_aof(&self.server, aof);
+        }
         if !peers.is_empty() && !self.asked_for_functions.swap(true, std::sync::atomic::Ordering::Relaxed) {
             tokio::spawn(take_functions(self.server.clone(), peers, self.secret.clone()));
         }

@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod all;
+pub mod failover;
 pub mod info;
 pub mod proxy;
 pub mod read;

@@ -12,20 +12,9 @@ use tokio::sync::watch;
 use super::agent::{node_id, Agent};
 use crate::config::Config;
 use crate::proxy::local::Locals;
-use crate::replication::replica::{self, Primary, Resolve};
+use crate::replication::replica::{self, Primary};
 use crate::server::{serve, Server};
 use crate::topology::view::NodeKind;
-
-/// The primary of the shard this node is a replica of, from its view of the map.
-fn primary_from_map() -> Resolve {
-    Box::new(|server: &Server| {
-        let state = server.state();
-        let view = state.cluster.as_ref()?;
-        let shard = view.topology.shards.iter().find(|s| s.replicas.iter().any(|r| r.id == view.my_id))?;
-        let p = &shard.primary;
-        Some(Primary { host: p.host.clone(), port: p.port, id: Some(p.id.clone()) })
-    })
-}
 
 pub async fn run(config: Config, listener: TcpListener, shutdown: watch::Receiver<bool>) -> io::Result<()> {
     run_in(config, listener, shutdown, None).await
@@ -67,7 +56,7 @@ pub async fn run_in(
     let (_agent, link) = match (info, id) {
         (Some(info), Some(id)) => {
             let agent = Agent::start(server.clone(), NodeKind::Read, id, info, replica_of, dir.clone())?;
-            (Some(agent), replica::start(server.clone(), primary_from_map(), &dir)?)
+            (Some(agent), replica::start(server.clone(), super::failover::primary_from_map(), &dir)?)
         }
         _ => {
             let (host, port) = replica_of.expect("checked above");
@@ -76,14 +65,8 @@ pub async fn run_in(
         }
     };
     serve("read shard", server.clone(), listener, shutdown).await;
-    // A clean stop: stop following, then save what we have and where we are in the stream,
-    // so a restart continues with a partial resync (as a Redis replica does on SHUTDOWN).
+    // Stop following first, so the saved position matches the saved data.
     drop(link);
-    let has_aof = server.state().config.get("appendonly") == "yes";
-    if has_aof {
-        // The AOF already holds everything and the position.
-    } else if let Err(e) = replica::save(&server, &dir) {
-        tracing::warn!(error = %e, "could not save the dataset for a partial resync on restart");
-    }
+    super::failover::clean_stop(&server, &dir).await;
     Ok(())
 }

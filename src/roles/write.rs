@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::persistence::{self, Fsync};
 use crate::proxy::local::Locals;
 use crate::replication::log::WriteLog;
+use crate::replication::replica;
 use crate::server::{serve, Server};
 use crate::topology::view::NodeKind;
 
@@ -83,9 +84,9 @@ pub async fn run_in(
         // A restarted primary serves a new replication history (see WriteLog::shift_replid):
         // its AOF starts over from a snapshot naming it, or the next restart would read the
         // new history's commands as the old one's.
-        let (aof, thread) = persistence::start_writer(&server, aof_path, policy, restored)?;
+        let aof = persistence::start_writer(&server, aof_path, policy, restored)?;
         let _ = server.aof.set(aof.clone());
-        Some((aof, thread))
+        Some(aof)
     } else {
         None
     };
@@ -94,30 +95,17 @@ pub async fn run_in(
         (Some(locals), Some((_, id))) => Some(locals.add(id, &server)),
         _ => None,
     };
-    let _agent = match cluster {
-        Some((info, id)) => Some(Agent::start(server.clone(), NodeKind::Write, id, info, None, dir.clone())?),
-        None => None,
+    let (_agent, _link) = match cluster {
+        Some((info, id)) => (
+            Some(Agent::start(server.clone(), NodeKind::Write, id, info, None, dir.clone())?),
+            // Idle unless a failover makes this node a read shard.
+            Some(replica::standby(server.clone(), super::failover::primary_from_map(), &dir)),
+        ),
+        None => (None, None),
     };
     serve("write shard", server.clone(), listener, shutdown).await;
-    // A clean stop (Ctrl-C, SIGTERM, SHUTDOWN) saves when save points are set, as Redis does,
-    // unless SHUTDOWN NOSAVE said not to or nothing changed since the last save.
-    {
-        let mut state = server.state();
-        let changed = state.keyspace.dirty() != state.dirty_at_save;
-        if changed
-            && !state.config.get("save").is_empty()
-            && !server.stop_nosave.load(std::sync::atomic::Ordering::Relaxed)
-            && !crate::server::PROCESS_NOSAVE.load(std::sync::atomic::Ordering::Relaxed)
-        {
-            match crate::command::persist::save_state(&mut state) {
-                Ok(()) => tracing::info!("saved the dataset on the way out"),
-                Err(e) => tracing::warn!(error = %e, "could not save the dataset on the way out"),
-            }
-        }
-    }
-    if let Some((aof, thread)) = writer {
-        // Everything acknowledged so far reaches the disk before we go.
-        let _ = tokio::task::spawn_blocking(move || persistence::stop_writer(&aof, thread)).await;
-    }
+    drop(_link);
+    super::failover::clean_stop(&server, &dir).await;
+    drop(writer);
     Ok(())
 }

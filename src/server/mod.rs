@@ -524,6 +524,40 @@ pub struct Server {
     /// The settings connections need, kept out of the state lock (a script may hold it;
     /// every batch reads some). CONFIG SET refreshes them (`refresh_limits`).
     pub admission: Admission,
+    /// Writes wait until this Unix ms (0: not paused): a primary handing its slots to a read
+    /// shard (CLUSTER FAILOVER) stops taking writes while the read shard catches up.
+    pub write_pause: AtomicU64,
+    /// Woken when a write pause ends early (the node was demoted, or the failover gave up).
+    pub unpaused: tokio::sync::Notify,
+    /// A cluster member's name and credentials at info (CLUSTER FAILOVER speaks to info).
+    pub identity: std::sync::OnceLock<crate::roles::failover::Identity>,
+}
+
+impl Server {
+    /// Whether writes wait now.
+    #[inline]
+    pub fn writes_paused(&self, now: u64) -> bool {
+        self.write_pause.load(Ordering::Relaxed) > now
+    }
+
+    /// Ends a write pause: the commands waiting run (a demoted node redirects them).
+    pub fn unpause_writes(&self) {
+        self.write_pause.store(0, Ordering::Relaxed);
+        self.unpaused.notify_waiters();
+    }
+
+    /// Waits until writes are not paused.
+    pub async fn pause_ended(&self) {
+        loop {
+            let notified = self.unpaused.notified();
+            let until = self.write_pause.load(Ordering::Relaxed);
+            let now = now_ms();
+            if until <= now {
+                return;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(until - now), notified).await;
+        }
+    }
 }
 
 /// The settings a connection is admitted and served by, and the counts INFO shows
@@ -781,6 +815,9 @@ impl Server {
             bus: std::sync::OnceLock::new(),
             script: ScriptState::default(),
             admission: Admission::default(),
+            write_pause: AtomicU64::new(0),
+            unpaused: tokio::sync::Notify::new(),
+            identity: std::sync::OnceLock::new(),
         };
         server.refresh_limits(&server.state().config);
         // notify-keyspace-events from the configuration file or flags.

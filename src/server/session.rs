@@ -506,9 +506,10 @@ pub enum Called {
     Later(Deferred),
 }
 
-/// A command for a node a script holds, as a reply to come: once the script ends it runs
-/// (on a client like `client`, for this one command); past busy-reply-threshold it gets
-/// Redis's BUSY answer (SCRIPT KILL stops the script).
+/// A command for a node a script holds, or a write while writes are paused, as a reply to
+/// come: once the script or the pause ends it runs (on a client like `client`, for this one
+/// command); past busy-reply-threshold it gets Redis's BUSY answer (SCRIPT KILL stops the
+/// script).
 pub fn busy_later(
     server: &Arc<Server>,
     client: &Client,
@@ -521,6 +522,7 @@ pub fn busy_later(
     (own.router, own.member, own.db) = (client.router, client.member, client.db);
     Called::Later(Box::pin(async move {
         loop {
+            server.pause_ended().await;
             if !server.script.wait().await {
                 return server.script.busy_reply(&args);
             }

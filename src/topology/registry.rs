@@ -23,6 +23,29 @@ struct Node {
     token: String,
     /// Last heartbeat or registration, in Unix ms.
     last_seen: u64,
+    /// When it was marked failed (Unix ms; 0 while it is not).
+    failed_at: u64,
+    /// A read shard's replication offset, as it last reported it.
+    offset: u64,
+}
+
+/// What a registration got: a write shard's slot index, or the write shard a read shard
+/// follows. For a known id it is what info has for it, whatever role it asked for: a
+/// write shard that was failed over while it was away comes back as a read shard of the
+/// one that took its slots, and a promoted read shard comes back as that write shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Assigned {
+    Write(usize),
+    Read(String),
+}
+
+/// A promotion the registry made: `promoted` took the slots of `index` from `failed`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Promotion {
+    pub index: usize,
+    pub failed: String,
+    pub promoted: String,
+    pub offset: u64,
 }
 
 /// What a read shard says it follows: the write shard's id, whether it has synced with it
@@ -48,6 +71,9 @@ pub struct Registration {
     pub replica_of: Option<(String, u16)>,
     /// A read shard that already follows a write shard says which.
     pub follows: Option<Follows>,
+    /// A write shard says the replication offset its data reached (what its files held,
+    /// after a restart).
+    pub offset: Option<u64>,
 }
 
 /// A refused request; the text is the error reply.
@@ -101,6 +127,8 @@ pub struct Registry {
     node_timeout_ms: u64,
     epoch: u64,
     nodes: Vec<Node>,
+    /// Promotions not yet logged (see [`Registry::take_promotions`]).
+    promotions: Vec<Promotion>,
     /// Where [`Registry::save`] keeps the map (info's `<dir>/cluster.map`), if anywhere.
     pub file: Option<std::path::PathBuf>,
 }
@@ -112,6 +140,7 @@ impl Registry {
             node_timeout_ms,
             epoch: 0,
             nodes: Vec::new(),
+            promotions: Vec::new(),
             file: None,
         }
     }
@@ -198,6 +227,7 @@ impl Registry {
                 return Err(format!("ERR shard {} is registered as a read shard", r.id));
             };
             let node = &mut self.nodes[i];
+            node.failed_at = 0;
             let changed = node.addr.failed || node.addr.host != r.host || node.addr.port != r.port;
             node.addr = Self::addr_of(r);
             node.last_seen = now;
@@ -230,6 +260,8 @@ impl Registry {
             role: Role::Write { index },
             token: r.token.clone(),
             last_seen: now,
+            failed_at: 0,
+            offset: 0,
         });
         self.bump();
         Ok(index)
@@ -277,6 +309,10 @@ impl Registry {
             node.addr = NodeAddr { loading, ..Self::addr_of(r) };
             node.role = Role::Read { primary: primary.clone() };
             node.last_seen = now;
+            node.failed_at = 0;
+            if let Some(f) = &r.follows {
+                node.offset = f.offset;
+            }
             if before != (node.addr.clone(), node.role.clone()) {
                 self.bump();
             }
@@ -321,6 +357,8 @@ impl Registry {
             role: Role::Read { primary: primary.clone() },
             token: r.token.clone(),
             last_seen: now,
+            failed_at: 0,
+            offset: r.follows.as_ref().map_or(0, |f| f.offset),
         });
         self.bump();
         Ok(primary)
@@ -342,7 +380,11 @@ impl Registry {
         let mut changed = false;
         if node.addr.failed {
             node.addr.failed = false;
+            node.failed_at = 0;
             changed = true;
+        }
+        if let Some(f) = follows {
+            node.offset = f.offset;
         }
         if let (Role::Read { primary }, Some(f)) = (&node.role, follows) {
             let loading = !(f.synced && f.primary == *primary);
@@ -368,20 +410,142 @@ impl Registry {
         Ok(())
     }
 
-    /// Marks shards silent for longer than the node timeout as failed. Returns whether
-    /// anything changed (the epoch then grew).
+    /// Registers (or re-registers) a shard that asked to be a write shard (`write`) or a read
+    /// shard. A known id gets the role info has for it (see [`Assigned`]).
+    ///
+    /// A write shard that comes back with less than one of its read shards has (restarted
+    /// from an old snapshot, or from nothing) is failed over to the one with the most, as if
+    /// it had been gone for good: otherwise the read shards would resync to its older data
+    /// and writes they hold would be lost.
+    pub fn register(&mut self, r: &Registration, write: bool, now: u64) -> Result<Assigned, Refusal> {
+        if let (Some(i), Some(mine)) = (self.find(&r.id), r.offset) {
+            if let Role::Write { index } = self.nodes[i].role {
+                self.check_common(r)?;
+                let best = self
+                    .nodes
+                    .iter()
+                    .filter(|n| matches!(&n.role, Role::Read { primary } if *primary == r.id))
+                    .filter(|n| !n.addr.failed && !n.addr.loading && n.offset > mine)
+                    .max_by(|a, b| a.offset.cmp(&b.offset).then_with(|| b.addr.id.cmp(&a.addr.id)))
+                    .map(|n| (n.addr.id.clone(), n.offset));
+                if let Some((promoted, offset)) = best {
+                    self.swap(index, &r.id, &promoted);
+                    self.promotions.push(Promotion { index, failed: r.id.clone(), promoted, offset });
+                }
+            }
+        }
+        let known_write = self.find(&r.id).map(|i| matches!(self.nodes[i].role, Role::Write { .. }));
+        match known_write.unwrap_or(write) {
+            true => self.register_write(r, now).map(Assigned::Write),
+            false => {
+                // A former write shard asks for its old slots; it follows where info put it.
+                let r = Registration { index: None, ..r.clone() };
+                self.register_read(&r, now).map(Assigned::Read)
+            }
+        }
+    }
+
+    /// Marks shards silent for longer than the node timeout as failed, and fails over a
+    /// failed write shard that has a healthy read shard (see [`Registry::fail_over`]).
+    /// Returns whether anything changed (the epoch then grew).
     pub fn tick(&mut self, now: u64) -> bool {
         let mut changed = false;
         for node in &mut self.nodes {
             if !node.addr.failed && now.saturating_sub(node.last_seen) > self.node_timeout_ms {
                 node.addr.failed = true;
+                node.failed_at = now;
                 changed = true;
             }
         }
         if changed {
             self.bump();
         }
+        changed | self.fail_over(now)
+    }
+
+    /// Promotions made since the last call (for the log).
+    pub fn take_promotions(&mut self) -> Vec<Promotion> {
+        std::mem::take(&mut self.promotions)
+    }
+
+    /// Automatic failover: a failed write shard's slots go to its most up-to-date healthy
+    /// read shard (synced with it, the highest offset reported; the lowest id among equals),
+    /// under a new epoch. Offsets count only once reported after the failure was seen, so
+    /// that a read shard that received more since its last report is not passed over: the
+    /// choice waits (at most a node timeout) for every healthy read shard to report again.
+    /// A write shard without a healthy read shard keeps its slots (they report the outage).
+    fn fail_over(&mut self, now: u64) -> bool {
+        let failed: Vec<(usize, String, u64)> = self
+            .nodes
+            .iter()
+            .filter_map(|n| match n.role {
+                Role::Write { index } if n.addr.failed => Some((index, n.addr.id.clone(), n.failed_at)),
+                _ => None,
+            })
+            .collect();
+        let mut changed = false;
+        for (index, id, failed_at) in failed {
+            let candidates: Vec<&Node> = self
+                .nodes
+                .iter()
+                .filter(|n| matches!(&n.role, Role::Read { primary } if *primary == id))
+                .filter(|n| !n.addr.failed && !n.addr.loading)
+                .collect();
+            let fresh: Vec<&&Node> = candidates.iter().filter(|n| n.last_seen > failed_at).collect();
+            if fresh.is_empty() || (fresh.len() < candidates.len() && now < failed_at + self.node_timeout_ms)
+            {
+                continue;
+            }
+            let best = fresh
+                .iter()
+                .max_by(|a, b| a.offset.cmp(&b.offset).then_with(|| b.addr.id.cmp(&a.addr.id)))
+                .map(|n| (n.addr.id.clone(), n.offset))
+                .expect("not empty");
+            self.swap(index, &id, &best.0);
+            self.promotions.push(Promotion { index, failed: id, promoted: best.0, offset: best.1 });
+            changed = true;
+        }
         changed
+    }
+
+    /// Gives the slots of `index` to the read shard `promoted`; the write shard `demoted`
+    /// and its other read shards follow it (listed loading until they synced with it).
+    fn swap(&mut self, index: usize, demoted: &str, promoted: &str) {
+        for n in &mut self.nodes {
+            if n.addr.id == promoted {
+                n.role = Role::Write { index };
+                n.addr.loading = false;
+            } else if n.addr.id == demoted || matches!(&n.role, Role::Read { primary } if primary == demoted)
+            {
+                n.role = Role::Read { primary: promoted.to_string() };
+                n.addr.loading = true;
+            }
+        }
+        self.bump();
+    }
+
+    /// CLUSTER FAILOVER from the read shard `id`: it takes its write shard's slots now. The
+    /// shard has made sure it holds everything its write shard acknowledged (or, `force`, it
+    /// could not ask: the write shard is unreachable). A read shard that never synced with
+    /// its write shard may only force it.
+    pub fn manual_failover(&mut self, id: &str, token: &str, force: bool) -> Result<Promotion, Refusal> {
+        let i = self.proven(id, token)?;
+        let Role::Read { primary } = self.nodes[i].role.clone() else {
+            return Err("ERR You should send CLUSTER FAILOVER to a replica".into());
+        };
+        let Some(Role::Write { index }) = self.find(&primary).map(|p| self.nodes[p].role.clone()) else {
+            return Err("ERR the write shard this replica follows is not registered".into());
+        };
+        if self.nodes[i].addr.loading && !force {
+            return Err(
+                "ERR this replica has not synced with its primary yet: use CLUSTER FAILOVER FORCE".into()
+            );
+        }
+        let offset = self.nodes[i].offset;
+        self.swap(index, &primary, id);
+        let p = Promotion { index, failed: primary, promoted: id.to_string(), offset };
+        self.promotions.push(p.clone());
+        Ok(p)
     }
 
     /// The map at this epoch.
@@ -476,7 +640,15 @@ impl Registry {
                         failed: *failed == "1",
                         loading: *loading == "1",
                     };
-                    r.nodes.push(Node { addr, role, token: token.to_string(), last_seen: now });
+                    let failed_at = if addr.failed { now } else { 0 };
+                    r.nodes.push(Node {
+                        addr,
+                        role,
+                        token: token.to_string(),
+                        last_seen: now,
+                        failed_at,
+                        offset: 0,
+                    });
                 }
                 _ => return Err(bad("unknown line")),
             }
@@ -636,6 +808,143 @@ mod tests {
         assert_eq!(r.heartbeat(&id('a'), &token('a'), None, 2600), Ok(e + 1));
         assert!(r.topology().ok);
         assert!(!r.tick(2700), "no change, no bump");
+    }
+
+    /// Write shard 'a' with read shards '1' and '2', both synced, at the given offsets.
+    fn shard_with_two_replicas(timeout: u64, offsets: (u64, u64)) -> Registry {
+        let mut r = Registry::new(1, timeout);
+        r.register_write(&reg('a', 7001), 0).unwrap();
+        for (c, port, offset) in [('1', 7101, offsets.0), ('2', 7102, offsets.1)] {
+            r.register_read(&reg(c, port), 0).unwrap();
+            let f = Follows { primary: id('a'), synced: true, offset };
+            r.heartbeat(&id(c), &token(c), Some(&f), 0).unwrap();
+        }
+        r
+    }
+
+    fn beat(r: &mut Registry, c: char, primary: char, offset: u64, now: u64) {
+        let f = Follows { primary: id(primary), synced: true, offset };
+        r.heartbeat(&id(c), &token(c), Some(&f), now).unwrap();
+    }
+
+    #[test]
+    fn a_failed_write_shard_is_replaced_by_its_most_up_to_date_read_shard() {
+        let mut r = shard_with_two_replicas(1000, (10, 10));
+        beat(&mut r, '1', 'a', 500, 900);
+        beat(&mut r, '2', 'a', 400, 900);
+        assert!(r.tick(1001), "a is silent: failed");
+        assert_eq!(r.topology().shards[0].primary.id, id('a'), "offsets are from before the failure");
+        // Reports after the failure decide: '2' got more than it had said.
+        beat(&mut r, '2', 'a', 700, 1100);
+        assert!(!r.tick(1150), "waits for '1' to report too");
+        beat(&mut r, '1', 'a', 600, 1200);
+        let e = r.epoch();
+        assert!(r.tick(1250));
+        assert!(r.epoch() > e);
+        let t = r.topology();
+        assert!(t.ok, "every slot has a live owner again");
+        assert_eq!(t.shards[0].primary.id, id('2'));
+        assert_eq!(t.shards[0].slots, (0, 16383));
+        let listed: Vec<(String, bool, bool)> =
+            t.shards[0].replicas.iter().map(|n| (n.id.clone(), n.failed, n.loading)).collect();
+        assert!(listed.contains(&(id('a'), true, true)), "the old primary follows it: {listed:?}");
+        assert!(
+            listed.contains(&(id('1'), false, true)),
+            "so does the other read shard, loading until synced"
+        );
+        assert_eq!(
+            r.take_promotions(),
+            vec![Promotion { index: 0, failed: id('a'), promoted: id('2'), offset: 700 }]
+        );
+        // The old primary comes back asking for its slots: it is a read shard of '2' now.
+        let back = Registration { index: Some(0), ..reg('a', 7001) };
+        assert_eq!(r.register(&back, true, 1300), Ok(Assigned::Read(id('2'))));
+        assert_eq!(r.topology().shards[0].primary.id, id('2'));
+        beat(&mut r, 'a', '2', 700, 1400);
+        beat(&mut r, '1', '2', 700, 1400);
+        let t = r.topology();
+        assert!(t.shards[0].replicas.iter().all(|n| n.serves_reads()), "{t:?}");
+        // And '2' started as a read shard keeps its slots when it registers again.
+        assert_eq!(r.register(&reg('2', 7102), false, 1500), Ok(Assigned::Write(0)));
+        let text = r.to_text();
+        let back = Registry::from_text(&text, 1, 1000, 1600).unwrap();
+        assert_eq!(back.topology(), r.topology(), "the new roles survive a restart of info");
+    }
+
+    #[test]
+    fn ties_go_to_the_lowest_id_and_a_silent_read_shard_is_not_waited_for_forever() {
+        let mut r = shard_with_two_replicas(1000, (10, 10));
+        beat(&mut r, '1', 'a', 50, 900);
+        beat(&mut r, '2', 'a', 50, 900);
+        r.tick(1001);
+        beat(&mut r, '2', 'a', 50, 1100);
+        beat(&mut r, '1', 'a', 50, 1100);
+        r.tick(1101);
+        assert_eq!(r.topology().shards[0].primary.id, id('1'));
+
+        let mut r = shard_with_two_replicas(1000, (10, 10));
+        beat(&mut r, '1', 'a', 50, 900);
+        beat(&mut r, '2', 'a', 80, 900);
+        r.tick(1001);
+        beat(&mut r, '1', 'a', 50, 1100);
+        r.tick(1500);
+        assert_eq!(r.topology().shards[0].primary.id, id('a'), "'2' may still report");
+        beat(&mut r, '1', 'a', 50, 1900);
+        r.tick(1950);
+        assert_eq!(r.topology().shards[0].primary.id, id('1'), "'2' is failed by now: '1' is all there is");
+    }
+
+    #[test]
+    fn no_failover_without_a_healthy_synced_read_shard() {
+        let mut r = Registry::new(1, 1000);
+        r.register_write(&reg('a', 7001), 0).unwrap();
+        r.register_read(&reg('1', 7101), 0).unwrap();
+        beat(&mut r, '1', 'b', 10, 900);
+        r.tick(1001);
+        beat(&mut r, '1', 'b', 10, 1100);
+        r.tick(1200);
+        let t = r.topology();
+        assert!(!t.ok && t.shards[0].primary.id == id('a'), "never synced with 'a': no promotion");
+        assert!(r.take_promotions().is_empty());
+    }
+
+    #[test]
+    fn a_write_shard_back_with_less_than_its_read_shards_is_failed_over() {
+        let mut r = shard_with_two_replicas(1000, (300, 500));
+        // Back from a snapshot as recent as everything its read shards have: it stays.
+        let full = Registration { offset: Some(500), ..reg('a', 7001) };
+        assert_eq!(r.register(&full, true, 100), Ok(Assigned::Write(0)));
+        assert!(r.take_promotions().is_empty());
+        // Back from an older one (or from nothing): '2' has more, and takes the slots.
+        let stale = Registration { offset: Some(200), ..reg('a', 7001) };
+        assert_eq!(r.register(&stale, true, 200), Ok(Assigned::Read(id('2'))));
+        assert_eq!(r.topology().shards[0].primary.id, id('2'));
+        assert_eq!(r.take_promotions().len(), 1);
+        // Only the holder of the identity can do that.
+        let mut r = shard_with_two_replicas(1000, (300, 500));
+        let impostor = Registration { offset: Some(0), token: token('x'), ..reg('a', 7001) };
+        assert!(r.register(&impostor, true, 100).is_err());
+        assert_eq!(r.topology().shards[0].primary.id, id('a'));
+    }
+
+    #[test]
+    fn manual_failover_swaps_a_read_shard_with_its_write_shard() {
+        let mut r = shard_with_two_replicas(1000, (10, 20));
+        assert!(r.manual_failover(&id('a'), &token('a'), false).unwrap_err().contains("to a replica"));
+        assert!(r.manual_failover(&id('1'), &token('x'), false).unwrap_err().contains("another identity"));
+        let e = r.epoch();
+        let p = r.manual_failover(&id('1'), &token('1'), false).unwrap();
+        assert_eq!((p.failed, p.promoted), (id('a'), id('1')));
+        assert!(r.epoch() > e);
+        let t = r.topology();
+        assert_eq!(t.shards[0].primary.id, id('1'));
+        assert_eq!(t.shards[0].replicas.len(), 2);
+        assert!(!t.shards[0].primary.failed && !t.shards[0].primary.loading);
+        // A replica that never synced may only force it.
+        r.register_read(&reg('3', 7103), 0).unwrap();
+        assert!(r.manual_failover(&id('3'), &token('3'), false).unwrap_err().contains("FORCE"));
+        assert!(r.manual_failover(&id('3'), &token('3'), true).is_ok());
+        assert_eq!(r.topology().shards[0].primary.id, id('3'));
     }
 
     #[test]

@@ -46,6 +46,12 @@ impl ClusterView {
             .iter()
             .position(|s| s.primary.id == self.my_id || s.replicas.iter().any(|r| r.id == self.my_id))
             .map(|i| i as u16);
+        // A failover changes what a shard is: the map says.
+        if self.kind != NodeKind::Info {
+            if let Some(s) = self.my_shard.map(|i| &topology.shards[i as usize]) {
+                self.kind = if s.primary.id == self.my_id { NodeKind::Write } else { NodeKind::Read };
+            }
+        }
         self.topology = topology;
     }
 

@@ -6,6 +6,7 @@ mod bits;
 mod cluster;
 mod connection;
 mod control;
+mod failover;
 mod guarantees;
 mod harness;
 mod keys;
