@@ -166,6 +166,8 @@ pub fn readonly(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
 pub fn help(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     let lines = [
         "CLUSTER <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "FAILOVER [FORCE|TAKEOVER]",
+        "    Promote current replica node to being a master.",
         "INFO",
         "    Return information about the cluster.",
         "KEYSLOT <key>",

@@ -101,6 +101,13 @@ impl Agent {
         self.server.state().upstream.is_none()
     }
 
+    /// The slot index of the shard this node is the primary of, in its view of the map.
+    fn index_from_map(&self) -> Option<i64> {
+        let state = self.server.state();
+        let view = state.cluster.as_ref()?;
+        view.topology.shards.iter().find(|s| s.primary.id == view.my_id).map(|s| s.index as i64)
+    }
+
     /// A write shard's offset: its write log's end, or where the files it loaded were.
     fn write_offset(&self) -> Option<u64> {
         let state = self.server.state();
@@ -191,7 +198,8 @@ impl Agent {
         if let Some(offset) = self.write_offset() {
             args.extend(["OFFSET".into(), offset.to_string()]);
         }
-        if let Some((h, p)) = &self.replica_of {
+        // (A read shard started with --replica-of may have been promoted since.)
+        if let (Some((h, p)), "READ") = (&self.replica_of, role) {
             args.extend(["REPLICAOF".into(), h.clone(), p.to_string()]);
         }
         args.extend(self.follows());
@@ -229,7 +237,8 @@ impl Agent {
                 None => conn.insert(self.connect(&mut backoff).await),
             };
             let Some(every) = interval else {
-                let asked = if self.acting_write() { index } else { None };
+                // A read shard promoted since it started knows its slots from the map.
+                let asked = if self.acting_write() { index.or_else(|| self.index_from_map()) } else { None };
                 match c.call(&self.register_args(asked), CALL_TIMEOUT).await {
                     Ok(BytesFrame::Array(reply)) if reply.len() == 2 => {
                         match reply[0] {
@@ -314,6 +323,15 @@ impl Agent {
         }
         // A failover may have made this node a write shard or a read shard.
         let new_aof = super::failover::follow_map(&self.server, &mut state);
+        // A read shard whose primary info just marked failed reports its offset at once:
+        // info picks the one to promote from reports made after the failure.
+        if let Some(view) = &state.cluster {
+            let me = &view.my_id;
+            if view.topology.shards.iter().any(|s| s.primary.failed && s.replicas.iter().any(|r| r.id == *me))
+            {
+                self.server.link_changed.notify_one();
+            }
+        }
         if state.cluster.is_some() {
             self.server.bus.get_or_init(Default::default).refresh(&state);
         }

@@ -287,13 +287,15 @@ impl Registry {
     pub fn register_read(&mut self, r: &Registration, now: u64) -> Result<String, Refusal> {
         self.check_common(r)?;
         let writes = || self.nodes.iter().filter(|n| matches!(n.role, Role::Write { .. }));
+        let known = self.find(&r.id).is_some();
         let named = match &r.replica_of {
-            Some((host, port)) => Some(
-                writes()
-                    .find(|n| n.addr.host == *host && n.addr.port == *port)
-                    .map(|n| n.addr.id.clone())
-                    .ok_or_else(|| format!("ERR no write shard is registered at {host}:{port}"))?,
-            ),
+            Some((host, port)) => match writes().find(|n| n.addr.host == *host && n.addr.port == *port) {
+                Some(n) => Some(n.addr.id.clone()),
+                // What --replica-of named may be a read shard since a failover: a known read
+                // shard stays where it is.
+                None if known => None,
+                None => return Err(format!("ERR no write shard is registered at {host}:{port}")),
+            },
             None => None,
         };
         let synced_with =
@@ -864,6 +866,9 @@ mod tests {
         beat(&mut r, '1', '2', 700, 1400);
         let t = r.topology();
         assert!(t.shards[0].replicas.iter().all(|n| n.serves_reads()), "{t:?}");
+        // '1', started with --replica-of naming 'a' (a read shard now), stays where it is.
+        let named = Registration { replica_of: Some(("127.0.0.1".into(), 7001)), ..reg('1', 7101) };
+        assert_eq!(r.register(&named, false, 1450), Ok(Assigned::Read(id('2'))));
         // And '2' started as a read shard keeps its slots when it registers again.
         assert_eq!(r.register(&reg('2', 7102), false, 1500), Ok(Assigned::Write(0)));
         let text = r.to_text();
