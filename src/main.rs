@@ -204,7 +204,8 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+        // One worker: it follows the map while the prompt (or a pipe) blocks this thread.
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build();
         return match runtime {
             Ok(rt) => ExitCode::from(rt.block_on(rust_edis::proxy::cli::run(&info, secret, args)) as u8),
             Err(e) => {

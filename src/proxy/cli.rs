@@ -276,9 +276,9 @@ pub async fn run(info: &str, secret: Option<String>, args: Vec<String>) -> i32 {
             return 1;
         }
     };
-    let router = Router::new(Pool::new(1, Some(secret)), None);
+    let router = Router::new(Pool::new(1, Some(secret.clone())), None);
     router.set_topology(topology);
-    let mut driver = Driver::new(router, ReadFrom::Replica);
+    let mut driver = Driver::new(router.clone(), ReadFrom::Replica);
     if !args.is_empty() {
         let words = args.into_iter().map(String::into_bytes).collect();
         if let Some(out) = line(&mut driver, words).await {
@@ -286,6 +286,12 @@ pub async fn run(info: &str, secret: Option<String>, args: Vec<String>) -> i32 {
         }
         return 0;
     }
+    // A session follows the map as the proxy does (a failover moves slots to another node).
+    let _watcher = crate::server::AbortOnDrop(tokio::spawn(crate::roles::agent::follow_topology(
+        info.to_string(),
+        secret,
+        move |t| router.set_topology(t),
+    )));
     if std::io::stdin().is_terminal() {
         return prompt(info, driver).await;
     }
