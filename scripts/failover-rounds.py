@@ -9,6 +9,10 @@ shard's read shards have their primary's DEBUG DIGEST.
 
     scripts/failover-rounds.py [rounds] [node-timeout-ms] [base-port]
 
+With MANUAL=1, each round sends CLUSTER FAILOVER to a read shard of the shard instead of
+killing its primary, and the writers count every acknowledged SET (no WAIT): none may be
+lost, and the old primary stays up as a read shard.
+
 Needs redis-py (pip install redis). Prints one line per round and a summary; exits 1 if a
 confirmed write is missing, a digest differs, or a window exceeds node-timeout + 2 s.
 """
@@ -28,6 +32,7 @@ from redis.crc import key_slot
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 20
 TIMEOUT_MS = int(sys.argv[2]) if len(sys.argv) > 2 else 3000
 BASE = int(sys.argv[3]) if len(sys.argv) > 3 else 7400
+MANUAL = os.environ.get("MANUAL") == "1"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "rust-edis")
 RANGES = [(0, 5460), (5461, 10922), (10923, 16383)]
@@ -121,7 +126,7 @@ try:
             began = time.time()
             try:
                 c.set(key, n)
-                acked = c.execute_command("WAIT", 1, 1000)
+                acked = 1 if MANUAL else c.execute_command("WAIT", 1, 1000)
                 events[shard].append((began, time.time(), True))
                 if acked >= 1:
                     confirmed[w].append((key, str(n)))
@@ -135,14 +140,19 @@ try:
         t.start()
     time.sleep(1)
 
-    windows, outages = [], []
+    windows, outages, slowests = [], [], []
     for rnd in range(ROUNDS):
         shard = rnd % 3
         victim, _ = primary_of(shard)
         args, p = procs[victim]
         killed = time.time()
-        p.send_signal(signal.SIGKILL)
-        p.wait()
+        if MANUAL:
+            vid = nodes()[victim][2]
+            replica = next(port for port, (flags, master, _) in nodes().items() if master == vid and flags == "slave")
+            client(replica).execute_command("CLUSTER", "FAILOVER")
+        else:
+            p.send_signal(signal.SIGKILL)
+            p.wait()
         wait_for(f"round {rnd}: a new primary for shard {shard}", lambda: primary_of(shard)[0] not in (None, victim))
         new_primary, _ = primary_of(shard)
         # The error window: the shard's first error after the kill to its first success
@@ -161,14 +171,19 @@ try:
         w, outage = measured()
         windows.append(w)
         outages.append(outage)
+        # The slowest write of the shard meanwhile (one held by a paused primary counts).
+        slowest = max((end - began for began, end, _ in list(events[shard]) if end >= killed), default=0)
+        slowests.append(slowest)
         # The killed process again, same arguments and --dir: it must come back a read shard.
-        start(victim, args)
+        if not MANUAL:
+            start(victim, args)
         wait_for(
             f"round {rnd}: {victim} back as a read shard",
             lambda: nodes().get(victim, ("", "", ""))[0] == "slave" and healthy(),
         )
-        print(f"round {rnd + 1:2}: killed {victim} (shard {shard}), {new_primary} took over; "
-              f"error window {w * 1000:.0f} ms, outage {outage * 1000:.0f} ms; {victim} is a read shard again",
+        print(f"round {rnd + 1:2}: {'failed over' if MANUAL else 'killed'} {victim} (shard {shard}), {new_primary} took over; "
+              f"error window {w * 1000:.0f} ms, outage {outage * 1000:.0f} ms, slowest write {slowest * 1000:.0f} ms; "
+              f"{victim} is a read shard again",
               flush=True)
 
     done.set()
@@ -197,10 +212,11 @@ try:
                     print(f"shard {shard}: {port} digest {got} != primary {primary} {want}")
     ms = sorted(w * 1000 for w in windows)
     out = sorted(o * 1000 for o in outages)
-    print(f"{ROUNDS} rounds, node-timeout {TIMEOUT_MS} ms: {total} writes confirmed by WAIT, {missing} missing; "
+    how = "acknowledged writes (CLUSTER FAILOVER)" if MANUAL else "writes confirmed by WAIT"
+    print(f"{ROUNDS} rounds, node-timeout {TIMEOUT_MS} ms: {total} {how}, {missing} missing; "
           f"error window median {statistics.median(ms):.0f} ms, max {ms[-1]:.0f} ms; "
           f"outage (kill to first write begun after it done) median {statistics.median(out):.0f} ms, "
-          f"max {out[-1]:.0f} ms; read shards' digests {'equal to their primary' if digests_ok else 'DIFFER'}")
+          f"max {out[-1]:.0f} ms; slowest write {max(slowests) * 1000:.0f} ms; read shards' digests {'equal to their primary' if digests_ok else 'DIFFER'}")
     bad = missing > 0 or not digests_ok or max(ms[-1], out[-1]) > TIMEOUT_MS + 2000
     sys.exit(1 if bad else 0)
 finally:
