@@ -53,8 +53,17 @@ pub async fn run_in(
 
     // The files on disk, if any: the AOF when appendonly is on, else the snapshot.
     std::fs::create_dir_all(&dir)?;
-    let loaded = persistence::load(appendonly.then_some(aof_path.as_path()), Some(&rdb_path), &server)
+    // A node demoted by a failover and stopped cleanly saved as a read shard does: that is
+    // its newest dataset (and position) unless a snapshot was written after it.
+    let as_replica = dir.join(replica::SAVED);
+    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let from_replica =
+        !appendonly && modified(&as_replica).is_some_and(|r| modified(&rdb_path).is_none_or(|d| r >= d));
+    let snapshot = if from_replica { &as_replica } else { &rdb_path };
+    let loaded = persistence::load(appendonly.then_some(aof_path.as_path()), Some(snapshot), &server)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    // Used once, as a read shard uses it.
+    let _ = std::fs::remove_file(&as_replica);
     let restored = loaded.position.is_some();
     {
         let mut state = server.state();
