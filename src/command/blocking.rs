@@ -147,6 +147,16 @@ impl Blocking {
         self.waiters.iter().find(|(_, w)| w.client == client).map(|(&id, _)| id)
     }
 
+    /// Answers every blocked client `reply` (a primary turned replica: Redis's
+    /// disconnectAllBlockedClients), leaving none blocked.
+    pub fn unblock_all(&mut self, reply: &Reply) {
+        self.queues.clear();
+        self.ready.clear();
+        for (_, w) in self.waiters.drain() {
+            let _ = w.tx.send(reply.clone());
+        }
+    }
+
     /// Whether client `client` is blocked (CLIENT LIST's `b` flag).
     pub fn is_blocked(&self, client: u64) -> bool {
         self.of_client(client).is_some()

@@ -139,6 +139,10 @@ fn demote(server: &Arc<Server>, state: &mut State) {
         primary_id: None,
         synced_with: None,
     });
+    // Clients blocked in BLPOP and the like are let go, with Redis's words.
+    state.blocking.unblock_all(&crate::resp::Reply::err(
+        "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)",
+    ));
     // Writes held by a manual failover now get the redirect to the new primary.
     server.unpause_writes();
     server.link_changed.notify_one();

@@ -190,6 +190,10 @@ async fn cluster_failover_swaps_a_read_shard_with_its_write_shard_under_writes()
         }
         (acked, errors)
     });
+    // A client blocked on the write shard is let go when it is demoted, as Redis does.
+    let mut blocked = Raw::connect(w0).await;
+    let list = format!("{{{}}}:list", shard0_keys(1)[0]);
+    blocked.send(&resp(&["BLPOP", &list, "0"])).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(q(&mut r, &["CLUSTER", "FAILOVER"]).await, Value::Okay);
     let swapped = eventually(WAIT, || async {
@@ -197,6 +201,10 @@ async fn cluster_failover_swaps_a_read_shard_with_its_write_shard_under_writes()
     })
     .await;
     assert!(swapped, "roles swapped: {:?} {:?}", role(r0).await, role(w0).await);
+    assert_eq!(
+        blocked.reply().await,
+        "-UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)\r\n"
+    );
     // Writes land on the new primary through the proxy.
     let moved_on = eventually(WAIT, || async {
         let n: i64 = redis::cmd("DBSIZE").query_async(&mut conn_to(r0).await).await.unwrap();
