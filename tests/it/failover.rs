@@ -194,7 +194,15 @@ async fn cluster_failover_swaps_a_read_shard_with_its_write_shard_under_writes()
     let mut blocked = Raw::connect(w0).await;
     let list = format!("{{{}}}:list", shard0_keys(1)[0]);
     blocked.send(&resp(&["BLPOP", &list, "0"])).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Both under way before the failover: the client blocked, the writer's keys arriving.
+    let under_way = eventually(WAIT, || async {
+        let mut c = conn_to(w0).await;
+        let clients: String = redis::cmd("INFO").arg("clients").query_async(&mut c).await.unwrap();
+        let keys: i64 = redis::cmd("DBSIZE").query_async(&mut c).await.unwrap();
+        clients.contains("blocked_clients:1\r\n") && keys >= 10
+    })
+    .await;
+    assert!(under_way, "the BLPOP blocked and writes arrived");
     assert_eq!(q(&mut r, &["CLUSTER", "FAILOVER"]).await, Value::Okay);
     let swapped = eventually(WAIT, || async {
         role(r0).await.0 == "master" && role(w0).await == ("slave".into(), r0.port() as i64)
