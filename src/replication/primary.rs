@@ -282,19 +282,37 @@ pub async fn feed(
     };
     let mut offsets = server.repl_offset.subscribe();
     let mut chunk = Vec::with_capacity(FEED_CHUNK);
+    // Since when this replica has had more than the soft limit still to receive.
+    let mut over_soft: Option<Instant> = None;
+    let mut recheck = tokio::time::interval(Duration::from_millis(250));
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         offsets.borrow_and_update();
         chunk.clear();
         server.script.idle().await;
-        let held = {
+        let (held, lag) = {
             let mut state = server.state();
-            state.log.as_mut().and_then(|log| {
-                log.backlog.retain(id, offset);
-                log.backlog.read_from(offset, FEED_CHUNK, &mut chunk)
-            })
+            match state.log.as_mut() {
+                Some(log) => {
+                    log.backlog.retain(id, offset);
+                    (
+                        log.backlog.read_from(offset, FEED_CHUNK, &mut chunk),
+                        log.offset().saturating_sub(offset),
+                    )
+                }
+                None => (None, 0),
+            }
         };
         if held.is_none() {
             warn!(replica = %peer, offset, "replica fell behind the backlog; disconnecting it");
+            break;
+        }
+        // client-output-buffer-limit's replica class, soft part: what the replica has yet to
+        // receive may stay above the soft limit for soft-seconds, no longer (the hard part
+        // is the backlog's bound, above). Checked again while a write waits on a replica
+        // that stopped reading, so it is cut off then, not when it reads again.
+        if soft_limit_passed(&server, &mut over_soft, lag) {
+            overcome(id, &peer, listening_port, lag);
             break;
         }
         if chunk.is_empty() {
@@ -307,12 +325,53 @@ pub async fn feed(
             tokio::task::yield_now().await;
             continue;
         }
-        if wr.write_all(&chunk).await.is_err() {
+        // Most writes fit the socket at once; only one that waits needs the timer.
+        let mut sent = match wr.try_write(&chunk) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+            Err(_) => break,
+        };
+        while sent < chunk.len() {
+            tokio::select! {
+                n = wr.write(&chunk[sent..]) => match n {
+                    Ok(n) if n > 0 => sent += n,
+                    _ => break,
+                },
+                _ = recheck.tick() => {
+                    if server.script.running_since().is_some() {
+                        continue;
+                    }
+                    let end = server.state().log.as_ref().map_or(0, |l| l.offset());
+                    let lag = end.saturating_sub(offset + sent as u64);
+                    if soft_limit_passed(&server, &mut over_soft, lag) {
+                        overcome(id, &peer, listening_port, lag);
+                        break;
+                    }
+                }
+            }
+        }
+        if sent < chunk.len() {
             break;
         }
         offset += chunk.len() as u64;
     }
     info!(replica = %peer, "replica disconnected");
+}
+
+/// Whether a replica with `lag` bytes still to receive has been over the soft limit of
+/// client-output-buffer-limit's replica class for its soft-seconds (`over` keeps since when).
+fn soft_limit_passed(server: &Server, over: &mut Option<Instant>, lag: u64) -> bool {
+    let limit = server.admission.replica_output.get();
+    if limit.soft == 0 || lag as usize <= limit.soft {
+        *over = None;
+        return false;
+    }
+    over.get_or_insert_with(Instant::now).elapsed() >= Duration::from_secs(limit.soft_seconds)
+}
+
+/// Redis's log line for a client closed for its output buffer.
+fn overcome(id: u64, peer: &str, port: u16, held: u64) {
+    warn!("Client id={id} addr={peer}:{port} omem={held} scheduled to be closed ASAP for overcoming of output buffer limits.");
 }
 
 struct Unlist(Arc<Server>, u64);

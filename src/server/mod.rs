@@ -566,6 +566,9 @@ impl Server {
 pub struct Admission {
     /// client-output-buffer-limit's normal class, read between batches.
     pub normal_output: OutputLimitCell,
+    /// Its replica class, which replication feeds read (the hard limit also bounds what the
+    /// backlog keeps for a lagging replica).
+    pub replica_output: OutputLimitCell,
     /// client-query-buffer-limit: a connection whose unprocessed input grows past it is
     /// closed.
     pub query_limit: AtomicUsize,
@@ -829,6 +832,7 @@ impl Server {
     /// client-query-buffer-limit) from the configuration.
     pub fn refresh_limits(&self, config: &Config) {
         self.admission.normal_output.set(config.output_limit("normal"));
+        self.admission.replica_output.set(config.output_limit("slave"));
         let query = config.get("client-query-buffer-limit").parse().unwrap_or(1 << 30);
         self.admission.query_limit.store(query, Ordering::Relaxed);
         let busy = config.get("busy-reply-threshold").parse().unwrap_or(5000);

@@ -536,6 +536,44 @@ async fn a_replica_that_stops_reading_is_cut_off_and_costs_no_memory() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_over_the_soft_limit_for_soft_seconds_is_cut_off() {
+    // client-output-buffer-limit replica: no hard limit, a soft one of 256 KB for 1 s.
+    let primary =
+        TestServer::with_conf("repl-backlog-size 16kb\nclient-output-buffer-limit replica 0 256kb 1\n").await;
+    let mut p = primary.conn().await;
+    // A replica that keeps up is never cut off, however much goes by.
+    let replica = TestServer::replica_of(primary.addr, "").await;
+    linked(&replica).await;
+    // One that syncs, then stops reading.
+    let mut fake = primary.raw().await;
+    fake.send(&resp(&["PSYNC", "?", "-1"])).await;
+    let mut header = Vec::new();
+    while !header.ends_with(b"\r\n$") {
+        let mut byte = [0u8; 1];
+        tokio::io::AsyncReadExt::read_exact(&mut fake.stream, &mut byte).await.unwrap();
+        header.push(byte[0]);
+    }
+    assert!(wait_replicas(&primary, 2).await >= 0);
+    // 8 MB through the log: far past what the stalled one's socket takes, and the soft limit.
+    let value = "v".repeat(8 * 1024);
+    for _ in 0..1000 {
+        q(&mut p, &["SET", "big", &value]).await;
+    }
+    let started = std::time::Instant::now();
+    let cut = eventually(WAIT, || {
+        let mut p = p.clone();
+        async move { info_field(&mut p, "connected_slaves").await == "1" }
+    })
+    .await;
+    assert!(cut, "the stalled replica is cut off while it still does not read");
+    assert!(started.elapsed() < Duration::from_secs(5), "within about soft-seconds: {:?}", started.elapsed());
+    // The one that kept up is still there, with everything.
+    let mut r = replica.conn().await;
+    assert!(eventually_holds(replica.addr, "big", &value, WAIT).await);
+    assert_eq!(info_field(&mut r, "master_link_status").await, "up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_bigger_than_the_replica_limit_streams_and_its_memory_comes_back() {
     let primary =
         TestServer::with_conf("client-output-buffer-limit replica 1mb 0 0\nrepl-backlog-size 16kb\n").await;
