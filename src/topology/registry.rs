@@ -204,15 +204,33 @@ impl Registry {
         if self.find(&r.id).is_some() {
             self.proven(&r.id, &r.token)?;
         }
-        if let Some(other) =
-            self.nodes.iter().find(|n| n.addr.id != r.id && n.addr.host == r.host && n.addr.port == r.port)
-        {
+        if let Some(other) = self.nodes.iter().find(|n| {
+            n.addr.id != r.id && n.addr.host == r.host && n.addr.port == r.port && !Self::replaceable(n)
+        }) {
             return Err(format!(
                 "ERR address {}:{} is already registered by shard {}",
                 r.host, r.port, other.addr.id
             ));
         }
         Ok(())
+    }
+
+    /// A node another identity may take the address of: a failed read shard (a write shard
+    /// failed over while away, say, whose --dir was lost with its disk: started again at its
+    /// address it is a new node). A write shard never: its slots are still its own.
+    fn replaceable(n: &Node) -> bool {
+        n.addr.failed && matches!(n.role, Role::Read { .. })
+    }
+
+    /// Forgets the replaceable node at the address `r` registers at, if any.
+    fn take_address(&mut self, r: &Registration) {
+        let before = self.nodes.len();
+        self.nodes.retain(|n| {
+            n.addr.id == r.id || n.addr.host != r.host || n.addr.port != r.port || !Self::replaceable(n)
+        });
+        if self.nodes.len() != before {
+            tracing::info!(addr = %format!("{}:{}", r.host, r.port), "a new node takes the address of a failed read shard");
+        }
     }
 
     fn addr_of(r: &Registration) -> NodeAddr {
@@ -226,6 +244,8 @@ impl Registry {
             let Role::Write { index } = self.nodes[i].role else {
                 return Err(format!("ERR shard {} is registered as a read shard", r.id));
             };
+            self.take_address(r);
+            let i = self.find(&r.id).expect("kept: it is not at another's address");
             let node = &mut self.nodes[i];
             node.failed_at = 0;
             let changed = node.addr.failed || node.addr.host != r.host || node.addr.port != r.port;
@@ -255,6 +275,7 @@ impl Registry {
                 )
             })?,
         };
+        self.take_address(r);
         self.nodes.push(Node {
             addr: Self::addr_of(r),
             role: Role::Write { index },
@@ -306,6 +327,8 @@ impl Registry {
             };
             let primary = named.unwrap_or(primary);
             let loading = !synced_with(&primary);
+            self.take_address(r);
+            let i = self.find(&r.id).expect("kept: it is not at another's address");
             let node = &mut self.nodes[i];
             let before = (node.addr.clone(), node.role.clone());
             node.addr = NodeAddr { loading, ..Self::addr_of(r) };
@@ -354,6 +377,7 @@ impl Registry {
                     .ok_or("ERR no live write shard to follow yet; retry later")?
             }
         };
+        self.take_address(r);
         self.nodes.push(Node {
             addr: NodeAddr { loading: !synced_with(&primary), ..Self::addr_of(r) },
             role: Role::Read { primary: primary.clone() },
@@ -930,6 +954,28 @@ mod tests {
         let impostor = Registration { offset: Some(0), token: token('x'), ..reg('a', 7001) };
         assert!(r.register(&impostor, true, 100).is_err());
         assert_eq!(r.topology().shards[0].primary.id, id('a'));
+    }
+
+    #[test]
+    fn a_new_node_takes_the_address_of_a_failed_over_write_shard_that_lost_its_disk() {
+        let mut r = shard_with_two_replicas(1000, (10, 20));
+        r.tick(1001);
+        beat(&mut r, '1', 'a', 10, 1100);
+        beat(&mut r, '2', 'a', 20, 1100);
+        r.tick(1101);
+        assert_eq!(r.topology().shards[0].primary.id, id('2'));
+        // A new identity ('e') at the address of 'a', now a failed read shard: it may take it
+        // (a write shard restarted with a lost --dir, as a read shard). A write shard asking
+        // for slots there is still refused: there are none free, and nothing changes.
+        let before = r.topology();
+        assert!(r.register(&reg('e', 7001), true, 1200).unwrap_err().contains("no slots left"));
+        assert_eq!(r.topology(), before);
+        assert_eq!(r.register(&reg('e', 7001), false, 1200), Ok(Assigned::Read(id('2'))));
+        let t = r.topology();
+        assert!(t.nodes().all(|n| n.id != id('a')), "the old identity is gone: {t:?}");
+        assert!(t.shards[0].replicas.iter().any(|n| n.id == id('e') && n.port == 7001));
+        // A live node's address is never taken.
+        assert!(r.register(&reg('d', 7102), false, 1300).unwrap_err().contains("already registered"));
     }
 
     #[test]
