@@ -55,6 +55,20 @@ async fn link_down(r: &MultiplexedConnection) {
     assert!(down, "master_link_status never went down");
 }
 
+/// A replica that asks for a full resync, reads its header and then stops reading.
+async fn stalled_replica(primary: &TestServer) -> Raw {
+    let mut fake = primary.raw().await;
+    fake.send(&resp(&["PSYNC", "?", "-1"])).await;
+    let mut header = Vec::new();
+    while !header.ends_with(b"\r\n$") {
+        let mut byte = [0u8; 1];
+        tokio::io::AsyncReadExt::read_exact(&mut fake.stream, &mut byte).await.unwrap();
+        header.push(byte[0]);
+    }
+    assert!(header.starts_with(b"+FULLRESYNC "), "{}", String::from_utf8_lossy(&header));
+    fake
+}
+
 /// WAIT for `n` replicas through a fresh connection to the primary; returns the count.
 async fn wait_replicas(primary: &TestServer, n: usize) -> i64 {
     let mut c = primary.conn().await;
@@ -501,15 +515,7 @@ async fn a_replica_that_stops_reading_is_cut_off_and_costs_no_memory() {
         TestServer::with_conf("repl-backlog-size 16kb\nclient-output-buffer-limit slave 4mb 0 0\n").await;
     let mut p = primary.conn().await;
     // A replica that syncs, then stops reading.
-    let mut fake = primary.raw().await;
-    fake.send(&resp(&["PSYNC", "?", "-1"])).await;
-    let mut header = Vec::new();
-    while !header.ends_with(b"\r\n$") {
-        let mut byte = [0u8; 1];
-        tokio::io::AsyncReadExt::read_exact(&mut fake.stream, &mut byte).await.unwrap();
-        header.push(byte[0]);
-    }
-    assert!(header.starts_with(b"+FULLRESYNC "), "{}", String::from_utf8_lossy(&header));
+    let mut fake = stalled_replica(&primary).await;
     // 20 MB through the write log, into one 10 KB key: the dataset does not grow.
     let value = "v".repeat(10 * 1024);
     for _ in 0..2000 {
@@ -545,15 +551,13 @@ async fn a_replica_over_the_soft_limit_for_soft_seconds_is_cut_off() {
     let replica = TestServer::replica_of(primary.addr, "").await;
     linked(&replica).await;
     // One that syncs, then stops reading.
-    let mut fake = primary.raw().await;
-    fake.send(&resp(&["PSYNC", "?", "-1"])).await;
-    let mut header = Vec::new();
-    while !header.ends_with(b"\r\n$") {
-        let mut byte = [0u8; 1];
-        tokio::io::AsyncReadExt::read_exact(&mut fake.stream, &mut byte).await.unwrap();
-        header.push(byte[0]);
-    }
-    assert!(wait_replicas(&primary, 2).await >= 0);
+    let _fake = stalled_replica(&primary).await;
+    let both = eventually(WAIT, || {
+        let mut p = p.clone();
+        async move { info_field(&mut p, "connected_slaves").await == "2" }
+    })
+    .await;
+    assert!(both, "both replicas attached");
     // 8 MB through the log: far past what the stalled one's socket takes, and the soft limit.
     let value = "v".repeat(8 * 1024);
     for _ in 0..1000 {
