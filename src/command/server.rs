@@ -142,7 +142,10 @@ fn section(ctx: &mut Ctx, name: &str, out: &mut String) {
             w(format!("connected_clients:{}", server.clients().len()));
             w("cluster_connections:0".into());
             w(format!("maxclients:{}", state.config.maxclients()));
-            w(format!("blocked_clients:{}", state.blocking.len()));
+            // A proxy's clients block at the shards, on connections of their own.
+            let through_proxy =
+                server.proxy.get().map_or(0, |p| p.blocked.load(std::sync::atomic::Ordering::Relaxed));
+            w(format!("blocked_clients:{}", state.blocking.len() + through_proxy));
             w(format!("tracking_clients:{}", state.tracking.clients.len()));
             w("clients_in_timeout_table:0".into());
         }

@@ -28,4 +28,22 @@ pub struct Proxy {
     /// The feeds that bring the cluster's messages and invalidations to this proxy's
     /// clients (none for the routing client).
     pub feeds: Option<Arc<feed::Feeds>>,
+    /// Clients waiting in a blocking command (BLPOP ...) now, for INFO's blocked_clients.
+    pub blocked: std::sync::atomic::AtomicUsize,
+}
+
+/// Counts one client as blocked for as long as it lives (see [`Proxy::blocked`]).
+pub struct Blocked(Arc<Proxy>);
+
+impl Blocked {
+    pub fn new(proxy: &Arc<Proxy>) -> Blocked {
+        proxy.blocked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Blocked(proxy.clone())
+    }
+}
+
+impl Drop for Blocked {
+    fn drop(&mut self) {
+        self.0.blocked.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }

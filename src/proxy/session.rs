@@ -611,7 +611,13 @@ impl Driver {
     pub fn new(router: Arc<super::router::Router>, read_from: ReadFrom) -> Driver {
         let addr: std::net::SocketAddr = ([127, 0, 0, 1], 0).into();
         let server = Arc::new(Server::new(crate::config::Config::default(), addr));
-        let proxy = Arc::new(Proxy { router, read_from, rest_to_shard: true, feeds: None });
+        let proxy = Arc::new(Proxy {
+            router,
+            read_from,
+            rest_to_shard: true,
+            feeds: None,
+            blocked: Default::default(),
+        });
         let handle = Arc::new(ClientHandle::new(1, addr, addr, -1));
         let conn = Conn {
             client: Client::new(handle, true),
@@ -676,7 +682,9 @@ fn blocking(proxy: &Arc<Proxy>, conn: &mut Conn, args: &[Bytes], req: Req, settl
     let shape = crate::command::Shape::of(req.cmd, args);
     // A RESP2 client takes the shard's bytes as they are (its null array stays one).
     let raw = conn.caller.raw;
+    let counted = super::Blocked::new(proxy);
     later(async move {
+        let _counted = counted;
         match sent.settle_within(None).await {
             Ok(got) => shape.apply(got.finish(raw)),
             Err(failure) => failed(Some(slot), &addr, &failure),

@@ -74,6 +74,7 @@ pub async fn run_in(
         read_from,
         rest_to_shard: false,
         feeds: Some(feeds),
+        blocked: Default::default(),
     }));
     let _watcher = {
         let server = server.clone();

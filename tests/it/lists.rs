@@ -46,10 +46,11 @@ async fn every_blocked_client_gets_exactly_one_value() {
         for i in 0..N {
             clients.push(waiting(addr, &["BLPOP", &format!("{{q}}k{i}"), "{q}shared", "0"]).await);
         }
-        // They are all blocked before anything is pushed: pushes on a key nobody waits on
-        // would stay in the list.
+        // They are all blocked before anything is pushed (INFO counts them, through a proxy
+        // too): pushes on a key nobody waits on would stay in the list.
         let mut c = conn_to(addr).await;
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let all_blocked = eventually(WAIT, || async { blocked(addr).await == N as i64 }).await;
+        assert!(all_blocked, "{addr}: blocked_clients {}", blocked(addr).await);
         // Another client is not held up meanwhile.
         let started = Instant::now();
         assert_eq!(q(&mut c, &["SET", "{q}other", "v"]).await, Value::Okay);
@@ -79,6 +80,8 @@ async fn every_blocked_client_gets_exactly_one_value() {
         shared.sort();
         assert_eq!(got_shared, shared, "{addr}: each shared value went to exactly one client");
         assert_eq!(q(&mut c, &["EXISTS", "{q}shared"]).await, int(0), "{addr}");
+        let none_left = eventually(WAIT, || async { blocked(addr).await == 0 }).await;
+        assert!(none_left, "{addr}: blocked_clients {} once all were served", blocked(addr).await);
         q(&mut c, &["FLUSHALL"]).await;
     })
     .await;
