@@ -100,10 +100,12 @@ pub fn set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         (Some(Ttl::Keep), _) => db.set_keep_ttl(key, value, now),
         (_, at) => db.set(key, value, at.map(|t| t.max(0) as u64)),
     }
-    // Replicated as an unconditional SET (it did write) with an absolute expiry.
+    // Replicated as an unconditional SET (it did write) with an absolute expiry; a plain
+    // SET key value already is one, and goes as it came (no copy).
     match (ttl, at) {
         (Some(Ttl::Keep), _) => ctx.propagate(&[b"SET", key, &args[2], b"KEEPTTL"]),
         (_, Some(at)) => ctx.propagate(&[b"SET", key, &args[2], b"PXAT", at.max(0).to_string().as_bytes()]),
+        _ if args.len() == 3 => {}
         _ => ctx.propagate(&[b"SET", key, &args[2]]),
     }
     if get {
