@@ -4,7 +4,7 @@
 use std::io;
 use std::time::Duration;
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use redis_protocol::resp2::decode::decode_bytes_mut;
 use redis_protocol::resp2::types::BytesFrame;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,18 +21,29 @@ fn timeout_err(what: &str) -> io::Error {
 }
 
 /// Encodes a command as a RESP multibulk.
+/// One reservation for the whole command and three copies per argument (its `$len` line,
+/// its bytes, the CRLF): the write log encodes every write this way.
 pub fn encode_command<A: AsRef<[u8]>>(args: &[A], out: &mut BytesMut) {
-    out.put_u8(b'*');
-    out.put_slice(itoa::Buffer::new().format(args.len()).as_bytes());
-    out.put_slice(b"\r\n");
+    // A length line is at most 1 + 20 digits + CRLF.
+    out.reserve(23 + args.iter().map(|a| a.as_ref().len() + 25).sum::<usize>());
+    let mut line = [0u8; 24];
+    out.extend_from_slice(length_line(b'*', args.len(), &mut line));
     for a in args {
         let a = a.as_ref();
-        out.put_u8(b'$');
-        out.put_slice(itoa::Buffer::new().format(a.len()).as_bytes());
-        out.put_slice(b"\r\n");
-        out.put_slice(a);
-        out.put_slice(b"\r\n");
+        out.extend_from_slice(length_line(b'$', a.len(), &mut line));
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
     }
+}
+
+/// `*n\r\n` or `$n\r\n`, written into `buf`.
+fn length_line(kind: u8, n: usize, buf: &mut [u8; 24]) -> &[u8] {
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(n).as_bytes();
+    buf[0] = kind;
+    buf[1..1 + digits.len()].copy_from_slice(digits);
+    buf[1 + digits.len()..3 + digits.len()].copy_from_slice(b"\r\n");
+    &buf[..3 + digits.len()]
 }
 
 impl Client {
@@ -84,5 +95,23 @@ pub fn error_text(frame: &BytesFrame) -> Option<String> {
     match frame {
         BytesFrame::Error(e) => Some(e.to_string()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod encode_tests {
+    use super::*;
+
+    #[test]
+    fn commands_encode_as_resp_multibulks() {
+        let mut out = BytesMut::new();
+        encode_command(&["SET", "key", ""], &mut out);
+        assert_eq!(&out[..], b"*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$0\r\n\r\n");
+        out.clear();
+        let long = "x".repeat(12_345);
+        encode_command::<&str>(&[], &mut out);
+        encode_command(&[long.as_str()], &mut out);
+        let want = format!("*0\r\n*1\r\n$12345\r\n{long}\r\n");
+        assert_eq!(&out[..], want.as_bytes());
     }
 }
