@@ -9,7 +9,7 @@ shard's read shards have their primary's DEBUG DIGEST.
 
     scripts/failover-rounds.py [rounds] [node-timeout-ms] [base-port]
 
-With MANUAL=1, each round sends CLUSTER FAILOVER to a read shard of the shard instead of
+EXTRA="--appendonly yes" adds flags to every shard. With MANUAL=1, each round sends CLUSTER FAILOVER to a read shard of the shard instead of
 killing its primary, and the writers count every acknowledged SET (no WAIT): none may be
 lost, and the old primary stays up as a read shard.
 
@@ -33,6 +33,8 @@ ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 20
 TIMEOUT_MS = int(sys.argv[2]) if len(sys.argv) > 2 else 3000
 BASE = int(sys.argv[3]) if len(sys.argv) > 3 else 7400
 MANUAL = os.environ.get("MANUAL") == "1"
+# More flags for every shard, e.g. EXTRA="--appendonly yes --appendfsync always".
+EXTRA = os.environ.get("EXTRA", "").split()
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "rust-edis")
 RANGES = [(0, 5460), (5461, 10922), (10923, 16383)]
@@ -100,7 +102,7 @@ try:
     start(BASE, ["--role", "info", "--write-shards", "3", "--dir", f"{DIR}/info", "--node-timeout", str(TIMEOUT_MS)])
     wait_for("the cluster secret", lambda: os.path.getsize(f"{DIR}/info/cluster.secret") > 0)
     member = ["--info", f"127.0.0.1:{BASE}", "--cluster-secret-file", f"{DIR}/info/cluster.secret",
-              "--enable-debug-command", "yes"]
+              "--enable-debug-command", "yes"] + EXTRA
     for i in range(1, 4):
         start(BASE + i, ["--role", "write", "--dir", f"{DIR}/w{i}"] + member)
     wait_for("three write shards", lambda: "cluster_state:ok" in client(BASE).execute_command("CLUSTER", "INFO"))

@@ -323,6 +323,19 @@ impl Agent {
         }
         // A failover may have made this node a write shard or a read shard.
         let new_aof = super::failover::follow_map(&self.server, &mut state);
+        // The slot index this node's files are for follows its role: kept while it is a
+        // shard's primary (a promoted read shard too), gone once it is a read shard, so that
+        // a whole cluster restarted with an info that lost its map puts every key back.
+        let my_index = state.cluster.as_ref().and_then(|view| {
+            let listed =
+                view.topology.shards.iter().find(|s| s.primary.id == view.my_id).map(|s| s.index as i64);
+            let replica = view.topology.shards.iter().any(|s| s.replicas.iter().any(|r| r.id == view.my_id));
+            match (listed, replica) {
+                (Some(i), _) => Some(Some(i)),
+                (None, true) => Some(None),
+                (None, false) => None,
+            }
+        });
         // A read shard whose primary info just marked failed reports its offset at once:
         // info picks the one to promote from reports made after the failure.
         if let Some(view) = &state.cluster {
@@ -348,6 +361,17 @@ impl Agent {
             _ => Vec::new(),
         };
         drop(state);
+        if let Some(index) = my_index {
+            if index != stored_index(&self.dir) {
+                let kept = match index {
+                    Some(i) => store_index(&self.dir, i),
+                    None => std::fs::remove_file(self.dir.join("node.index")),
+                };
+                if let Err(e) = kept {
+                    warn!(dir = %self.dir.display(), error = %e, "cannot keep the slot index");
+                }
+            }
+        }
         if let Some(aof) = new_aof {
             super::failover::start_aof(&self.server, aof);
         }

@@ -109,6 +109,12 @@ async fn a_killed_write_shard_is_replaced_and_comes_back_as_a_read_shard() {
     };
     assert!(took < Duration::from_millis(NODE_TIMEOUT_MS + 2000), "writes resumed after {took:?}");
     assert_eq!(role(promoted).await.0, "master");
+    // It keeps the slot index its files are for now (what a whole-cluster restart asks for).
+    let promoted_dir = cluster.reads.iter().find(|r| r.addr == promoted).unwrap().dir.clone();
+    let index = promoted_dir.join("node.index");
+    let kept =
+        eventually(WAIT, || async { std::fs::read_to_string(&index).is_ok_and(|t| t.trim() == "0") }).await;
+    assert!(kept, "the promoted shard keeps node.index 0");
     // Every write WAIT confirmed is there.
     for k in &keys[1..] {
         let v: Option<String> = redis::cmd("GET").arg(k).query_async(&mut p).await.unwrap();
@@ -143,6 +149,7 @@ async fn a_killed_write_shard_is_replaced_and_comes_back_as_a_read_shard() {
     assert!(follows, "the old primary follows the new one: {:?}", role(back.addr).await);
     let same = eventually(WAIT, || async { digest_of(back.addr).await == digest_of(promoted).await }).await;
     assert!(same, "the old primary ends with the new primary's data");
+    assert!(!back.dir.join("node.index").exists(), "a read shard now: its old slot index is gone");
     let mut b = conn_to(back.addr).await;
     let refused = err(&mut b, &["SET", &keys[0], "x"]).await;
     assert!(
