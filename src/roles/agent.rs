@@ -373,7 +373,10 @@ impl Agent {
             }
         }
         if let Some(aof) = new_aof {
-            super::failover::start_aof(&self.server, aof);
+            // Writing the snapshot is disk work: off the runtime's threads (the log's AOF
+            // buffer collects the writes meanwhile).
+            let server = self.server.clone();
+            tokio::task::spawn_blocking(move || super::failover::start_aof(&server, aof));
         }
         if !peers.is_empty() && !self.asked_for_functions.swap(true, std::sync::atomic::Ordering::Relaxed) {
             tokio::spawn(take_functions(self.server.clone(), peers, self.secret.clone()));
