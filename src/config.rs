@@ -7,14 +7,14 @@
 //! they are accepted, validated and reported back like any other.
 
 use std::collections::BTreeMap;
-
-/// Redis's default save points: a snapshot after an hour with a change, 5 minutes with 100,
-/// a minute with 10,000.
-pub const DEFAULT_SAVE: &str = "3600 1 300 100 60 10000";
 use std::path::{Path, PathBuf};
 
 use crate::keyspace::glob::glob_match_nocase;
 use crate::resp::split::split_args;
+
+/// Redis's default save points: a snapshot after an hour with a change, 5 minutes with 100,
+/// a minute with 10,000.
+pub const DEFAULT_SAVE: &str = "3600 1 300 100 60 10000";
 
 #[derive(Debug, Clone, Copy)]
 enum Kind {
@@ -473,6 +473,11 @@ impl Config {
         let at = words.iter().position(|w| *w == class).unwrap_or(words.len());
         let n = |i: usize| words.get(at + i).and_then(|w| w.parse::<u64>().ok()).unwrap_or(0);
         OutputLimit { hard: n(1) as usize, soft: n(2) as usize, soft_seconds: n(3) }
+    }
+
+    /// repl-backlog-size in bytes.
+    pub fn repl_backlog_size(&self) -> usize {
+        parse_memory(self.get("repl-backlog-size")).unwrap_or(1 << 20).max(0) as usize
     }
 
     /// The hard limit of the replica (`slave`) class: the most a lagging replica may hold

@@ -7,28 +7,15 @@ use crate::keyspace::now_ms;
 use crate::persistence;
 use crate::resp::Reply;
 
-fn rdb_path(ctx: &Ctx) -> std::path::PathBuf {
-    ctx.state.config.dir().join(ctx.state.config.get("dbfilename"))
-}
-
-fn saved(ctx: &mut Ctx) {
-    ctx.state.last_save = now_ms() / 1000;
-    ctx.state.dirty_at_save = ctx.state.keyspace.dirty();
-}
-
-/// The dataset and the stream position, as an RDB payload, from the handler's locked state.
-fn snapshot(ctx: &Ctx) -> Bytes {
-    persistence::snapshot_of(ctx.state, ctx.now)
+/// Where SAVE and BGSAVE write: `dbfilename` in `dir`.
+fn rdb_path(config: &crate::config::Config) -> std::path::PathBuf {
+    config.dir().join(config.get("dbfilename"))
 }
 
 pub fn save(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
     // The state lock is held: like Redis's SAVE, this blocks every client while it writes.
-    let data = snapshot(ctx);
-    match persistence::write_atomically(&rdb_path(ctx), &data) {
-        Ok(()) => {
-            saved(ctx);
-            Reply::Ok
-        }
+    match save_state(ctx.state) {
+        Ok(()) => Reply::Ok,
         Err(e) => Reply::error(format!("ERR saving the snapshot failed: {e}")),
     }
 }
@@ -49,7 +36,7 @@ pub fn bgsave_state(
     why: &str,
 ) {
     let data = persistence::snapshot_of(state, now_ms());
-    let path = state.config.dir().join(state.config.get("dbfilename"));
+    let path = rdb_path(&state.config);
     let server = server.clone();
     let dirty = state.keyspace.dirty();
     state.bgsave_in_progress = true;
@@ -84,7 +71,7 @@ pub fn save_point_reached(state: &crate::server::State, now_secs: u64) -> bool {
 /// Saves `state` now (a clean stop with save points set); the error names the file.
 pub fn save_state(state: &mut crate::server::State) -> Result<(), String> {
     let data = persistence::snapshot_of(state, now_ms());
-    let path = state.config.dir().join(state.config.get("dbfilename"));
+    let path = rdb_path(&state.config);
     persistence::write_atomically(&path, &data).map_err(|e| format!("{}: {e}", path.display()))?;
     state.last_save = now_ms() / 1000;
     state.dirty_at_save = state.keyspace.dirty();

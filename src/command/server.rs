@@ -394,7 +394,7 @@ pub fn config_set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
             ctx.state.notify =
                 crate::pubsub::events::parse(ctx.state.config.get("notify-keyspace-events")).unwrap_or(0);
             ctx.state.refresh_recording();
-            let backlog = ctx.state.config.get("repl-backlog-size").parse().unwrap_or(1 << 20);
+            let backlog = ctx.state.config.repl_backlog_size();
             if let Some(log) = &mut ctx.state.log {
                 log.backlog.set_capacity(backlog);
             }

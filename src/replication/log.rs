@@ -36,6 +36,14 @@ impl WriteLog {
         Self::resume(replid, capacity, 0)
     }
 
+    /// A log continuing a stream at `offset`, its backlog sized and bounded as `config`
+    /// says (repl-backlog-size, the replica class's hard limit).
+    pub fn configured(replid: String, offset: u64, config: &crate::config::Config) -> Self {
+        let mut log = Self::resume(replid, config.repl_backlog_size(), offset);
+        log.backlog.set_limit(config.replica_output_limit());
+        log
+    }
+
     /// A log that continues a stream at `offset` (after a restart).
     pub fn resume(replid: String, capacity: usize, offset: u64) -> Self {
         WriteLog {

@@ -29,22 +29,17 @@ fn eq(arg: &[u8], word: &str) -> bool {
 /// Starts the write log if this is the first replica: from now on every write is logged.
 fn ensure_log<'a>(state: &'a mut State, replid: &str) -> &'a mut WriteLog {
     if state.log.is_none() {
-        let capacity = crate::config::parse_memory(state.config.get("repl-backlog-size")).unwrap_or(1 << 20);
         state.keyspace.set_log_expired(true);
         // Continue the stream the files on disk ended with, so replicas can too.
         let log = match state.restored.take() {
             Some(p) => {
-                let mut log = WriteLog::resume(p.replid, capacity.max(0) as usize, p.offset);
+                let mut log = WriteLog::configured(p.replid, p.offset, &state.config);
                 log.shift_replid(replid.to_string());
                 log
             }
-            None => WriteLog::new(replid.to_string(), capacity.max(0) as usize),
+            None => WriteLog::configured(replid.to_string(), 0, &state.config),
         };
         state.log = Some(log);
-        let limit = state.config.replica_output_limit();
-        if let Some(log) = state.log.as_mut() {
-            log.backlog.set_limit(limit);
-        }
     }
     state.log.as_mut().expect("just set")
 }

@@ -61,19 +61,7 @@ pub fn start(server: Arc<Server>, resolve: Resolve, dir: &Path) -> io::Result<Ab
     };
     {
         let mut state = server.state();
-        let mut upstream = Upstream {
-            host: String::new(),
-            port: 0,
-            link_up: false,
-            syncing: false,
-            replid: None,
-            offset: 0,
-            last_io: Instant::now(),
-            full_syncs: 0,
-            partial_syncs: 0,
-            primary_id: None,
-            synced_with: None,
-        };
+        let mut upstream = Upstream::at(None, 0);
         if let Some(loaded) = from_files {
             // The AOF is the record; a dataset saved by an earlier clean stop is stale.
             let _ = std::fs::remove_file(dir.join(SAVED));

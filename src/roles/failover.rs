@@ -80,13 +80,10 @@ pub fn follow_map(server: &Arc<Server>, state: &mut State) -> Option<NewAof> {
 
 fn promote(server: &Arc<Server>, state: &mut State) -> Option<NewAof> {
     let up = state.upstream.take()?;
-    let capacity =
-        crate::config::parse_memory(state.config.get("repl-backlog-size")).unwrap_or(1 << 20).max(0);
-    let mut log = WriteLog::resume(random_hex40(), capacity as usize, up.offset);
+    let mut log = WriteLog::configured(random_hex40(), up.offset, &state.config);
     if let Some(old) = &up.replid {
         log.replid2 = Some((old.clone(), up.offset));
     }
-    log.backlog.set_limit(state.config.replica_output_limit());
     let appendonly = state.config.get("appendonly") == "yes";
     if appendonly {
         log.aof_buf = Some(Vec::new());
@@ -126,19 +123,8 @@ fn demote(server: &Arc<Server>, state: &mut State) {
     drop(clients);
     state.keyspace.set_log_expired(false);
     state.keyspace.set_replica(true);
-    state.upstream = Some(Upstream {
-        host: String::new(),
-        port: 0,
-        link_up: false,
-        syncing: false,
-        replid: position.as_ref().map(|p| p.0.clone()),
-        offset: position.map_or(0, |p| p.1),
-        last_io: std::time::Instant::now(),
-        full_syncs: 0,
-        partial_syncs: 0,
-        primary_id: None,
-        synced_with: None,
-    });
+    let (replid, offset) = position.map_or((None, 0), |(id, offset)| (Some(id), offset));
+    state.upstream = Some(Upstream::at(replid, offset));
     // Clients blocked in BLPOP and the like are let go, with Redis's words.
     state.blocking.unblock_all(&crate::resp::Reply::err(
         "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)",

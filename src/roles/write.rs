@@ -47,8 +47,6 @@ pub async fn run_in(
     let aof_path = dir.join(config.get("appendfilename"));
     let rdb_path = dir.join(config.get("dbfilename"));
     let policy = Fsync::parse(config.get("appendfsync"));
-    let backlog =
-        crate::config::parse_memory(config.get("repl-backlog-size")).unwrap_or(1 << 20).max(0) as usize;
     let server = Arc::new(Server::new(config, listener.local_addr()?));
 
     // The files on disk, if any: the AOF when appendonly is on, else the snapshot.
@@ -76,8 +74,7 @@ pub async fn run_in(
                 Some(p) => (p.replid, p.offset),
                 None => (server.run_id.clone(), 0),
             };
-            let mut log = WriteLog::resume(replid, backlog, base);
-            log.backlog.set_limit(state.config.replica_output_limit());
+            let mut log = WriteLog::configured(replid, base, &state.config);
             log.backlog.append(&loaded.tail);
             if restored {
                 log.shift_replid(server.run_id.clone());

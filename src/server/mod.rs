@@ -288,6 +288,24 @@ pub struct Upstream {
 }
 
 impl Upstream {
+    /// A link not up yet, to continue from `offset` of history `replid` (None: nothing to
+    /// continue, a full resync).
+    pub fn at(replid: Option<String>, offset: u64) -> Upstream {
+        Upstream {
+            host: String::new(),
+            port: 0,
+            link_up: false,
+            syncing: false,
+            replid,
+            offset,
+            last_io: Instant::now(),
+            full_syncs: 0,
+            partial_syncs: 0,
+            primary_id: None,
+            synced_with: None,
+        }
+    }
+
     /// Whether this replica has synced with the primary it follows now.
     pub fn synced(&self) -> bool {
         self.synced_with.is_some() && self.synced_with == self.primary_id

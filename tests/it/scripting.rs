@@ -389,22 +389,21 @@ async fn functions_reach_replicas_and_survive_a_restart() {
         Value::BulkString(b) => String::from_utf8(b).unwrap(),
         other => panic!("{other:?}"),
     };
-    let cached = eventually(WAIT, || {
-        let mut r = r.clone();
-        let sha = sha.clone();
-        async move { q(&mut r, &["SCRIPT", "EXISTS", &sha]).await == Value::Array(vec![int(1)]) }
-    })
-    .await;
+    // Whether the replica's script cache comes to say `exists` (0 or 1) for the script.
+    let watcher = r.clone();
+    let replica_says = |exists: i64| {
+        let (r, sha) = (watcher.clone(), sha.clone());
+        eventually(WAIT, move || {
+            let (mut r, sha) = (r.clone(), sha.clone());
+            async move { q(&mut r, &["SCRIPT", "EXISTS", &sha]).await == Value::Array(vec![int(exists)]) }
+        })
+    };
+    let cached = replica_says(1).await;
     assert!(cached, "SCRIPT LOAD reached the replica");
     assert_eq!(q(&mut r, &["EVALSHA_RO", &sha, "1", "n"]).await, bulk("3"));
     // And SCRIPT FLUSH empties its cache too.
     assert_eq!(q(&mut p, &["SCRIPT", "FLUSH"]).await, Value::Okay);
-    let flushed = eventually(WAIT, || {
-        let mut r = r.clone();
-        let sha = sha.clone();
-        async move { q(&mut r, &["SCRIPT", "EXISTS", &sha]).await == Value::Array(vec![int(0)]) }
-    })
-    .await;
+    let flushed = replica_says(0).await;
     assert!(flushed, "SCRIPT FLUSH reached the replica");
     // Stopped and started again in the same directory: the library is back (AOF).
     primary.stop().await;
