@@ -30,10 +30,13 @@ impl Drop for AllInOne {
     }
 }
 
+/// `--role all` for tests. Its node timeout is not the short one the cluster tests use to
+/// watch failure detection: with ~170 tests sharing two cores, a shard of this process can
+/// miss 500 ms of heartbeats, and info could then fail it over in the middle of a test.
 pub(crate) async fn start(extra: &str) -> AllInOne {
     let dir = temp_dir("all-in-one");
     let conf = format!(
-        "dir \"{}\"\nnode-timeout 500\nwrite-shards 3\nread-replicas 1\nenable-debug-command yes\n{extra}",
+        "dir \"{}\"\nnode-timeout 2000\nwrite-shards 3\nread-replicas 1\nenable-debug-command yes\n{extra}",
         dir.display()
     );
     let config = Config::parse(&conf).expect("config");
@@ -179,7 +182,7 @@ async fn pipelines_keep_their_order_across_fan_outs_and_transactions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_password_guards_every_port() {
     let dir = temp_dir("all-pw");
-    let conf = format!("dir \"{}\"\nnode-timeout 500\nwrite-shards 3\nrequirepass secret\n", dir.display());
+    let conf = format!("dir \"{}\"\nnode-timeout 2000\nwrite-shards 3\nrequirepass secret\n", dir.display());
     let config = Config::parse(&conf).expect("config");
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let info_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
