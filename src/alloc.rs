@@ -94,6 +94,18 @@ pub fn used_memory() -> usize {
     USED.load(Ordering::Relaxed).max(0) as usize
 }
 
+/// Bytes read shards of this process hold by reference to their primary's memory (see
+/// `keyspace::object::BigStr`): in the heap once, though two keyspaces hold them.
+static BORROWED: AtomicIsize = AtomicIsize::new(0);
+
+pub fn borrowed() -> usize {
+    BORROWED.load(Ordering::Relaxed).max(0) as usize
+}
+
+pub fn add_borrowed(delta: isize) {
+    BORROWED.fetch_add(delta, Ordering::Relaxed);
+}
+
 /// The most live heap bytes this process has held (INFO's used_memory_peak).
 pub fn used_memory_peak() -> usize {
     PEAK.load(Ordering::Relaxed).max(0) as usize

@@ -858,9 +858,9 @@ impl Ctx<'_> {
         let now = self.now;
         let found = match self.db().get(key, now) {
             None => None,
-            Some(entry) => match entry.value() {
-                crate::keyspace::Value::Str(b) => Some(Bytes::copy_from_slice(b)),
-                crate::keyspace::Value::Obj(_) => return Err(Reply::err(WRONGTYPE)),
+            Some(entry) => match entry.str_bytes() {
+                Some(b) => Some(b),
+                None => return Err(Reply::err(WRONGTYPE)),
             },
         };
         if found.is_some() {
@@ -940,6 +940,14 @@ impl Ctx<'_> {
     pub fn propagate(&mut self, args: &[&[u8]]) {
         if self.logging() {
             self.propagate = Some(args.iter().map(|a| Bytes::copy_from_slice(a)).collect());
+        }
+    }
+
+    /// [`propagate`](Self::propagate) with arguments as Bytes: a big value the command got
+    /// is logged by reference, not copied.
+    pub fn propagate_args(&mut self, args: impl FnOnce() -> Vec<Bytes>) {
+        if self.logging() {
+            self.propagate = Some(args());
         }
     }
 

@@ -94,7 +94,8 @@ pub fn set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     if (nx && exists) || (xx && !exists) {
         return if get { old.into() } else { Reply::Nil };
     }
-    let value = str_value(&args[2]);
+    // Stored as the argument is: a big one by reference to the buffer it arrived in.
+    let value = &args[2];
     let db = ctx.db();
     match (ttl, at) {
         (Some(Ttl::Keep), _) => db.set_keep_ttl(key, value, now),
@@ -102,11 +103,20 @@ pub fn set(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     }
     // Replicated as an unconditional SET (it did write) with an absolute expiry; a plain
     // SET key value already is one, and goes as it came (no copy).
+    let set = |more: &[&'static str]| {
+        let mut v = vec![Bytes::from_static(b"SET"), key.clone(), args[2].clone()];
+        v.extend(more.iter().map(|m| Bytes::from_static(m.as_bytes())));
+        v
+    };
     match (ttl, at) {
-        (Some(Ttl::Keep), _) => ctx.propagate(&[b"SET", key, &args[2], b"KEEPTTL"]),
-        (_, Some(at)) => ctx.propagate(&[b"SET", key, &args[2], b"PXAT", at.max(0).to_string().as_bytes()]),
+        (Some(Ttl::Keep), _) => ctx.propagate_args(|| set(&["KEEPTTL"])),
+        (_, Some(at)) => ctx.propagate_args(|| {
+            let mut v = set(&["PXAT"]);
+            v.push(Bytes::from(at.max(0).to_string()));
+            v
+        }),
         _ if args.len() == 3 => {}
-        _ => ctx.propagate(&[b"SET", key, &args[2]]),
+        _ => ctx.propagate_args(|| set(&[])),
     }
     if get {
         old.into()
@@ -121,15 +131,23 @@ pub fn setnx(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     if db.contains(&args[1], now) {
         return Reply::Int(0);
     }
-    db.set(&args[1], str_value(&args[2]), None);
+    db.set(&args[1], &args[2], None);
     Reply::Int(1)
 }
 
 fn set_with_ttl(ctx: &mut Ctx, args: &[Bytes], unit: i64, name: &str) -> Reply {
     let n = tri!(int_arg(&args[2]));
     let at = tri!(expire_at(n, unit, false, ctx.now, name, false));
-    ctx.db().set(&args[1], str_value(&args[3]), Some(at as u64));
-    ctx.propagate(&[b"SET", &args[1], &args[3], b"PXAT", at.to_string().as_bytes()]);
+    ctx.db().set(&args[1], &args[3], Some(at as u64));
+    ctx.propagate_args(|| {
+        vec![
+            Bytes::from_static(b"SET"),
+            args[1].clone(),
+            args[3].clone(),
+            Bytes::from_static(b"PXAT"),
+            Bytes::from(at.to_string()),
+        ]
+    });
     Reply::Ok
 }
 
@@ -143,7 +161,7 @@ pub fn psetex(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 pub fn getset(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let old = tri!(ctx.get_str(&args[1]));
-    ctx.db().set(&args[1], str_value(&args[2]), None);
+    ctx.db().set(&args[1], &args[2], None);
     old.into()
 }
 
@@ -225,7 +243,7 @@ pub fn mset(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     }
     let db = ctx.db();
     for pair in args[1..].chunks(2) {
-        db.set(&pair[0], str_value(&pair[1]), None);
+        db.set(&pair[0], &pair[1], None);
     }
     Reply::Ok
 }
@@ -240,7 +258,7 @@ pub fn msetnx(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
         return Reply::Int(0);
     }
     for pair in args[1..].chunks(2) {
-        db.set(&pair[0], str_value(&pair[1]), None);
+        db.set(&pair[0], &pair[1], None);
     }
     Reply::Int(1)
 }

@@ -21,7 +21,10 @@ use std::borrow::Borrow;
 use std::hash::{Hash, Hasher};
 use std::ptr::NonNull;
 
+use bytes::Bytes;
+
 use super::object::Object;
+use crate::resp::parser::BIG_ARG;
 
 /// A stored value, borrowed from its entry: a string's bytes, or a collection.
 #[derive(Debug, Clone, Copy)]
@@ -37,6 +40,26 @@ impl Value<'_> {
             Value::Str(_) => "string",
             Value::Obj(o) => o.type_name(),
         }
+    }
+}
+
+/// A string to store: bytes borrowed are copied into the entry; an argument (Bytes) may be
+/// kept by reference (see [`Entry::shared`]).
+#[derive(Clone, Copy)]
+pub enum Stored<'a> {
+    Copy(Value<'a>),
+    Arg(&'a Bytes),
+}
+
+impl<'a> From<Value<'a>> for Stored<'a> {
+    fn from(v: Value<'a>) -> Self {
+        Stored::Copy(v)
+    }
+}
+
+impl<'a> From<&'a Bytes> for Stored<'a> {
+    fn from(b: &'a Bytes) -> Self {
+        Stored::Arg(b)
     }
 }
 
@@ -172,6 +195,21 @@ impl Entry {
         }
     }
 
+    /// An entry holding a string by reference to `value`'s buffer when it is big (the
+    /// request parser gives every argument of [`BIG_ARG`] bytes or more a buffer of its own,
+    /// so keeping it pins nothing else), copied in otherwise.
+    pub fn shared(key: &[u8], value: &Bytes, expire_at: Option<u64>) -> Entry {
+        if value.len() < BIG_ARG {
+            return Entry::new(key, Value::Str(value), expire_at);
+        }
+        Entry::holding(
+            key,
+            Object::Str(Box::new(super::object::BigStr::new(value.clone()))),
+            expire_at,
+            clock(),
+        )
+    }
+
     /// An entry owning a collection.
     pub fn with_object(key: &[u8], object: Object, expire_at: Option<u64>) -> Entry {
         Entry::holding(key, object, expire_at, clock())
@@ -226,21 +264,40 @@ impl Entry {
         self.bytes(l.key, l.key_len)
     }
 
-    pub fn value(&self) -> Value<'_> {
+    /// The Object in the entry, a big string's included.
+    fn object(&self) -> Option<&Object> {
         let l = self.layout();
-        if l.object {
-            // SAFETY: an object entry holds an initialized, aligned Object at `value`, owned
-            // by the entry; shared access to the entry gives shared access to it.
-            return Value::Obj(unsafe { &*(self.0.as_ptr().add(l.value) as *const Object) });
+        // SAFETY: an object entry holds an initialized, aligned Object at `value`, owned by
+        // the entry; shared access to the entry gives shared access to it.
+        l.object.then(|| unsafe { &*(self.0.as_ptr().add(l.value) as *const Object) })
+    }
+
+    pub fn value(&self) -> Value<'_> {
+        match self.object() {
+            Some(Object::Str(b)) => Value::Str(&b.bytes),
+            Some(o) => Value::Obj(o),
+            None => {
+                let l = self.layout();
+                Value::Str(self.bytes(l.value, l.total - l.value))
+            }
         }
-        Value::Str(self.bytes(l.value, l.total - l.value))
+    }
+
+    /// The string value as Bytes: a big one by reference, a small one copied.
+    pub fn str_bytes(&self) -> Option<Bytes> {
+        match self.object() {
+            Some(Object::Str(b)) => Some(b.bytes.clone()),
+            Some(_) => None,
+            None => Some(Bytes::copy_from_slice(self.str())),
+        }
     }
 
     /// The collection, for changing it in place.
     pub fn object_mut(&mut self) -> Option<&mut Object> {
         let l = self.layout();
         // SAFETY: as in `value`; `&mut self` makes this the only access.
-        l.object.then(|| unsafe { &mut *(self.0.as_ptr().add(l.value) as *mut Object) })
+        let object = l.object.then(|| unsafe { &mut *(self.0.as_ptr().add(l.value) as *mut Object) });
+        object.filter(|o| !matches!(o, Object::Str(_)))
     }
 
     /// The string value (empty for a collection).
@@ -273,8 +330,15 @@ impl Entry {
     }
 
     /// The same key with another value and expiry.
-    pub fn replaced(&self, value: Value<'_>, expire_at: Option<u64>) -> Entry {
-        Entry::new(self.key(), value, expire_at)
+    pub fn replaced<'a>(&self, value: impl Into<Stored<'a>>, expire_at: Option<u64>) -> Entry {
+        Entry::stored(self.key(), value.into(), expire_at)
+    }
+
+    pub fn stored(key: &[u8], value: Stored<'_>, expire_at: Option<u64>) -> Entry {
+        match value {
+            Stored::Copy(v) => Entry::new(key, v, expire_at),
+            Stored::Arg(b) => Entry::shared(key, b, expire_at),
+        }
     }
 
     /// Moves the collection out of the entry, which becomes an empty string: the Object's
@@ -322,11 +386,7 @@ impl Entry {
     /// Bytes of heap this entry occupies (its allocation and its collection's, not counting
     /// the map's slot).
     pub fn heap_size(&self) -> usize {
-        self.layout().total
-            + match self.value() {
-                Value::Obj(o) => o.heap_size(),
-                Value::Str(_) => 0,
-            }
+        self.layout().total + self.object().map_or(0, Object::heap_size)
     }
 }
 
@@ -346,9 +406,9 @@ impl Drop for Entry {
 
 impl Clone for Entry {
     fn clone(&self) -> Entry {
-        match self.value() {
-            Value::Obj(o) => Entry::holding(self.key(), o.clone(), self.expire_at(), self.accessed()),
-            Value::Str(v) => Entry(build(self.key(), v, false, self.expire_at(), self.accessed())),
+        match self.object() {
+            Some(o) => Entry::holding(self.key(), o.clone(), self.expire_at(), self.accessed()),
+            None => Entry(build(self.key(), self.str(), false, self.expire_at(), self.accessed())),
         }
     }
 }
@@ -454,6 +514,27 @@ mod tests {
             let taken = e.take_object_value().expect("a collection");
             assert_eq!((e.key(), e.str(), taken.len()), (&b"other"[..], &b""[..], 4));
         }
+    }
+
+    #[test]
+    fn a_big_string_is_kept_by_reference_through_every_change() {
+        let big = Bytes::from(vec![7u8; BIG_ARG]);
+        let e = Entry::shared(b"k", &big, None);
+        assert_eq!(e.str().as_ptr(), big.as_ptr(), "not copied");
+        assert!(matches!(e.value(), Value::Str(v) if v == &big[..]), "shown as a string");
+        assert_eq!(e.str_bytes().unwrap().as_ptr(), big.as_ptr());
+        assert!(e.heap_size() >= BIG_ARG);
+        let mut e = e.renamed(b"other");
+        e.set_expire(Some(5));
+        assert_eq!((e.key(), e.expire_at(), e.str().as_ptr()), (&b"other"[..], Some(5), big.as_ptr()));
+        let mut copy = e.clone();
+        assert!(copy.object_mut().is_none(), "not a collection to change in place");
+        assert_eq!(copy.str().as_ptr(), big.as_ptr());
+        // Below BIG_ARG, the bytes are copied into the entry as before.
+        let small = Bytes::from(vec![1u8; BIG_ARG - 1]);
+        let e = Entry::shared(b"k", &small, None);
+        assert_ne!(e.str().as_ptr(), small.as_ptr());
+        assert_eq!(e.str(), &small[..]);
     }
 
     #[test]

@@ -32,7 +32,7 @@ type Hasher = foldhash::fast::RandomState;
 type EntrySet = IndexSet<Entry, Hasher>;
 type KeySet = IndexSet<Bytes, Hasher>;
 
-pub use entry::{clock, tick_clock, Entry, Value};
+pub use entry::{clock, tick_clock, Entry, Stored, Value};
 
 pub use glob::glob_match;
 pub use object::{Limits, Object};
@@ -212,7 +212,8 @@ impl Db {
     }
 
     /// Stores `value` under `key` with the given expiry (None: no TTL), replacing any value.
-    pub fn set(&mut self, key: &[u8], value: Value<'_>, expire_at: Option<u64>) {
+    pub fn set<'a>(&mut self, key: &[u8], value: impl Into<Stored<'a>>, expire_at: Option<u64>) {
+        let value = value.into();
         self.touch(key);
         match self.entries.get_full_mut2(key) {
             Some((_, entry)) => {
@@ -231,7 +232,7 @@ impl Db {
                 if expire_at.is_some() {
                     self.expires.insert(Bytes::copy_from_slice(key));
                 }
-                self.entries.insert(Entry::new(key, value, expire_at));
+                self.entries.insert(Entry::stored(key, value, expire_at));
                 self.mark(Touch::Created);
                 self.new_counter(key);
             }
@@ -287,7 +288,8 @@ impl Db {
 
     /// Replaces the value of `key`, keeping its TTL if it has one (SET ... KEEPTTL, INCR,
     /// APPEND).
-    pub fn set_keep_ttl(&mut self, key: &[u8], value: Value<'_>, now: u64) {
+    pub fn set_keep_ttl<'a>(&mut self, key: &[u8], value: impl Into<Stored<'a>>, now: u64) {
+        let value = value.into();
         let Some(i) = self.live_index(key, now) else {
             return self.set(key, value, None);
         };

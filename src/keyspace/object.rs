@@ -15,6 +15,63 @@ pub enum Object {
     Hash(Hash),
     Set(Set),
     ZSet(ZSet),
+    /// A big string kept by reference to the buffer it arrived in (see [`Entry::shared`](super::Entry::shared)); an entry
+    /// shows it as a string, never as this.
+    Str(Box<BigStr>),
+}
+
+/// A big string kept by reference to the buffer it arrived in. `borrowed` when those are
+/// another shard's bytes in this process (an in-process read shard's value, taken from its
+/// primary): counted in `alloc::borrowed` while held, so memory reports count it per copy.
+#[derive(Debug)]
+pub struct BigStr {
+    pub bytes: Bytes,
+    borrowed: bool,
+}
+
+thread_local! {
+    /// Where the arguments being applied that are another shard's bytes start (see [`lent`]).
+    static LENT: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` (a read shard applying its stream) with the arguments starting at `ptrs` known
+/// to be its primary's bytes: big strings stored from them are counted as borrowed.
+pub fn lent<R>(ptrs: &[usize], f: impl FnOnce() -> R) -> R {
+    if ptrs.is_empty() {
+        return f();
+    }
+    LENT.with(|l| l.borrow_mut().extend_from_slice(ptrs));
+    let r = f();
+    LENT.with(|l| l.borrow_mut().clear());
+    r
+}
+
+impl BigStr {
+    pub fn new(bytes: Bytes) -> BigStr {
+        let ptr = bytes.as_ptr() as usize;
+        let borrowed = LENT.with(|l| l.borrow().contains(&ptr));
+        if borrowed {
+            crate::alloc::add_borrowed(bytes.len() as isize);
+        }
+        BigStr { bytes, borrowed }
+    }
+}
+
+impl Clone for BigStr {
+    fn clone(&self) -> BigStr {
+        if self.borrowed {
+            crate::alloc::add_borrowed(self.bytes.len() as isize);
+        }
+        BigStr { bytes: self.bytes.clone(), borrowed: self.borrowed }
+    }
+}
+
+impl Drop for BigStr {
+    fn drop(&mut self) {
+        if self.borrowed {
+            crate::alloc::add_borrowed(-(self.bytes.len() as isize));
+        }
+    }
 }
 
 impl Object {
@@ -25,6 +82,7 @@ impl Object {
             Object::Hash(_) => "hash",
             Object::Set(_) => "set",
             Object::ZSet(_) => "zset",
+            Object::Str(_) => "string",
         }
     }
 
@@ -36,6 +94,7 @@ impl Object {
             Object::Hash(h) => h.encoding(),
             Object::Set(s) => s.encoding(),
             Object::ZSet(z) => z.encoding(),
+            Object::Str(_) => "raw",
         }
     }
 
@@ -46,6 +105,7 @@ impl Object {
             Object::Hash(h) => h.len(),
             Object::Set(s) => s.len(),
             Object::ZSet(z) => z.len(),
+            Object::Str(b) => b.bytes.len(),
         }
     }
 
@@ -78,6 +138,7 @@ impl Object {
             Object::Hash(h) => h.for_each(|f, v| acc ^= one(&[f, v])),
             Object::Set(s) => s.members().iter().for_each(|m| acc ^= one(&[m])),
             Object::ZSet(z) => z.all().iter().for_each(|(m, s)| acc ^= one(&[m, &s.to_bits().to_le_bytes()])),
+            Object::Str(b) => acc = one(&[&b.bytes]),
         }
         acc
     }
@@ -89,6 +150,7 @@ impl Object {
             Object::Hash(h) => h.heap_size(),
             Object::Set(s) => s.heap_size(),
             Object::ZSet(z) => z.heap_size(),
+            Object::Str(b) => std::mem::size_of::<BigStr>() + b.bytes.len(),
         }
     }
 }

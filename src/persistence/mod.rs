@@ -133,7 +133,6 @@ fn replay(
     let mut args: Vec<Bytes> = Vec::new();
     let mut applied = 0usize;
     let result = loop {
-        let before = buf.len();
         // The file holds RESP arrays only; anything else (which the request parser would
         // take as an inline command) is damage.
         if buf.first().is_some_and(|&b| b != b'*') {
@@ -141,7 +140,7 @@ fn replay(
         }
         match parser.next(&mut buf, &mut args) {
             Ok(Some(_)) => {
-                applied += before - buf.len();
+                applied += parser.last_len();
                 let mut ctx = Ctx {
                     state: &mut state,
                     client: &mut client,

@@ -51,6 +51,11 @@ pub fn put_value(out: &mut BytesMut, value: Value<'_>) {
             out.put_u8(TYPE_STRING);
             put_str(out, v);
         }
+        // An entry shows a big string as Value::Str; a value made by hand may not.
+        Value::Obj(Object::Str(v)) => {
+            out.put_u8(TYPE_STRING);
+            put_str(out, &v.bytes);
+        }
         Value::Obj(Object::List(l)) => {
             out.put_u8(TYPE_LIST_QUICKLIST_2);
             put_len(out, l.nodes().len() as u64);

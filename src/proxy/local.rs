@@ -53,6 +53,7 @@ impl Locals {
         client.router = true;
         // The proxy of this very process is a cluster member.
         client.member = true;
+        let _ = server.locals.set(Arc::downgrade(self));
         let node = Arc::new(LocalNode {
             server: server.clone(),
             addr: Arc::from(addr.to_string()),
@@ -65,6 +66,15 @@ impl Locals {
 
     pub fn get(&self, id: &str) -> Option<Arc<LocalNode>> {
         self.nodes.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
+    }
+
+    /// The shard of this process listening at `addr`, if any.
+    pub fn listening_at(&self, addr: SocketAddr) -> Option<Arc<Server>> {
+        let nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
+        nodes
+            .values()
+            .find(|n| n.server.local_addr == addr && !n.gone.load(Ordering::Acquire))
+            .map(|n| n.server.clone())
     }
 }
 

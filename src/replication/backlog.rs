@@ -9,12 +9,37 @@
 
 use std::collections::VecDeque;
 
+use bytes::{Buf, Bytes, BytesMut};
+
 /// The hard limit Redis puts on a replica's output buffer by default.
 pub const DEFAULT_FEED_LIMIT: usize = 256 << 20;
 
+/// Small appends gather into pieces of about this size.
+const PIECE: usize = 16 * 1024;
+
+/// Held bytes: the offset of the first, the bytes, and whether the backlog made them (a copy
+/// of small appends) or shares them (a big argument, held by reference to the buffer it
+/// arrived in, which the keyspace may hold too).
+#[derive(Debug)]
+struct Piece {
+    start: u64,
+    bytes: Bytes,
+    own: bool,
+    /// The size it was appended at (its allocation's, near enough).
+    size: usize,
+    /// A shared piece as appended, with its offset, while its allocation is held: a feed
+    /// that sent its front lets that go from `bytes`, an in-process replica still takes it whole.
+    whole: Option<(u64, Bytes)>,
+}
+
 #[derive(Debug)]
 pub struct Backlog {
-    buf: VecDeque<u8>,
+    /// Held bytes, oldest first, then the newest ones not yet made a piece.
+    pieces: VecDeque<Piece>,
+    tail: BytesMut,
+    /// Bytes held (pieces and tail), and of those the pieces the backlog made.
+    held: usize,
+    own: usize,
     capacity: usize,
     /// Offset just past the last byte: master_repl_offset.
     end: u64,
@@ -31,7 +56,10 @@ pub struct Backlog {
 impl Backlog {
     pub fn new(capacity: usize, start_offset: u64) -> Self {
         Backlog {
-            buf: VecDeque::new(),
+            pieces: VecDeque::new(),
+            tail: BytesMut::new(),
+            held: 0,
+            own: 0,
             capacity: capacity.max(16 * 1024),
             end: start_offset,
             feeds: Vec::new(),
@@ -40,18 +68,83 @@ impl Backlog {
         }
     }
 
+    /// Offset of the tail's first byte.
+    fn tail_start(&self) -> u64 {
+        self.end - self.tail.len() as u64
+    }
+
+    /// Makes the tail a piece.
+    fn seal(&mut self) {
+        if !self.tail.is_empty() {
+            let start = self.tail_start();
+            let bytes = self.tail.split().freeze();
+            self.own += bytes.len();
+            self.pieces.push_back(Piece { start, size: bytes.len(), bytes, own: true, whole: None });
+        }
+    }
+
     pub fn append(&mut self, bytes: &[u8]) {
-        self.end += bytes.len() as u64;
         if bytes.len() >= self.capacity && self.feeds.is_empty() {
-            self.buf.clear();
-            self.buf.extend(&bytes[bytes.len() - self.capacity..]);
+            self.end += bytes.len() as u64;
+            self.keep_only(&bytes[bytes.len() - self.capacity..]);
             return;
         }
         if !self.feeds.is_empty() && bytes.len() > self.limit {
             self.burst = self.burst.max(bytes.len());
         }
-        self.buf.extend(bytes);
+        if bytes.len() >= PIECE {
+            // A piece of its own size (through the tail, the tail's allocation would keep
+            // its size after it).
+            self.seal();
+            self.own += bytes.len();
+            let bytes = Bytes::copy_from_slice(bytes);
+            self.pieces.push_back(Piece {
+                start: self.end,
+                size: bytes.len(),
+                bytes,
+                own: true,
+                whole: None,
+            });
+        } else {
+            if self.tail.capacity() - self.tail.len() < bytes.len() {
+                self.seal();
+                self.tail.reserve(PIECE);
+            }
+            self.tail.extend_from_slice(bytes);
+        }
+        self.end += bytes.len() as u64;
+        self.held += bytes.len();
+        if self.tail.len() >= PIECE {
+            self.seal();
+        }
         self.trim();
+    }
+
+    /// Appends `bytes` by reference (a big argument: the stream holds no copy of it).
+    pub fn append_shared(&mut self, bytes: Bytes) {
+        if bytes.len() >= self.capacity && self.feeds.is_empty() {
+            self.end += bytes.len() as u64;
+            self.keep_only(&bytes[bytes.len() - self.capacity..]);
+            return;
+        }
+        if !self.feeds.is_empty() && bytes.len() > self.limit {
+            self.burst = self.burst.max(bytes.len());
+        }
+        self.seal();
+        let len = bytes.len();
+        let whole = Some((self.end, bytes.clone()));
+        self.pieces.push_back(Piece { start: self.end, bytes, own: false, size: len, whole });
+        self.held += len;
+        self.end += len as u64;
+        self.trim();
+    }
+
+    /// Holds nothing but `last`, the newest bytes (whose end is `end`).
+    fn keep_only(&mut self, last: &[u8]) {
+        self.pieces.clear();
+        self.tail = BytesMut::from(last);
+        self.held = last.len();
+        self.own = 0;
     }
 
     /// Drops what neither the backlog's capacity nor a lagging feed (within `limit`) keeps.
@@ -62,13 +155,46 @@ impl Backlog {
             self.burst = 0;
         }
         let keep = self.capacity.max(lagging.min(self.limit + self.burst));
-        let overflow = self.buf.len().saturating_sub(keep);
-        self.buf.drain(..overflow);
-        // Memory a burst took (a 512 MB value a replica was still receiving) comes back once
-        // it is sent: the allocation follows what is kept, not the most ever kept.
-        let want = self.buf.len().max(self.capacity);
-        if self.buf.capacity() > 2 * want {
-            self.buf.shrink_to(want);
+        let mut overflow = self.held.saturating_sub(keep);
+        // Whole pieces go first: their memory comes back (a 512 MB value a replica was still
+        // receiving, once it is sent).
+        while let Some(front) = self.pieces.front() {
+            if front.bytes.len() > overflow {
+                break;
+            }
+            overflow -= front.bytes.len();
+            self.held -= front.bytes.len();
+            if front.own {
+                self.own -= front.bytes.len();
+            }
+            self.pieces.pop_front();
+        }
+        if overflow == 0 {
+            return;
+        }
+        self.held -= overflow;
+        let Some(front) = self.pieces.front_mut() else {
+            self.tail.advance(overflow);
+            return;
+        };
+        front.start += overflow as u64;
+        if front.own {
+            self.own -= overflow;
+        }
+        let kept = front.bytes.len() - overflow;
+        if kept <= self.capacity && kept < front.size / 2 && front.size > PIECE {
+            // The end of a big piece, kept for the capacity alone: a copy of it, so that the
+            // rest of the piece's memory can go.
+            let copy = Bytes::copy_from_slice(&front.bytes[overflow..]);
+            if !front.own {
+                self.own += kept;
+                front.own = true;
+            }
+            front.bytes = copy;
+            front.size = kept;
+            front.whole = None;
+        } else {
+            front.bytes.advance(overflow);
         }
     }
 
@@ -80,7 +206,7 @@ impl Backlog {
             None => self.feeds.push((id, offset)),
         }
         // What the feed has now sent may go, without waiting for the next write.
-        if self.buf.len() > self.capacity {
+        if self.held > self.capacity {
             self.trim();
         }
     }
@@ -104,16 +230,17 @@ impl Backlog {
 
     /// Offset of the first byte held.
     pub fn start(&self) -> u64 {
-        self.end - self.buf.len() as u64
+        self.end - self.held as u64
     }
 
-    /// Bytes the backlog has allocated (INFO's mem_replication_backlog).
+    /// Bytes the backlog has allocated (INFO's mem_replication_backlog): what it copied, not
+    /// the big arguments it shares with the keyspace.
     pub fn allocated(&self) -> usize {
-        self.buf.capacity()
+        self.own + self.tail.capacity()
     }
 
     pub fn histlen(&self) -> usize {
-        self.buf.len()
+        self.held
     }
 
     pub fn capacity(&self) -> usize {
@@ -135,19 +262,34 @@ impl Backlog {
         if !self.can_continue_from(offset) {
             return None;
         }
-        let skip = (offset - self.start()) as usize;
-        let take = (self.buf.len() - skip).min(max);
-        let (a, b) = self.buf.as_slices();
-        let range = skip..skip + take;
-        if range.end <= a.len() {
-            out.extend_from_slice(&a[range]);
-        } else if range.start >= a.len() {
-            out.extend_from_slice(&b[range.start - a.len()..range.end - a.len()]);
-        } else {
-            out.extend_from_slice(&a[range.start..]);
-            out.extend_from_slice(&b[..range.end - a.len()]);
+        let mut at = offset;
+        let mut left = max;
+        // The piece holding `offset`, then on in order.
+        let first = self.pieces.partition_point(|p| p.start + p.bytes.len() as u64 <= offset);
+        for piece in self.pieces.range(first..) {
+            if left == 0 {
+                break;
+            }
+            let from = (at - piece.start) as usize;
+            let take = (piece.bytes.len() - from).min(left);
+            out.extend_from_slice(&piece.bytes[from..from + take]);
+            at += take as u64;
+            left -= take;
+        }
+        if left > 0 {
+            let from = (at - self.tail_start()) as usize;
+            let take = (self.tail.len() - from).min(left);
+            out.extend_from_slice(&self.tail[from..from + take]);
         }
         Some(())
+    }
+
+    /// A big argument appended by reference whose first byte is at `offset` and that is `len`
+    /// bytes long, if still held whole: an in-process replica takes it instead of a copy.
+    pub fn shared_at(&self, offset: u64, len: usize) -> Option<Bytes> {
+        let i = self.pieces.partition_point(|p| p.start + (p.bytes.len() as u64) <= offset);
+        let (start, whole) = self.pieces.get(i)?.whole.as_ref()?;
+        (*start == offset && whole.len() == len).then(|| whole.clone())
     }
 }
 
@@ -244,6 +386,44 @@ mod tests {
         b.append(&vec![3u8; 50_000]);
         assert!(!b.can_continue_from(200_010));
         assert_eq!(b.histlen(), 64 * 1024);
+    }
+
+    #[test]
+    fn a_big_argument_is_held_by_reference_and_let_go_once_sent() {
+        let mut b = Backlog::new(16 * 1024, 0);
+        b.append(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1000000\r\n");
+        let at = b.end();
+        let big = Bytes::from(vec![5u8; 1_000_000]);
+        b.retain(1, 0);
+        b.append_shared(big.clone());
+        b.append(b"\r\n");
+        assert!(b.allocated() < 64 * 1024, "not counted as the backlog's: {}", b.allocated());
+        assert_eq!(b.shared_at(at, 1_000_000).map(|s| s.as_ptr()), Some(big.as_ptr()));
+        assert!(b.shared_at(at + 1, 1_000_000).is_none() && b.shared_at(at, 999).is_none());
+        let mut out = Vec::new();
+        b.read_from(at - 3, 10, &mut out).unwrap();
+        assert_eq!(out, b"0\r\n\x05\x05\x05\x05\x05\x05\x05");
+        // The feed sends half: the front may go, the whole is still there for a replica.
+        b.retain(1, at + 500_000);
+        assert_eq!(b.start(), at + 500_000);
+        assert!(b.shared_at(at, 1_000_000).is_some());
+        out.clear();
+        b.read_from(b.end() - 4, 10, &mut out).unwrap();
+        assert_eq!(out, b"\x05\x05\r\n");
+        // Sent: the capacity's tail of it is kept as a copy, and the big buffer is let go.
+        b.retain(1, b.end());
+        assert_eq!(b.histlen(), 16 * 1024);
+        assert!(b.shared_at(at, 1_000_000).is_none());
+        assert!(big.is_unique(), "the backlog let the big buffer go");
+        out.clear();
+        b.read_from(b.start(), 100_000, &mut out).unwrap();
+        assert_eq!(out.len(), 16 * 1024);
+        assert!(out[..16 * 1024 - 2].iter().all(|&x| x == 5) && out.ends_with(b"\r\n"));
+        // With no feed, one bigger than the capacity is not held at all.
+        b.release(1);
+        let big = Bytes::from(vec![6u8; 100_000]);
+        b.append_shared(big.clone());
+        assert!(big.is_unique() && b.histlen() == 16 * 1024);
     }
 
     #[test]

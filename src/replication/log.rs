@@ -3,13 +3,34 @@
 //! deterministic (see `Ctx::propagate`); the log adds SELECT when the database changes and
 //! wraps a transaction's writes in MULTI ... EXEC so replicas apply them atomically.
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use super::backlog::Backlog;
 use crate::resp::client::encode_command;
+/// An argument at least this big goes to the log without being encoded into a buffer first,
+/// by reference when it is one the command got (see [`LogArg`]).
+use crate::resp::parser::BIG_ARG;
 
-/// An argument at least this big goes to the log without being encoded into a buffer first.
-const BIG_ARG: usize = 64 * 1024;
+/// An argument of a logged command. One given as Bytes (what a client sent) is kept in the
+/// backlog by reference when it is big: a 512 MB SET is not copied into the stream.
+pub trait LogArg: AsRef<[u8]> {
+    fn shared(&self) -> Option<Bytes> {
+        None
+    }
+}
+
+impl LogArg for &[u8] {}
+impl LogArg for &str {}
+impl LogArg for Bytes {
+    fn shared(&self) -> Option<Bytes> {
+        Some(self.clone())
+    }
+}
+impl LogArg for &Bytes {
+    fn shared(&self) -> Option<Bytes> {
+        Some((*self).clone())
+    }
+}
 
 #[derive(Debug)]
 pub struct WriteLog {
@@ -58,10 +79,14 @@ impl WriteLog {
         }
     }
 
-    fn emit_slice(&mut self, bytes: &[u8]) {
-        self.backlog.append(bytes);
+    fn emit_arg<A: LogArg>(&mut self, arg: &A) {
+        let bytes = arg.as_ref();
         if let Some(buf) = &mut self.aof_buf {
             buf.extend_from_slice(bytes);
+        }
+        match arg.shared() {
+            Some(shared) => self.backlog.append_shared(shared),
+            None => self.backlog.append(bytes),
         }
     }
 
@@ -98,7 +123,7 @@ impl WriteLog {
     }
 
     /// Appends one command applied in database `db`.
-    pub fn append<A: AsRef<[u8]>>(&mut self, db: usize, args: &[A]) {
+    pub fn append<A: LogArg>(&mut self, db: usize, args: &[A]) {
         self.scratch.clear();
         if self.in_exec && !self.multi_emitted {
             encode_command(&["MULTI"], &mut self.scratch);
@@ -118,15 +143,15 @@ impl WriteLog {
         self.scratch.put_u8(b'*');
         self.scratch.put_slice(args.len().to_string().as_bytes());
         self.scratch.put_slice(b"\r\n");
-        for a in args {
-            let a = a.as_ref();
+        for arg in args {
+            let a = arg.as_ref();
             self.scratch.put_u8(b'$');
             self.scratch.put_slice(a.len().to_string().as_bytes());
             self.scratch.put_slice(b"\r\n");
             if a.len() >= BIG_ARG {
                 self.emit();
                 self.scratch.clear();
-                self.emit_slice(a);
+                self.emit_arg(arg);
             } else {
                 self.scratch.put_slice(a);
             }

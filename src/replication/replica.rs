@@ -18,6 +18,7 @@ use crate::command::{dispatch, Client, Ctx};
 use crate::keyspace::{now_ms, Value};
 use crate::persistence::rdb;
 use crate::resp::client::encode_command;
+use crate::resp::parser::Share;
 use crate::resp::{Reply, RequestParser};
 use crate::server::{AbortOnDrop, ClientHandle, Server, Upstream};
 
@@ -439,6 +440,10 @@ async fn stream_loop(
     let mut client = Client::new(handle, true);
     client.is_master = true;
     let mut parser = RequestParser::default();
+    parser.trust_claims();
+    if let Some((offset, share)) = share_with_primary(server, addr) {
+        parser.share(offset, share);
+    }
     let mut args: Vec<Bytes> = Vec::new();
     let mut ends: Vec<(usize, usize)> = Vec::new();
     let mut ack = tokio::time::interval(ACK_EVERY);
@@ -446,15 +451,15 @@ async fn stream_loop(
     loop {
         // Frame every complete command, noting how many stream bytes each one was.
         loop {
-            let before = buf.len();
             match parser.next(&mut buf, &mut args) {
-                Ok(Some(_)) => ends.push((args.len(), before - buf.len())),
+                Ok(Some(_)) => ends.push((args.len(), parser.last_len())),
                 Ok(None) => break,
                 Err(e) => return Err(broken(format!("bad replication stream: {e}"))),
             }
         }
         if !ends.is_empty() {
-            let getack = apply(server, &mut client, &args, &ends)
+            let lent = parser.take_shared();
+            let getack = crate::keyspace::object::lent(&lent, || apply(server, &mut client, &args, &ends))
                 .ok_or_else(|| broken("no longer a replica: promoted".into()))?;
             args.clear();
             ends.clear();
@@ -462,15 +467,14 @@ async fn stream_loop(
                 send_ack(server, &mut stream, &mut out).await?;
             }
         }
-        if buf.is_empty() && buf.capacity() > BIG_BUFFER {
+        if buf.is_empty() && buf.capacity() > BIG_BUFFER && !parser.receiving_big() {
             // A huge command (a 512 MB SET) does not pin its buffer for the link's life.
             buf = BytesMut::new();
         }
-        // Grow by what the command in progress still needs (what its bulk header promised;
-        // the primary is trusted, as Redis trusts a big argument's header), at least 16 KB: a
-        // 512 MB value is read into one buffer of its size, not one doubled into it.
-        let want = parser.missing().max(16 * 1024);
-        if buf.capacity() - buf.len() < want {
+        // Grow by what the command in progress still needs, at least 16 KB (a big argument
+        // has a buffer of its size already: growing it would copy it).
+        let want = parser.missing().clamp(16 * 1024, 1 << 20);
+        if !parser.receiving_big() && buf.capacity() - buf.len() < want {
             buf.reserve(want);
         }
         tokio::select! {
@@ -492,6 +496,28 @@ async fn stream_loop(
             _ = ack.tick() => send_ack(server, &mut stream, &mut out).await?,
         }
     }
+}
+
+/// When the primary at `addr` is a shard of this process (`--role all`): the stream offset
+/// the link is at, and a [`Share`] giving the big arguments its backlog holds by reference,
+/// so that this replica keeps the primary's bytes rather than a copy of them (what arrives is
+/// still read, and checked against them). Only for the history the link follows.
+fn share_with_primary(server: &Server, addr: std::net::SocketAddr) -> Option<(u64, Share)> {
+    let primary = server.locals.get()?.upgrade()?.listening_at(addr)?;
+    let (replid, offset) = {
+        let state = server.state();
+        let up = state.upstream.as_ref()?;
+        (up.replid.clone()?, up.offset)
+    };
+    let primary = Arc::downgrade(&primary);
+    let share: Share = Box::new(move |at, len| {
+        let primary = primary.upgrade()?;
+        // Not while a script holds the primary: the argument is received as a copy instead.
+        let state = primary.state_unless_script()?;
+        let log = state.log.as_ref().filter(|log| log.replid == replid)?;
+        log.backlog.shared_at(at, len)
+    });
+    Some((offset, share))
 }
 
 /// Runs a batch of stream commands under one lock, advancing the offset by each one's bytes.

@@ -9,6 +9,12 @@
 //! Semantics follow Redis's `processMultibulkBuffer` / `processInlineBuffer`, including the
 //! error texts, which a client sees as `-ERR Protocol error: ...` before the server closes the
 //! connection.
+//!
+//! A big argument ([`BIG_ARG`] bytes or more) is, as in Redis, received into a buffer of
+//! exactly its size, which then becomes the argument: a 512 MB SET costs one 512 MB buffer,
+//! kept as the stored value, not a buffer doubled up to it and a copy. Every argument of that
+//! size the parser returns owns its allocation (one that arrived inside a larger read is
+//! copied out), so whoever keeps it pins nothing else.
 
 use bytes::{Bytes, BytesMut};
 use memchr::memchr;
@@ -21,6 +27,23 @@ pub const INLINE_MAX: usize = 64 * 1024;
 pub const DEFAULT_MAX_BULK: usize = 512 * 1024 * 1024;
 /// Most argument slots reserved up front, whatever count the client claims.
 const MAX_PREALLOC_ARGS: usize = 1024;
+/// An argument at least this big gets a buffer of its own (Redis's PROTO_MBULK_BIG_ARG is
+/// 32 KB; values below this are cheaper copied into their key's entry).
+pub const BIG_ARG: usize = 64 * 1024;
+
+/// Gives, for a big argument at a stream offset, the same bytes already in this process (an
+/// in-process read shard takes its primary's copy): called with the offset of the argument's
+/// first byte and its length.
+pub type Share = Box<dyn FnMut(u64, usize) -> Option<Bytes> + Send>;
+
+/// A big argument being received.
+struct Big {
+    len: usize,
+    /// The same bytes, given by the [`Share`]: what arrives is checked against them and
+    /// dropped; `seen` counts it (the closing CRLF included).
+    shared: Option<Bytes>,
+    seen: usize,
+}
 
 /// A malformed request. The text is what Redis puts after `ERR Protocol error: `.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,16 +92,39 @@ enum State {
 }
 
 /// Resumable request parser; one per connection.
-#[derive(Debug)]
 pub struct RequestParser {
     state: State,
     /// Argument ranges (relative to the buffer start) of the command being parsed.
     spans: Vec<(usize, usize)>,
+    /// Arguments of the command being parsed already taken out of the buffer (those before
+    /// and including a big one), and how many bytes of the command they took.
+    done: Vec<Bytes>,
+    taken: usize,
+    big: Option<Big>,
+    /// Bytes of whole commands parsed so far (from where [`share`](Self::share) started
+    /// counting), and the size of the last one.
+    consumed: u64,
+    last_len: usize,
+    share: Option<Share>,
+    /// Big arguments get their buffer from the header alone (a primary's stream).
+    trusted: bool,
+    /// Where the arguments the [`Share`] gave start, until the caller takes them.
+    shared_given: Vec<usize>,
     /// Bytes still missing for the bulk argument being received, a hint for buffer sizing.
     missing: usize,
     max_bulk: usize,
     /// Before AUTH (when a password is required), Redis caps request sizes much lower.
     authenticated: bool,
+}
+
+impl std::fmt::Debug for RequestParser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestParser")
+            .field("state", &self.state)
+            .field("taken", &self.taken)
+            .field("missing", &self.missing)
+            .finish()
+    }
 }
 
 impl Default for RequestParser {
@@ -89,7 +135,58 @@ impl Default for RequestParser {
 
 impl RequestParser {
     pub fn new(max_bulk: usize) -> Self {
-        Self { state: State::Start, spans: Vec::new(), missing: 0, max_bulk, authenticated: true }
+        Self {
+            state: State::Start,
+            spans: Vec::new(),
+            done: Vec::new(),
+            taken: 0,
+            big: None,
+            consumed: 0,
+            last_len: 0,
+            share: None,
+            trusted: false,
+            shared_given: Vec::new(),
+            missing: 0,
+            max_bulk,
+            authenticated: true,
+        }
+    }
+
+    /// A big argument gets a buffer of its size as soon as its header is read (the stream
+    /// of a primary, trusted as Redis trusts it), not once part of it has come.
+    pub fn trust_claims(&mut self) {
+        self.trusted = true;
+    }
+
+    /// Big arguments are asked of `share` first, with their offset in the stream counted from
+    /// `offset` (where the next byte parsed is). The stream is a primary's: claims are trusted.
+    pub fn share(&mut self, offset: u64, share: Share) {
+        self.consumed = offset;
+        self.share = Some(share);
+        self.trusted = true;
+    }
+
+    /// Where the arguments the [`Share`] gave since the last call start (see
+    /// `keyspace::object::lent`).
+    pub fn take_shared(&mut self) -> Vec<usize> {
+        std::mem::take(&mut self.shared_given)
+    }
+
+    /// Bytes the last command returned took in the stream.
+    pub fn last_len(&self) -> usize {
+        self.last_len
+    }
+
+    /// Whether the buffer is one sized exactly for the rest of a big argument: the caller
+    /// must read into it as it is, not grow it (that would copy the argument).
+    pub fn receiving_big(&self) -> bool {
+        self.big.as_ref().is_some_and(|b| b.shared.is_none())
+    }
+
+    /// Bytes of the command in progress held outside the buffer (big arguments received),
+    /// for the query buffer limit.
+    pub fn held(&self) -> usize {
+        self.taken
     }
 
     pub fn set_authenticated(&mut self, yes: bool) {
@@ -143,6 +240,7 @@ impl RequestParser {
                 }
                 if count <= 0 {
                     let _ = buf.split_to(cr + 2);
+                    self.taken += cr + 2;
                     continue;
                 }
                 self.spans.clear();
@@ -162,6 +260,16 @@ impl RequestParser {
             unreachable!("multibulk called between commands")
         };
         while remaining > 0 {
+            if self.big.is_some() {
+                // The buffer starts with (the rest of) the big argument.
+                match self.big_arg(buf)? {
+                    true => {
+                        remaining -= 1;
+                        continue;
+                    }
+                    false => break,
+                }
+            }
             if pos >= buf.len() {
                 break;
             }
@@ -187,6 +295,14 @@ impl RequestParser {
             let start = cr + 2;
             let end = start + len;
             if buf.len() < end + 2 {
+                // A client's claim alone allocates nothing: its buffer grows with what
+                // arrives, and a buffer of the argument's size comes once an eighth of it is
+                // here (what is copied into it stays small). A primary is trusted at once.
+                if len >= BIG_ARG && (self.trusted || buf.len() - start >= len / 8) {
+                    self.start_big(buf, start, len);
+                    pos = 0;
+                    continue;
+                }
                 self.missing = end + 2 - buf.len();
                 break;
             }
@@ -201,8 +317,77 @@ impl RequestParser {
         self.state = State::Start;
         self.missing = 0;
         let frame = buf.split_to(pos).freeze();
-        args.extend(self.spans.iter().map(|&(a, b)| frame.slice(a..b)));
-        Ok(Some(self.spans.len()))
+        let n = self.done.len() + self.spans.len();
+        args.append(&mut self.done);
+        args.extend(self.spans.iter().map(|&(a, b)| {
+            if b - a >= BIG_ARG {
+                // Came whole inside a larger read: copied out, so that keeping it pins
+                // nothing else (see the module's comment).
+                Bytes::copy_from_slice(&frame[a..b])
+            } else {
+                frame.slice(a..b)
+            }
+        }));
+        self.finished(self.taken + pos);
+        Ok(Some(n))
+    }
+
+    fn finished(&mut self, len: usize) {
+        self.last_len = len;
+        self.consumed += len as u64;
+        self.taken = 0;
+    }
+
+    /// A big argument of `len` bytes starts at `start` and has not all arrived: the command's
+    /// bytes before it leave the buffer (its arguments so far kept as they are), and the
+    /// buffer becomes one of exactly the argument's size, or the argument is taken from the
+    /// [`Share`] and what arrives of it is only checked.
+    fn start_big(&mut self, buf: &mut BytesMut, start: usize, len: usize) {
+        let head = buf.split_to(start).freeze();
+        self.done.extend(self.spans.drain(..).map(|(a, b)| head.slice(a..b)));
+        self.taken += start;
+        let at = self.consumed + self.taken as u64;
+        let shared = self.share.as_mut().and_then(|share| share(at, len)).filter(|b| b.len() == len);
+        if shared.is_none() {
+            let mut exact = BytesMut::with_capacity(len + 2);
+            exact.extend_from_slice(buf);
+            *buf = exact;
+        }
+        self.big = Some(Big { len, shared, seen: 0 });
+    }
+
+    /// Goes on with the big argument at the front of `buf`; true once it is complete.
+    fn big_arg(&mut self, buf: &mut BytesMut) -> Result<bool, ProtocolError> {
+        let big = self.big.as_mut().expect("a big argument in progress");
+        let whole = big.len + 2;
+        let Some(shared) = &big.shared else {
+            if buf.len() < whole {
+                self.missing = whole - buf.len();
+                return Ok(false);
+            }
+            let arg = buf.split_to(whole).freeze().slice(..big.len);
+            self.taken += whole;
+            self.done.push(arg);
+            self.big = None;
+            return Ok(true);
+        };
+        let n = buf.len().min(whole - big.seen);
+        let data_end = (big.seen + n).min(big.len);
+        if big.seen < data_end && buf[..data_end - big.seen] != shared[big.seen..data_end] {
+            return Err(perr("a shared argument differs from the stream"));
+        }
+        let _ = buf.split_to(n);
+        big.seen += n;
+        self.taken += n;
+        if big.seen < whole {
+            self.missing = whole - big.seen;
+            return Ok(false);
+        }
+        let arg = shared.clone();
+        self.shared_given.push(arg.as_ptr() as usize);
+        self.done.push(arg);
+        self.big = None;
+        Ok(true)
     }
 
     fn inline(&mut self, buf: &mut BytesMut, args: &mut Vec<Bytes>) -> Result<Option<usize>, ProtocolError> {
@@ -217,6 +402,11 @@ impl RequestParser {
         let parts = split_args(line).map_err(|_| perr("unbalanced quotes in request"))?;
         let n = parts.len();
         args.extend(parts.into_iter().map(Bytes::from));
+        match n {
+            // A blank line is skipped: its bytes count with the next command's.
+            0 => self.taken += nl + 1,
+            _ => self.finished(self.taken + nl + 1),
+        }
         Ok(Some(n))
     }
 }
@@ -299,11 +489,91 @@ mod tests {
     #[test]
     fn tracks_missing_bytes_of_a_large_bulk() {
         let mut p = RequestParser::default();
-        let mut buf = BytesMut::from(&b"*2\r\n$3\r\nSET\r\n$1000000\r\nabc"[..]);
+        let mut buf = BytesMut::from(&b"*2\r\n$3\r\nSET\r\n$60000\r\nabc"[..]);
         let mut args = Vec::new();
         assert_eq!(p.next(&mut buf, &mut args).unwrap(), None);
-        assert_eq!(p.missing(), 1_000_000 - 3 + 2);
-        assert!(buf.capacity() < 1000, "a claim alone must not allocate");
+        assert_eq!(p.missing(), 60_000 - 3 + 2);
+        assert!(buf.capacity() < 1000, "a claim below BIG_ARG does not allocate");
+        assert!(!p.receiving_big());
+    }
+
+    /// Feeds `wire` in `step`-byte reads as a connection would: reading only into the room
+    /// the buffer has while a big argument is received.
+    fn feed(p: &mut RequestParser, wire: &[u8], step: usize) -> (Vec<Bytes>, Vec<usize>) {
+        let (mut buf, mut args, mut lens) = (BytesMut::new(), Vec::new(), Vec::new());
+        let mut at = 0;
+        loop {
+            while p.next(&mut buf, &mut args).unwrap().is_some() {
+                lens.push(p.last_len());
+            }
+            if at == wire.len() {
+                return (args, lens);
+            }
+            let room = if p.receiving_big() { buf.capacity() - buf.len() } else { step };
+            let n = room.min(step).min(wire.len() - at);
+            assert!(n > 0, "no room to read into");
+            buf.extend_from_slice(&wire[at..at + n]);
+            at += n;
+        }
+    }
+
+    #[test]
+    fn a_big_argument_gets_a_buffer_of_its_size() {
+        let big = vec![b'v'; 300_000];
+        let mut wire = BytesMut::new();
+        crate::resp::client::encode_command(&[&b"MSET"[..], b"k", &big, b"k2", &big], &mut wire);
+        let first = wire.len();
+        crate::resp::client::encode_command(&[&b"GET"[..], b"k"], &mut wire);
+        let mut p = RequestParser::default();
+        let mut buf = BytesMut::from(&wire[..100]);
+        let mut args = Vec::new();
+        assert_eq!(p.next(&mut buf, &mut args).unwrap(), None);
+        assert!(!p.receiving_big(), "a claim alone allocates nothing");
+        buf.extend_from_slice(&wire[100..40_000]);
+        assert_eq!(p.next(&mut buf, &mut args).unwrap(), None);
+        assert!(p.receiving_big(), "an eighth of it came");
+        assert_eq!(buf.capacity(), 300_002, "exactly the argument and its CRLF");
+        let mut p = RequestParser::default();
+        p.trust_claims();
+        let mut buf = BytesMut::from(&wire[..100]);
+        assert_eq!(p.next(&mut buf, &mut args).unwrap(), None);
+        assert!(p.receiving_big(), "a primary's claim is trusted");
+        for (step, trusted) in [(1000, false), (16 * 1024, true), (16 * 1024, false), (1 << 20, false)] {
+            let mut p = RequestParser::default();
+            if trusted {
+                p.trust_claims();
+            }
+            let (args, lens) = feed(&mut p, &wire, step);
+            assert_eq!(args.len(), 7);
+            assert!(args[2] == big[..] && args[4] == big[..] && args[3] == "k2" && args[6] == "k");
+            assert_eq!(lens, vec![first, wire.len() - first], "each command's bytes, step {step}");
+        }
+    }
+
+    #[test]
+    fn a_shared_big_argument_is_checked_and_taken() {
+        let big = Bytes::from(vec![b'x'; 100_000]);
+        let mut wire = BytesMut::new();
+        crate::resp::client::encode_command(&[&b"SET"[..], b"k", &big], &mut wire);
+        let at = wire.len() - big.len() - 2;
+        let mut p = RequestParser::default();
+        let given = big.clone();
+        p.share(
+            1000,
+            Box::new(move |offset, len| {
+                (offset == 1000 + at as u64 && len == 100_000).then(|| given.clone())
+            }),
+        );
+        let (args, lens) = feed(&mut p, &wire, 4096);
+        assert_eq!(args[2].as_ptr(), big.as_ptr(), "the same bytes, not a copy");
+        assert_eq!(lens, vec![wire.len()]);
+        // Bytes that differ from what was given break the stream.
+        let mut p = RequestParser::default();
+        let given = Bytes::from(vec![b'y'; 100_000]);
+        p.share(0, Box::new(move |_, _| Some(given.clone())));
+        let mut buf = BytesMut::from(&wire[..at + 10]);
+        let mut args = Vec::new();
+        assert!(p.next(&mut buf, &mut args).is_err());
     }
 
     #[test]

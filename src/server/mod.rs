@@ -154,9 +154,13 @@ pub struct MemoryLimit {
 /// A process figure (heap bytes) with the data counted once: `--role all` holds each
 /// primary's data in its read shards too (`copies` in all), and reports and limits memory as
 /// a primary does, its replicas' copies apart. The heap is otherwise all data-sized (each
-/// copy brings its own buffers), so the share is the heap over the copies.
+/// copy brings its own buffers), so the share is the heap over the copies; big values a read
+/// shard shares with its primary are in the heap once, and count as the copies they stand for.
 pub fn counted_once(bytes: usize, copies: usize) -> usize {
-    bytes / copies.max(1)
+    if copies <= 1 {
+        return bytes;
+    }
+    (bytes + crate::alloc::borrowed()) / copies
 }
 
 /// The memory limit the configuration gives; also sets how entries record their accesses
@@ -549,6 +553,9 @@ pub struct Server {
     pub unpaused: tokio::sync::Notify,
     /// A cluster member's name and credentials at info (CLUSTER FAILOVER speaks to info).
     pub identity: std::sync::OnceLock<crate::roles::failover::Identity>,
+    /// The other shards of this process (`--role all`): a read shard whose primary is one of
+    /// them takes big values from its memory instead of keeping a copy.
+    pub locals: std::sync::OnceLock<std::sync::Weak<crate::proxy::local::Locals>>,
 }
 
 impl Server {
@@ -839,6 +846,7 @@ impl Server {
             write_pause: AtomicU64::new(0),
             unpaused: tokio::sync::Notify::new(),
             identity: std::sync::OnceLock::new(),
+            locals: std::sync::OnceLock::new(),
         };
         server.refresh_limits(&server.state().config);
         // notify-keyspace-events from the configuration file or flags.

@@ -174,8 +174,9 @@ pub async fn serve<R: Runner>(
         } else {
             // Grow by what the command in progress still needs (bounded by what has arrived:
             // the parser reports only bytes of a bulk whose header came in), at least a chunk.
+            // A big argument's buffer is sized to it already (growing it would copy it).
             let want = parser.missing().clamp(READ_CHUNK, READ_CHUNK.max(inbuf.len()));
-            if inbuf.capacity() - inbuf.len() < want {
+            if !parser.receiving_big() && inbuf.capacity() - inbuf.len() < want {
                 inbuf.reserve(want);
             }
             tokio::select! {
@@ -189,14 +190,14 @@ pub async fn serve<R: Runner>(
         let mut input_bytes = match read {
             Some(Ok(0) | Err(_)) => return None,
             Some(Ok(n)) => {
-                if inbuf.len() > runner.server().admission.query_limit.load(Ordering::Relaxed)
+                if inbuf.len() + parser.held() > runner.server().admission.query_limit.load(Ordering::Relaxed)
                     && !runner.client().is_master
                 {
                     warn!(
                         "Closing client that reached max query buffer length: id={} addr={} qbuf={}",
                         runner.client().id,
                         handle.addr,
-                        inbuf.len()
+                        inbuf.len() + parser.held()
                     );
                     return None;
                 }
@@ -236,7 +237,7 @@ pub async fn serve<R: Runner>(
                 }
                 if handle.shrink.swap(false, Ordering::Relaxed) {
                     // Idle (the cron's wake-up): the buffers go until input comes again.
-                    if inbuf.is_empty() {
+                    if inbuf.is_empty() && !parser.receiving_big() {
                         *inbuf = BytesMut::new();
                     }
                     out = BytesMut::new();
@@ -337,7 +338,7 @@ pub async fn serve<R: Runner>(
                     out = BytesMut::new();
                 }
             }
-            if inbuf.is_empty() && inbuf.capacity() > BIG_QUERY {
+            if inbuf.is_empty() && inbuf.capacity() > BIG_QUERY && !parser.receiving_big() {
                 // Nor one huge command (a 50 MB SET) its query buffer.
                 *inbuf = BytesMut::new();
             }

@@ -640,3 +640,85 @@ async fn a_primary_without_good_replicas_refuses_writes() {
     // Writes taken until the lag ran out (1 or 2), never the refused one.
     assert_ne!(q(&mut p, &["GET", "k"]).await, bulk("3"));
 }
+
+/// A value of 300 KB: bytes that differ, so that a slip of one byte shows.
+fn big_value(seed: u8) -> Vec<u8> {
+    (0..300_000u32).map(|i| (i % 251) as u8 ^ seed).collect()
+}
+
+async fn get_bytes(c: &mut MultiplexedConnection, key: &str) -> Option<Vec<u8>> {
+    redis::cmd("GET").arg(key).query_async(c).await.unwrap()
+}
+
+/// Big values are kept as they arrived (a buffer of their size, held by reference by the
+/// keyspace and the backlog): every string command, a 16 KB backlog trimmed into the middle
+/// of one, a snapshot and a replica see exactly the bytes sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_values_are_kept_as_sent_and_replicated() {
+    let dir = temp_dir("big-values");
+    let conf = format!("dir \"{}\"\nrepl-backlog-size 16kb\n", dir.display());
+    let primary = TestServer::with_conf(&conf).await;
+    let replica = TestServer::replica_of(primary.addr, "").await;
+    linked(&replica).await;
+    let mut p = primary.conn().await;
+    let (a, b) = (big_value(0), big_value(1));
+    // In 16 KB writes (the parser switches to a buffer of the value's size on the way), then
+    // in one write.
+    let mut raw = primary.raw().await;
+    let mut wire = format!("*3\r\n$3\r\nSET\r\n$1\r\na\r\n${}\r\n", a.len()).into_bytes();
+    wire.extend_from_slice(&a);
+    wire.extend_from_slice(b"\r\n");
+    wire.extend(resp(&["PING"]));
+    for chunk in wire.chunks(16 * 1024) {
+        raw.send(chunk).await;
+    }
+    assert_eq!(raw.reply().await, "+OK\r\n");
+    assert_eq!(raw.reply().await, "+PONG\r\n");
+    let _: () = redis::cmd("SET").arg("b").arg(&b).arg("EX").arg(1000).query_async(&mut p).await.unwrap();
+    let _: () = redis::cmd("MSET").arg("c").arg(&a).arg("d").arg(&b).query_async(&mut p).await.unwrap();
+    let old: Vec<u8> = redis::cmd("GETSET").arg("d").arg(&a).query_async(&mut p).await.unwrap();
+    assert!(old == b);
+    assert_eq!(get_bytes(&mut p, "a").await.as_deref(), Some(&a[..]));
+    assert_eq!(get_bytes(&mut p, "b").await.as_deref(), Some(&b[..]));
+    assert_eq!(get_bytes(&mut p, "d").await.as_deref(), Some(&a[..]));
+    assert_eq!(q(&mut p, &["STRLEN", "a"]).await, int(300_000));
+    assert_eq!(q(&mut p, &["OBJECT", "ENCODING", "a"]).await, bulk("raw"));
+    let Value::Int(usage) = q(&mut p, &["MEMORY", "USAGE", "a"]).await else { panic!() };
+    assert!(usage >= 300_000, "MEMORY USAGE {usage}");
+    let Value::Int(ttl) = q(&mut p, &["TTL", "b"]).await else { panic!() };
+    assert!(ttl > 990);
+    // Changed in place, copied, renamed, dumped and restored: the value follows.
+    assert_eq!(q(&mut p, &["APPEND", "c", "xyz"]).await, int(300_003));
+    assert_eq!(q(&mut p, &["SETRANGE", "d", "10", "QQ"]).await, int(300_000));
+    let mut d = a.clone();
+    d[10..12].copy_from_slice(b"QQ");
+    assert_eq!(get_bytes(&mut p, "d").await.as_deref(), Some(&d[..]));
+    let range: Vec<u8> =
+        redis::cmd("GETRANGE").arg("c").arg(299_998).arg(-1).query_async(&mut p).await.unwrap();
+    assert_eq!(range, [a[299_998], a[299_999], b'x', b'y', b'z']);
+    assert_eq!(q(&mut p, &["COPY", "a", "e"]).await, int(1));
+    assert_eq!(q(&mut p, &["RENAME", "e", "f"]).await, Value::Okay);
+    let dump: Vec<u8> = redis::cmd("DUMP").arg("f").query_async(&mut p).await.unwrap();
+    let _: () = redis::cmd("RESTORE").arg("g").arg(0).arg(dump).query_async(&mut p).await.unwrap();
+    assert_eq!(get_bytes(&mut p, "g").await.as_deref(), Some(&a[..]));
+    assert_eq!(q(&mut p, &["DEL", "a"]).await, int(1));
+    assert_eq!(get_bytes(&mut p, "f").await.as_deref(), Some(&a[..]), "a copy outlives the original");
+
+    // The replica has the same data, big values through a 16 KB backlog included.
+    assert_eq!(wait_replicas(&primary, 1).await, 1);
+    let mut r = replica.conn().await;
+    assert_eq!(digest(&mut r).await, digest(&mut p).await);
+    assert_eq!(get_bytes(&mut r, "d").await.as_deref(), Some(&d[..]));
+    assert_eq!(info_field(&mut r, "master_full_syncs").await, "1");
+
+    // A snapshot keeps them.
+    let expected = digest(&mut p).await;
+    assert_eq!(q(&mut p, &["SAVE"]).await, Value::Okay);
+    drop(p);
+    primary.stop().await;
+    let back = TestServer::with_conf(&conf).await;
+    let mut c = back.conn().await;
+    assert_eq!(digest(&mut c).await, expected);
+    assert_eq!(get_bytes(&mut c, "b").await.as_deref(), Some(&b[..]));
+    std::fs::remove_dir_all(&dir).ok();
+}
