@@ -319,15 +319,25 @@ impl RequestParser {
         let frame = buf.split_to(pos).freeze();
         let n = self.done.len() + self.spans.len();
         args.append(&mut self.done);
-        args.extend(self.spans.iter().map(|&(a, b)| {
-            if b - a >= BIG_ARG {
-                // Came whole inside a larger read: copied out, so that keeping it pins
-                // nothing else (see the module's comment).
-                Bytes::copy_from_slice(&frame[a..b])
-            } else {
-                frame.slice(a..b)
+        for &(a, b) in &self.spans {
+            if b - a < BIG_ARG {
+                args.push(frame.slice(a..b));
+                continue;
             }
-        }));
+            // Came whole inside a larger read: the same bytes from the Share if it has them
+            // (checked), else copied out, so that keeping it pins nothing else (see the
+            // module's comment).
+            let at = self.consumed + (self.taken + a) as u64;
+            let shared = self.share.as_mut().and_then(|share| share(at, b - a));
+            match shared {
+                Some(shared) if shared[..] == frame[a..b] => {
+                    self.shared_given.push(shared.as_ptr() as usize);
+                    args.push(shared);
+                }
+                Some(_) => return Err(perr("a shared argument differs from the stream")),
+                None => args.push(Bytes::copy_from_slice(&frame[a..b])),
+            }
+        }
         self.finished(self.taken + pos);
         Ok(Some(n))
     }
@@ -567,6 +577,13 @@ mod tests {
         let (args, lens) = feed(&mut p, &wire, 4096);
         assert_eq!(args[2].as_ptr(), big.as_ptr(), "the same bytes, not a copy");
         assert_eq!(lens, vec![wire.len()]);
+        // The same when the whole command came in one read.
+        let mut p = RequestParser::default();
+        let given = big.clone();
+        p.share(1000, Box::new(move |offset, len| (offset == 1000 + at as u64 && len == 100_000).then(|| given.clone())));
+        let (args, _) = feed(&mut p, &wire, 1 << 20);
+        assert_eq!(args[2].as_ptr(), big.as_ptr(), "the same bytes, not a copy");
+        assert_eq!(p.take_shared(), vec![big.as_ptr() as usize]);
         // Bytes that differ from what was given break the stream.
         let mut p = RequestParser::default();
         let given = Bytes::from(vec![b'y'; 100_000]);
