@@ -120,6 +120,17 @@ struct Health {
     known: AtomicU64,
 }
 
+/// When a connection last made progress (Unix ms): a reply's wait is timed from there, so a
+/// big request still being written or a big reply still being read does not time out.
+#[derive(Clone)]
+pub struct Progress(Arc<Health>);
+
+impl Progress {
+    pub fn at(&self) -> u64 {
+        self.0.progress_at.load(Ordering::Relaxed)
+    }
+}
+
 impl Health {
     fn alive(&self) -> bool {
         self.alive.load(Ordering::Relaxed)
@@ -193,11 +204,11 @@ impl Pool {
         replies: usize,
         now: u64,
         encode: impl FnOnce(u64) -> Bytes,
-    ) -> oneshot::Receiver<Answer> {
+    ) -> (oneshot::Receiver<Answer>, Option<Progress>) {
         let (reply, rx) = oneshot::channel();
         if self.is_down(addr) {
             let _ = reply.send(Err(Failure::not_sent(format!("{addr} is unreachable"))));
-            return rx;
+            return (rx, None);
         }
         let conn = {
             let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
@@ -214,7 +225,7 @@ impl Pool {
         };
         let bytes = encode(conn.health.known.load(Ordering::Relaxed));
         queue(&conn, addr, now, Request { bytes, replies, reply });
-        rx
+        (rx, Some(Progress(conn.health.clone())))
     }
 
     /// A connection to `addr` for one caller alone (a WATCH ... EXEC, a WAIT that may block):
@@ -322,8 +333,13 @@ async fn run(pool: Arc<Pool>, addr: String, mut rx: mpsc::UnboundedReceiver<Requ
                         break 'requests;
                     }
                     out.clear();
-                    if wr.write_all(&request.bytes).await.is_err() {
-                        break 'requests;
+                    // In pieces, each one progress: the connection is not stalled while a
+                    // big request is still going out.
+                    for piece in request.bytes.chunks(1 << 20) {
+                        if wr.write_all(piece).await.is_err() {
+                            break 'requests;
+                        }
+                        health.progress_at.store(crate::keyspace::now_ms(), Ordering::Relaxed);
                     }
                 } else {
                     out.extend_from_slice(&request.bytes);
@@ -382,7 +398,11 @@ async fn run(pool: Arc<Pool>, addr: String, mut rx: mpsc::UnboundedReceiver<Requ
             }
             match rd.read_buf(&mut buf).await {
                 Ok(0) | Err(_) => return,
-                Ok(_) => now = crate::keyspace::now_ms(),
+                Ok(_) => {
+                    now = crate::keyspace::now_ms();
+                    // Part of a reply is progress too (a 512 MB GET takes a while to read).
+                    health.progress_at.store(now, Ordering::Relaxed);
+                }
             }
         }
     };
@@ -416,16 +436,41 @@ impl Dedicated {
         !self.conn.tx.is_closed()
     }
 
-    pub fn send(&self, bytes: Bytes, replies: usize) -> oneshot::Receiver<Answer> {
+    pub fn send(&self, bytes: Bytes, replies: usize) -> (oneshot::Receiver<Answer>, Option<Progress>) {
         let (reply, rx) = oneshot::channel();
         queue(&self.conn, &self.addr, crate::keyspace::now_ms(), Request { bytes, replies, reply });
-        rx
+        (rx, Some(Progress(self.conn.health.clone())))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The reply timeout counts from the connection's last progress: a connection still
+    /// writing a big request (or reading a big reply) keeps its requests waiting; a silent
+    /// one times them out.
+    #[tokio::test]
+    async fn a_reply_waits_while_its_connection_makes_progress() {
+        use crate::proxy::router::answer;
+        let limit = Duration::from_millis(150);
+        let health = Arc::new(Health::default());
+        let progress = Progress(health.clone());
+        let (reply, rx) = oneshot::channel::<Answer>();
+        let busy = tokio::spawn(async move {
+            for _ in 0..6 {
+                health.progress_at.store(crate::keyspace::now_ms(), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let _ = reply.send(Err(Failure::not_sent("answered")));
+        });
+        let got = answer(rx, Some(limit), Some(&progress)).await;
+        assert!(matches!(got, Err(f) if f.why == "answered"), "waited past the limit while progressing");
+        busy.await.unwrap();
+        let (_reply, rx) = oneshot::channel::<Answer>();
+        let got = answer(rx, Some(limit), Some(&progress)).await;
+        assert!(matches!(got, Err(f) if f.why.starts_with("timed out after 150 ms")));
+    }
 
     #[test]
     fn a_big_bulk_reply_says_what_is_still_to_come() {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::sync::oneshot;
 
+use super::backend::Progress;
 use super::backend::{Answer, Answered, Dedicated, Failure, Pool};
 use super::local::{Called, LocalSession};
 use super::router::{answer, Got, Req, REQUEST_TIMEOUT};
@@ -57,18 +58,19 @@ impl Backend for Tcp {
             }
         };
         // EDIS.AT only when this connection has not already seen the node at `min` or past.
-        Sent::Remote(self.pool.send_with(&self.addr, req.lane, 1, req.now, |known| {
+        let sent = self.pool.send_with(&self.addr, req.lane, 1, req.now, |known| {
             if min > known {
                 at_from_encoded(min, bytes)
             } else {
                 bytes.clone()
             }
-        }))
+        });
+        Sent::Remote(sent.into())
     }
 
     fn send_all(&self, req: Req, commands: &[&[Bytes]]) -> Sent {
         let bytes = encode_all(commands);
-        Sent::Remote(self.pool.send_with(&self.addr, req.lane, commands.len(), req.now, |_| bytes))
+        Sent::Remote(self.pool.send_with(&self.addr, req.lane, commands.len(), req.now, |_| bytes).into())
     }
 
     fn own(&self) -> Link {
@@ -95,15 +97,28 @@ impl Link {
     pub fn send(&mut self, commands: &[&[Bytes]], now: u64) -> Sent {
         match self {
             Link::InProcess(session) => Sent::Local(session.run(commands, now)),
-            Link::Tcp(conn) => Sent::Remote(conn.send(encode_all(commands), commands.len())),
+            Link::Tcp(conn) => Sent::Remote(conn.send(encode_all(commands), commands.len()).into()),
         }
+    }
+}
+
+/// A request sent over TCP: its reply, and its connection's progress (the reply timeout
+/// counts from the last progress, see [`answer`]).
+pub struct Remote {
+    rx: oneshot::Receiver<Answer>,
+    progress: Option<Progress>,
+}
+
+impl From<(oneshot::Receiver<Answer>, Option<Progress>)> for Remote {
+    fn from((rx, progress): (oneshot::Receiver<Answer>, Option<Progress>)) -> Remote {
+        Remote { rx, progress }
     }
 }
 
 /// A request on its way to a node.
 pub enum Sent {
     Local(Called),
-    Remote(oneshot::Receiver<Answer>),
+    Remote(Remote),
     /// Already answered (a reply awaited before the rest of the routing went on).
     Done(Result<Got, Failure>),
 }
@@ -123,7 +138,7 @@ impl Sent {
                 Ok(Got::Reply(r, Some(offset)))
             }
             Sent::Local(Called::Later(later)) => Ok(Got::Reply(later.await, None)),
-            Sent::Remote(rx) => answer(rx, limit)
+            Sent::Remote(Remote { rx, progress }) => answer(rx, limit, progress.as_ref())
                 .await
                 .map(|Answered { frame, bytes, offset }| Got::Frame(frame, bytes, offset)),
             Sent::Done(result) => result,

@@ -223,13 +223,33 @@ pub fn failed(slot: Option<u16>, addr: &str, failure: &Failure) -> Reply {
     }
 }
 
-/// Waits for one reply, bounded in time.
-pub async fn answer(rx: oneshot::Receiver<Answer>, limit: Option<Duration>) -> Answer {
+/// Waits for one reply, bounded in time: `limit` without progress on the connection (a big
+/// request still being written, or a big reply being read, is progress).
+pub async fn answer(
+    mut rx: oneshot::Receiver<Answer>,
+    limit: Option<Duration>,
+    progress: Option<&crate::proxy::backend::Progress>,
+) -> Answer {
     let got = match limit {
-        Some(limit) => match tokio::time::timeout(limit, rx).await {
-            Ok(got) => got,
-            Err(_) => return Err(Failure::unknown(format!("timed out after {} ms", limit.as_millis()))),
-        },
+        Some(limit) => {
+            let mut wait = limit;
+            loop {
+                match tokio::time::timeout(wait, &mut rx).await {
+                    Ok(got) => break got,
+                    Err(_) => {
+                        let idle =
+                            progress.map_or(u64::MAX, |p| crate::keyspace::now_ms().saturating_sub(p.at()));
+                        if idle >= limit.as_millis() as u64 {
+                            return Err(Failure::unknown(format!(
+                                "timed out after {} ms",
+                                limit.as_millis()
+                            )));
+                        }
+                        wait = limit - Duration::from_millis(idle);
+                    }
+                }
+            }
+        }
         None => rx.await,
     };
     got.unwrap_or_else(|_| Err(Failure::unknown("connection lost")))

@@ -580,7 +580,12 @@ mod tests {
         // The same when the whole command came in one read.
         let mut p = RequestParser::default();
         let given = big.clone();
-        p.share(1000, Box::new(move |offset, len| (offset == 1000 + at as u64 && len == 100_000).then(|| given.clone())));
+        p.share(
+            1000,
+            Box::new(move |offset, len| {
+                (offset == 1000 + at as u64 && len == 100_000).then(|| given.clone())
+            }),
+        );
         let (args, _) = feed(&mut p, &wire, 1 << 20);
         assert_eq!(args[2].as_ptr(), big.as_ptr(), "the same bytes, not a copy");
         assert_eq!(p.take_shared(), vec![big.as_ptr() as usize]);

@@ -55,9 +55,10 @@ pub(crate) async fn start(extra: &str) -> AllInOne {
     })
     .await;
     assert!(full, "the map never filled: {:?}", slots(info).await);
+    // (The proxy may not have the map yet: CLUSTERDOWN until it has.)
     let routes = eventually(WAIT, || async {
         let mut c = conn_to(proxy).await;
-        matches!(q(&mut c, &["SET", "warm", "1"]).await, Value::Okay)
+        matches!(cmd(&["SET", "warm", "1"]).query_async::<Value>(&mut c).await, Ok(Value::Okay))
     })
     .await;
     assert!(routes, "the proxy never routed a SET");
