@@ -183,8 +183,8 @@ impl Runner for ProxyRunner {
                 break;
             }
             // Replies in flight are bounded by bytes, as the shard's OUT_CUT bounds a batch's:
-            // a client pipelining GETs of 100 KB values without reading them has about 1 MB
-            // of replies coming, not its whole batch's (44 MB per 16 KB of GETs).
+            // a client pipelining GETs of 100 KB values without reading them has a few
+            // hundred KB of replies coming, not its whole batch's (44 MB per 16 KB of GETs).
             // Replies answered at once (a local shard's, with --role all) go out by the same
             // bound.
             if self.items.len() >= self.in_flight_budget() || out.len() >= IN_FLIGHT_BYTES {
@@ -210,13 +210,13 @@ impl Runner for ProxyRunner {
 }
 
 /// Bytes of replies a proxy client may have in flight (the shard's OUT_CUT).
-const IN_FLIGHT_BYTES: usize = 1 << 20;
+const IN_FLIGHT_BYTES: usize = crate::server::session::OUT_CUT;
 
 impl ProxyRunner {
     /// How many commands may have replies in flight: IN_FLIGHT_BYTES over the size replies
-    /// have had on this connection, between 16 and a whole batch.
+    /// have had on this connection, between 4 and a whole batch.
     fn in_flight_budget(&self) -> usize {
-        (IN_FLIGHT_BYTES / self.reply_size.max(1)).clamp(16, 1024)
+        (IN_FLIGHT_BYTES / self.reply_size.max(1)).clamp(4, 1024)
     }
 }
 
