@@ -83,14 +83,23 @@ impl Backlog {
         }
     }
 
-    pub fn append(&mut self, bytes: &[u8]) {
+    /// What every append does first: with no feed, one at least the capacity leaves only its
+    /// end held (true: nothing more to do); with feeds, one past the limit is a burst.
+    fn kept_only(&mut self, bytes: &[u8]) -> bool {
         if bytes.len() >= self.capacity && self.feeds.is_empty() {
             self.end += bytes.len() as u64;
             self.keep_only(&bytes[bytes.len() - self.capacity..]);
-            return;
+            return true;
         }
         if !self.feeds.is_empty() && bytes.len() > self.limit {
             self.burst = self.burst.max(bytes.len());
+        }
+        false
+    }
+
+    pub fn append(&mut self, bytes: &[u8]) {
+        if self.kept_only(bytes) {
+            return;
         }
         if bytes.len() >= PIECE {
             // A piece of its own size (through the tail, the tail's allocation would keep
@@ -122,13 +131,8 @@ impl Backlog {
 
     /// Appends `bytes` by reference (a big argument: the stream holds no copy of it).
     pub fn append_shared(&mut self, bytes: Bytes) {
-        if bytes.len() >= self.capacity && self.feeds.is_empty() {
-            self.end += bytes.len() as u64;
-            self.keep_only(&bytes[bytes.len() - self.capacity..]);
+        if self.kept_only(&bytes) {
             return;
-        }
-        if !self.feeds.is_empty() && bytes.len() > self.limit {
-            self.burst = self.burst.max(bytes.len());
         }
         self.seal();
         let len = bytes.len();

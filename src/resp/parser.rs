@@ -566,26 +566,24 @@ mod tests {
         let mut wire = BytesMut::new();
         crate::resp::client::encode_command(&[&b"SET"[..], b"k", &big], &mut wire);
         let at = wire.len() - big.len() - 2;
-        let mut p = RequestParser::default();
-        let given = big.clone();
-        p.share(
-            1000,
-            Box::new(move |offset, len| {
-                (offset == 1000 + at as u64 && len == 100_000).then(|| given.clone())
-            }),
-        );
+        // A parser whose stream starts at offset 1000, given `big` where it is in the stream.
+        let sharing = || {
+            let mut p = RequestParser::default();
+            let given = big.clone();
+            p.share(
+                1000,
+                Box::new(move |offset, len| {
+                    (offset == 1000 + at as u64 && len == 100_000).then(|| given.clone())
+                }),
+            );
+            p
+        };
+        let mut p = sharing();
         let (args, lens) = feed(&mut p, &wire, 4096);
         assert_eq!(args[2].as_ptr(), big.as_ptr(), "the same bytes, not a copy");
         assert_eq!(lens, vec![wire.len()]);
         // The same when the whole command came in one read.
-        let mut p = RequestParser::default();
-        let given = big.clone();
-        p.share(
-            1000,
-            Box::new(move |offset, len| {
-                (offset == 1000 + at as u64 && len == 100_000).then(|| given.clone())
-            }),
-        );
+        let mut p = sharing();
         let (args, _) = feed(&mut p, &wire, 1 << 20);
         assert_eq!(args[2].as_ptr(), big.as_ptr(), "the same bytes, not a copy");
         assert_eq!(p.take_shared(), vec![big.as_ptr() as usize]);
