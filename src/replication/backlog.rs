@@ -23,19 +23,36 @@ const PIECE: usize = 16 * 1024;
 #[derive(Debug)]
 struct Piece {
     start: u64,
+    /// A shared piece keeps its whole buffer (an in-process replica takes it whole, and
+    /// whether the backlog alone still holds it shows), `skip` bytes of it no longer held.
     bytes: Bytes,
+    skip: usize,
     own: bool,
     /// The size it was appended at (its allocation's, near enough).
     size: usize,
-    /// A shared piece as appended, with its offset, while its allocation is held: a feed
-    /// that sent its front lets that go from `bytes`, an in-process replica still takes it whole.
-    whole: Option<(u64, Bytes)>,
+}
+
+impl Piece {
+    fn own(start: u64, bytes: Bytes) -> Piece {
+        Piece { start, size: bytes.len(), bytes, skip: 0, own: true }
+    }
+
+    /// The bytes held.
+    fn data(&self) -> &[u8] {
+        &self.bytes[self.skip..]
+    }
+
+    fn len(&self) -> usize {
+        self.bytes.len() - self.skip
+    }
 }
 
 #[derive(Debug)]
 pub struct Backlog {
     /// Held bytes, oldest first, then the newest ones not yet made a piece.
     pieces: VecDeque<Piece>,
+    /// Where the shared pieces among them start (as appended), oldest first.
+    shared: VecDeque<u64>,
     tail: BytesMut,
     /// Bytes held (pieces and tail), and of those the pieces the backlog made.
     held: usize,
@@ -57,6 +74,7 @@ impl Backlog {
     pub fn new(capacity: usize, start_offset: u64) -> Self {
         Backlog {
             pieces: VecDeque::new(),
+            shared: VecDeque::new(),
             tail: BytesMut::new(),
             held: 0,
             own: 0,
@@ -79,7 +97,7 @@ impl Backlog {
             let start = self.tail_start();
             let bytes = self.tail.split().freeze();
             self.own += bytes.len();
-            self.pieces.push_back(Piece { start, size: bytes.len(), bytes, own: true, whole: None });
+            self.pieces.push_back(Piece::own(start, bytes));
         }
     }
 
@@ -106,14 +124,7 @@ impl Backlog {
             // its size after it).
             self.seal();
             self.own += bytes.len();
-            let bytes = Bytes::copy_from_slice(bytes);
-            self.pieces.push_back(Piece {
-                start: self.end,
-                size: bytes.len(),
-                bytes,
-                own: true,
-                whole: None,
-            });
+            self.pieces.push_back(Piece::own(self.end, Bytes::copy_from_slice(bytes)));
         } else {
             if self.tail.capacity() - self.tail.len() < bytes.len() {
                 self.seal();
@@ -136,8 +147,8 @@ impl Backlog {
         }
         self.seal();
         let len = bytes.len();
-        let whole = Some((self.end, bytes.clone()));
-        self.pieces.push_back(Piece { start: self.end, bytes, own: false, size: len, whole });
+        self.shared.push_back(self.end);
+        self.pieces.push_back(Piece { start: self.end, bytes, skip: 0, own: false, size: len });
         self.held += len;
         self.end += len as u64;
         self.trim();
@@ -146,6 +157,7 @@ impl Backlog {
     /// Holds nothing but `last`, the newest bytes (whose end is `end`).
     fn keep_only(&mut self, last: &[u8]) {
         self.pieces.clear();
+        self.shared.clear();
         self.tail = BytesMut::from(last);
         self.held = last.len();
         self.own = 0;
@@ -163,13 +175,15 @@ impl Backlog {
         // Whole pieces go first: their memory comes back (a 512 MB value a replica was still
         // receiving, once it is sent).
         while let Some(front) = self.pieces.front() {
-            if front.bytes.len() > overflow {
+            if front.len() > overflow {
                 break;
             }
-            overflow -= front.bytes.len();
-            self.held -= front.bytes.len();
+            overflow -= front.len();
+            self.held -= front.len();
             if front.own {
-                self.own -= front.bytes.len();
+                self.own -= front.len();
+            } else {
+                self.shared.pop_front();
             }
             self.pieces.pop_front();
         }
@@ -185,20 +199,20 @@ impl Backlog {
         if front.own {
             self.own -= overflow;
         }
-        let kept = front.bytes.len() - overflow;
+        let kept = front.len() - overflow;
         if kept <= self.capacity && kept < front.size / 2 && front.size > PIECE {
             // The end of a big piece, kept for the capacity alone: a copy of it, so that the
             // rest of the piece's memory can go.
-            let copy = Bytes::copy_from_slice(&front.bytes[overflow..]);
+            let copy = Bytes::copy_from_slice(&front.data()[overflow..]);
             if !front.own {
                 self.own += kept;
-                front.own = true;
+                self.shared.pop_front();
             }
-            front.bytes = copy;
-            front.size = kept;
-            front.whole = None;
-        } else {
+            *front = Piece::own(front.start, copy);
+        } else if front.own {
             front.bytes.advance(overflow);
+        } else {
+            front.skip += overflow;
         }
     }
 
@@ -237,10 +251,18 @@ impl Backlog {
         self.end - self.held as u64
     }
 
-    /// Bytes the backlog has allocated (INFO's mem_replication_backlog): what it copied, not
-    /// the big arguments it shares with the keyspace.
+    /// Bytes the backlog has allocated (INFO's mem_replication_backlog, and what maxmemory
+    /// leaves out): what it copied, and the big arguments it holds alone (their key deleted
+    /// or evicted), not those the keyspace holds too.
     pub fn allocated(&self) -> usize {
-        self.own + self.tail.capacity()
+        let alone: usize = self
+            .shared
+            .iter()
+            .filter_map(|&at| self.shared_piece(at))
+            .filter(|p| p.bytes.is_unique())
+            .map(|p| p.bytes.len())
+            .sum();
+        self.own + self.tail.capacity() + alone
     }
 
     pub fn histlen(&self) -> usize {
@@ -269,14 +291,14 @@ impl Backlog {
         let mut at = offset;
         let mut left = max;
         // The piece holding `offset`, then on in order.
-        let first = self.pieces.partition_point(|p| p.start + p.bytes.len() as u64 <= offset);
+        let first = self.pieces.partition_point(|p| p.start + p.len() as u64 <= offset);
         for piece in self.pieces.range(first..) {
             if left == 0 {
                 break;
             }
             let from = (at - piece.start) as usize;
-            let take = (piece.bytes.len() - from).min(left);
-            out.extend_from_slice(&piece.bytes[from..from + take]);
+            let take = (piece.len() - from).min(left);
+            out.extend_from_slice(&piece.data()[from..from + take]);
             at += take as u64;
             left -= take;
         }
@@ -291,9 +313,14 @@ impl Backlog {
     /// A big argument appended by reference whose first byte is at `offset` and that is `len`
     /// bytes long, if still held whole: an in-process replica takes it instead of a copy.
     pub fn shared_at(&self, offset: u64, len: usize) -> Option<Bytes> {
-        let i = self.pieces.partition_point(|p| p.start + (p.bytes.len() as u64) <= offset);
-        let (start, whole) = self.pieces.get(i)?.whole.as_ref()?;
-        (*start == offset && whole.len() == len).then(|| whole.clone())
+        let piece = self.shared_piece(offset)?;
+        (piece.bytes.len() == len).then(|| piece.bytes.clone())
+    }
+
+    /// The shared piece appended at `offset`, if still held.
+    fn shared_piece(&self, offset: u64) -> Option<&Piece> {
+        let i = self.pieces.partition_point(|p| p.start + (p.len() as u64) <= offset);
+        self.pieces.get(i).filter(|p| !p.own && p.start - p.skip as u64 == offset)
     }
 }
 
@@ -402,6 +429,13 @@ mod tests {
         b.append_shared(big.clone());
         b.append(b"\r\n");
         assert!(b.allocated() < 64 * 1024, "not counted as the backlog's: {}", b.allocated());
+        // Its key deleted, the backlog alone holds it: counted then.
+        let ptr = big.as_ptr();
+        drop(big);
+        assert!(b.allocated() >= 1_000_000, "held alone: {}", b.allocated());
+        let big = b.shared_at(at, 1_000_000).unwrap();
+        assert_eq!(big.as_ptr(), ptr);
+        assert!(b.allocated() < 64 * 1024, "held by a key again: {}", b.allocated());
         assert_eq!(b.shared_at(at, 1_000_000).map(|s| s.as_ptr()), Some(big.as_ptr()));
         assert!(b.shared_at(at + 1, 1_000_000).is_none() && b.shared_at(at, 999).is_none());
         let mut out = Vec::new();
