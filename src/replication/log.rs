@@ -26,11 +26,6 @@ impl LogArg for Bytes {
         Some(self.clone())
     }
 }
-impl LogArg for &Bytes {
-    fn shared(&self) -> Option<Bytes> {
-        Some((*self).clone())
-    }
-}
 
 #[derive(Debug)]
 pub struct WriteLog {

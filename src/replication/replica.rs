@@ -471,12 +471,8 @@ async fn stream_loop(
             // A huge command (a 512 MB SET) does not pin its buffer for the link's life.
             buf = BytesMut::new();
         }
-        // Grow by what the command in progress still needs, at least 16 KB (a big argument
-        // has a buffer of its size already: growing it would copy it).
-        let want = parser.missing().clamp(16 * 1024, 1 << 20);
-        if !parser.receiving_big() && buf.capacity() - buf.len() < want {
-            buf.reserve(want);
-        }
+        // Grow by what the command in progress still needs, at least 16 KB.
+        parser.grow(&mut buf, parser.missing().clamp(16 * 1024, 1 << 20));
         tokio::select! {
             read = tokio::time::timeout(Duration::from_secs(60), stream.read_buf(&mut buf)) => {
                 match read {

@@ -36,6 +36,9 @@ pub const BIG_ARG: usize = 64 * 1024;
 /// first byte and its length.
 pub type Share = Box<dyn FnMut(u64, usize) -> Option<Bytes> + Send>;
 
+/// The protocol error for a stream whose bytes are not those the [`Share`] gave.
+const SHARED_DIFFERS: &str = "a shared argument differs from the stream";
+
 /// A big argument being received.
 struct Big {
     len: usize,
@@ -183,6 +186,14 @@ impl RequestParser {
         self.big.as_ref().is_some_and(|b| b.shared.is_none())
     }
 
+    /// Makes room in `buf` for at least `want` more bytes before a read, unless `buf` is a
+    /// big argument's, already sized to it (growing it would copy it).
+    pub fn grow(&self, buf: &mut BytesMut, want: usize) {
+        if !self.receiving_big() && buf.capacity() - buf.len() < want {
+            buf.reserve(want);
+        }
+    }
+
     /// Bytes of the command in progress held outside the buffer (big arguments received),
     /// for the query buffer limit.
     pub fn held(&self) -> usize {
@@ -319,7 +330,8 @@ impl RequestParser {
         let frame = buf.split_to(pos).freeze();
         let n = self.done.len() + self.spans.len();
         args.append(&mut self.done);
-        for &(a, b) in &self.spans {
+        for i in 0..self.spans.len() {
+            let (a, b) = self.spans[i];
             if b - a < BIG_ARG {
                 args.push(frame.slice(a..b));
                 continue;
@@ -330,11 +342,8 @@ impl RequestParser {
             let at = self.consumed + (self.taken + a) as u64;
             let shared = self.share.as_mut().and_then(|share| share(at, b - a));
             match shared {
-                Some(shared) if shared[..] == frame[a..b] => {
-                    self.shared_given.push(shared.as_ptr() as usize);
-                    args.push(shared);
-                }
-                Some(_) => return Err(perr("a shared argument differs from the stream")),
+                Some(shared) if shared[..] == frame[a..b] => args.push(self.given(shared)),
+                Some(_) => return Err(perr(SHARED_DIFFERS)),
                 None => args.push(Bytes::copy_from_slice(&frame[a..b])),
             }
         }
@@ -384,7 +393,7 @@ impl RequestParser {
         let n = buf.len().min(whole - big.seen);
         let data_end = (big.seen + n).min(big.len);
         if big.seen < data_end && buf[..data_end - big.seen] != shared[big.seen..data_end] {
-            return Err(perr("a shared argument differs from the stream"));
+            return Err(perr(SHARED_DIFFERS));
         }
         let _ = buf.split_to(n);
         big.seen += n;
@@ -394,10 +403,16 @@ impl RequestParser {
             return Ok(false);
         }
         let arg = shared.clone();
-        self.shared_given.push(arg.as_ptr() as usize);
+        let arg = self.given(arg);
         self.done.push(arg);
         self.big = None;
         Ok(true)
+    }
+
+    /// An argument the [`Share`] gave, noted (see [`take_shared`](Self::take_shared)).
+    fn given(&mut self, arg: Bytes) -> Bytes {
+        self.shared_given.push(arg.as_ptr() as usize);
+        arg
     }
 
     fn inline(&mut self, buf: &mut BytesMut, args: &mut Vec<Bytes>) -> Result<Option<usize>, ProtocolError> {

@@ -176,11 +176,7 @@ pub async fn serve<R: Runner>(
         } else {
             // Grow by what the command in progress still needs (bounded by what has arrived:
             // the parser reports only bytes of a bulk whose header came in), at least a chunk.
-            // A big argument's buffer is sized to it already (growing it would copy it).
-            let want = parser.missing().clamp(READ_CHUNK, READ_CHUNK.max(inbuf.len()));
-            if !parser.receiving_big() && inbuf.capacity() - inbuf.len() < want {
-                inbuf.reserve(want);
-            }
+            parser.grow(inbuf, parser.missing().clamp(READ_CHUNK, READ_CHUNK.max(inbuf.len())));
             tokio::select! {
                 biased;
                 read = stream.read_buf(inbuf) => Some(read),

@@ -282,12 +282,7 @@ async fn big_values_reach_the_read_shards_of_this_process() {
     let mut c = conn_to(all.proxy).await;
     let big: Vec<u8> = (0..600_000u32).map(|i| (i % 251) as u8).collect();
     let mut raw = Raw::connect(all.proxy).await;
-    let mut wire = format!("*3\r\n$3\r\nSET\r\n$4\r\n{{t}}a\r\n${}\r\n", big.len()).into_bytes();
-    wire.extend_from_slice(&big);
-    wire.extend_from_slice(b"\r\n");
-    for chunk in wire.chunks(16 * 1024) {
-        raw.send(chunk).await;
-    }
+    raw.send_in_pieces(&[&[b"SET", b"{t}a", &big]], 16 * 1024).await;
     assert_eq!(raw.reply().await, "+OK\r\n");
     let _: () = redis::cmd("SET")
         .arg("{t}b")

@@ -239,6 +239,18 @@ impl Raw {
         tokio::time::timeout(Duration::from_secs(10), read).await.expect("reply within 10s")
     }
 
+    /// Sends `commands`, pipelined, in writes of `piece` bytes, as a client on a slow link
+    /// would (a big value arrives in many reads).
+    pub async fn send_in_pieces(&mut self, commands: &[&[&[u8]]], piece: usize) {
+        let mut wire = BytesMut::new();
+        for args in commands {
+            rust_edis::resp::client::encode_command(args, &mut wire);
+        }
+        for chunk in wire.chunks(piece) {
+            self.send(chunk).await;
+        }
+    }
+
     /// Sends `bytes` and returns the one reply.
     pub async fn call(&mut self, bytes: &[u8]) -> String {
         self.send(bytes).await;

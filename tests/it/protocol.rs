@@ -106,12 +106,7 @@ async fn large_value_in_many_small_writes() {
     let s = TestServer::start().await;
     let mut raw = s.raw().await;
     let value = vec![b'v'; 3 * 1024 * 1024];
-    let mut cmd = format!("*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n${}\r\n", value.len()).into_bytes();
-    cmd.extend_from_slice(&value);
-    cmd.extend_from_slice(b"\r\n");
-    for chunk in cmd.chunks(16 * 1024) {
-        raw.send(chunk).await;
-    }
+    raw.send_in_pieces(&[&[b"SET", b"big", &value]], 16 * 1024).await;
     assert_eq!(raw.reply().await, "+OK\r\n");
     assert_eq!(raw.call(&resp(&["STRLEN", "big"])).await, ":3145728\r\n");
 }

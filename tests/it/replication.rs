@@ -665,13 +665,7 @@ async fn big_values_are_kept_as_sent_and_replicated() {
     // In 16 KB writes (the parser switches to a buffer of the value's size on the way), then
     // in one write.
     let mut raw = primary.raw().await;
-    let mut wire = format!("*3\r\n$3\r\nSET\r\n$1\r\na\r\n${}\r\n", a.len()).into_bytes();
-    wire.extend_from_slice(&a);
-    wire.extend_from_slice(b"\r\n");
-    wire.extend(resp(&["PING"]));
-    for chunk in wire.chunks(16 * 1024) {
-        raw.send(chunk).await;
-    }
+    raw.send_in_pieces(&[&[b"SET", b"a", &a], &[b"PING"]], 16 * 1024).await;
     assert_eq!(raw.reply().await, "+OK\r\n");
     assert_eq!(raw.reply().await, "+PONG\r\n");
     let _: () = redis::cmd("SET").arg("b").arg(&b).arg("EX").arg(1000).query_async(&mut p).await.unwrap();
