@@ -39,6 +39,22 @@ pub type Share = Box<dyn FnMut(u64, usize) -> Option<Bytes> + Send>;
 /// The protocol error for a stream whose bytes are not those the [`Share`] gave.
 const SHARED_DIFFERS: &str = "a shared argument differs from the stream";
 
+/// A [`Share`], where the arguments it gave start (until the caller takes them), and the
+/// bytes of whole commands parsed since it was given (from the offset it was given at).
+struct Sharing {
+    share: Share,
+    given: Vec<usize>,
+    consumed: u64,
+}
+
+/// The arguments of a command with a big one that already left the buffer, and the big one
+/// being received.
+#[derive(Default)]
+struct Split {
+    done: Vec<Bytes>,
+    big: Option<Big>,
+}
+
 /// A big argument being received.
 struct Big {
     len: usize,
@@ -101,18 +117,15 @@ pub struct RequestParser {
     spans: Vec<(usize, usize)>,
     /// Arguments of the command being parsed already taken out of the buffer (those before
     /// and including a big one), and how many bytes of the command they took.
-    done: Vec<Bytes>,
+    /// (Boxed, as the sharing below, and only while a command has a big argument: every
+    /// idle connection holds a parser.)
+    split: Option<Box<Split>>,
     taken: usize,
-    big: Option<Big>,
-    /// Bytes of whole commands parsed so far (from where [`share`](Self::share) started
-    /// counting), and the size of the last one.
-    consumed: u64,
+    /// The size of the last whole command.
     last_len: usize,
-    share: Option<Share>,
+    share: Option<Box<Sharing>>,
     /// Big arguments get their buffer from the header alone (a primary's stream).
     trusted: bool,
-    /// Where the arguments the [`Share`] gave start, until the caller takes them.
-    shared_given: Vec<usize>,
     /// Bytes still missing for the bulk argument being received, a hint for buffer sizing.
     missing: usize,
     max_bulk: usize,
@@ -141,14 +154,11 @@ impl RequestParser {
         Self {
             state: State::Start,
             spans: Vec::new(),
-            done: Vec::new(),
+            split: None,
             taken: 0,
-            big: None,
-            consumed: 0,
             last_len: 0,
             share: None,
             trusted: false,
-            shared_given: Vec::new(),
             missing: 0,
             max_bulk,
             authenticated: true,
@@ -164,15 +174,14 @@ impl RequestParser {
     /// Big arguments are asked of `share` first, with their offset in the stream counted from
     /// `offset` (where the next byte parsed is). The stream is a primary's: claims are trusted.
     pub fn share(&mut self, offset: u64, share: Share) {
-        self.consumed = offset;
-        self.share = Some(share);
+        self.share = Some(Box::new(Sharing { share, given: Vec::new(), consumed: offset }));
         self.trusted = true;
     }
 
     /// Where the arguments the [`Share`] gave since the last call start (see
     /// `keyspace::object::lent`).
     pub fn take_shared(&mut self) -> Vec<usize> {
-        std::mem::take(&mut self.shared_given)
+        self.share.as_mut().map(|s| std::mem::take(&mut s.given)).unwrap_or_default()
     }
 
     /// Bytes the last command returned took in the stream.
@@ -183,7 +192,7 @@ impl RequestParser {
     /// Whether the buffer is one sized exactly for the rest of a big argument: the caller
     /// must read into it as it is, not grow it (that would copy the argument).
     pub fn receiving_big(&self) -> bool {
-        self.big.as_ref().is_some_and(|b| b.shared.is_none())
+        self.split.as_ref().and_then(|s| s.big.as_ref()).is_some_and(|b| b.shared.is_none())
     }
 
     /// Makes room in `buf` for at least `want` more bytes before a read, unless `buf` is a
@@ -271,7 +280,7 @@ impl RequestParser {
             unreachable!("multibulk called between commands")
         };
         while remaining > 0 {
-            if self.big.is_some() {
+            if self.split.as_ref().is_some_and(|s| s.big.is_some()) {
                 // The buffer starts with (the rest of) the big argument.
                 match self.big_arg(buf)? {
                     true => {
@@ -328,8 +337,9 @@ impl RequestParser {
         self.state = State::Start;
         self.missing = 0;
         let frame = buf.split_to(pos).freeze();
-        let n = self.done.len() + self.spans.len();
-        args.append(&mut self.done);
+        let done = self.split.take().map(|s| s.done).unwrap_or_default();
+        let n = done.len() + self.spans.len();
+        args.extend(done);
         for i in 0..self.spans.len() {
             let (a, b) = self.spans[i];
             if b - a < BIG_ARG {
@@ -339,8 +349,8 @@ impl RequestParser {
             // Came whole inside a larger read: the same bytes from the Share if it has them
             // (checked), else copied out, so that keeping it pins nothing else (see the
             // module's comment).
-            let at = self.consumed + (self.taken + a) as u64;
-            let shared = self.share.as_mut().and_then(|share| share(at, b - a));
+            let at = self.stream_offset() + (self.taken + a) as u64;
+            let shared = self.share.as_mut().and_then(|s| (s.share)(at, b - a));
             match shared {
                 Some(shared) if shared[..] == frame[a..b] => args.push(self.given(shared)),
                 Some(_) => return Err(perr(SHARED_DIFFERS)),
@@ -353,8 +363,15 @@ impl RequestParser {
 
     fn finished(&mut self, len: usize) {
         self.last_len = len;
-        self.consumed += len as u64;
+        if let Some(s) = self.share.as_mut() {
+            s.consumed += len as u64;
+        }
         self.taken = 0;
+    }
+
+    /// Where in the stream the command being parsed starts (with a [`Share`]).
+    fn stream_offset(&self) -> u64 {
+        self.share.as_ref().map_or(0, |s| s.consumed)
     }
 
     /// A big argument of `len` bytes starts at `start` and has not all arrived: the command's
@@ -363,21 +380,23 @@ impl RequestParser {
     /// [`Share`] and what arrives of it is only checked.
     fn start_big(&mut self, buf: &mut BytesMut, start: usize, len: usize) {
         let head = buf.split_to(start).freeze();
-        self.done.extend(self.spans.drain(..).map(|(a, b)| head.slice(a..b)));
+        let split = self.split.get_or_insert_with(Box::default);
+        split.done.extend(self.spans.drain(..).map(|(a, b)| head.slice(a..b)));
         self.taken += start;
-        let at = self.consumed + self.taken as u64;
-        let shared = self.share.as_mut().and_then(|share| share(at, len)).filter(|b| b.len() == len);
+        let at = self.stream_offset() + self.taken as u64;
+        let shared = self.share.as_mut().and_then(|s| (s.share)(at, len)).filter(|b| b.len() == len);
         if shared.is_none() {
             let mut exact = BytesMut::with_capacity(len + 2);
             exact.extend_from_slice(buf);
             *buf = exact;
         }
-        self.big = Some(Big { len, shared, seen: 0 });
+        self.split.get_or_insert_with(Box::default).big = Some(Big { len, shared, seen: 0 });
     }
 
     /// Goes on with the big argument at the front of `buf`; true once it is complete.
     fn big_arg(&mut self, buf: &mut BytesMut) -> Result<bool, ProtocolError> {
-        let big = self.big.as_mut().expect("a big argument in progress");
+        let split = self.split.as_mut().expect("a command with a big argument");
+        let big = split.big.as_mut().expect("a big argument in progress");
         let whole = big.len + 2;
         let Some(shared) = &big.shared else {
             if buf.len() < whole {
@@ -386,8 +405,8 @@ impl RequestParser {
             }
             let arg = buf.split_to(whole).freeze().slice(..big.len);
             self.taken += whole;
-            self.done.push(arg);
-            self.big = None;
+            split.done.push(arg);
+            split.big = None;
             return Ok(true);
         };
         let n = buf.len().min(whole - big.seen);
@@ -403,15 +422,19 @@ impl RequestParser {
             return Ok(false);
         }
         let arg = shared.clone();
+        split.big = None;
         let arg = self.given(arg);
-        self.done.push(arg);
-        self.big = None;
+        if let Some(split) = self.split.as_mut() {
+            split.done.push(arg);
+        }
         Ok(true)
     }
 
     /// An argument the [`Share`] gave, noted (see [`take_shared`](Self::take_shared)).
     fn given(&mut self, arg: Bytes) -> Bytes {
-        self.shared_given.push(arg.as_ptr() as usize);
+        if let Some(s) = self.share.as_mut() {
+            s.given.push(arg.as_ptr() as usize);
+        }
         arg
     }
 
