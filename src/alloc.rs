@@ -89,6 +89,36 @@ pub fn purge_freed_memory_at_once() {
     unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
 }
 
+/// How often at most a worker thread going idle gives back what its heap holds free.
+const IDLE_COLLECT_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
+
+thread_local! {
+    static COLLECTED_AT: Cell<Option<std::time::Instant>> = const { Cell::new(None) };
+}
+
+/// Called by a runtime worker as it parks: gives back the memory its heap holds free, at most
+/// every IDLE_COLLECT_EVERY. mimalloc returns a page only when its owning thread collects it,
+/// and memory freed by another worker (a connection's task moves between workers) waits on
+/// the owner: with two workers, 9,000 connections that had sent a PING held 7.3 KB of
+/// resident memory each after 3.5 s idle, 1.7 KB of it live (a worker's collection brought it
+/// back to 3.7 KB). A thread that never parks allocates, and mimalloc collects as it does.
+pub fn collect_when_idle() {
+    let now = std::time::Instant::now();
+    let due = COLLECTED_AT
+        .try_with(|at| match at.get() {
+            Some(last) if now.duration_since(last) < IDLE_COLLECT_EVERY => false,
+            _ => {
+                at.set(Some(now));
+                true
+            }
+        })
+        .unwrap_or(false);
+    if due {
+        // SAFETY: mi_collect takes a plain flag and collects the calling thread's heap.
+        unsafe { mi_collect(false) };
+    }
+}
+
 /// Live heap bytes, accurate to 64 KiB per thread.
 pub fn used_memory() -> usize {
     USED.load(Ordering::Relaxed).max(0) as usize

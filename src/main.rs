@@ -249,6 +249,7 @@ fn main() -> ExitCode {
         // 7.25 per pipelined EVALSHA. The proxy and --role all use every core.
         builder.worker_threads(config.get("io-threads").parse().unwrap_or(1).max(1));
     }
+    builder.on_thread_park(rust_edis::alloc::collect_when_idle);
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
