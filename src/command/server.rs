@@ -47,11 +47,11 @@ impl MemoryReport {
             }
         }
         let once = |bytes| crate::server::counted_once(bytes, state.memory.copies);
-        let heap = used_memory();
+        let heap = crate::server::used_memory();
         MemoryReport {
             used: once(heap),
             peak: once(crate::alloc::used_memory_peak().max(heap)),
-            process: heap,
+            process: used_memory(),
             rss: rss(),
             startup: server.startup_memory,
             backlog: state.log.as_ref().map_or(0, |l| l.backlog.allocated()),
@@ -156,7 +156,8 @@ fn section(ctx: &mut Ctx, name: &str, out: &mut String) {
             w(format!("used_memory:{}", m.used));
             w(format!("used_memory_human:{}", human(m.used)));
             if m.process != m.used {
-                // --role all: the read shards' copies apart, and with them.
+                // --role all: the read shards' copies apart, and with them; and snapshots
+                // being written, which used_memory leaves out (a fork's memory in Redis).
                 w(format!("used_memory_process:{}", m.process));
             }
             w(format!("used_memory_rss:{}", m.rss));

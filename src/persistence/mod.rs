@@ -346,8 +346,8 @@ pub fn snapshot_of(state: &crate::server::State, now: u64) -> Bytes {
 }
 
 /// [`snapshot_of`], taking the lock.
-fn snapshot(server: &Server) -> Vec<u8> {
-    snapshot_of(&server.state(), now_ms()).to_vec()
+fn snapshot(server: &Server) -> Bytes {
+    snapshot_of(&server.state(), now_ms())
 }
 
 fn writer(server: Arc<Server>, aof: Arc<Aof>, mut file: File, generation: u64) {

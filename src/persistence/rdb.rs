@@ -318,8 +318,13 @@ pub struct ReplPosition {
 }
 
 /// Like [`write`], with the replication position a replica resumes from.
+///
+/// The payload is held aside from used_memory while it lives (see `alloc::Aside`): it is what
+/// Redis's forked child would hold.
 pub fn write_with(keyspace: &Keyspace, now: u64, position: Option<&ReplPosition>) -> Bytes {
     let mut out = BytesMut::with_capacity(64 * 1024);
+    let mut aside = crate::alloc::Aside::default();
+    aside.note(out.capacity());
     out.put_slice(MAGIC);
     out.put_u8(OP_AUX);
     put_str(&mut out, b"redis-ver");
@@ -346,22 +351,49 @@ pub fn write_with(keyspace: &Keyspace, now: u64, position: Option<&ReplPosition>
         put_len(&mut out, db.len() as u64);
         put_len(&mut out, db.expires_len() as u64);
         db.for_each_live(now, |entry| {
+            // Type, key, value: the type byte leads, so the value is encoded after it.
+            let mut value = BytesMut::new();
+            put_value(&mut value, entry.value());
+            make_room(&mut out, &mut aside, 9 + 10 + entry.key().len() + value.len());
             if let Some(at) = entry.expire_at() {
                 out.put_u8(OP_EXPIRETIME_MS);
                 out.put_u64_le(at);
             }
-            // Type, key, value: the type byte leads, so the value is encoded after it.
-            let mut value = BytesMut::new();
-            put_value(&mut value, entry.value());
             out.put_u8(value[0]);
             put_str(&mut out, entry.key());
             out.put_slice(&value[1..]);
         });
     }
+    make_room(&mut out, &mut aside, 9);
     out.put_u8(OP_EOF);
     let checksum = crc64::crc64(0, &out);
     out.put_u64_le(checksum);
-    out.freeze()
+    Bytes::from_owner(Payload { bytes: out.freeze(), _aside: aside })
+}
+
+/// Grows `out` for `needed` more bytes, counting the new buffer aside before it is allocated:
+/// while the old one is copied into it both are in the heap, and a shard checking maxmemory
+/// meanwhile must not see them.
+fn make_room(out: &mut BytesMut, aside: &mut crate::alloc::Aside, needed: usize) {
+    if out.capacity() - out.len() >= needed {
+        return;
+    }
+    let target = (out.capacity() * 2).max(out.len() + needed);
+    aside.note(out.capacity() + target);
+    out.reserve(target - out.len());
+    aside.note(out.capacity());
+}
+
+/// A snapshot's bytes with their place in `alloc::aside`, given back with the last reference.
+struct Payload {
+    bytes: Bytes,
+    _aside: crate::alloc::Aside,
+}
+
+impl AsRef<[u8]> for Payload {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
 }
 
 /// LZF decompression (liblzf's format, as Redis compresses strings in RDB files): literal
@@ -628,6 +660,37 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_snapshot_is_held_aside_from_used_memory_while_it_lives() {
+        let mut ks = Keyspace::new(16);
+        let value = vec![b'v'; 1000];
+        for i in 0..3000 {
+            ks.dbs[0].set(format!("key:{i}").as_bytes(), Value::Str(&value), None);
+        }
+        let payload = write(&ks, 0);
+        assert!(payload.len() > 3_000_000);
+        // Other tests' snapshots only add to the count.
+        assert!(crate::alloc::aside() >= payload.len(), "{}", crate::alloc::aside());
+        let copy = payload.clone();
+        drop(payload);
+        assert!(crate::alloc::aside() >= copy.len(), "the last reference keeps it aside");
+        assert_eq!(read(&copy, 16).unwrap().dbs[0].len(), 3000);
+    }
+
+    #[test]
+    fn growing_a_snapshot_counts_both_buffers_first() {
+        let mut out = BytesMut::with_capacity(16);
+        let mut aside = crate::alloc::Aside::default();
+        aside.note(out.capacity());
+        make_room(&mut out, &mut aside, 8);
+        assert_eq!(out.capacity(), 16, "room enough: nothing grows");
+        out.put_slice(&[0; 16]);
+        make_room(&mut out, &mut aside, 100);
+        assert!(out.capacity() >= 116);
+        assert_eq!(aside.counted(), out.capacity());
+        drop(aside);
     }
 
     #[test]

@@ -163,6 +163,12 @@ pub fn counted_once(bytes: usize, copies: usize) -> usize {
     (bytes + crate::alloc::borrowed()) / copies
 }
 
+/// The heap as used_memory counts it: snapshots being built, saved or sent apart (what
+/// Redis's forked child would hold; see `alloc::aside`).
+pub fn used_memory() -> usize {
+    crate::alloc::used_memory().saturating_sub(crate::alloc::aside())
+}
+
 /// The memory limit the configuration gives; also sets how entries record their accesses
 /// (an LFU policy keeps counters), as Redis does on CONFIG SET.
 pub fn memory_limit_of(c: &Config) -> MemoryLimit {
@@ -195,11 +201,12 @@ pub fn limits_of(c: &Config) -> crate::keyspace::Limits {
 pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
 
 impl State {
-    /// The memory maxmemory is about: everything allocated, less the replication backlog
-    /// (Redis leaves replication buffers out too, so replicas cannot make it evict).
+    /// The memory maxmemory is about: everything allocated (snapshots apart, see
+    /// `alloc::aside`), less the replication backlog (Redis leaves replication buffers out
+    /// too, so replicas cannot make it evict).
     pub fn memory_for_limit(&self) -> usize {
         let backlog = self.log.as_ref().map_or(0, |l| l.backlog.allocated());
-        counted_once(crate::alloc::used_memory(), self.memory.copies).saturating_sub(backlog)
+        counted_once(used_memory(), self.memory.copies).saturating_sub(backlog)
     }
 
     /// Evicts keys until memory is under maxmemory, as the policy picks them; each goes to
