@@ -420,6 +420,10 @@ pub struct Client {
     /// Set by PSYNC/SYNC: once this batch's replies are out, the connection becomes a
     /// replication feed starting at this offset.
     pub takeover: Option<u64>,
+    /// The snapshot a full resync sends after its header: written straight from the buffer
+    /// it was built in (held aside from used_memory, see `alloc::Aside`), not copied into the
+    /// connection's output buffer, where a cache's worth of copy counted toward maxmemory.
+    pub takeover_payload: Option<Bytes>,
     /// A proxy's backend connection (EDIS.ROUTER): a multi-key command may span slots, as
     /// long as this node serves every one, so the proxy splits per shard, not per slot.
     pub router: bool,
@@ -467,6 +471,7 @@ impl Client {
             is_master: false,
             listening_port: 0,
             takeover: None,
+            takeover_payload: None,
             router: false,
             marked: 0,
             wrote_to: 0,

@@ -116,16 +116,17 @@ fn full_sync(ctx: &mut Ctx, announce: bool) -> Reply {
     let replid = log.replid.clone();
     let snapshot = crate::persistence::snapshot_of(state, now);
     let log = state.log.as_mut().expect("ensured by the caller");
-    let mut out = BytesMut::with_capacity(snapshot.len() + 100);
+    let mut out = BytesMut::with_capacity(100);
     if announce {
         out.extend_from_slice(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes());
     }
     out.extend_from_slice(format!("${}\r\n", snapshot.len()).as_bytes());
-    out.extend_from_slice(&snapshot);
     // From the snapshot's offset on, the stream is kept for this replica while it loads.
     log.backlog.retain(ctx.client.id, offset);
     ctx.client.takeover = Some(offset);
     info!(replica = %ctx.client.handle.addr, offset, bytes = snapshot.len(), "full resync");
+    // The header is this reply; the snapshot follows it once the connection becomes a feed.
+    ctx.client.takeover_payload = Some(snapshot);
     Reply::Raw(out.freeze())
 }
 

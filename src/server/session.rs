@@ -470,6 +470,15 @@ pub async fn run(
     if let Some(offset) = serve(&mut stream, &mut inbuf, &mut session, max_bulk).await {
         // PSYNC/SYNC answered: from here on this connection is a replication feed.
         let (id, port) = (session.client.id, session.client.listening_port);
+        if let Some(payload) = session.client.takeover_payload.take() {
+            if stream.write_all(&payload).await.is_err() {
+                // Gone before its feed started: the stream kept for it goes.
+                if let Some(log) = session.server.state().log.as_mut() {
+                    log.backlog.release(id);
+                }
+                return;
+            }
+        }
         crate::replication::primary::feed(session.server.clone(), stream, id, port, offset, inbuf).await;
     }
 }

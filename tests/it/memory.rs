@@ -221,3 +221,54 @@ async fn clients_that_do_not_read_their_replies_hold_little_memory() {
     let grown = rss_of(p.child.id()).saturating_sub(before);
     assert!(grown < 150 << 20, "resident memory grew {} MB", grown >> 20);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_joining_a_full_primary_makes_it_evict_nothing() {
+    let (dir, rdir) = (temp_dir("sync-primary"), temp_dir("sync-replica"));
+    let p = spawn_with(&dir, "write", &[]).await;
+    let mut c = connect(p.port).await.unwrap();
+    let value = "x".repeat(1024);
+    let fill = |batch: usize| {
+        let mut pipe = redis::pipe();
+        for i in 0..1000 {
+            pipe.cmd("SET").arg(format!("k{batch}:{i}")).arg(&value).ignore();
+        }
+        pipe
+    };
+    for batch in 0..12 {
+        let _: () = fill(batch).query_async(&mut c).await.unwrap();
+    }
+    // Full: 2 MB of room, where the snapshot a full resync sends is 12 MB (Redis builds it in
+    // a forked child, which maxmemory does not see).
+    limit(&mut c, 2 << 20, "allkeys-random").await;
+    // A replica that asks for a full resync and reads nothing: the snapshot waits to be sent.
+    let mut stalled = Raw::connect(format!("127.0.0.1:{}", p.port).parse().unwrap()).await;
+    stalled.send(&resp(&["PSYNC", "?", "-1"])).await;
+    let syncing = || {
+        let mut c = c.clone();
+        async move {
+            let list: String = redis::cmd("CLIENT").arg("LIST").query_async(&mut c).await.unwrap();
+            list.contains("cmd=psync")
+        }
+    };
+    assert!(eventually(Duration::from_secs(10), syncing).await, "the resync never started");
+    // Writes meanwhile (overwriting, so the dataset stays the size it was) evict nothing.
+    for batch in 0..3 {
+        let _: () = fill(batch).query_async(&mut c).await.unwrap();
+    }
+    assert_eq!(stat(&mut c, "evicted_keys").await, 0);
+    let r = spawn_with(&rdir, "read", &["--replica-of", &format!("127.0.0.1:{}", p.port)]).await;
+    let rc = connect(r.port).await.unwrap();
+    let size = |c: &MultiplexedConnection| {
+        let mut c = c.clone();
+        async move { redis::cmd("DBSIZE").query_async::<i64>(&mut c).await.unwrap() }
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || async { size(&rc).await == 12_000 }).await,
+        "replica has {} keys",
+        size(&rc).await
+    );
+    assert_eq!(stat(&mut c, "evicted_keys").await, 0);
+    assert_eq!(size(&c).await, 12_000);
+    drop(stalled);
+}
