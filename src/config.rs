@@ -65,6 +65,8 @@ const fn protected(name: &'static str, default: &'static str) -> Param {
 
 const I64: Kind = Kind::Int(i64::MIN, i64::MAX);
 const NONNEG: Kind = Kind::Int(0, i64::MAX);
+/// Redis's `int` parameters that cannot be negative (0 to INT_MAX).
+const NONNEG_INT: Kind = Kind::Int(0, i32::MAX as i64);
 const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning", "nothing"];
 
 /// Every parameter, with its default: the one place defaults live.
@@ -78,10 +80,11 @@ static PARAMS: &[Param] = &[
     p("requirepass", "", Kind::Str),
     p("loglevel", "notice", Kind::Enum(LOGLEVELS)),
     fixed("logfile", "", Kind::Str),
-    p("hz", "10", Kind::Int(1, 500)),
+    // Any int, as Redis takes it; used within 1-500.
+    p("hz", "10", NONNEG_INT),
     p("maxclients", "10000", Kind::Int(1, 1_000_000)),
-    p("timeout", "0", NONNEG),
-    p("tcp-keepalive", "300", NONNEG),
+    p("timeout", "0", NONNEG_INT),
+    p("tcp-keepalive", "300", NONNEG_INT),
     fixed("tcp-backlog", "511", Kind::Int(1, 65535)),
     p("proto-max-bulk-len", "536870912", Kind::Memory),
     p("client-query-buffer-limit", "1073741824", Kind::MemoryAtLeast(1 << 20)),
@@ -100,12 +103,12 @@ static PARAMS: &[Param] = &[
             "noeviction",
         ]),
     ),
-    p("maxmemory-samples", "5", Kind::Int(1, 64)),
+    p("maxmemory-samples", "5", Kind::Int(1, i32::MAX as i64)),
     p("save", DEFAULT_SAVE, Kind::SavePoints),
     fixed("appendonly", "no", Kind::Bool),
     p("appendfsync", "everysec", Kind::Enum(&["always", "everysec", "no"])),
     fixed("appendfilename", "appendonly.aof", Kind::Str),
-    p("auto-aof-rewrite-percentage", "100", NONNEG),
+    p("auto-aof-rewrite-percentage", "100", NONNEG_INT),
     p("auto-aof-rewrite-min-size", "67108864", Kind::Memory),
     p("aof-load-truncated", "yes", Kind::Bool),
     protected("dbfilename", "dump.rdb"),
@@ -115,8 +118,8 @@ static PARAMS: &[Param] = &[
     p("masterauth", "", Kind::Str),
     p("masteruser", "", Kind::Str),
     p("repl-backlog-size", "1048576", Kind::Memory),
-    aka("min-replicas-to-write", "min-slaves-to-write", "0", NONNEG),
-    aka("min-replicas-max-lag", "min-slaves-max-lag", "10", NONNEG),
+    aka("min-replicas-to-write", "min-slaves-to-write", "0", NONNEG_INT),
+    aka("min-replicas-max-lag", "min-slaves-max-lag", "10", NONNEG_INT),
     fixed("cluster-enabled", "no", Kind::Bool),
     // What cluster members (info, shards, proxies) prove themselves with: the secret itself
     // (never shown by CONFIG GET), or a file holding it. See roles/secret.rs.
@@ -155,15 +158,15 @@ static PARAMS: &[Param] = &[
     aka("hash-max-listpack-entries", "hash-max-ziplist-entries", "512", NONNEG),
     aka("hash-max-listpack-value", "hash-max-ziplist-value", "64", NONNEG),
     aka("list-max-listpack-size", "list-max-ziplist-size", "-2", I64),
-    p("list-compress-depth", "0", NONNEG),
+    p("list-compress-depth", "0", NONNEG_INT),
     p("set-max-intset-entries", "512", NONNEG),
     aka("zset-max-listpack-entries", "zset-max-ziplist-entries", "128", NONNEG),
     aka("zset-max-listpack-value", "zset-max-ziplist-value", "64", NONNEG),
     p("stream-node-max-bytes", "4096", Kind::Memory),
     p("stream-node-max-entries", "100", NONNEG),
     p("hll-sparse-max-bytes", "3000", Kind::Memory),
-    p("lfu-log-factor", "10", NONNEG),
-    p("lfu-decay-time", "1", NONNEG),
+    p("lfu-log-factor", "10", NONNEG_INT),
+    p("lfu-decay-time", "1", NONNEG_INT),
     p(
         "client-output-buffer-limit",
         "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
@@ -257,6 +260,10 @@ fn validate(param: &Param, value: &str, current: &str) -> Result<String, String>
                 value.parse().map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
             if n < lo || n > hi {
                 return Err(format!("argument must be between {lo} and {hi} inclusive"));
+            }
+            if param.name == "hz" {
+                // Taken, and kept within what Redis runs its cron at (CONFIG GET shows that).
+                return Ok(n.clamp(1, 500).to_string());
             }
             Ok(n.to_string())
         }
@@ -594,6 +601,25 @@ mod tests {
         assert!(Config::parse("port").unwrap_err().0.contains("Bad directive"));
         assert!(Config::parse("port abc").unwrap_err().0.contains("integer"));
         assert!(Config::parse("port \"7").unwrap_err().0.contains("unbalanced"));
+    }
+
+    #[test]
+    fn int_parameters_take_redis_ranges() {
+        let mut c = Config::default();
+        let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+        for name in ["timeout", "tcp-keepalive", "lfu-log-factor", "lfu-decay-time", "min-replicas-to-write"]
+        {
+            let err = c.set_runtime(&[pair(name, "-1")], true).unwrap_err();
+            assert!(err.ends_with("argument must be between 0 and 2147483647 inclusive"), "{name}: {err}");
+            assert!(c.set_runtime(&[pair(name, "2147483648")], true).is_err());
+        }
+        // Redis takes any sample count and any hz, and keeps hz within 1-500 itself.
+        assert!(c.set_runtime(&[pair("maxmemory-samples", "100")], true).is_ok());
+        assert!(c.set_runtime(&[pair("maxmemory-samples", "0")], true).is_err());
+        assert!(c.set_runtime(&[pair("hz", "0")], true).is_ok());
+        assert_eq!((c.hz(), c.get("hz")), (1, "1"));
+        assert!(c.set_runtime(&[pair("hz", "1000")], true).is_ok());
+        assert_eq!((c.hz(), c.get("hz")), (500, "500"));
     }
 
     #[test]

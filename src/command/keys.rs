@@ -288,7 +288,7 @@ pub fn object_idletime(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     };
     let accessed = entry.accessed();
     if ctx.state.memory.policy.lfu() {
-        return Reply::err("ERR An LRU maxmemory policy is not selected, access time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.");
+        return Reply::err("ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.");
     }
     Reply::Int(crate::keyspace::clock().saturating_sub(accessed) as i64)
 }
@@ -450,15 +450,20 @@ pub fn copy(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 /// MEMORY USAGE key [SAMPLES count]: the bytes the key and its value hold here.
 pub fn memory_usage(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
-    match args.len() {
-        3 => {}
-        5 if eq(&args[3], "samples") => {
-            tri!(int_arg(&args[4]));
+    // SAMPLES pairs, as many as given (the last counts); a negative count is a syntax error.
+    let mut rest = &args[3..];
+    while !rest.is_empty() {
+        if rest.len() < 2 || !eq(&rest[0], "samples") {
+            return Reply::err(SYNTAX);
         }
-        _ => return Reply::err(SYNTAX),
+        if tri!(int_arg(&rest[1])) < 0 {
+            return Reply::err(SYNTAX);
+        }
+        rest = &rest[2..];
     }
     let now = ctx.now;
-    match ctx.db().get(&args[2], now) {
+    // Not an access: the key's idle time and counter stay as they were, as in Redis.
+    match ctx.db().peek(&args[2], now) {
         None => Reply::Nil,
         // The entry's allocations plus its slot in the table (hash, pointer).
         Some(e) => Reply::Int((e.heap_size() + 24) as i64),

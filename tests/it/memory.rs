@@ -99,7 +99,7 @@ async fn allkeys_lfu_keeps_the_keys_that_are_read() {
     assert!(freq > cold, "a read key's counter {freq} is above an unread one's {cold}");
     assert!(err(&mut c, &["OBJECT", "IDLETIME", "k0"])
         .await
-        .contains("LRU maxmemory policy is not selected"));
+        .contains("An LFU maxmemory policy is selected, idle time not tracked."));
     // A flood of 20 MB of new keys.
     for batch in 0..40 {
         let mut flood = redis::pipe();

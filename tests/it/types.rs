@@ -426,6 +426,19 @@ async fn object_idletime_counts_from_the_last_access() {
     let before = idle(&mut c).await;
     assert!((1000..1003).contains(&before), "{before}");
     assert_eq!(idle(&mut c).await, before, "OBJECT itself is not an access");
+    let Value::Int(usage) = q(&mut c, &["MEMORY", "USAGE", "old", "SAMPLES", "0"]).await else { panic!() };
+    assert!(usage > 0);
+    assert_eq!(idle(&mut c).await, before, "nor MEMORY USAGE");
+    for (args, why) in [
+        (&["SAMPLES", "-1"][..], "ERR syntax error"),
+        (&["SAMPLES"], "ERR syntax error"),
+        (&["SAMPLES", "5", "FOO"], "ERR syntax error"),
+        (&["SAMPLES", "x"], "ERR value is not an integer or out of range"),
+    ] {
+        let mut cmd = vec!["MEMORY", "USAGE", "old"];
+        cmd.extend_from_slice(args);
+        assert_eq!(err(&mut c, &cmd).await, why, "{cmd:?}");
+    }
     q(&mut c, &["HGET", "old", "f"]).await;
     assert!(idle(&mut c).await <= 1, "a read is");
     assert_eq!(q(&mut c, &["OBJECT", "IDLETIME", "nokey"]).await, Value::Nil);
