@@ -480,3 +480,25 @@ async fn replies_follow_the_clients_protocol() {
     assert_eq!(raw.call(&resp(&["GET", "nokey"])).await, "_\r\n");
     assert_eq!(raw.call(&resp(&["MGET", "k", "nokey"])).await, "*2\r\n$1\r\nv\r\n_\r\n");
 }
+
+/// A write shard's OOM error reaches the client as the shard gave it, for a routed command and
+/// for a multi-key one split across shards; reads and DEL still go through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oom_errors_pass_through_the_proxy_unchanged() {
+    let (_cluster, proxy) = cluster_with_proxy(0, "read-from primary\n").await;
+    let mut raw = Raw::connect(proxy.addr).await;
+    assert_eq!(raw.call(&resp(&["SET", "kept", "v"])).await, "+OK\r\n");
+    // A limit under what any process holds: every write shard is full.
+    assert_eq!(
+        raw.call(&resp(&["CONFIG", "SET", "maxmemory", "1", "maxmemory-policy", "noeviction"])).await,
+        "+OK\r\n"
+    );
+    const OOM: &str = "-OOM command not allowed when used memory > 'maxmemory'.\r\n";
+    assert_eq!(raw.call(&resp(&["SET", "k", "v"])).await, OOM);
+    assert_eq!(raw.call(&resp(&["MSET", "a", "1", "b", "2", "c", "3"])).await, OOM);
+    assert_eq!(raw.call(&resp(&["LPUSH", "l", "x"])).await, OOM);
+    assert_eq!(raw.call(&resp(&["GET", "kept"])).await, "$1\r\nv\r\n");
+    assert_eq!(raw.call(&resp(&["DEL", "kept"])).await, ":1\r\n");
+    assert_eq!(raw.call(&resp(&["CONFIG", "SET", "maxmemory", "0"])).await, "+OK\r\n");
+    assert_eq!(raw.call(&resp(&["SET", "k", "v"])).await, "+OK\r\n");
+}
