@@ -254,6 +254,22 @@ pub fn library_name(code: &[u8]) -> Result<String, Reply> {
 }
 
 /// The compiled functions for the keyspace's libraries, built (again) if they changed.
+/// INFO memory's view of the functions: libraries, functions, their interpreter's bytes, and
+/// the bytes of their names and descriptions (Redis's used_memory_functions). Nothing starts
+/// while no library is loaded.
+pub fn memory(ctx: &mut Ctx) -> (usize, usize, usize, usize) {
+    if ctx.state.keyspace.functions.is_empty() {
+        return (0, 0, 0, 0);
+    }
+    let Ok(f) = compiled(ctx) else { return (0, 0, 0, 0) };
+    let names = f.libraries.keys().map(|l| l.len()).sum::<usize>()
+        + f.functions
+            .iter()
+            .map(|(n, f)| n.len() + f.description.as_ref().map_or(0, |d| d.len()))
+            .sum::<usize>();
+    (f.libraries.len(), f.functions.len(), f.engine.lua.used_memory(), names)
+}
+
 fn compiled<'a>(ctx: &'a mut Ctx) -> Result<&'a mut Functions, Reply> {
     let libs = &ctx.state.keyspace.functions;
     let stale = ctx.state.scripts.functions.as_ref().is_none_or(|f| f.version != libs.version());

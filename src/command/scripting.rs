@@ -1044,6 +1044,15 @@ pub fn script_load(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     }
 }
 
+/// INFO memory's view of the EVAL scripts: the interpreter's bytes, the cached scripts'
+/// text, and how many are cached.
+pub fn memory(scripts: &Scripts) -> (usize, usize, usize) {
+    scripts.engine.as_ref().map_or((0, 0, 0), |e| {
+        let text = e.cache.iter().map(|(sha, (body, _, _))| sha.len() + body.len()).sum();
+        (e.lua.used_memory(), text, e.cache.len())
+    })
+}
+
 /// SCRIPT EXISTS sha1 [sha1 ...]: 1 or 0 each.
 pub fn script_exists(ctx: &mut Ctx, args: &[Bytes]) -> Reply {
     let engine = ctx.state.scripts.engine.as_ref();

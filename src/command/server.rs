@@ -106,6 +106,8 @@ fn cpu_seconds() -> (f64, f64) {
 }
 
 fn section(ctx: &mut Ctx, name: &str, out: &mut String) {
+    // The function libraries are compiled if they changed (INFO needs their counts).
+    let functions = if name == "memory" { super::functions::memory(ctx) } else { (0, 0, 0, 0) };
     let state = &*ctx.state;
     let server = ctx.server;
     let mut w = |line: String| {
@@ -168,8 +170,27 @@ fn section(ctx: &mut Ctx, name: &str, out: &mut String) {
             w(format!("used_memory_overhead:{}", m.overhead()));
             w(format!("used_memory_startup:{}", m.startup));
             w(format!("used_memory_dataset:{}", m.dataset()));
+            w(format!(
+                "used_memory_dataset_perc:{:.2}%",
+                m.dataset() as f64 * 100.0 / m.used.saturating_sub(m.startup).max(1) as f64
+            ));
             w(format!("total_system_memory:{}", m.system));
             w(format!("total_system_memory_human:{}", human(m.system)));
+            let (vm_eval, scripts_eval, cached) = super::scripting::memory(&state.scripts);
+            let (libraries, function_count, vm_functions, functions_bytes) = functions;
+            w(format!("used_memory_lua:{vm_eval}"));
+            w(format!("used_memory_vm_eval:{vm_eval}"));
+            w(format!("used_memory_lua_human:{}", human(vm_eval)));
+            w(format!("used_memory_scripts_eval:{scripts_eval}"));
+            w(format!("number_of_cached_scripts:{cached}"));
+            w(format!("number_of_functions:{function_count}"));
+            w(format!("number_of_libraries:{libraries}"));
+            w(format!("used_memory_vm_functions:{vm_functions}"));
+            w(format!("used_memory_vm_total:{}", vm_eval + vm_functions));
+            w(format!("used_memory_vm_total_human:{}", human(vm_eval + vm_functions)));
+            w(format!("used_memory_functions:{functions_bytes}"));
+            w(format!("used_memory_scripts:{}", scripts_eval + functions_bytes));
+            w(format!("used_memory_scripts_human:{}", human(scripts_eval + functions_bytes)));
             w(format!("maxmemory:{max}"));
             w(format!("maxmemory_human:{}", human(max)));
             w(format!("maxmemory_policy:{}", state.config.get("maxmemory-policy")));
@@ -510,6 +531,8 @@ pub fn client_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
 
 /// MEMORY STATS: Redis's breakdown of where memory goes (a map; RESP2 a flat array).
 pub fn memory_stats(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
+    let (.., functions) = super::functions::memory(ctx);
+    let (_, scripts, _) = super::scripting::memory(&ctx.state.scripts);
     let m = MemoryReport::of(ctx.server, ctx.state);
     let int = |n: usize| Reply::Int(n as i64);
     let key = |k: &'static str| Reply::Simple(k.into());
@@ -522,8 +545,8 @@ pub fn memory_stats(ctx: &mut Ctx, _args: &[Bytes]) -> Reply {
         (key("clients.normal"), int(m.clients_normal)),
         (key("cluster.links"), int(0)),
         (key("aof.buffer"), int(0)),
-        (key("lua.caches"), int(0)),
-        (key("functions.caches"), int(0)),
+        (key("lua.caches"), int(scripts)),
+        (key("functions.caches"), int(functions)),
     ];
     for (i, db) in ctx.state.keyspace.dbs.iter().enumerate() {
         if db.is_empty() {

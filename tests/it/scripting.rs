@@ -699,3 +699,39 @@ async fn scripts_without_allow_oom_do_not_start_when_out_of_memory() {
     let inside = c.call(&resp(&["EVAL", "return redis.call('set', 'x', '1')", "0"])).await;
     assert!(inside.starts_with("-OOM command not allowed"), "{inside}");
 }
+
+/// INFO memory counts the cached scripts, the function libraries and their interpreters.
+#[tokio::test]
+async fn info_memory_counts_scripts_and_functions() {
+    let s = TestServer::start().await;
+    let mut c = s.conn().await;
+    let memory = |c: &mut redis::aio::MultiplexedConnection| {
+        let mut c = c.clone();
+        async move {
+            let info: String = redis::cmd("INFO").arg("memory").query_async(&mut c).await.unwrap();
+            let field = |name: &str| -> i64 {
+                info.lines()
+                    .find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.trim().parse().ok())
+                    .unwrap()
+            };
+            [
+                "number_of_cached_scripts",
+                "used_memory_lua",
+                "number_of_libraries",
+                "number_of_functions",
+                "used_memory_vm_functions",
+            ]
+            .map(field)
+        }
+    };
+    assert_eq!(memory(&mut c).await, [0, 0, 0, 0, 0], "nothing started");
+    q(&mut c, &["EVAL", "return 1", "0"]).await;
+    q(&mut c, &["SCRIPT", "LOAD", "return 2"]).await;
+    q(&mut c, &["FUNCTION", "LOAD", COUNTER_LIB]).await;
+    let [scripts, lua, libraries, functions, vm] = memory(&mut c).await;
+    assert_eq!((scripts, libraries, functions), (2, 1, 2));
+    assert!(lua > 0 && vm > 0, "{lua} {vm}");
+    q(&mut c, &["SCRIPT", "FLUSH"]).await;
+    q(&mut c, &["FUNCTION", "FLUSH"]).await;
+    assert_eq!(memory(&mut c).await, [0, 0, 0, 0, 0], "all flushed");
+}
