@@ -40,11 +40,13 @@ pub fn bgsave_state(
     let server = server.clone();
     let dirty = state.keyspace.dirty();
     state.bgsave_in_progress = true;
+    state.bgsave_tried = now_ms() / 1000;
     tracing::info!(reason = why, "background saving started");
     tokio::task::spawn_blocking(move || {
         let done = persistence::write_atomically(&path, &data);
         let mut state = server.state();
         state.bgsave_in_progress = false;
+        state.bgsave_failed = done.is_err();
         match done {
             Ok(()) => {
                 state.last_save = now_ms() / 1000;
@@ -54,6 +56,11 @@ pub fn bgsave_state(
         }
     });
 }
+
+/// Seconds a save point waits after a failed background save before it tries again (Redis's
+/// CONFIG_BGSAVE_RETRY_DELAY): a disk that refuses every save is not sent the whole dataset
+/// every cron tick.
+pub const BGSAVE_RETRY_DELAY: u64 = 5;
 
 /// Whether one of the `save` points ("seconds changes" pairs) is reached: that many
 /// changes since the last save, more than that many seconds after it (Redis's test).
@@ -75,6 +82,8 @@ pub fn save_state(state: &mut crate::server::State) -> Result<(), String> {
     persistence::write_atomically(&path, &data).map_err(|e| format!("{}: {e}", path.display()))?;
     state.last_save = now_ms() / 1000;
     state.dirty_at_save = state.keyspace.dirty();
+    // A save that worked clears a failed background save's status, as in Redis.
+    state.bgsave_failed = false;
     Ok(())
 }
 

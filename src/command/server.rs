@@ -215,9 +215,9 @@ fn section(ctx: &mut Ctx, name: &str, out: &mut String) {
                 "rdb_changes_since_last_save:{}",
                 state.keyspace.dirty().saturating_sub(state.dirty_at_save)
             ));
-            w("rdb_bgsave_in_progress:0".into());
+            w(format!("rdb_bgsave_in_progress:{}", flag(state.bgsave_in_progress)));
             w(format!("rdb_last_save_time:{}", state.last_save));
-            w("rdb_last_bgsave_status:ok".into());
+            w(format!("rdb_last_bgsave_status:{}", if state.bgsave_failed { "err" } else { "ok" }));
             w(format!("aof_enabled:{}", flag(aof.is_some())));
             let ordering = std::sync::atomic::Ordering::Relaxed;
             w(format!("aof_rewrite_in_progress:{}", aof.map_or(0, |a| flag(a.rewriting.load(ordering)))));

@@ -124,6 +124,10 @@ pub struct State {
     pub dirty_at_save: u64,
     /// A BGSAVE (asked for, or a save point's) is writing.
     pub bgsave_in_progress: bool,
+    /// The last BGSAVE failed (INFO's rdb_last_bgsave_status), and when it was tried (Unix
+    /// seconds): a save point tries again only BGSAVE_RETRY_DELAY after a failure, as Redis.
+    pub bgsave_failed: bool,
+    pub bgsave_tried: u64,
     /// The compact encodings' size rules, from the configuration (kept here so commands do
     /// not parse them per call; CONFIG SET refreshes them).
     pub limits: crate::keyspace::Limits,
@@ -830,6 +834,8 @@ impl Server {
                 last_save: now_ms() / 1000,
                 dirty_at_save: 0,
                 bgsave_in_progress: false,
+                bgsave_failed: false,
+                bgsave_tried: 0,
             }),
             clients: Mutex::new(HashMap::new()),
             next_client_id: AtomicU64::new(1),
@@ -971,7 +977,11 @@ impl Server {
                 state.tracking.flush_bcast(&state.pubsub);
             }
         }
-        if !state.bgsave_in_progress && crate::command::persist::save_point_reached(state, now / 1000) {
+        if !state.bgsave_in_progress
+            && (!state.bgsave_failed
+                || now / 1000 >= state.bgsave_tried + crate::command::persist::BGSAVE_RETRY_DELAY)
+            && crate::command::persist::save_point_reached(state, now / 1000)
+        {
             crate::command::persist::bgsave_state(self, state, "save point reached");
         }
         if now / 1000 != state.idle_checked {

@@ -652,3 +652,32 @@ async fn a_save_point_reached_saves_in_the_background() {
     let ks = rust_edis::persistence::rdb::read(&data, 16).expect("a readable snapshot");
     assert_eq!(ks.dbs[0].len(), 1, "with the key in it");
 }
+
+/// A background save that fails shows as `rdb_last_bgsave_status:err` until a save works.
+#[tokio::test]
+async fn a_failed_background_save_shows_in_info() {
+    let dir = temp_dir("bgsave-fails");
+    let s = TestServer::with_conf(&format!("dir \"{}\"\nsave \"\"\n", dir.display())).await;
+    let mut c = s.conn().await;
+    q(&mut c, &["SET", "k", "v"]).await;
+    let persistence = |c: &MultiplexedConnection| {
+        let mut c = c.clone();
+        async move {
+            let info: String = redis::cmd("INFO").arg("persistence").query_async(&mut c).await.unwrap();
+            let field = |name: &str| {
+                info.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':')).unwrap().to_string()
+            };
+            (field("rdb_bgsave_in_progress"), field("rdb_last_bgsave_status"))
+        }
+    };
+    assert_eq!(persistence(&c).await, ("0".into(), "ok".into()));
+    // The directory is gone: the snapshot cannot be written.
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(q(&mut c, &["BGSAVE"]).await, Value::SimpleString("Background saving started".into()));
+    let failed = eventually(WAIT, || async { persistence(&c).await == ("0".into(), "err".into()) }).await;
+    assert!(failed, "{:?}", persistence(&c).await);
+    std::fs::create_dir_all(&dir).unwrap();
+    assert_eq!(q(&mut c, &["SAVE"]).await, Value::Okay);
+    assert_eq!(persistence(&c).await, ("0".into(), "ok".into()));
+    std::fs::remove_dir_all(&dir).ok();
+}
