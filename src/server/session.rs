@@ -471,13 +471,13 @@ pub async fn run(
         // PSYNC/SYNC answered: from here on this connection is a replication feed.
         let (id, port) = (session.client.id, session.client.listening_port);
         if let Some(payload) = session.client.takeover_payload.take() {
+            // Until the feed starts, the session's drop gives back the stream kept for this
+            // replica: if it hangs up, or the task is aborted (CLIENT KILL), while this writes.
+            session.client.takeover = Some(offset);
             if stream.write_all(&payload).await.is_err() {
-                // Gone before its feed started: the stream kept for it goes.
-                if let Some(log) = session.server.state().log.as_mut() {
-                    log.backlog.release(id);
-                }
                 return;
             }
+            session.client.takeover = None;
         }
         crate::replication::primary::feed(session.server.clone(), stream, id, port, offset, inbuf).await;
     }

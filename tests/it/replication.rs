@@ -716,3 +716,41 @@ async fn big_values_are_kept_as_sent_and_replicated() {
     assert_eq!(get_bytes(&mut c, "b").await.as_deref(), Some(&b[..]));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A replica killed while its snapshot is still being sent leaves no stream kept for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_during_its_snapshot_leaves_nothing_held() {
+    let primary = TestServer::with_conf("repl-backlog-size 16kb\n").await;
+    let mut p = primary.conn().await;
+    // 12 MB of data: more than the sockets take, so the snapshot is still being written.
+    let value = "x".repeat(1024);
+    for batch in 0..12 {
+        let mut pipe = redis::pipe();
+        for i in 0..1000 {
+            pipe.cmd("SET").arg(format!("k{batch}:{i}")).arg(&value).ignore();
+        }
+        let _: () = pipe.query_async(&mut p).await.unwrap();
+    }
+    let mut fake = primary.raw().await;
+    fake.send(&resp(&["PSYNC", "?", "-1"])).await;
+    let syncing = eventually(WAIT, || {
+        let mut p = p.clone();
+        async move {
+            let list: String = redis::cmd("CLIENT").arg("LIST").query_async(&mut p).await.unwrap();
+            list.contains("cmd=psync")
+        }
+    })
+    .await;
+    assert!(syncing, "the full resync started");
+    let id = feed_id(&mut p).await;
+    assert_eq!(q(&mut p, &["CLIENT", "KILL", "ID", &id]).await, int(1));
+    // 4 MB through the write log afterwards: the backlog keeps its 16 KB, nothing for the
+    // killed replica.
+    let big = "v".repeat(10 * 1024);
+    for _ in 0..400 {
+        q(&mut p, &["SET", "big", &big]).await;
+    }
+    let backlog = backlog_bytes(&mut p).await;
+    assert!(backlog < 1 << 20, "the backlog holds {backlog} bytes");
+    drop(fake);
+}
