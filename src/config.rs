@@ -20,6 +20,9 @@ pub const DEFAULT_SAVE: &str = "3600 1 300 100 60 10000";
 enum Kind {
     /// An integer within bounds.
     Int(i64, i64),
+    /// An integer within the first bounds, kept within the second (Redis takes any hz and
+    /// runs its cron at 1-500; CONFIG GET shows the value kept).
+    IntKept(i64, i64, i64, i64),
     /// Bytes, with optional units (`1mb`, `512k`).
     Memory,
     /// Bytes, at least this many.
@@ -80,8 +83,7 @@ static PARAMS: &[Param] = &[
     p("requirepass", "", Kind::Str),
     p("loglevel", "notice", Kind::Enum(LOGLEVELS)),
     fixed("logfile", "", Kind::Str),
-    // Any int, as Redis takes it; used within 1-500.
-    p("hz", "10", NONNEG_INT),
+    p("hz", "10", Kind::IntKept(0, i32::MAX as i64, 1, 500)),
     p("maxclients", "10000", Kind::Int(1, 1_000_000)),
     p("timeout", "0", NONNEG_INT),
     p("tcp-keepalive", "300", NONNEG_INT),
@@ -250,23 +252,22 @@ fn output_limits(current: &str, value: &str) -> Result<String, String> {
         .join(" "))
 }
 
+/// `value` as an integer from `lo` to `hi`, or Redis's reason it is not.
+fn int_within(value: &str, lo: i64, hi: i64) -> Result<i64, String> {
+    let n: i64 = value.parse().map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+    if n < lo || n > hi {
+        return Err(format!("argument must be between {lo} and {hi} inclusive"));
+    }
+    Ok(n)
+}
+
 /// Why a value was refused; the text is what Redis puts after the parameter name. `current`
 /// is the value it replaces.
 fn validate(param: &Param, value: &str, current: &str) -> Result<String, String> {
     match param.kind {
         Kind::OutputLimits => output_limits(current, value),
-        Kind::Int(lo, hi) => {
-            let n: i64 =
-                value.parse().map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
-            if n < lo || n > hi {
-                return Err(format!("argument must be between {lo} and {hi} inclusive"));
-            }
-            if param.name == "hz" {
-                // Taken, and kept within what Redis runs its cron at (CONFIG GET shows that).
-                return Ok(n.clamp(1, 500).to_string());
-            }
-            Ok(n.to_string())
-        }
+        Kind::Int(lo, hi) => int_within(value, lo, hi).map(|n| n.to_string()),
+        Kind::IntKept(lo, hi, min, max) => int_within(value, lo, hi).map(|n| n.clamp(min, max).to_string()),
         Kind::MemoryAtLeast(lo) => {
             let n = parse_memory(value).ok_or("argument must be a memory value")?;
             if n < lo {

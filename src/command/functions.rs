@@ -253,7 +253,6 @@ pub fn library_name(code: &[u8]) -> Result<String, Reply> {
     Ok(name)
 }
 
-/// The compiled functions for the keyspace's libraries, built (again) if they changed.
 /// INFO memory's view of the functions: libraries, functions, their interpreter's bytes, and
 /// the bytes of their names and descriptions (Redis's used_memory_functions). Nothing starts
 /// while no library is loaded.
@@ -270,6 +269,7 @@ pub fn memory(ctx: &mut Ctx) -> (usize, usize, usize, usize) {
     (f.libraries.len(), f.functions.len(), f.engine.lua.used_memory(), names)
 }
 
+/// The compiled functions for the keyspace's libraries, built (again) if they changed.
 fn compiled<'a>(ctx: &'a mut Ctx) -> Result<&'a mut Functions, Reply> {
     let libs = &ctx.state.keyspace.functions;
     let stale = ctx.state.scripts.functions.as_ref().is_none_or(|f| f.version != libs.version());

@@ -344,7 +344,7 @@ pub async fn serve<R: Runner>(
             if client.close {
                 return None;
             }
-            if let Some(offset) = client.takeover.take() {
+            if let Some(offset) = client.takeover {
                 return Some(offset);
             }
             if !more {
@@ -470,15 +470,15 @@ pub async fn run(
     if let Some(offset) = serve(&mut stream, &mut inbuf, &mut session, max_bulk).await {
         // PSYNC/SYNC answered: from here on this connection is a replication feed.
         let (id, port) = (session.client.id, session.client.listening_port);
+        // The snapshot of a full resync. Until the feed starts, `takeover` stays set, so the
+        // session's drop gives back the stream kept for this replica if it hangs up or the
+        // task is aborted (CLIENT KILL) meanwhile; from then on the feed gives it back.
         if let Some(payload) = session.client.takeover_payload.take() {
-            // Until the feed starts, the session's drop gives back the stream kept for this
-            // replica: if it hangs up, or the task is aborted (CLIENT KILL), while this writes.
-            session.client.takeover = Some(offset);
             if stream.write_all(&payload).await.is_err() {
                 return;
             }
-            session.client.takeover = None;
         }
+        session.client.takeover = None;
         crate::replication::primary::feed(session.server.clone(), stream, id, port, offset, inbuf).await;
     }
 }

@@ -173,6 +173,41 @@ pub async fn eventually_holds(addr: SocketAddr, key: &str, value: &str, deadline
     .await
 }
 
+/// One field of one INFO section, as text.
+pub async fn info_text(c: &mut MultiplexedConnection, section: &str, field: &str) -> String {
+    let info: String = redis::cmd("INFO").arg(section).query_async(c).await.unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("no {field} in {info}"))
+        .trim()
+        .to_string()
+}
+
+/// Writes 1,000 keys `k{batch}:{i}` of 1 KB for each batch in `batches`, a pipeline a batch.
+pub async fn set_1kb_keys(c: &mut MultiplexedConnection, batches: std::ops::Range<usize>) {
+    let value = "x".repeat(1024);
+    for batch in batches {
+        let mut pipe = redis::pipe();
+        for i in 0..1000 {
+            pipe.cmd("SET").arg(format!("k{batch}:{i}")).arg(&value).ignore();
+        }
+        let _: () = pipe.query_async(c).await.unwrap();
+    }
+}
+
+/// Waits until a connection to the server behind `c` has asked it for a resync (CLIENT LIST
+/// shows `cmd=psync`); false at the deadline.
+pub async fn resync_started(c: &MultiplexedConnection, deadline: Duration) -> bool {
+    eventually(deadline, || {
+        let mut c = c.clone();
+        async move {
+            let list: String = redis::cmd("CLIENT").arg("LIST").query_async(&mut c).await.unwrap();
+            list.contains("cmd=psync")
+        }
+    })
+    .await
+}
+
 /// Polls `cond` every few milliseconds until it holds or `deadline` passes.
 pub async fn eventually<F, Fut>(deadline: Duration, mut cond: F) -> bool
 where

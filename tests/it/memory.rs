@@ -130,14 +130,7 @@ async fn evictions_reach_replicas_and_keyspace_subscribers() {
     events.send(&resp(&["SUBSCRIBE", "__keyevent@0__:evicted"])).await;
     events.reply().await;
     limit(&mut c, 3 << 20, "allkeys-random").await;
-    let value = "x".repeat(1024);
-    for batch in 0..10 {
-        let mut pipe = redis::pipe();
-        for i in 0..1000 {
-            pipe.cmd("SET").arg(format!("k{batch}:{i}")).arg(&value).ignore();
-        }
-        let _: () = pipe.query_async(&mut c).await.unwrap();
-    }
+    set_1kb_keys(&mut c, 0..10).await;
     let evicted = stat(&mut c, "evicted_keys").await;
     assert!(evicted > 1000, "evicted {evicted}");
     // Each eviction made an event.
@@ -227,35 +220,16 @@ async fn a_replica_joining_a_full_primary_makes_it_evict_nothing() {
     let (dir, rdir) = (temp_dir("sync-primary"), temp_dir("sync-replica"));
     let p = spawn_with(&dir, "write", &[]).await;
     let mut c = connect(p.port).await.unwrap();
-    let value = "x".repeat(1024);
-    let fill = |batch: usize| {
-        let mut pipe = redis::pipe();
-        for i in 0..1000 {
-            pipe.cmd("SET").arg(format!("k{batch}:{i}")).arg(&value).ignore();
-        }
-        pipe
-    };
-    for batch in 0..12 {
-        let _: () = fill(batch).query_async(&mut c).await.unwrap();
-    }
+    set_1kb_keys(&mut c, 0..12).await;
     // Full: 2 MB of room, where the snapshot a full resync sends is 12 MB (Redis builds it in
     // a forked child, which maxmemory does not see).
     limit(&mut c, 2 << 20, "allkeys-random").await;
     // A replica that asks for a full resync and reads nothing: the snapshot waits to be sent.
     let mut stalled = Raw::connect(format!("127.0.0.1:{}", p.port).parse().unwrap()).await;
     stalled.send(&resp(&["PSYNC", "?", "-1"])).await;
-    let syncing = || {
-        let mut c = c.clone();
-        async move {
-            let list: String = redis::cmd("CLIENT").arg("LIST").query_async(&mut c).await.unwrap();
-            list.contains("cmd=psync")
-        }
-    };
-    assert!(eventually(Duration::from_secs(10), syncing).await, "the resync never started");
+    assert!(resync_started(&c, Duration::from_secs(10)).await, "the resync never started");
     // Writes meanwhile (overwriting, so the dataset stays the size it was) evict nothing.
-    for batch in 0..3 {
-        let _: () = fill(batch).query_async(&mut c).await.unwrap();
-    }
+    set_1kb_keys(&mut c, 0..3).await;
     assert_eq!(stat(&mut c, "evicted_keys").await, 0);
     let r = spawn_with(&rdir, "read", &["--replica-of", &format!("127.0.0.1:{}", p.port)]).await;
     let rc = connect(r.port).await.unwrap();

@@ -663,11 +663,8 @@ async fn a_failed_background_save_shows_in_info() {
     let persistence = |c: &MultiplexedConnection| {
         let mut c = c.clone();
         async move {
-            let info: String = redis::cmd("INFO").arg("persistence").query_async(&mut c).await.unwrap();
-            let field = |name: &str| {
-                info.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':')).unwrap().to_string()
-            };
-            (field("rdb_bgsave_in_progress"), field("rdb_last_bgsave_status"))
+            let in_progress = info_text(&mut c, "persistence", "rdb_bgsave_in_progress").await;
+            (in_progress, info_text(&mut c, "persistence", "rdb_last_bgsave_status").await)
         }
     };
     assert_eq!(persistence(&c).await, ("0".into(), "ok".into()));

@@ -723,25 +723,10 @@ async fn a_replica_killed_during_its_snapshot_leaves_nothing_held() {
     let primary = TestServer::with_conf("repl-backlog-size 16kb\n").await;
     let mut p = primary.conn().await;
     // 12 MB of data: more than the sockets take, so the snapshot is still being written.
-    let value = "x".repeat(1024);
-    for batch in 0..12 {
-        let mut pipe = redis::pipe();
-        for i in 0..1000 {
-            pipe.cmd("SET").arg(format!("k{batch}:{i}")).arg(&value).ignore();
-        }
-        let _: () = pipe.query_async(&mut p).await.unwrap();
-    }
+    set_1kb_keys(&mut p, 0..12).await;
     let mut fake = primary.raw().await;
     fake.send(&resp(&["PSYNC", "?", "-1"])).await;
-    let syncing = eventually(WAIT, || {
-        let mut p = p.clone();
-        async move {
-            let list: String = redis::cmd("CLIENT").arg("LIST").query_async(&mut p).await.unwrap();
-            list.contains("cmd=psync")
-        }
-    })
-    .await;
-    assert!(syncing, "the full resync started");
+    assert!(resync_started(&p, WAIT).await, "the full resync started");
     let id = feed_id(&mut p).await;
     assert_eq!(q(&mut p, &["CLIENT", "KILL", "ID", &id]).await, int(1));
     // 4 MB through the write log afterwards: the backlog keeps its 16 KB, nothing for the

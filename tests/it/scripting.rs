@@ -708,20 +708,18 @@ async fn info_memory_counts_scripts_and_functions() {
     let memory = |c: &mut redis::aio::MultiplexedConnection| {
         let mut c = c.clone();
         async move {
-            let info: String = redis::cmd("INFO").arg("memory").query_async(&mut c).await.unwrap();
-            let field = |name: &str| -> i64 {
-                info.lines()
-                    .find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.trim().parse().ok())
-                    .unwrap()
-            };
-            [
+            let mut values = [0; 5];
+            let fields = [
                 "number_of_cached_scripts",
                 "used_memory_lua",
                 "number_of_libraries",
                 "number_of_functions",
                 "used_memory_vm_functions",
-            ]
-            .map(field)
+            ];
+            for (value, field) in values.iter_mut().zip(fields) {
+                *value = info_text(&mut c, "memory", field).await.parse::<i64>().unwrap();
+            }
+            values
         }
     };
     assert_eq!(memory(&mut c).await, [0, 0, 0, 0, 0], "nothing started");
